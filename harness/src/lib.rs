@@ -1,0 +1,1 @@
+//! The colormesh conformance harness: scenarios, backends, traffic, statistical checks and reports.

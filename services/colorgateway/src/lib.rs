@@ -1,0 +1,1 @@
+//! colorapp's colorgateway: asks the colorteller for a color and answers with it and a histogram of recent colors.

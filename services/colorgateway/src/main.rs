@@ -1,0 +1,3 @@
+//! colorapp's colorgateway: asks the colorteller for a color and answers with it and a histogram of recent colors.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! colorapp's colorteller: answers every path with its color.

@@ -1,0 +1,3 @@
+//! colorapp's colorteller: answers every path with its color.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The conformance backend: answers any request with JSON describing exactly what it received.
+
+fn main() {}

@@ -1,1 +1,21 @@
-//! The resource model shared by gateway-proxy and the harness: Gloo and App Mesh custom resources, the Kubernetes kinds colormesh reads, and multi-document YAML loading with precise errors.
+//! The resource model shared by gateway-proxy and the harness: Gloo and App Mesh custom
+//! resources, the Kubernetes kinds colormesh reads, and multi-document YAML loading with precise
+//! errors.
+//!
+//! Nothing here is async or touches the network; only [`load_dir`] and [`load_paths`] read
+//! files.
+
+pub mod appmesh;
+pub mod discovery;
+pub mod dns;
+mod duration;
+pub mod gloo;
+pub mod k8s;
+mod load;
+mod set;
+
+pub use load::{
+    LoadError, Loaded, Origin, Parsed, Resource, ResourceKey, ResourceKind, load_dir, load_paths,
+    parse_documents, to_yaml, to_yaml_documents,
+};
+pub use set::ResourceSet;

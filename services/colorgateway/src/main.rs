@@ -1,3 +1,67 @@
 //! colorapp's colorgateway: asks the colorteller for a color and answers with it and a histogram of recent colors.
 
-fn main() {}
+use std::{net::IpAddr, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::Parser;
+use colorgateway::{Config, Flavor, ProxySettings};
+
+/// colorapp's colorgateway: /color asks the colorteller for a color and answers it with the
+/// shares of the last 1000 colors; /color/clear, /tcpecho and /ping as the original.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "The teller call honours HTTP_PROXY / http_proxy and NO_PROXY / no_proxy."
+)]
+struct Args {
+    /// host:port of the colorteller (required), e.g. colorteller.appmesh-demo:9080.
+    #[arg(long, env = "COLOR_TELLER_ENDPOINT")]
+    color_teller_endpoint: Option<String>,
+    /// The port to listen on.
+    #[arg(long, env = "SERVER_PORT", default_value_t = 8080)]
+    port: u16,
+    /// The address to listen on (container images set 0.0.0.0).
+    #[arg(long, env = "BIND_ADDR", default_value_t = service_kit::DEFAULT_BIND_ADDR)]
+    bind_addr: IpAddr,
+    /// host:port of the TCP echo server used by /tcpecho.
+    #[arg(long, env = "TCP_ECHO_ENDPOINT")]
+    tcp_echo_endpoint: Option<String>,
+    /// How long one teller call may take (humantime: 500ms, 10s, 1m).
+    #[arg(long, env = "COLOR_TELLER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    color_teller_timeout: Duration,
+    /// Reply keys: v1 (color/stats) or v2 (colorV2/statsV2).
+    #[arg(long, env = "COLORGATEWAY_FLAVOR", default_value = "v1")]
+    flavor: Flavor,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    service_kit::init_tracing();
+    match serve(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the whole cause chain, whatever RUST_BACKTRACE says.
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let Some(endpoint) = args.color_teller_endpoint.filter(|e| !e.trim().is_empty()) else {
+        anyhow::bail!(
+            "COLOR_TELLER_ENDPOINT is not set: give the colorteller's host:port, e.g. colorteller.appmesh-demo:9080"
+        );
+    };
+    let config = Config {
+        color_teller_endpoint: endpoint.trim().to_owned(),
+        tcp_echo_endpoint: args.tcp_echo_endpoint.filter(|e| !e.trim().is_empty()),
+        flavor: args.flavor,
+        teller_timeout: args.color_teller_timeout,
+        proxy: ProxySettings::from_env(),
+    };
+    let listener = service_kit::bind(args.bind_addr, args.port).await?;
+    colorgateway::run(listener, config, service_kit::shutdown_signal())
+        .await
+        .context("colorgateway failed")
+}

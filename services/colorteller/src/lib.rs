@@ -1,1 +1,351 @@
 //! colorapp's colorteller: answers every path with its color.
+//!
+//! On the wire it behaves as `examples/apps/colorapp/src/colorteller` of aws-app-mesh-examples:
+//! every path except `/ping` answers `200` with the color as the whole body (no newline), `/ping`
+//! answers `200` with an empty body, and any method is accepted.
+//!
+//! Two fault knobs from later App Mesh walkthroughs are built in, both inert unless used:
+//!
+//! - **`Latency` request header** (the timeout-policy walkthrough's colorteller): the color answer
+//!   is delayed. A bare integer means seconds, as in the original (`Latency: 2`); a unit is
+//!   accepted too (`250ms`, `1s`, anything [`humantime`] reads). A malformed value answers `400`
+//!   with a one-line reason, where the original silently answered an empty `200`.
+//! - **`GET /setFlake?rate=<0..1>&code=<status>`** (the circuit-breaker walkthrough's
+//!   colorteller): from then on each color answer fails with `code` and the body
+//!   `flaky server\n` with probability `rate`. The reply reports the settings *before* the
+//!   change, `rate: 0, code: 200` on the first call, as the original does. A missing or bad
+//!   parameter answers `400` with the original's messages; unlike the original, a `rate` of NaN
+//!   and a `code` that is not a final HTTP status (`200..=999`) are refused too.
+//!
+//! Known difference: Go's ServeMux answers `301` for unclean paths such as `//x`; this teller
+//! answers them with the color like any other path.
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use service_kit::{HttpResponse, ServeError};
+use tokio::net::TcpListener;
+
+/// What a colorteller answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The body of every color answer.
+    pub color: String,
+    /// Seed for the `/setFlake` coin; `None` seeds from the operating system's entropy.
+    pub flake_seed: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            color: DEFAULT_COLOR.to_owned(),
+            flake_seed: None,
+        }
+    }
+}
+
+/// The color of the original when `COLOR` is unset.
+pub const DEFAULT_COLOR: &str = "black";
+
+/// Why a colorteller stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("colorteller stopped serving")]
+    Serve(#[from] ServeError),
+}
+
+/// Serves colorteller on `listener` until `shutdown` completes; requests in flight then finish.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let teller = Arc::new(Teller::new(config));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(color = %teller.color_text, "colorteller starting");
+        service_kit::announce_listening("http", addr);
+    }
+    service_kit::serve_http(listener, shutdown, move |request| {
+        let teller = Arc::clone(&teller);
+        async move { teller.answer(request).await }
+    })
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Teller {
+    color: Bytes,
+    color_text: String,
+    flake: Mutex<Flake>,
+}
+
+#[derive(Debug)]
+struct Flake {
+    rate: f32,
+    code: StatusCode,
+    rng: StdRng,
+}
+
+impl Teller {
+    fn new(config: Config) -> Self {
+        let rng = config
+            .flake_seed
+            .map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64);
+        Self {
+            color: Bytes::from(config.color.clone()),
+            color_text: config.color,
+            flake: Mutex::new(Flake {
+                rate: 0.0,
+                code: StatusCode::OK,
+                rng,
+            }),
+        }
+    }
+
+    async fn answer<B>(&self, request: Request<B>) -> HttpResponse {
+        let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
+        match &*path {
+            "/ping" => text(StatusCode::OK, Bytes::new()),
+            "/setFlake" => self.set_flake(request.uri().query().unwrap_or("")),
+            _ => self.tell(request.method(), request.headers()).await,
+        }
+    }
+
+    async fn tell(&self, method: &Method, headers: &http::HeaderMap) -> HttpResponse {
+        match headers.get("latency").map(parse_latency) {
+            None | Some(Ok(None)) => {}
+            Some(Ok(Some(delay))) => {
+                tracing::debug!(?delay, "delaying the answer as the Latency header asks");
+                tokio::time::sleep(delay).await;
+            }
+            Some(Err(reason)) => return go_error(StatusCode::BAD_REQUEST, &reason),
+        }
+        let failure = {
+            let mut flake = self.flake.lock().unwrap_or_else(PoisonError::into_inner);
+            let roll: f32 = flake.rng.random();
+            (roll < flake.rate).then_some(flake.code)
+        };
+        if let Some(code) = failure {
+            tracing::debug!(%method, %code, "flaking");
+            return go_error(code, "flaky server");
+        }
+        text(StatusCode::OK, self.color.clone())
+    }
+
+    fn set_flake(&self, query: &str) -> HttpResponse {
+        let setting = match FlakeSetting::parse(query) {
+            Ok(setting) => setting,
+            Err(reason) => {
+                tracing::info!(%reason, "refusing /setFlake");
+                return go_error(StatusCode::BAD_REQUEST, &reason);
+            }
+        };
+        let mut flake = self.flake.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = format!(
+            "rate: {}, code: {}",
+            go_format_g32(flake.rate),
+            flake.code.as_u16()
+        );
+        tracing::info!(rate = setting.rate, code = %setting.code, "flake settings changed");
+        flake.rate = setting.rate;
+        flake.code = setting.code;
+        text(StatusCode::OK, Bytes::from(previous))
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct FlakeSetting {
+    rate: f32,
+    code: StatusCode,
+}
+
+impl FlakeSetting {
+    /// Reads `rate` and `code` as the original does (first value of each wins) and words its
+    /// refusals the same way, Go's strconv messages included.
+    fn parse(query: &str) -> Result<Self, String> {
+        let first = |name: &str| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        let raw_rate = first("rate").ok_or("rate must be specified")?;
+        let rate: f32 = raw_rate
+            .parse()
+            .map_err(|_| format!("strconv.ParseFloat: parsing {raw_rate:?}: invalid syntax"))?;
+        if !(0.0..=1.0).contains(&rate) {
+            return Err("rate must be between 0.0 and 1.0".to_owned());
+        }
+        let raw_code = first("code").ok_or("code must be specified")?;
+        let code: i32 = raw_code.parse().map_err(|error: std::num::ParseIntError| {
+            let why = match error.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    "value out of range"
+                }
+                _ => "invalid syntax",
+            };
+            format!("strconv.ParseInt: parsing {raw_code:?}: {why}")
+        })?;
+        let code = u16::try_from(code)
+            .ok()
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .filter(|code| !code.is_informational())
+            .ok_or_else(|| {
+                format!("code must be an HTTP status between 200 and 999, not {code}")
+            })?;
+        Ok(Self { rate, code })
+    }
+}
+
+/// Reads a `Latency` header: empty means no delay, a bare integer is seconds, anything else must
+/// be a humantime duration such as `250ms`.
+fn parse_latency(value: &HeaderValue) -> Result<Option<Duration>, String> {
+    let reason = || {
+        format!(
+            "invalid Latency header {:?}: expected whole seconds (\"2\") or a duration (\"250ms\")",
+            String::from_utf8_lossy(value.as_bytes())
+        )
+    };
+    let text = value.to_str().map_err(|_| reason())?.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(|secs| Some(Duration::from_secs(secs)))
+            .map_err(|_| reason());
+    }
+    humantime::parse_duration(text)
+        .map(Some)
+        .map_err(|_| reason())
+}
+
+/// Formats like Go's `%g` verb on a `float32`: the shortest digits that read back to the same
+/// value, in exponent form (at least two exponent digits) below 1e-4 or from 1e21 up.
+fn go_format_g32(value: f32) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return value.to_string();
+    }
+    let scientific = format!("{value:e}");
+    let Some((mantissa, exponent)) = scientific.split_once('e') else {
+        return scientific;
+    };
+    let Ok(exponent) = exponent.parse::<i32>() else {
+        return scientific;
+    };
+    if (-4..21).contains(&exponent) {
+        value.to_string()
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
+    }
+}
+
+fn text(status: StatusCode, body: Bytes) -> HttpResponse {
+    let mut response = Response::new(Full::new(body.clone()));
+    *response.status_mut() = status;
+    if !body.is_empty() {
+        // What Go's content sniffing picks for every body this service writes.
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// An error reply as Go's `http.Error` writes it: the message plus a newline, and `nosniff`.
+fn go_error(status: StatusCode, message: &str) -> HttpResponse {
+    let mut response = text(status, Bytes::from(format!("{message}\n")));
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_reads_seconds_units_and_refuses_garbage() {
+        let parse = |v: &'static str| parse_latency(&HeaderValue::from_static(v));
+        assert_eq!(parse("2"), Ok(Some(Duration::from_secs(2))));
+        assert_eq!(parse("0"), Ok(Some(Duration::ZERO)));
+        assert_eq!(parse("250ms"), Ok(Some(Duration::from_millis(250))));
+        assert_eq!(parse("1s"), Ok(Some(Duration::from_secs(1))));
+        assert_eq!(parse(""), Ok(None));
+        for bad in ["-1", "soon", "1.5.2s", "99999999999999999999999"] {
+            let reason = parse(bad).unwrap_err();
+            assert!(reason.contains(bad) && !reason.contains('\n'), "{reason}");
+        }
+    }
+
+    #[test]
+    fn flake_settings_parse_like_the_original() {
+        assert_eq!(
+            FlakeSetting::parse("rate=0.5&code=503"),
+            Ok(FlakeSetting {
+                rate: 0.5,
+                code: StatusCode::SERVICE_UNAVAILABLE
+            })
+        );
+        assert_eq!(
+            FlakeSetting::parse("code=500&rate=1&rate=0"),
+            Ok(FlakeSetting {
+                rate: 1.0,
+                code: StatusCode::INTERNAL_SERVER_ERROR
+            })
+        );
+        let refusal = |q| FlakeSetting::parse(q).unwrap_err();
+        assert_eq!(refusal("code=500"), "rate must be specified");
+        assert_eq!(
+            refusal("rate=abc&code=500"),
+            "strconv.ParseFloat: parsing \"abc\": invalid syntax"
+        );
+        assert_eq!(
+            refusal("rate=1.5&code=500"),
+            "rate must be between 0.0 and 1.0"
+        );
+        assert_eq!(
+            refusal("rate=-0.1&code=500"),
+            "rate must be between 0.0 and 1.0"
+        );
+        assert_eq!(
+            refusal("rate=NaN&code=500"),
+            "rate must be between 0.0 and 1.0"
+        );
+        assert_eq!(refusal("rate=0.5"), "code must be specified");
+        assert_eq!(
+            refusal("rate=0.5&code=x"),
+            "strconv.ParseInt: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(
+            refusal("rate=0.5&code=99999999999"),
+            "strconv.ParseInt: parsing \"99999999999\": value out of range"
+        );
+        assert!(refusal("rate=0.5&code=42").contains("HTTP status"));
+        assert!(refusal("rate=0.5&code=101").contains("HTTP status"));
+    }
+
+    #[test]
+    fn go_g_format_of_float32() {
+        assert_eq!(go_format_g32(0.0), "0");
+        assert_eq!(go_format_g32(1.0), "1");
+        assert_eq!(go_format_g32(0.5), "0.5");
+        assert_eq!(go_format_g32(0.1), "0.1");
+        assert_eq!(go_format_g32(0.33), "0.33");
+        assert_eq!(go_format_g32(0.0001), "0.0001");
+        assert_eq!(go_format_g32(0.00001), "1e-05");
+        assert_eq!(go_format_g32(0.000025), "2.5e-05");
+    }
+}

@@ -1,1 +1,154 @@
 //! The Rust stand-in for the walkthrough's Envoys: Gloo's ingress proxy and the App Mesh sidecar.
+//!
+//! One library, one binary (`gateway-proxy ingress|sidecar`). The data plane routes with an
+//! immutable [`table::RouteTable`] held in an atomically swapped [`Snapshot`]; a reload builds a
+//! new table and swaps it in without disturbing requests in flight.
+//!
+//! Starting a proxy in process (this is what the integration tests do):
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use gateway_proxy::table::{Fallback, RouteTable};
+//! use gateway_proxy::{ProxyOptions, ProxyState, serve};
+//!
+//! let state = ProxyState::new(ProxyOptions::default());
+//! state.install_table(RouteTable::empty(Fallback::NotFound));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(serve(listener, admin, state, async move { stopped.await.ok(); }));
+//! // ... send requests ...
+//! stop.send(()).ok();
+//! server.await??;
+//! # Ok(()) }
+//! ```
+//!
+//! The binary builds its [`ProxyState`] from a config directory instead, with a
+//! [`ConfigSource`] that reads the resources and translates them (see `reload`).
+
+mod admin;
+mod headers;
+mod metrics;
+mod proxy;
+mod reload;
+mod server;
+mod snapshot;
+pub mod table;
+mod translate;
+
+pub use reload::{ConfigSource, DirWatch, LoadOutcome, ReloadError, ReloadReport, watch_dir};
+pub use server::{ServeError, serve};
+pub use snapshot::{LoadError, ResourceStatus, Role, Snapshot, State, Translation};
+pub use translate::{DirSource, translate};
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+
+use crate::metrics::Metrics;
+use crate::proxy::UpstreamClient;
+
+/// Settings of a proxy that do not change with its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    /// Seed for the per-connection random generators that pick weighted destinations and make
+    /// request ids. `None` seeds from entropy (production); a seed makes runs repeatable.
+    pub seed: Option<u64>,
+    /// Timeout for establishing an upstream connection; `None` uses 5 s (Gloo's default).
+    pub connect_timeout: Option<Duration>,
+}
+
+/// Everything the listeners share: the live snapshot, the upstream pool, metrics and the reload hook.
+///
+/// Cheap to clone (one `Arc`).
+#[derive(Debug, Clone)]
+pub struct ProxyState {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    current: ArcSwapOption<Snapshot>,
+    /// The last installed generation; held while installing so generations are strictly ordered.
+    last_generation: Mutex<u64>,
+    metrics: Metrics,
+    client: UpstreamClient,
+    options: ProxyOptions,
+    /// Counts accepted downstream connections; with a seed, connection N's generator is seeded
+    /// from `seed + N`.
+    connections: AtomicU64,
+    source: Mutex<Option<Box<dyn ConfigSource>>>,
+}
+
+impl ProxyState {
+    /// A proxy with no configuration yet: it answers 503 and `/ready` says so until the first install.
+    pub fn new(options: ProxyOptions) -> Self {
+        let client = proxy::upstream_client(&options);
+        Self {
+            shared: Arc::new(Shared {
+                current: ArcSwapOption::empty(),
+                last_generation: Mutex::new(0),
+                metrics: Metrics::new(),
+                client,
+                options,
+                connections: AtomicU64::new(0),
+                source: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Installs a translated configuration as the next generation and returns that generation.
+    pub fn install(&self, translation: Translation, load_errors: Vec<LoadError>) -> u64 {
+        let mut last_generation = self
+            .shared
+            .last_generation
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let generation = *last_generation + 1;
+        let metrics = self.shared.metrics.for_table(&translation.table);
+        let snapshot = Snapshot {
+            generation,
+            table: translation.table,
+            statuses: translation.statuses,
+            load_errors,
+            metrics,
+        };
+        self.shared.current.store(Some(Arc::new(snapshot)));
+        *last_generation = generation;
+        tracing::info!(generation, "configuration installed");
+        generation
+    }
+
+    /// Installs a hand-built table with no statuses (tests, benchmarks).
+    pub fn install_table(&self, table: table::RouteTable) -> u64 {
+        self.install(
+            Translation {
+                table,
+                statuses: Vec::new(),
+            },
+            Vec::new(),
+        )
+    }
+
+    /// The live snapshot, if any configuration was installed yet.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.shared.current.load_full()
+    }
+
+    /// Sets where [`Self::reload`] (and `POST /reload`) read the configuration from.
+    pub fn set_source(&self, source: impl ConfigSource) {
+        *self
+            .shared
+            .source
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(source));
+    }
+
+    /// Reads the configuration source, translates it and installs the result; returns once the
+    /// new snapshot is live.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        reload::reload(self).await
+    }
+}

@@ -1,3 +1,117 @@
-//! The Rust stand-in for the walkthrough's Envoys: Gloo's ingress proxy and the App Mesh sidecar.
+//! `gateway-proxy`: the Rust stand-in for the walkthrough's Envoys.
+//!
+//! `gateway-proxy ingress --config-dir DIR` serves Gloo's VirtualServices; `gateway-proxy sidecar
+//! --node NAME --namespace NS --config-dir DIR` is the App Mesh Envoy beside one workload. Both
+//! reload when the directory changes and on `POST /reload` at the admin address.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use clap::{Args, Parser, Subcommand};
+use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve, watch_dir};
+use tokio::net::TcpListener;
+
+/// Bursts of file events closer together than this give a single reload.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "The Rust stand-in for Gloo's gateway-proxy and the App Mesh sidecar Envoy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: RoleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    /// Gloo's gateway-proxy: VirtualServices, Upstreams and UpstreamGroups.
+    Ingress(Common),
+    /// The App Mesh Envoy beside one VirtualNode, routing its workload's outbound calls.
+    Sidecar {
+        /// The VirtualNode this sidecar belongs to.
+        #[arg(long)]
+        node: String,
+        /// The namespace of that VirtualNode.
+        #[arg(long)]
+        namespace: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Directory of Kubernetes YAML manifests to serve (watched for changes).
+    #[arg(long)]
+    config_dir: PathBuf,
+    /// Data-plane listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Admin listen address (/ready, /status, /config_dump, /metrics, POST /reload).
+    #[arg(long, default_value = "127.0.0.1:19000")]
+    admin: SocketAddr,
+    /// Seed for weighted picks and request ids (repeatable runs); random when absent.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    service_kit::init_tracing();
+    let cli = Cli::parse();
+    let (role, common) = match cli.role {
+        RoleCommand::Ingress(common) => (Role::Ingress, common),
+        RoleCommand::Sidecar {
+            node,
+            namespace,
+            common,
+        } => (Role::Sidecar { node, namespace }, common),
+    };
+    ensure!(
+        common.config_dir.is_dir(),
+        "--config-dir {} is not a directory",
+        common.config_dir.display()
+    );
+
+    let state = ProxyState::new(ProxyOptions {
+        seed: common.seed,
+        ..ProxyOptions::default()
+    });
+    state.set_source(DirSource::new(&common.config_dir, role.clone()));
+    let report = state.reload().await.context("initial configuration load")?;
+    let _watch = watch_dir(state.clone(), &common.config_dir, WATCH_DEBOUNCE)
+        .with_context(|| format!("watching {}", common.config_dir.display()))?;
+
+    let listener = TcpListener::bind(common.listen)
+        .await
+        .with_context(|| format!("binding the proxy listener on {}", common.listen))?;
+    let admin = TcpListener::bind(common.admin)
+        .await
+        .with_context(|| format!("binding the admin listener on {}", common.admin))?;
+    // Port 0 is common (the local backend starts every proxy that way): announce the real ports.
+    let listen_addr = listener
+        .local_addr()
+        .context("reading the proxy listener address")?;
+    let admin_addr = admin
+        .local_addr()
+        .context("reading the admin listener address")?;
+    tracing::info!(
+        %role,
+        listen = %listen_addr,
+        admin = %admin_addr,
+        generation = report.generation,
+        config_dir = %common.config_dir.display(),
+        "gateway-proxy serving"
+    );
+    service_kit::announce_listening("http", listen_addr);
+    service_kit::announce_listening("admin", admin_addr);
+    serve(listener, admin, state, service_kit::shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("gateway-proxy stopped");
+    Ok(())
+}

@@ -4,12 +4,17 @@
 //!   `LOG_FORMAT=json` switches to one JSON object per line for log collectors.
 //! - [`bind`]: the listening socket from `BIND_ADDR` (default `127.0.0.1`) and a port.
 //! - [`shutdown_signal`]: a future that completes on SIGTERM or SIGINT, for graceful shutdown.
+//! - [`serve_connections`] and [`serve_http`]: the accept loops the service libraries share, which
+//!   stop accepting on shutdown and let in-flight work finish.
 //!
 //! The libraries themselves never read the environment; only binaries call into this crate.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tokio::net::TcpListener;
+
+mod serve;
+pub use serve::{HttpResponse, ServeError, serve_connections, serve_http};
 
 /// The address services bind when `BIND_ADDR` is unset: loopback, so that nothing is exposed
 /// by accident. Container images set `BIND_ADDR=0.0.0.0`.
@@ -19,7 +24,11 @@ pub const DEFAULT_BIND_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("environment variable {name}={value:?} is not {expected}")]
-    BadEnv { name: &'static str, value: String, expected: &'static str },
+    BadEnv {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -35,7 +44,11 @@ pub fn init_tracing() {
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second call (e.g. from a test harness) must not panic, hence `try_init`.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Reads an environment variable that must parse as `T`, falling back to `default` when unset
@@ -46,10 +59,13 @@ pub fn env_or<T: std::str::FromStr>(
     expected: &'static str,
 ) -> Result<T, StartupError> {
     match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value
-            .trim()
-            .parse()
-            .map_err(|_| StartupError::BadEnv { name, value, expected }),
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse().map_err(|_| StartupError::BadEnv {
+                name,
+                value,
+                expected,
+            })
+        }
         _ => Ok(default),
     }
 }
@@ -62,7 +78,22 @@ pub fn bind_addr_from_env() -> Result<IpAddr, StartupError> {
 /// Binds a TCP listener on `ip:port`; port 0 picks a free port (read it back with `local_addr`).
 pub async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, StartupError> {
     let addr = SocketAddr::new(ip, port);
-    TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// The `tracing` target of [`announce_listening`] events.
+pub const LISTENING_TARGET: &str = "colormesh::listening";
+
+/// Logs that a listener is accepting connections, with its real address.
+///
+/// Binaries call this right after binding, once per listener (`name` tells them apart: `http`,
+/// `tcp`, `admin`). Supervisors that start a service on port 0 (the harness's local backend)
+/// learn the port from this event: with `LOG_FORMAT=json` it is one line on stderr whose
+/// `target` is [`LISTENING_TARGET`] and whose `fields` hold `name` and `addr`.
+pub fn announce_listening(name: &str, addr: SocketAddr) {
+    tracing::info!(target: "colormesh::listening", name, addr = %addr, "listening");
 }
 
 /// Completes when the process receives SIGTERM (Kubernetes, the harness) or SIGINT (Ctrl-C).

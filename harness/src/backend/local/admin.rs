@@ -1,0 +1,130 @@
+//! Talking to the proxies' admin listeners (`/ready`, `/status`) and probing pods over HTTP.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use model::gloo::State;
+use serde::Deserialize;
+
+/// One request may not take longer than this; the callers poll with their own deadlines.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A small HTTP/1.1 client for loopback requests.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpProbe {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl HttpProbe {
+    pub(crate) fn new() -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// `GET http://<addr><path>`: the status code and body.
+    pub(crate) async fn get(&self, addr: SocketAddr, path: &str) -> Result<(u16, Bytes), String> {
+        let uri: http::Uri = format!("http://{addr}{path}")
+            .parse()
+            .map_err(|e| format!("bad URI: {e}"))?;
+        let request = async {
+            let response = self
+                .client
+                .get(uri)
+                .await
+                .map_err(|e| format!("GET http://{addr}{path}: {e}"))?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("GET http://{addr}{path}: reading the body: {e}"))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, request)
+            .await
+            .map_err(|_| format!("GET http://{addr}{path}: no answer within {REQUEST_TIMEOUT:?}"))?
+    }
+
+    /// A proxy's `/status`.
+    pub(crate) async fn status(&self, admin: SocketAddr) -> Result<ProxyStatus, String> {
+        let (code, body) = self.get(admin, "/status").await?;
+        if code != 200 {
+            return Err(format!("GET http://{admin}/status answered {code}"));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| format!("GET http://{admin}/status: unexpected JSON: {e}"))
+    }
+}
+
+/// The parts of gateway-proxy's `/status` the backend reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub(crate) struct ProxyStatus {
+    #[serde(default)]
+    pub(crate) generation: u64,
+    #[serde(default)]
+    pub(crate) resources: Vec<StatusEntry>,
+    #[serde(default)]
+    pub(crate) load_errors: Vec<serde_json::Value>,
+}
+
+/// One resource's status as a proxy reports it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct StatusEntry {
+    /// `Kind namespace/name`.
+    pub(crate) resource: String,
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) reasons: Vec<String>,
+    #[serde(default)]
+    pub(crate) resource_version: Option<String>,
+}
+
+impl StatusEntry {
+    pub(crate) fn version(&self) -> Option<u64> {
+        self.resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub(crate) fn state(&self) -> State {
+        match self.state.as_str() {
+            "Accepted" => State::Accepted,
+            "Rejected" => State::Rejected,
+            "Warning" => State::Warning,
+            _ => State::Pending,
+        }
+    }
+}
+
+impl ProxyStatus {
+    /// Entries by resource (`Kind namespace/name`).
+    pub(crate) fn by_resource(&self) -> BTreeMap<&str, &StatusEntry> {
+        self.resources
+            .iter()
+            .map(|e| (e.resource.as_str(), e))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_status_document() {
+        let text = r#"{"generation": 3, "resources": [{"resource": "VirtualService gloo-system/colorgateway", "state": "Accepted", "reasons": [], "resource_version": "12"}, {"resource": "RouteTable", "state": "Rejected", "reasons": ["x"], "resource_version": null}], "load_errors": []}"#;
+        let status: ProxyStatus = serde_json::from_str(text).expect("parses");
+        let entries = status.by_resource();
+        let vs = entries["VirtualService gloo-system/colorgateway"];
+        assert_eq!((vs.state(), vs.version()), (State::Accepted, Some(12)));
+        assert_eq!(entries["RouteTable"].version(), None);
+    }
+}

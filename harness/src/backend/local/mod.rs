@@ -1,0 +1,1169 @@
+//! The local backend: the walkthrough's cluster as processes on 127.0.0.1, with ephemeral ports.
+//!
+//! The backend plays every part Kubernetes, App Mesh and Gloo play in the walkthrough:
+//! - **API server.** Applied objects live in a [`model::ResourceSet`]; each write stamps an
+//!   increasing `metadata.resourceVersion` (the [`Applied::revision`]) and writes the object as a
+//!   YAML file (temporary file + rename) into one cluster folder, `<work>/cluster/`, which every
+//!   proxy reads with `--config-dir`: the same YAML a cluster would hold. Deleting removes the file.
+//! - **Deployments.** Each gets `replicas` (default 1) processes named `<deployment>-<n>`. The image
+//!   names the workspace binary (`colormesh/colorteller:latest` runs `<bin_dir>/colorteller`); the
+//!   container's env is passed with literal values and `fieldRef`s to `metadata.name`,
+//!   `metadata.namespace`, `status.podIP` (127.0.0.1) and `spec.nodeName` (`local`). A value equal to
+//!   a declared containerPort becomes `0`, so the process binds an ephemeral port, and every pod
+//!   gets `BIND_ADDR=127.0.0.1` and `LOG_FORMAT=json`. The real port comes from the
+//!   `colormesh::listening` event the process logs on stderr; its output goes to
+//!   `<work>/logs/<pod>.log`. A pod is ready once it announced its listener and, for HTTP, answered
+//!   one request (`/ping`). A changed template replaces the pods: new ones start and become ready
+//!   before the old ones stop.
+//! - **Services.** Each Service port gets a local "ClusterIP": a TCP forwarder on 127.0.0.1 that
+//!   spreads connections round robin over the ready pods the Service selects (kube-proxy's job).
+//!   For the proxies, one EndpointSlice per ready pod and Service (label
+//!   `kubernetes.io/service-name`, address 127.0.0.1, the pod's actual port under the Service
+//!   port's name), so they reach pods directly as Gloo's EDS does.
+//! - **App Mesh.** A namespace is meshed when a Mesh's namespaceSelector matches its labels or it
+//!   carries `appmesh.k8s.aws/sidecarInjectorWebhook: enabled`. A pod there whose labels match a
+//!   VirtualNode's podSelector first gets a sidecar, `gateway-proxy sidecar --node <vn> --namespace
+//!   <ns>`, started and ready before the app, and the app gets
+//!   `HTTP_PROXY=http://127.0.0.1:<sidecar port>` and `NO_PROXY=127.0.0.1,localhost`.
+//! - **Service names in env.** A value naming a Service port (`colorteller.appmesh-demo:9080`)
+//!   keeps the name when the pod is meshed and the name is one of its VirtualNode's backend
+//!   virtual services with an HTTP listener: the app's request goes through `HTTP_PROXY` to the
+//!   sidecar, which routes it, so the mesh's weighted split applies. Otherwise the value is
+//!   rewritten to that Service port's local ClusterIP address; `TCP_ECHO_ENDPOINT` is such a case,
+//!   since raw TCP cannot go through an HTTP proxy.
+//! - **Gloo.** A `gateway-proxy ingress` reading the cluster folder plays Gloo's gateway-proxy and
+//!   starts with the backend (Gloo is installed). After each change, the Upstreams Gloo's
+//!   Kubernetes discovery would create are written into `gloo-system` with the `discovered_by`
+//!   label: `<ns>-<svc>-<port>` and the 2019 per-label-set names such as
+//!   `appmesh-demo-colorgateway-v1-9080`. glooctl commands run through [`crate::glooctl`] against
+//!   this store; statuses come from the ingress's `/status`.
+//!
+//! Not supported, with an error naming the file and resource and pointing to `--backend kind`: any
+//! other kind, pods with more than one container, images that are not workspace binaries, and env
+//! sources other than the `fieldRef`s above.
+//!
+//! Config propagation ([`Backend::wait_config_live`]) is measured without sleeping: every proxy
+//! reports each resource's `resourceVersion` in `/status`; the wait ends when the ingress reports
+//! every changed Gloo resource (and each sidecar every changed App Mesh resource it reports) at
+//! the version the apply wrote. Changes to Kubernetes kinds alone (a Deployment, an EndpointSlice)
+//! have no status of their own and are therefore not waited for.
+//!
+//! Every child is killed when the backend is dropped (`kill_on_drop`); [`Backend::shutdown`]
+//! sends SIGTERM, waits briefly, then SIGKILLs, and is safe to call more than once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use model::gloo::State;
+use model::{Loaded, Origin, Resource, ResourceKey, ResourceKind};
+
+use crate::backend::{Applied, Backend, BackendError, CommandOutput};
+use crate::glooctl::{self, GlooKind, GlooStore};
+use crate::scenario::WaitCondition;
+
+mod admin;
+mod cluster;
+mod forward;
+mod process;
+mod workload;
+
+use admin::{HttpProbe, ProxyStatus};
+use cluster::Cluster;
+use forward::Forwarder;
+use process::Process;
+use workload::{EnvContext, PodTemplate, ReadyPod};
+
+/// How long a process may take to start and become ready.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a process gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How often conditions are polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Where the local backend finds its binaries and manifests, and where it works.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// The workspace's binaries (`target/<profile>`): colorteller, colorgateway, tcpecho, echo.
+    pub bin_dir: PathBuf,
+    /// gateway-proxy; default `<bin_dir>/gateway-proxy`.
+    pub gateway_bin: Option<PathBuf>,
+    /// The repository's `manifests/` folder; apply and delete paths are relative to it.
+    pub manifests_dir: PathBuf,
+    /// Where the cluster folder and logs go; default a temporary directory removed on drop
+    /// (see [`LocalBackend::keep_work_dir`]).
+    pub work_dir: Option<PathBuf>,
+    /// Seeds the proxies' random choices (ingress: `seed`, sidecars: `seed + 1`, `seed + 2`, ...).
+    pub seed: u64,
+}
+
+impl LocalConfig {
+    /// The folder of the running executable's profile: `target/<profile>` for both a binary
+    /// (`target/<profile>/xtask`) and a test (`target/<profile>/deps/<test>`).
+    pub fn bin_dir_of_current_exe() -> Result<PathBuf, BackendError> {
+        let exe = std::env::current_exe().map_err(|source| BackendError::Io {
+            context: "cannot find the running executable".into(),
+            source,
+        })?;
+        let dir = exe.parent().unwrap_or(Path::new("."));
+        Ok(if dir.file_name().is_some_and(|n| n == "deps") {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        }
+        .to_owned())
+    }
+}
+
+enum WorkDir {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl std::fmt::Debug for WorkDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path().display())
+    }
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temporary(dir) => dir.path(),
+            WorkDir::Kept(path) => path,
+        }
+    }
+}
+
+/// A gateway-proxy process (the ingress or a sidecar).
+#[derive(Debug)]
+struct Proxy {
+    process: Process,
+    listen: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// One pod: the app process and, in a meshed namespace, its sidecar.
+#[derive(Debug)]
+struct Pod {
+    name: String,
+    labels: BTreeMap<String, String>,
+    app: Process,
+    addr: SocketAddr,
+    sidecar: Option<Proxy>,
+}
+
+#[derive(Debug)]
+struct DeploymentState {
+    template: PodTemplate,
+    pods: Vec<Pod>,
+    next_index: u32,
+}
+
+/// Objects one apply wrote: (key, resource version, deleted).
+type Changes = Vec<(ResourceKey, u64, bool)>;
+
+/// The local backend. Start it with [`LocalBackend::start`].
+#[derive(Debug)]
+pub struct LocalBackend {
+    config: LocalConfig,
+    work: WorkDir,
+    logs: PathBuf,
+    cluster: Cluster,
+    probe: HttpProbe,
+    ingress: Option<Proxy>,
+    deployments: BTreeMap<ResourceKey, DeploymentState>,
+    /// (namespace, service, port) -> the forwarder playing that Service port's ClusterIP.
+    forwarders: BTreeMap<(String, String, i32), Forwarder>,
+    /// What each apply or delete changed, by the revision it returned.
+    changes: BTreeMap<u64, Changes>,
+    next_sidecar_seed: u64,
+    shut_down: bool,
+}
+
+impl LocalBackend {
+    /// Prepares the work folder and starts the ingress proxy (Gloo is installed).
+    pub async fn start(config: LocalConfig) -> Result<Self, BackendError> {
+        let gateway = config
+            .gateway_bin
+            .clone()
+            .unwrap_or_else(|| config.bin_dir.join("gateway-proxy"));
+        require_binary(&gateway)?;
+        let work = match &config.work_dir {
+            Some(dir) => WorkDir::Kept(dir.clone()),
+            None => {
+                WorkDir::Temporary(tempfile::TempDir::with_prefix("colormesh-local-").map_err(
+                    |source| BackendError::Io {
+                        context: "cannot create a work directory".into(),
+                        source,
+                    },
+                )?)
+            }
+        };
+        let logs = work.path().join("logs");
+        std::fs::create_dir_all(&logs).map_err(|source| BackendError::Io {
+            context: format!("cannot create {}", logs.display()),
+            source,
+        })?;
+        let cluster = Cluster::new(work.path().join("cluster"))?;
+        let mut backend = Self {
+            next_sidecar_seed: config.seed.wrapping_add(1),
+            config,
+            work,
+            logs,
+            cluster,
+            probe: HttpProbe::new(),
+            ingress: None,
+            deployments: BTreeMap::new(),
+            forwarders: BTreeMap::new(),
+            changes: BTreeMap::new(),
+            shut_down: false,
+        };
+        let args = vec!["ingress".to_owned()];
+        let seed = backend.config.seed;
+        let ingress = backend
+            .start_proxy("gateway-proxy", args, seed)
+            .await
+            .map_err(|e| backend.with_logs(e))?;
+        tracing::info!(listen = %ingress.listen, admin = %ingress.admin, work = %backend.work.path().display(), "local backend started");
+        backend.ingress = Some(ingress);
+        Ok(backend)
+    }
+
+    /// The work folder (cluster folder and logs).
+    pub fn work_dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// Keeps the work folder after the backend is gone (for looking at logs after a failure).
+    pub fn keep_work_dir(&mut self) -> &Path {
+        if let WorkDir::Temporary(_) = self.work {
+            let kept = match std::mem::replace(&mut self.work, WorkDir::Kept(PathBuf::new())) {
+                WorkDir::Temporary(dir) => dir.keep(),
+                WorkDir::Kept(path) => path,
+            };
+            self.work = WorkDir::Kept(kept);
+        }
+        self.work.path()
+    }
+
+    /// The process ids of every child running now (ingress, sidecars, apps).
+    pub fn child_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.ingress.iter().map(|p| p.process.pid()).collect();
+        for state in self.deployments.values() {
+            for pod in &state.pods {
+                pids.push(pod.app.pid());
+                pids.extend(pod.sidecar.iter().map(|s| s.process.pid()));
+            }
+        }
+        pids
+    }
+
+    /// The ingress's `/status` document as JSON text (for reports and debugging).
+    pub async fn ingress_status(&self) -> Result<String, BackendError> {
+        let admin = self.ingress()?.admin;
+        let (_, body) = self
+            .probe
+            .get(admin, "/status")
+            .await
+            .map_err(BackendError::Other)?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn ingress(&self) -> Result<&Proxy, BackendError> {
+        self.ingress
+            .as_ref()
+            .ok_or_else(|| BackendError::Other("the local backend was shut down".into()))
+    }
+
+    fn with_logs(&self, error: BackendError) -> BackendError {
+        let logs = format!("logs in {}", self.logs.display());
+        match error {
+            BackendError::Timeout {
+                condition,
+                timeout,
+                detail,
+            } => BackendError::Timeout {
+                condition,
+                timeout,
+                detail: Some(detail.map_or(logs.clone(), |d| format!("{d} ({logs})"))),
+            },
+            BackendError::Other(message) => BackendError::Other(format!("{message} ({logs})")),
+            BackendError::Io { context, source } => BackendError::Io {
+                context: format!("{context} ({logs})"),
+                source,
+            },
+            other => other,
+        }
+    }
+
+    async fn start_proxy(
+        &mut self,
+        name: &str,
+        role_args: Vec<String>,
+        seed: u64,
+    ) -> Result<Proxy, BackendError> {
+        let gateway = self
+            .config
+            .gateway_bin
+            .clone()
+            .unwrap_or_else(|| self.config.bin_dir.join("gateway-proxy"));
+        let mut args = role_args;
+        args.extend([
+            "--config-dir".to_owned(),
+            self.cluster.dir().display().to_string(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--admin".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--seed".to_owned(),
+            seed.to_string(),
+        ]);
+        let env = [("LOG_FORMAT".to_owned(), "json".to_owned())];
+        let mut process = Process::spawn(name, &gateway, &args, &env, &self.logs)?;
+        let listeners = process
+            .wait_listening(&["admin", "*"], START_TIMEOUT)
+            .await?;
+        let admin = listeners["admin"];
+        let listen = listeners
+            .iter()
+            .find(|(k, _)| *k != "admin")
+            .map(|(_, a)| *a)
+            .unwrap_or(admin);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let answer = self.probe.get(admin, "/ready").await;
+            if matches!(answer, Ok((200, _))) {
+                break;
+            }
+            if !process.is_running() {
+                return Err(process.failure("exited before it was ready"));
+            }
+            if Instant::now() >= deadline {
+                return Err(BackendError::Timeout {
+                    condition: format!("{name} to be ready"),
+                    timeout: START_TIMEOUT,
+                    detail: Some(format!(
+                        "last /ready answer: {answer:?}; log: {}",
+                        process.log().display()
+                    )),
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        Ok(Proxy {
+            process,
+            listen,
+            admin,
+        })
+    }
+
+    fn load(&self, paths: &[PathBuf]) -> Result<Vec<Loaded>, BackendError> {
+        let full: Vec<PathBuf> = paths
+            .iter()
+            .map(|p| self.config.manifests_dir.join(p))
+            .collect();
+        let parsed = model::load_paths(&full).map_err(|e| BackendError::Manifest {
+            file: full.first().cloned().unwrap_or_default(),
+            message: e.to_string(),
+        })?;
+        if let Some(first) = parsed.errors.first() {
+            let message = parsed
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(BackendError::Manifest {
+                file: first.file.clone(),
+                message,
+            });
+        }
+        for loaded in &parsed.resources {
+            workload::check_supported(loaded)?;
+            if let Resource::Deployment(deployment) = &loaded.resource {
+                let template = workload::pod_template(loaded, deployment)?;
+                require_binary(&self.config.bin_dir.join(template.binary))?;
+            }
+        }
+        Ok(parsed.resources)
+    }
+
+    /// Brings processes, forwarders, EndpointSlices and discovered Upstreams in line with the
+    /// stored objects; records what it wrote in `changes`.
+    async fn reconcile(&mut self, changes: &mut Changes) -> Result<(), BackendError> {
+        self.reconcile_services().await?;
+        self.reconcile_deployments().await?;
+        self.reconcile_endpoints(changes)?;
+        self.reconcile_discovery(changes)
+    }
+
+    async fn reconcile_services(&mut self) -> Result<(), BackendError> {
+        let mut wanted = BTreeSet::new();
+        for (_, service) in self.cluster.resources().services() {
+            let namespace = service
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            let name = service.metadata.name.clone().unwrap_or_default();
+            for port in service
+                .spec
+                .as_ref()
+                .and_then(|s| s.ports.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                wanted.insert((namespace.clone(), name.clone(), port.port));
+            }
+        }
+        self.forwarders.retain(|key, _| wanted.contains(key));
+        for key in wanted {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.forwarders.entry(key) {
+                let (namespace, service, port) = slot.key().clone();
+                let forwarder = Forwarder::start().await.map_err(|source| BackendError::Io {
+                    context: format!(
+                        "cannot open a local ClusterIP for Service {namespace}/{service} port {port}"
+                    ),
+                    source,
+                })?;
+                slot.insert(forwarder);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile_deployments(&mut self) -> Result<(), BackendError> {
+        let mut wanted: BTreeMap<ResourceKey, (Loaded, PodTemplate)> = BTreeMap::new();
+        for (loaded, deployment) in self.cluster.resources().deployments() {
+            wanted.insert(
+                loaded.resource.key(),
+                (loaded.clone(), workload::pod_template(loaded, deployment)?),
+            );
+        }
+        let gone: Vec<ResourceKey> = self
+            .deployments
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(mut state) = self.deployments.remove(&key) {
+                stop_pods(&mut state.pods).await;
+            }
+        }
+        for (key, (_, template)) in wanted {
+            let namespace = key.namespace.clone().unwrap_or_else(|| "default".into());
+            let replicas = template.replicas as usize;
+            let state = self
+                .deployments
+                .entry(key.clone())
+                .or_insert_with(|| DeploymentState {
+                    template: template.clone(),
+                    pods: Vec::new(),
+                    next_index: 0,
+                });
+            if state.template != template {
+                // Rolling replacement: the new pods are ready before the old ones stop.
+                state.template = template.clone();
+                let old = std::mem::take(&mut state.pods);
+                let mut fresh = Vec::new();
+                for _ in 0..replicas {
+                    fresh.push(self.start_pod(&key, &namespace, &template).await?);
+                }
+                let state = self
+                    .deployments
+                    .get_mut(&key)
+                    .ok_or_else(|| BackendError::Other("deployment vanished".into()))?;
+                state.pods = fresh;
+                let mut old = old;
+                stop_pods(&mut old).await;
+                continue;
+            }
+            while self
+                .deployments
+                .get(&key)
+                .is_some_and(|s| s.pods.len() < replicas)
+            {
+                let pod = self.start_pod(&key, &namespace, &template).await?;
+                if let Some(state) = self.deployments.get_mut(&key) {
+                    state.pods.push(pod);
+                }
+            }
+            if let Some(state) = self.deployments.get_mut(&key)
+                && state.pods.len() > replicas
+            {
+                let mut extra = state.pods.split_off(replicas);
+                stop_pods(&mut extra).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_pod(
+        &mut self,
+        key: &ResourceKey,
+        namespace: &str,
+        template: &PodTemplate,
+    ) -> Result<Pod, BackendError> {
+        let index = {
+            let state = self
+                .deployments
+                .get_mut(key)
+                .ok_or_else(|| BackendError::Other(format!("{key} is not tracked")))?;
+            state.next_index += 1;
+            state.next_index - 1
+        };
+        let name = format!("{}-{index}", key.name);
+        let resources = self.cluster.resources();
+        let node = workload::is_meshed(resources, namespace)
+            .then(|| workload::virtual_node_for(resources, namespace, &template.labels).cloned())
+            .flatten();
+        let sidecar = match &node {
+            Some(node) => {
+                let args = vec![
+                    "sidecar".to_owned(),
+                    "--node".to_owned(),
+                    node.metadata.name.clone().unwrap_or_default(),
+                    "--namespace".to_owned(),
+                    namespace.to_owned(),
+                ];
+                let seed = self.next_sidecar_seed;
+                self.next_sidecar_seed = seed.wrapping_add(1);
+                Some(
+                    self.start_proxy(&format!("{name}-sidecar"), args, seed)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let cluster_ips: BTreeMap<(String, String, i32), SocketAddr> = self
+            .forwarders
+            .iter()
+            .map(|(k, f)| (k.clone(), f.addr()))
+            .collect();
+        let context = EnvContext {
+            resources: self.cluster.resources(),
+            cluster_ips: &cluster_ips,
+            namespace,
+            pod_name: &name,
+            mesh: node.as_ref().zip(sidecar.as_ref().map(|s| s.listen)),
+        };
+        let env = workload::pod_env(template, &context);
+        let binary = self.config.bin_dir.join(template.binary);
+        let mut app = Process::spawn(&name, &binary, &[], &env, &self.logs)?;
+        let listeners = app.wait_listening(&["*"], START_TIMEOUT).await?;
+        let (listener, addr) = listeners
+            .into_iter()
+            .find(|(k, _)| k != "admin")
+            .ok_or_else(|| app.failure("announced no listener"))?;
+        if listener == "http" {
+            // One answered request, whatever its status, shows the app serves HTTP.
+            let deadline = Instant::now() + START_TIMEOUT;
+            while let Err(error) = self.probe.get(addr, "/ping").await {
+                if !app.is_running() {
+                    return Err(app.failure("exited before answering /ping"));
+                }
+                if Instant::now() >= deadline {
+                    return Err(BackendError::Timeout {
+                        condition: format!("{name} to answer GET /ping"),
+                        timeout: START_TIMEOUT,
+                        detail: Some(error),
+                    });
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+        }
+        tracing::info!(pod = name, %addr, meshed = sidecar.is_some(), "pod ready");
+        Ok(Pod {
+            name,
+            labels: template.labels.clone(),
+            app,
+            addr,
+            sidecar,
+        })
+    }
+
+    /// Points each ClusterIP at the ready pods and writes one EndpointSlice per pod and Service.
+    fn reconcile_endpoints(&mut self, changes: &mut Changes) -> Result<(), BackendError> {
+        let mut slices = Vec::new();
+        for ((namespace, service_name, port), forwarder) in &self.forwarders {
+            let key = ResourceKey::new(ResourceKind::Service, Some(namespace), service_name);
+            let Some(Resource::Service(service)) = self.cluster.get(&key).map(|l| &l.resource)
+            else {
+                continue;
+            };
+            let mut endpoints = Vec::new();
+            for (deployment, state) in &self.deployments {
+                if deployment.namespace.as_deref() != Some(namespace.as_str()) {
+                    continue;
+                }
+                for pod in state
+                    .pods
+                    .iter()
+                    .filter(|p| workload::service_selects(service, &p.labels))
+                {
+                    endpoints.push(pod.addr);
+                    // One slice per pod carries every Service port; write it for the first port only.
+                    let first_port = service
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.ports.as_ref())
+                        .and_then(|p| p.first())
+                        .map(|p| p.port);
+                    if first_port == Some(*port) {
+                        slices.push(workload::endpoint_slice(
+                            service,
+                            &ReadyPod {
+                                name: pod.name.clone(),
+                                port: pod.addr.port(),
+                            },
+                        ));
+                    }
+                }
+            }
+            forwarder.set_endpoints(endpoints);
+        }
+        let mut wanted = BTreeSet::new();
+        for slice in slices {
+            let loaded = generated(Resource::EndpointSlice(Box::new(slice)));
+            let key = loaded.resource.key();
+            wanted.insert(key.clone());
+            if let Some(version) = self.cluster.apply(loaded)? {
+                changes.push((key, version, false));
+            }
+        }
+        let stale: Vec<ResourceKey> = self
+            .cluster
+            .resources()
+            .endpoint_slices()
+            .filter(|(_, s)| {
+                s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(workload::MANAGED_BY_LABEL))
+                    .map(String::as_str)
+                    == Some(workload::MANAGED_BY)
+            })
+            .map(|(l, _)| l.resource.key())
+            .filter(|k| !wanted.contains(k))
+            .collect();
+        for key in stale {
+            if let Some(version) = self.cluster.delete(&key)? {
+                changes.push((key, version, true));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the Upstreams Gloo's discovery derives from Services and pod label sets.
+    fn reconcile_discovery(&mut self, changes: &mut Changes) -> Result<(), BackendError> {
+        let mut wanted = BTreeSet::new();
+        for upstream in workload::discovered_upstreams(self.cluster.resources()) {
+            let loaded = generated(Resource::Upstream(Box::new(upstream)));
+            let key = loaded.resource.key();
+            wanted.insert(key.clone());
+            if let Some(version) = self.cluster.apply(loaded)? {
+                changes.push((key, version, false));
+            }
+        }
+        let stale: Vec<ResourceKey> = self
+            .cluster
+            .resources()
+            .iter()
+            .filter(|(key, loaded)| {
+                workload::is_discovered(&loaded.resource) && !wanted.contains(*key)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale {
+            if let Some(version) = self.cluster.delete(&key)? {
+                changes.push((key, version, true));
+            }
+        }
+        Ok(())
+    }
+
+    fn proxies(&self) -> Vec<(&str, bool, SocketAddr)> {
+        let mut proxies: Vec<(&str, bool, SocketAddr)> = self
+            .ingress
+            .iter()
+            .map(|p| (p.process.name(), true, p.admin))
+            .collect();
+        for state in self.deployments.values() {
+            for pod in &state.pods {
+                proxies.extend(
+                    pod.sidecar
+                        .iter()
+                        .map(|s| (s.process.name(), false, s.admin)),
+                );
+            }
+        }
+        proxies
+    }
+
+    async fn ingress_statuses(&self) -> Result<ProxyStatus, BackendError> {
+        self.probe
+            .status(self.ingress()?.admin)
+            .await
+            .map_err(BackendError::Other)
+    }
+
+    /// Whether a condition holds now; `Err` carries what was seen instead.
+    async fn check(
+        &mut self,
+        condition: &WaitCondition,
+    ) -> Result<Result<(), String>, BackendError> {
+        match condition {
+            WaitCondition::Rollout { namespace } => {
+                let mut missing = Vec::new();
+                let keys: Vec<ResourceKey> = self
+                    .cluster
+                    .resources()
+                    .deployments()
+                    .filter(|(l, _)| {
+                        l.resource.key().namespace.as_deref() == Some(namespace.as_str())
+                    })
+                    .map(|(l, _)| l.resource.key())
+                    .collect();
+                for key in keys {
+                    let Some(state) = self.deployments.get_mut(&key) else {
+                        missing.push(format!("{key}: no pods"));
+                        continue;
+                    };
+                    for pod in &mut state.pods {
+                        if !pod.app.is_running() {
+                            return Err(pod.app.failure("is not running"));
+                        }
+                    }
+                    if state.pods.len() != state.template.replicas as usize {
+                        missing.push(format!(
+                            "{key}: {}/{} ready",
+                            state.pods.len(),
+                            state.template.replicas
+                        ));
+                    }
+                }
+                Ok(if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(missing.join(", "))
+                })
+            }
+            WaitCondition::Status {
+                kind,
+                namespace,
+                name,
+                state,
+            } => {
+                let resource_kind = match kind.as_str() {
+                    "VirtualService" => ResourceKind::GlooVirtualService,
+                    "Upstream" => ResourceKind::Upstream,
+                    "UpstreamGroup" => ResourceKind::UpstreamGroup,
+                    other => {
+                        return Err(BackendError::Other(format!(
+                            "cannot wait for the status of a {other}: the ingress reports VirtualService, Upstream and UpstreamGroup"
+                        )));
+                    }
+                };
+                let key = ResourceKey::new(resource_kind, Some(namespace), name);
+                Ok(self.reported_state(&key).await.and_then(|(seen, reasons)| {
+                    if seen.to_string() == *state {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{seen}{}",
+                            if reasons.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", reasons.join("; "))
+                            }
+                        ))
+                    }
+                }))
+            }
+            WaitCondition::Upstream { namespace, name } => {
+                let key = ResourceKey::new(ResourceKind::Upstream, Some(namespace), name);
+                if self.cluster.get(&key).is_none() {
+                    return Ok(Err("not discovered".into()));
+                }
+                Ok(self.reported_state(&key).await.and_then(|(seen, _)| {
+                    if seen == State::Accepted {
+                        Ok(())
+                    } else {
+                        Err(format!("discovered, {seen}"))
+                    }
+                }))
+            }
+        }
+    }
+
+    /// The ingress's state for the current version of a resource (`Pending` until it reports it).
+    async fn reported_state(&self, key: &ResourceKey) -> Result<(State, Vec<String>), String> {
+        let status = self.ingress_statuses().await.map_err(|e| e.to_string())?;
+        let current = self.cluster.version_of(key);
+        let Some(entry) = status
+            .resources
+            .iter()
+            .find(|e| e.resource == key.to_string())
+        else {
+            return Ok((
+                State::Pending,
+                vec!["not reported by the ingress yet".into()],
+            ));
+        };
+        match (entry.version(), current) {
+            (Some(seen), Some(current)) if seen < current => Ok((
+                State::Pending,
+                vec![format!(
+                    "ingress reports resourceVersion {seen}, current is {current}"
+                )],
+            )),
+            _ => Ok((entry.state(), entry.reasons.clone())),
+        }
+    }
+
+    /// Whether every proxy serves the objects in `changes`; `Err` says which do not yet.
+    async fn config_live(&self, changes: &Changes) -> Result<(), String> {
+        let mut behind = Vec::new();
+        for (name, is_ingress, admin) in self.proxies() {
+            let status = match self.probe.status(admin).await {
+                Ok(status) => status,
+                Err(error) => {
+                    behind.push(format!("{name}: {error}"));
+                    continue;
+                }
+            };
+            let entries = status.by_resource();
+            for (key, version, deleted) in changes {
+                if !reports_kind(&key.kind, is_ingress) {
+                    continue;
+                }
+                let label = key.to_string();
+                match (entries.get(label.as_str()), deleted) {
+                    (Some(entry), false) if entry.version().is_some_and(|v| v < *version) => behind
+                        .push(format!(
+                            "{name} serves {label} at resourceVersion {}, not {version}",
+                            entry.version().unwrap_or_default()
+                        )),
+                    (None, false) if is_ingress => {
+                        behind.push(format!("{name} does not report {label} yet"))
+                    }
+                    (Some(entry), true) if entry.version().is_some() => {
+                        behind.push(format!("{name} still serves deleted {label}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if behind.is_empty() {
+            Ok(())
+        } else {
+            Err(behind.join("; "))
+        }
+    }
+}
+
+/// The kinds each role reports statuses for: the ingress Gloo's, sidecars App Mesh's.
+fn reports_kind(kind: &ResourceKind, ingress: bool) -> bool {
+    if ingress {
+        GlooKind::of(kind).is_some()
+    } else {
+        matches!(
+            kind,
+            ResourceKind::VirtualNode
+                | ResourceKind::AppMeshVirtualService
+                | ResourceKind::VirtualRouter
+                | ResourceKind::Mesh
+        )
+    }
+}
+
+fn generated(resource: Resource) -> Loaded {
+    Loaded {
+        resource,
+        origin: Origin {
+            file: PathBuf::from("local-backend"),
+            line: 1,
+        },
+        ignored_fields: Vec::new(),
+    }
+}
+
+fn require_binary(path: &Path) -> Result<(), BackendError> {
+    if path.is_file() {
+        return Ok(());
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    Err(BackendError::Other(format!(
+        "the local backend needs the workspace binary {name}, which is not in {dir}: build it with `cargo build --bins`"
+    )))
+}
+
+async fn stop_pods(pods: &mut Vec<Pod>) {
+    let stops = pods.iter_mut().map(|pod| async move {
+        pod.app.terminate(STOP_GRACE).await;
+        if let Some(sidecar) = &mut pod.sidecar {
+            sidecar.process.terminate(STOP_GRACE).await;
+        }
+    });
+    futures_util::future::join_all(stops).await;
+    pods.clear();
+}
+
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn apply(&mut self, paths: &[PathBuf]) -> Result<Applied, BackendError> {
+        let loaded = self.load(paths)?;
+        let mut changes = Changes::new();
+        let mut changed = Vec::new();
+        for item in loaded {
+            let key = item.resource.key();
+            if let Some(version) = self.cluster.apply(item)? {
+                changed.push(key.to_string());
+                changes.push((key, version, false));
+            }
+        }
+        let reconciled = self.reconcile(&mut changes).await;
+        let revision = self.cluster.revision();
+        self.changes.entry(revision).or_default().extend(changes);
+        reconciled.map_err(|e| self.with_logs(e))?;
+        Ok(Applied { changed, revision })
+    }
+
+    async fn delete(&mut self, paths: &[PathBuf]) -> Result<Applied, BackendError> {
+        let loaded = self.load(paths)?;
+        let mut changes = Changes::new();
+        let mut changed = Vec::new();
+        for item in loaded {
+            let key = item.resource.key();
+            if let Some(version) = self.cluster.delete(&key)? {
+                changed.push(key.to_string());
+                changes.push((key, version, true));
+            }
+        }
+        let reconciled = self.reconcile(&mut changes).await;
+        let revision = self.cluster.revision();
+        self.changes.entry(revision).or_default().extend(changes);
+        reconciled.map_err(|e| self.with_logs(e))?;
+        Ok(Applied { changed, revision })
+    }
+
+    async fn glooctl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
+        let statuses = self.ingress_statuses().await.unwrap_or_default();
+        let proxy_url = self
+            .ingress
+            .as_ref()
+            .map(|p| format!("http://{}", p.listen));
+        let mut store = ClusterGlooStore {
+            cluster: &mut self.cluster,
+            statuses,
+            proxy_url,
+        };
+        Ok(glooctl::run(args, &mut store))
+    }
+
+    async fn wait(
+        &mut self,
+        condition: &WaitCondition,
+        timeout: Duration,
+    ) -> Result<Duration, BackendError> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match self.check(condition).await {
+                Ok(Ok(())) => return Ok(started.elapsed()),
+                Ok(Err(seen)) => seen,
+                Err(error) => return Err(self.with_logs(error)),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(self.with_logs(BackendError::Timeout {
+                    condition: condition.to_string(),
+                    timeout,
+                    detail: Some(format!("last seen: {last}")),
+                }));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    async fn wait_config_live(
+        &mut self,
+        applied: &Applied,
+        timeout: Duration,
+    ) -> Result<Duration, BackendError> {
+        let started = Instant::now();
+        let changes = self
+            .changes
+            .get(&applied.revision)
+            .cloned()
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match self.config_live(&changes).await {
+                Ok(()) => return Ok(started.elapsed()),
+                Err(behind) => behind,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(self.with_logs(BackendError::Timeout {
+                    condition: format!("every proxy to serve revision {}", applied.revision),
+                    timeout,
+                    detail: Some(last),
+                }));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    async fn proxy_url(&mut self) -> Result<url::Url, BackendError> {
+        let listen = self.ingress()?.listen;
+        url::Url::parse(&format!("http://{listen}"))
+            .map_err(|e| BackendError::Other(format!("bad proxy URL: {e}")))
+    }
+
+    async fn shutdown(&mut self) -> Result<(), BackendError> {
+        if self.shut_down {
+            return Ok(());
+        }
+        self.shut_down = true;
+        let mut all: Vec<Pod> = Vec::new();
+        for (_, mut state) in std::mem::take(&mut self.deployments) {
+            all.append(&mut state.pods);
+        }
+        stop_pods(&mut all).await;
+        if let Some(mut ingress) = self.ingress.take() {
+            ingress.process.terminate(STOP_GRACE).await;
+        }
+        self.forwarders.clear();
+        tracing::info!(work = %self.work.path().display(), "local backend stopped");
+        Ok(())
+    }
+}
+
+/// glooctl's view of the cluster: Gloo objects from the store, states from the ingress.
+struct ClusterGlooStore<'a> {
+    cluster: &'a mut Cluster,
+    statuses: ProxyStatus,
+    proxy_url: Option<String>,
+}
+
+impl GlooStore for ClusterGlooStore<'_> {
+    fn list(&self, kind: GlooKind, namespace: &str) -> Vec<Resource> {
+        let mut found: Vec<Resource> = self
+            .cluster
+            .resources()
+            .iter()
+            .filter(|(key, _)| {
+                key.kind == kind.resource_kind() && key.namespace.as_deref() == Some(namespace)
+            })
+            .map(|(_, loaded)| loaded.resource.clone())
+            .collect();
+        found.sort_by(|a, b| a.metadata().name.cmp(&b.metadata().name));
+        found
+    }
+
+    fn get(&self, kind: GlooKind, namespace: &str, name: &str) -> Option<Resource> {
+        self.cluster
+            .get(&ResourceKey::new(
+                kind.resource_kind(),
+                Some(namespace),
+                name,
+            ))
+            .map(|l| l.resource.clone())
+    }
+
+    fn apply(&mut self, resource: Resource) -> Result<(), String> {
+        let loaded = Loaded {
+            resource,
+            origin: Origin {
+                file: PathBuf::from("glooctl"),
+                line: 1,
+            },
+            ignored_fields: Vec::new(),
+        };
+        self.cluster
+            .apply(loaded)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn delete(&mut self, kind: GlooKind, namespace: &str, name: &str) -> Result<bool, String> {
+        let key = ResourceKey::new(kind.resource_kind(), Some(namespace), name);
+        self.cluster
+            .delete(&key)
+            .map(|v| v.is_some())
+            .map_err(|e| e.to_string())
+    }
+
+    fn status(&self, kind: GlooKind, namespace: &str, name: &str) -> State {
+        let key = ResourceKey::new(kind.resource_kind(), Some(namespace), name);
+        let label = key.to_string();
+        let Some(entry) = self.statuses.resources.iter().find(|e| e.resource == label) else {
+            return State::Pending;
+        };
+        match (entry.version(), self.cluster.version_of(&key)) {
+            (Some(seen), Some(current)) if seen != current => State::Pending,
+            _ => entry.state(),
+        }
+    }
+
+    fn proxy_url(&self) -> Result<String, String> {
+        self.proxy_url.clone().ok_or_else(|| {
+            "the gateway proxy is not running (the local backend was shut down)".into()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_gateway_binary_names_itself_the_folder_and_the_fix() {
+        let empty = tempfile::tempdir().expect("temp dir");
+        let config = LocalConfig {
+            bin_dir: empty.path().to_owned(),
+            gateway_bin: None,
+            manifests_dir: PathBuf::from("manifests"),
+            work_dir: None,
+            seed: 1,
+        };
+        let error = LocalBackend::start(config)
+            .await
+            .expect_err("no binaries")
+            .to_string();
+        assert!(error.contains("gateway-proxy"), "{error}");
+        assert!(
+            error.contains(&empty.path().display().to_string()),
+            "{error}"
+        );
+        assert!(error.contains("cargo build --bins"), "{error}");
+    }
+
+    #[test]
+    fn the_bin_dir_of_a_test_is_its_profile_folder() {
+        let dir = LocalConfig::bin_dir_of_current_exe().expect("current exe");
+        assert_ne!(dir.file_name().and_then(|n| n.to_str()), Some("deps"));
+        assert!(dir.join("deps").is_dir(), "{}", dir.display());
+    }
+
+    #[test]
+    fn each_role_waits_for_the_kinds_it_reports() {
+        assert!(reports_kind(&ResourceKind::UpstreamGroup, true));
+        assert!(!reports_kind(&ResourceKind::VirtualNode, true));
+        assert!(reports_kind(&ResourceKind::VirtualRouter, false));
+        assert!(!reports_kind(&ResourceKind::EndpointSlice, false));
+        assert!(!reports_kind(&ResourceKind::EndpointSlice, true));
+    }
+}

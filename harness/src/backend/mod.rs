@@ -1,0 +1,123 @@
+//! Backends: where a scenario's manifests become running workloads and a gateway.
+//!
+//! The runner only ever talks to a [`Backend`]; scenario files never say which one they run on.
+//! - [`local`]: the embedded default. Deployments become processes on 127.0.0.1 with ephemeral
+//!   ports, meshed pods get a `gateway-proxy sidecar`, a `gateway-proxy ingress` plays Gloo's
+//!   gateway-proxy, and glooctl commands act on the local resource store.
+//! - kind and EKS (a later issue) apply the same manifests to a cluster and run the real CLIs.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::scenario::WaitCondition;
+
+pub mod local;
+
+/// Which backend a run uses (`cargo xtask e2e --backend ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Local processes on 127.0.0.1; needs nothing but cargo.
+    Local,
+    /// A kind cluster (Docker), with gateway-proxy or real Gloo as the gateway.
+    Kind,
+    /// An EKS cluster with the real App Mesh controller.
+    Eks,
+}
+
+/// What an `apply` changed, so the runner can wait until the gateway serves it and measure how long
+/// that took (config propagation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// `Kind namespace/name` of every object created or changed, in apply order.
+    pub changed: Vec<String>,
+    /// An opaque, increasing marker of the backend's state after the apply (the local backend's
+    /// resource version; a cluster's resourceVersion of the last object).
+    pub revision: u64,
+}
+
+/// The result of a glooctl command: what a person would see in the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub success: bool,
+}
+
+/// Errors a backend reports. Messages say what was being done and name the resource or file.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// A manifest this backend cannot run (e.g. an unknown image on the local backend).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A manifest file that does not load.
+    #[error("cannot apply {file}: {message}")]
+    Manifest { file: PathBuf, message: String },
+    /// A wait ran out.
+    #[error("timed out after {} waiting for {condition}{}", humantime::format_duration(*.timeout), .detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Timeout {
+        condition: String,
+        timeout: Duration,
+        detail: Option<String>,
+    },
+    /// A process, the gateway or the cluster failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, with its context.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where a scenario runs. Implementations own every process or cluster object they create and
+/// remove them in [`Backend::shutdown`] (and on drop, for the error and Ctrl-C paths).
+///
+/// Methods return `Send` futures so the runner can drive them next to traffic on a multi-threaded
+/// runtime.
+pub trait Backend: Send {
+    /// A short name for reports (`local`, `kind`, `eks`).
+    fn name(&self) -> &'static str;
+
+    /// `kubectl apply -f` each path (a file or a folder, relative to `manifests/`).
+    fn apply(
+        &mut self,
+        paths: &[PathBuf],
+    ) -> impl Future<Output = Result<Applied, BackendError>> + Send;
+
+    /// `kubectl delete -f` each path.
+    fn delete(
+        &mut self,
+        paths: &[PathBuf],
+    ) -> impl Future<Output = Result<Applied, BackendError>> + Send;
+
+    /// Runs a glooctl command (arguments without the leading `glooctl`).
+    fn glooctl(
+        &mut self,
+        args: &[String],
+    ) -> impl Future<Output = Result<CommandOutput, BackendError>> + Send;
+
+    /// Waits until the condition holds or the timeout passes; returns how long it took.
+    fn wait(
+        &mut self,
+        condition: &WaitCondition,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Duration, BackendError>> + Send;
+
+    /// Waits until every gateway (ingress and sidecars) serves configuration at least as new as
+    /// `applied`; returns how long it took from the call. This is the config propagation time.
+    fn wait_config_live(
+        &mut self,
+        applied: &Applied,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Duration, BackendError>> + Send;
+
+    /// The gateway's external URL, as `glooctl proxy url` prints it.
+    fn proxy_url(&mut self) -> impl Future<Output = Result<url::Url, BackendError>> + Send;
+
+    /// Stops and removes everything this backend started or created.
+    fn shutdown(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+}

@@ -1,0 +1,646 @@
+//! The runner: executes a scenario's steps in order against a [`Backend`] and records verdicts.
+//!
+//! - `apply`/`delete` go to the backend; the last [`Applied`] is kept so a later split with
+//!   `propagation: true` can measure how long the gateway took to serve it.
+//! - `glooctl` goes to the backend, then its output is checked (`contains`, `notContains`,
+//!   `fails`).
+//! - `wait` goes to the backend with the step's deadline.
+//! - `traffic` asks the backend for the proxy URL, sends requests through it and judges the
+//!   replies: exact checks on every reply, the split statistically ([`crate::stats`]).
+//!
+//! The first step that does not pass ends its scenario; later steps are reported as not run.
+//! Progress and narration go to the writer the caller passes (stdout for `xtask`, a buffer in
+//! tests); progress bars go to stderr only when it is a terminal.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::backend::{Applied, Backend};
+use crate::features::Feature;
+use crate::scenario::{Action, GlooctlStep, Scenario, Step, WaitStep};
+use crate::stats;
+
+mod traffic_step;
+
+pub use traffic_step::{
+    CrossCheckReport, FailureSample, PropagationReport, RequestRecord, SplitReport, TrafficReport,
+};
+pub(crate) use traffic_step::{key_name, outcome_label};
+
+/// How a run is carried out. Build one with [`RunSettings::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Recorded in reports; a backend that picks at random may be seeded from it by the caller.
+    pub seed: u64,
+    /// The family-wise false-alarm budget shared by every split check of the run.
+    pub budget: stats::Budget,
+    /// Minimum detectable deviation and power of each split check; its `alpha` is replaced by the
+    /// per-check share of [`RunSettings::budget`].
+    pub check: stats::CheckSettings,
+    /// How many split checks the budget is divided over. `None`: the split checks of the scenario
+    /// being run ([`run_all`] sets it to the count over every scenario of the run, counted before
+    /// anything runs).
+    pub split_checks_in_run: Option<usize>,
+    /// Narrate for a person (`xtask walkthrough`): notes, commands as the blog wrote them, outputs.
+    pub narrate: bool,
+    /// The repository's `manifests/` folder; `apply`/`delete` paths are checked against it.
+    pub manifests_dir: PathBuf,
+    /// Where `xtask` writes reports; the runner itself only records it.
+    pub report_dir: Option<PathBuf>,
+    /// Show progress bars on stderr (still hidden when stderr is not a terminal).
+    pub progress: bool,
+    /// The longest any traffic step may send.
+    pub traffic_deadline: Duration,
+    /// The longest a single request may take.
+    pub request_timeout: Duration,
+    /// The longest the runner waits for a weight change to be served.
+    pub propagation_timeout: Duration,
+    /// Refuse non-loopback traffic targets (true on the local backend).
+    pub loopback_only: bool,
+    /// How many failing replies per step are kept verbatim for the report.
+    pub failure_samples: usize,
+}
+
+impl RunSettings {
+    /// Defaults: family alpha 1e-4 (Holm), deviation 0.05, power 0.99, loopback only.
+    pub fn new(manifests_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            seed: 0,
+            budget: stats::Budget::default(),
+            check: stats::CheckSettings::default(),
+            split_checks_in_run: None,
+            narrate: false,
+            manifests_dir: manifests_dir.into(),
+            report_dir: None,
+            progress: false,
+            traffic_deadline: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(10),
+            propagation_timeout: Duration::from_secs(60),
+            loopback_only: true,
+            failure_samples: 5,
+        }
+    }
+
+    /// The settings of one split check: the run's deviation and power at the per-check alpha.
+    pub fn split_check_settings(&self, split_checks: usize) -> stats::CheckSettings {
+        stats::CheckSettings {
+            alpha: self.budget.per_check_alpha(split_checks.max(1)),
+            ..self.check
+        }
+    }
+}
+
+/// How a step (or a scenario) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StepOutcome {
+    Passed,
+    /// The statistics could not decide within the request cap: not a pass, reported as its own kind.
+    Inconclusive,
+    Failed,
+    /// An earlier step did not pass.
+    NotRun,
+}
+
+impl StepOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            StepOutcome::Passed => "PASS",
+            StepOutcome::Inconclusive => "INCONCLUSIVE",
+            StepOutcome::Failed => "FAIL",
+            StepOutcome::NotRun => "NOT RUN",
+        }
+    }
+}
+
+/// The record of one step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    /// 1-based position in the scenario.
+    pub index: usize,
+    /// The step's name, or a description of its action.
+    pub name: String,
+    /// `apply`, `delete`, `glooctl`, `wait` or `traffic`.
+    pub kind: &'static str,
+    pub outcome: StepOutcome,
+    /// Why the step did not pass (every reason, one per line).
+    pub message: Option<String>,
+    #[serde(with = "duration_ms")]
+    pub elapsed: Duration,
+    /// A glooctl command's standard output.
+    pub output: Option<String>,
+    /// What an apply/delete changed.
+    pub changed: Vec<String>,
+    pub traffic: Option<TrafficReport>,
+}
+
+/// The record of one scenario.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioReport {
+    pub name: String,
+    pub description: String,
+    pub source: PathBuf,
+    pub features: Vec<Feature>,
+    pub backend: String,
+    /// Passed only if every step passed; otherwise the outcome of the step that ended it.
+    pub outcome: StepOutcome,
+    pub steps: Vec<StepReport>,
+    #[serde(with = "duration_ms")]
+    pub elapsed: Duration,
+    /// Requests sent by all traffic steps (including stats clears).
+    pub requests_sent: u64,
+    /// Traffic steps that reached a verdict.
+    pub verdicts: u64,
+    /// The per-check alpha its split checks used.
+    pub split_alpha: f64,
+}
+
+impl ScenarioReport {
+    pub fn passed(&self) -> bool {
+        self.outcome == StepOutcome::Passed
+    }
+}
+
+/// The record of a whole run (`report.json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub backend: String,
+    pub seed: u64,
+    /// Seconds since the Unix epoch when the run started.
+    pub started_unix: u64,
+    pub family_alpha: f64,
+    pub correction: String,
+    /// Split checks the budget was divided over.
+    pub split_checks: usize,
+    pub per_check_alpha: f64,
+    pub min_detectable_deviation: f64,
+    pub power: f64,
+    pub scenarios: Vec<ScenarioReport>,
+    #[serde(with = "duration_ms")]
+    pub elapsed: Duration,
+    pub requests_sent: u64,
+    pub verdicts: u64,
+}
+
+impl RunReport {
+    /// The gate: every scenario passed (inconclusive counts as not passed).
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(ScenarioReport::passed)
+    }
+
+    /// Requests sent per verdict reached, the cost figure of the harness.
+    pub fn requests_per_verdict(&self) -> f64 {
+        if self.verdicts == 0 {
+            0.0
+        } else {
+            self.requests_sent as f64 / self.verdicts as f64
+        }
+    }
+}
+
+/// The number of statistical split checks in these scenarios, for dividing the run's budget.
+pub fn count_split_checks<'a>(scenarios: impl IntoIterator<Item = &'a Scenario>) -> usize {
+    scenarios
+        .into_iter()
+        .flat_map(|scenario| &scenario.steps)
+        .filter(|step| matches!(&step.action, Action::Traffic(traffic) if traffic.expect.split.is_some()))
+        .count()
+}
+
+/// Runs every scenario in order on one backend, dividing the budget over all their split checks.
+/// Writes progress to `out`; returns the report whatever the outcome (the gate is
+/// [`RunReport::passed`]).
+pub async fn run_all<B: Backend>(
+    backend: &mut B,
+    scenarios: &[Scenario],
+    settings: &RunSettings,
+    out: &mut (dyn Write + Send),
+) -> RunReport {
+    let started = Instant::now();
+    let split_checks = count_split_checks(scenarios);
+    let settings = RunSettings {
+        split_checks_in_run: Some(split_checks),
+        ..settings.clone()
+    };
+    let per_check = settings.split_check_settings(split_checks);
+    let mut reports = Vec::with_capacity(scenarios.len());
+    for scenario in scenarios {
+        reports.push(run_scenario(backend, scenario, &settings, out).await);
+    }
+    RunReport {
+        backend: backend.name().to_owned(),
+        seed: settings.seed,
+        started_unix: unix_now(),
+        family_alpha: settings.budget.family_alpha,
+        correction: format!("{:?}", settings.budget.method),
+        split_checks,
+        per_check_alpha: per_check.alpha,
+        min_detectable_deviation: per_check.min_detectable_deviation,
+        power: per_check.power,
+        requests_sent: reports.iter().map(|r| r.requests_sent).sum(),
+        verdicts: reports.iter().map(|r| r.verdicts).sum(),
+        scenarios: reports,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Runs one scenario's steps in order; the first step that does not pass ends it.
+pub async fn run_scenario<B: Backend>(
+    backend: &mut B,
+    scenario: &Scenario,
+    settings: &RunSettings,
+    out: &mut (dyn Write + Send),
+) -> ScenarioReport {
+    let started = Instant::now();
+    let split_checks = settings
+        .split_checks_in_run
+        .unwrap_or_else(|| count_split_checks([scenario]));
+    let check = settings.split_check_settings(split_checks);
+    let mut context = StepContext {
+        backend,
+        settings,
+        check,
+        last_applied: None,
+        out,
+    };
+    context.say(format_args!(
+        "== {} ({})",
+        scenario.name,
+        scenario.source.display()
+    ));
+    if settings.narrate && !scenario.description.is_empty() {
+        context.say(format_args!("{}\n", scenario.description.trim()));
+    }
+    let mut steps = Vec::with_capacity(scenario.steps.len());
+    let mut ended: Option<StepOutcome> = None;
+    for (position, step) in scenario.steps.iter().enumerate() {
+        let index = position + 1;
+        if ended.is_some() {
+            steps.push(StepReport::not_run(index, step));
+            continue;
+        }
+        let report = context.run_step(index, step).await;
+        context.say(format_args!(
+            "{} step {index} {} ({}){}",
+            report.outcome.label(),
+            report.name,
+            format_elapsed(report.elapsed),
+            report
+                .message
+                .as_ref()
+                .map(|m| format!("\n    {}", m.replace('\n', "\n    ")))
+                .unwrap_or_default()
+        ));
+        if report.outcome != StepOutcome::Passed {
+            ended = Some(report.outcome);
+        }
+        steps.push(report);
+    }
+    let requests_sent = steps
+        .iter()
+        .filter_map(|s| s.traffic.as_ref())
+        .map(|t| t.summary.sent + u64::from(t.cross_check.is_some()))
+        .sum();
+    let verdicts = steps
+        .iter()
+        .filter(|s| {
+            s.traffic.is_some()
+                && matches!(
+                    s.outcome,
+                    StepOutcome::Passed | StepOutcome::Failed | StepOutcome::Inconclusive
+                )
+        })
+        .count() as u64;
+    let report = ScenarioReport {
+        name: scenario.name.clone(),
+        description: scenario.description.clone(),
+        source: scenario.source.clone(),
+        features: scenario.features.clone(),
+        backend: context.backend.name().to_owned(),
+        outcome: ended.unwrap_or(StepOutcome::Passed),
+        steps,
+        elapsed: started.elapsed(),
+        requests_sent,
+        verdicts,
+        split_alpha: check.alpha,
+    };
+    context.say(format_args!(
+        "== {} {}: {} wall, {} requests, {} verdicts",
+        report.name,
+        report.outcome.label(),
+        format_elapsed(report.elapsed),
+        report.requests_sent,
+        report.verdicts
+    ));
+    report
+}
+
+/// What a step needs from the run: the backend, the settings and what earlier steps left.
+struct StepContext<'a, B> {
+    backend: &'a mut B,
+    settings: &'a RunSettings,
+    check: stats::CheckSettings,
+    last_applied: Option<Applied>,
+    out: &'a mut (dyn Write + Send),
+}
+
+/// The parts of a step report a step fills in.
+#[derive(Default)]
+struct StepResult {
+    outcome: Option<StepOutcome>,
+    messages: Vec<String>,
+    output: Option<String>,
+    changed: Vec<String>,
+    traffic: Option<TrafficReport>,
+}
+
+impl StepResult {
+    fn failed(message: impl Into<String>) -> Self {
+        Self {
+            outcome: Some(StepOutcome::Failed),
+            messages: vec![message.into()],
+            ..Self::default()
+        }
+    }
+}
+
+impl<B: Backend> StepContext<'_, B> {
+    fn say(&mut self, line: std::fmt::Arguments<'_>) {
+        // Progress output is best effort: a closed stdout must not change any verdict.
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    async fn run_step(&mut self, index: usize, step: &Step) -> StepReport {
+        let started = Instant::now();
+        if self.settings.narrate
+            && let Some(note) = &step.note
+        {
+            self.say(format_args!("\n{}", note.trim()));
+        }
+        let (kind, result) = match &step.action {
+            Action::Apply(paths) => ("apply", self.apply(paths, false).await),
+            Action::Delete(paths) => ("delete", self.apply(paths, true).await),
+            Action::Glooctl(glooctl) => ("glooctl", self.glooctl(glooctl).await),
+            Action::Wait(wait) => ("wait", self.wait(wait).await),
+            Action::Traffic(traffic) => ("traffic", self.traffic(step, traffic).await),
+        };
+        let outcome = result.outcome.unwrap_or(if result.messages.is_empty() {
+            StepOutcome::Passed
+        } else {
+            StepOutcome::Failed
+        });
+        StepReport {
+            index,
+            name: step.to_string(),
+            kind,
+            outcome,
+            message: (!result.messages.is_empty()).then(|| result.messages.join("\n")),
+            elapsed: started.elapsed(),
+            output: result.output,
+            changed: result.changed,
+            traffic: result.traffic,
+        }
+    }
+
+    async fn apply(&mut self, paths: &[PathBuf], delete: bool) -> StepResult {
+        let verb = if delete { "delete" } else { "apply" };
+        if self.settings.narrate {
+            let files: Vec<String> = paths
+                .iter()
+                .map(|p| format!("manifests/{}", p.display()))
+                .collect();
+            self.say(format_args!("$ kubectl {verb} -f {}", files.join(" -f ")));
+        }
+        for path in paths {
+            let full = self.settings.manifests_dir.join(path);
+            if !full.exists() {
+                return StepResult::failed(format!(
+                    "kubectl {verb}: {} does not exist (paths are relative to {})",
+                    full.display(),
+                    self.settings.manifests_dir.display()
+                ));
+            }
+        }
+        let result = if delete {
+            self.backend.delete(paths).await
+        } else {
+            self.backend.apply(paths).await
+        };
+        match result {
+            Ok(applied) => {
+                if self.settings.narrate {
+                    for object in &applied.changed {
+                        self.say(format_args!(
+                            "{object} {}",
+                            if delete { "deleted" } else { "configured" }
+                        ));
+                    }
+                }
+                let changed = applied.changed.clone();
+                self.last_applied = Some(applied);
+                StepResult {
+                    changed,
+                    ..StepResult::default()
+                }
+            }
+            Err(error) => StepResult::failed(format!("kubectl {verb}: {error}")),
+        }
+    }
+
+    async fn glooctl(&mut self, step: &GlooctlStep) -> StepResult {
+        let line = shlex::try_join(step.args.iter().map(String::as_str))
+            .unwrap_or_else(|_| step.args.join(" "));
+        if self.settings.narrate {
+            self.say(format_args!("$ glooctl {line}"));
+        }
+        let output = match self.backend.glooctl(&step.args).await {
+            Ok(output) => output,
+            Err(error) => return StepResult::failed(format!("glooctl {line}: {error}")),
+        };
+        if self.settings.narrate {
+            let text = output.stdout.trim_end();
+            if !text.is_empty() {
+                self.say(format_args!("{text}"));
+            }
+            if !output.stderr.trim().is_empty() {
+                self.say(format_args!("{}", output.stderr.trim_end()));
+            }
+        }
+        let messages = glooctl_problems(step, &output);
+        StepResult {
+            messages,
+            output: Some(output.stdout),
+            ..StepResult::default()
+        }
+    }
+
+    async fn wait(&mut self, step: &WaitStep) -> StepResult {
+        if self.settings.narrate {
+            self.say(format_args!("# waiting for {}", step.condition));
+        }
+        match self.backend.wait(&step.condition, step.timeout).await {
+            Ok(took) => {
+                if self.settings.narrate {
+                    self.say(format_args!("# ready after {}", format_elapsed(took)));
+                }
+                StepResult::default()
+            }
+            Err(error @ crate::backend::BackendError::Timeout { .. }) => {
+                StepResult::failed(error.to_string())
+            }
+            Err(error) => StepResult::failed(format!(
+                "waiting for {} (timeout {}): {error}",
+                step.condition,
+                humantime::format_duration(step.timeout)
+            )),
+        }
+    }
+}
+
+/// Everything wrong with a glooctl command's result, by its step's expectations.
+fn glooctl_problems(step: &GlooctlStep, output: &crate::backend::CommandOutput) -> Vec<String> {
+    let line = step.args.join(" ");
+    let mut problems = Vec::new();
+    match (step.expect.fails, output.success) {
+        (false, false) => problems.push(format!(
+            "glooctl {line} failed: {}",
+            first_line(&output.stderr).unwrap_or("(no error output)")
+        )),
+        (true, true) => problems.push(format!("glooctl {line} succeeded but was expected to fail")),
+        _ => {}
+    }
+    for needle in &step.expect.contains {
+        if !output.stdout.contains(needle.as_str()) {
+            problems.push(format!(
+                "glooctl {line}: output does not contain {needle:?}"
+            ));
+        }
+    }
+    for needle in &step.expect.not_contains {
+        if output.stdout.contains(needle.as_str()) {
+            problems.push(format!(
+                "glooctl {line}: output contains {needle:?}, which it must not"
+            ));
+        }
+    }
+    problems
+}
+
+fn first_line(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).find(|line| !line.is_empty())
+}
+
+impl StepReport {
+    fn not_run(index: usize, step: &Step) -> Self {
+        StepReport {
+            index,
+            name: step.to_string(),
+            kind: match step.action {
+                Action::Apply(_) => "apply",
+                Action::Delete(_) => "delete",
+                Action::Glooctl(_) => "glooctl",
+                Action::Wait(_) => "wait",
+                Action::Traffic(_) => "traffic",
+            },
+            outcome: StepOutcome::NotRun,
+            message: None,
+            elapsed: Duration::ZERO,
+            output: None,
+            changed: Vec::new(),
+            traffic: None,
+        }
+    }
+}
+
+/// `1.234 s`, `56 ms`: short human durations for progress lines.
+pub fn format_elapsed(elapsed: Duration) -> String {
+    if elapsed >= Duration::from_secs(1) {
+        format!("{:.3} s", elapsed.as_secs_f64())
+    } else {
+        format!("{} ms", elapsed.as_millis())
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+pub(crate) mod duration_ms {
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64() * 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CommandOutput;
+    use crate::scenario::GlooctlExpect;
+
+    fn step(args: &[&str], expect: GlooctlExpect) -> GlooctlStep {
+        GlooctlStep {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            expect,
+        }
+    }
+
+    fn output(stdout: &str, success: bool) -> CommandOutput {
+        CommandOutput {
+            stdout: stdout.to_owned(),
+            stderr: "error: boom\n".to_owned(),
+            success,
+        }
+    }
+
+    #[test]
+    fn glooctl_output_checks() {
+        let expect = GlooctlExpect {
+            contains: vec!["appmesh-demo-colorgateway-9080".into()],
+            not_contains: vec!["Rejected".into()],
+            fails: false,
+        };
+        let get = step(&["get", "upstream"], expect.clone());
+        assert!(
+            glooctl_problems(
+                &get,
+                &output("| appmesh-demo-colorgateway-9080 | Accepted |", true)
+            )
+            .is_empty()
+        );
+        let problems = glooctl_problems(&get, &output("| other | Rejected |", false));
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems[0], "glooctl get upstream failed: error: boom");
+        assert!(problems[1].contains("does not contain \"appmesh-demo-colorgateway-9080\""));
+        assert!(problems[2].contains("contains \"Rejected\""));
+        let must_fail = step(
+            &["add", "route"],
+            GlooctlExpect {
+                fails: true,
+                ..Default::default()
+            },
+        );
+        assert!(glooctl_problems(&must_fail, &output("", false)).is_empty());
+        assert_eq!(glooctl_problems(&must_fail, &output("", true)).len(), 1);
+    }
+
+    #[test]
+    fn outcomes_order_from_best_to_worst() {
+        assert!(StepOutcome::Passed < StepOutcome::Inconclusive);
+        assert!(StepOutcome::Inconclusive < StepOutcome::Failed);
+        assert_eq!(format_elapsed(Duration::from_millis(56)), "56 ms");
+        assert_eq!(format_elapsed(Duration::from_millis(1234)), "1.234 s");
+    }
+}

@@ -1,0 +1,772 @@
+//! Scenario files: what to do and what to expect, written once and run on every backend.
+//!
+//! A scenario is a YAML document with a name, feature tags and a list of steps. Each step does
+//! exactly one thing (apply manifests, run a glooctl command, wait, send traffic); steps run in
+//! order and the first failing step ends the scenario. Paths in `apply`/`delete` are relative to the
+//! repository's `manifests/` folder, so the same file works on the local backend and on a cluster.
+//!
+//! ```yaml
+//! name: PrefixRewrite
+//! features: [prefix-match, prefix-rewrite]
+//! steps:
+//!   - apply: conformance/echo.yaml
+//!   - wait: { rollout: conformance }
+//!   - glooctl: add route --path-prefix /appmesh/color --prefix-rewrite /color --dest-name conformance-echo-8080
+//!   - traffic:
+//!       path: /appmesh/color/clear?x=1
+//!       requests: 5
+//!       expect: { status: 200, echo: { path: /color/clear, query: x=1 } }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::Feature;
+
+/// A parsed scenario file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    /// PascalCase name, as in the Gateway API suite (`HTTPRouteRewritePath`).
+    pub name: String,
+    pub description: String,
+    pub features: Vec<Feature>,
+    pub steps: Vec<Step>,
+    /// The file it came from, for error messages and reports.
+    pub source: PathBuf,
+}
+
+/// One step: what it does plus an optional human name and narration for `xtask walkthrough`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// Short label shown in reports; defaults to a description of the action.
+    pub name: Option<String>,
+    /// Prose shown before the step in walkthrough mode (the blog's own words, where it has some).
+    pub note: Option<String>,
+    pub action: Action,
+}
+
+/// The thing a step does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// `kubectl apply -f` of files or folders under `manifests/`.
+    Apply(Vec<PathBuf>),
+    /// `kubectl delete -f` of files or folders under `manifests/`.
+    Delete(Vec<PathBuf>),
+    /// A glooctl command line (without the leading `glooctl`), with optional output checks.
+    Glooctl(GlooctlStep),
+    /// Wait for a condition, never for a fixed time.
+    Wait(WaitStep),
+    /// Send requests through the gateway and check the replies.
+    Traffic(Box<TrafficStep>),
+}
+
+/// `glooctl: <args>` or `glooctl: { args: <args>, expect: {...} }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GlooctlStep {
+    /// The arguments, already split the way a POSIX shell would.
+    pub args: Vec<String>,
+    pub expect: GlooctlExpect,
+}
+
+/// Checks on a glooctl command's output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GlooctlExpect {
+    /// Each string must appear somewhere in standard output (e.g. an upstream name).
+    #[serde(default)]
+    pub contains: Vec<String>,
+    /// Each string must not appear in standard output.
+    #[serde(default)]
+    pub not_contains: Vec<String>,
+    /// Whether the command must fail (exit non-zero). Default: it must succeed.
+    #[serde(default)]
+    pub fails: bool,
+}
+
+/// What to wait for, and for how long at most.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitStep {
+    pub condition: WaitCondition,
+    /// The deadline; a wait that runs out fails the step, naming the condition and this timeout.
+    pub timeout: Duration,
+}
+
+/// The conditions a backend knows how to wait for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WaitCondition {
+    /// Every Deployment in the namespace has all replicas available (`kubectl rollout status`).
+    Rollout { namespace: String },
+    /// A Gloo resource reached a state (`glooctl get vs` shows it): Accepted, Warning, Rejected.
+    Status {
+        kind: String,
+        namespace: String,
+        name: String,
+        state: String,
+    },
+    /// A Gloo upstream exists (discovery created it).
+    Upstream { namespace: String, name: String },
+}
+
+impl WaitCondition {
+    /// The default deadline when the scenario names none: rollouts start processes (or pull images
+    /// on a cluster), statuses only need one translation.
+    pub fn default_timeout(&self) -> Duration {
+        match self {
+            WaitCondition::Rollout { .. } => Duration::from_secs(120),
+            WaitCondition::Status { .. } | WaitCondition::Upstream { .. } => {
+                Duration::from_secs(30)
+            }
+        }
+    }
+}
+
+impl fmt::Display for WaitCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitCondition::Rollout { namespace } => write!(f, "rollout of namespace {namespace}"),
+            WaitCondition::Status {
+                kind,
+                namespace,
+                name,
+                state,
+            } => {
+                write!(f, "{kind} {namespace}/{name} to be {state}")
+            }
+            WaitCondition::Upstream { namespace, name } => {
+                write!(f, "upstream {namespace}/{name} to be discovered")
+            }
+        }
+    }
+}
+
+/// Requests to send and what the replies must show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficStep {
+    /// Path and query, e.g. `/appmesh/color?x=1`.
+    pub path: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Host header (virtual host selection); default: the proxy address.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// A fixed number of requests. Required unless `expect.split` is given, in which case the
+    /// statistics plan the number (and a sequential check may stop earlier).
+    #[serde(default)]
+    pub requests: Option<u64>,
+    /// Requests in flight at once; each in-flight slot uses its own connection.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Print each reply as curl would (walkthrough mode shows the first ones).
+    #[serde(default)]
+    pub show_replies: bool,
+    #[serde(default)]
+    pub expect: TrafficExpect,
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+/// Checks on the replies of a traffic step. Every check given must hold for the step to pass.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficExpect {
+    /// Allowed status codes; default 200.
+    #[serde(default)]
+    pub status: Option<StatusSet>,
+    /// How many replies may break the other checks (wrong status, transport error, unparsable
+    /// body). Default 0.
+    #[serde(default)]
+    pub max_errors: u64,
+    /// Every reply's body equals this exactly.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Every reply's body contains this.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// Every reply is a colorgateway reply of this shape (`color`/`stats` keys vs `colorV2`/`statsV2`).
+    #[serde(default)]
+    pub shape: Option<ReplyShape>,
+    /// Every reply is an echo backend reply showing exactly these request properties upstream.
+    #[serde(default)]
+    pub echo: Option<EchoExpect>,
+    /// Response headers that must be present with these values.
+    #[serde(default)]
+    pub response_headers: BTreeMap<String, String>,
+    /// The weighted split the replies must follow, judged statistically.
+    #[serde(default)]
+    pub split: Option<SplitExpect>,
+    /// Compare the split the client saw with the colorgateway's own `stats` histogram (after
+    /// `/color/clear`); a cross-check of the two oracles.
+    #[serde(default)]
+    pub stats_cross_check: bool,
+}
+
+/// One status code or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StatusSet {
+    One(u16),
+    Any(Vec<u16>),
+}
+
+impl StatusSet {
+    pub fn allows(&self, status: u16) -> bool {
+        match self {
+            StatusSet::One(code) => *code == status,
+            StatusSet::Any(codes) => codes.contains(&status),
+        }
+    }
+}
+
+/// The two colorgateway reply shapes of the walkthrough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyShape {
+    /// `{"color":"blue", "stats": {...}}` from colorgateway.
+    V1,
+    /// `{"colorV2":"blue", "statsV2": {...}}` from colorgatewayv2.
+    V2,
+}
+
+/// What the echo backend must report having received.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EchoExpect {
+    /// The exact path the upstream saw (after rewrites), without the query.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The exact raw query the upstream saw; `""` means none.
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Headers the upstream must have received with these values.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Headers the upstream must not have received.
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+    /// The echo service that must have answered (`SERVICE_NAME`).
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// A weighted split: which reply property names the destination, and the configured weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SplitExpect {
+    pub by: SplitKey,
+    /// Destination label (as `by` extracts it) to configured relative weight; weight 0 means the
+    /// destination must receive nothing.
+    pub weights: BTreeMap<String, u32>,
+    /// Stop as soon as the verdict is certain (sequential test) rather than after the planned
+    /// number of requests. Default true.
+    #[serde(default = "default_true")]
+    pub sequential: bool,
+    /// Measure the time from the previous apply until the gateway serves this split.
+    #[serde(default)]
+    pub propagation: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The reply property that tells destinations apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SplitKey {
+    /// The color in a colorgateway reply (`color` or `colorV2`): the mesh's split over tellers.
+    Color,
+    /// The reply shape, `v1` or `v2`: the ingress split over colorgateway versions.
+    Shape,
+    /// The echo backend's `SERVICE_NAME`.
+    EchoService,
+    /// The whole body (colorteller answers its color as the body).
+    Body,
+}
+
+// === loading ===
+
+/// Why a scenario file cannot be used. Every variant names the file; step errors name the step.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {path}: {message}")]
+    Syntax {
+        file: PathBuf,
+        path: String,
+        message: String,
+    },
+    #[error("{file}: step {index} ({summary}): {message}")]
+    Step {
+        file: PathBuf,
+        index: usize,
+        summary: String,
+        message: String,
+    },
+}
+
+/// The on-disk shape; converted into [`Scenario`] with checks serde cannot express.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    features: Vec<Feature>,
+    steps: Vec<RawStep>,
+}
+
+// A flat struct with one optional field per action reads better in YAML than a tagged enum and
+// lets us say "exactly one of ..." with the step's position, instead of serde's generic message.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawStep {
+    name: Option<String>,
+    note: Option<String>,
+    apply: Option<OneOrMany>,
+    delete: Option<OneOrMany>,
+    glooctl: Option<RawGlooctl>,
+    wait: Option<RawWait>,
+    traffic: Option<TrafficStep>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawGlooctl {
+    Line(String),
+    Full {
+        args: String,
+        #[serde(default)]
+        expect: GlooctlExpect,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawWait {
+    rollout: Option<String>,
+    status: Option<RawStatusWait>,
+    upstream: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    timeout: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawStatusWait {
+    kind: String,
+    name: String,
+    #[serde(default = "gloo_system")]
+    namespace: String,
+    #[serde(default = "accepted")]
+    state: String,
+}
+
+fn gloo_system() -> String {
+    "gloo-system".to_owned()
+}
+
+fn accepted() -> String {
+    "Accepted".to_owned()
+}
+
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(deserializer)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Reads and checks a scenario file.
+pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    parse(&text, file)
+}
+
+/// Parses scenario text; `file` is only used in messages and recorded as the source.
+pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+    let deserializer = serde_norway::Deserializer::from_str(text);
+    let raw: RawScenario =
+        serde_path_to_error::deserialize(deserializer).map_err(|error| ScenarioError::Syntax {
+            file: file.to_owned(),
+            path: error.path().to_string(),
+            message: error.inner().to_string(),
+        })?;
+    let steps = raw
+        .steps
+        .into_iter()
+        .enumerate()
+        .map(|(index, step)| {
+            convert_step(step).map_err(|(summary, message)| ScenarioError::Step {
+                file: file.to_owned(),
+                index: index + 1,
+                summary,
+                message,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        features: raw.features,
+        steps,
+        source: file.to_owned(),
+    })
+}
+
+/// Turns a raw step into a checked one; errors are (summary of the step, message).
+fn convert_step(raw: RawStep) -> Result<Step, (String, String)> {
+    let given: Vec<&str> = [
+        ("apply", raw.apply.is_some()),
+        ("delete", raw.delete.is_some()),
+        ("glooctl", raw.glooctl.is_some()),
+        ("wait", raw.wait.is_some()),
+        ("traffic", raw.traffic.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, present)| present.then_some(key))
+    .collect();
+    let summary = raw.name.clone().unwrap_or_else(|| given.join("+"));
+    let fail = |message: String| (summary.clone(), message);
+    if given.len() != 1 {
+        return Err(fail(format!(
+            "exactly one of apply, delete, glooctl, wait, traffic is required, found {}",
+            if given.is_empty() {
+                "none".to_owned()
+            } else {
+                given.join(" and ")
+            }
+        )));
+    }
+    let action = if let Some(paths) = raw.apply {
+        Action::Apply(paths.into_vec())
+    } else if let Some(paths) = raw.delete {
+        Action::Delete(paths.into_vec())
+    } else if let Some(glooctl) = raw.glooctl {
+        let (line, expect) = match glooctl {
+            RawGlooctl::Line(line) => (line, GlooctlExpect::default()),
+            RawGlooctl::Full { args, expect } => (args, expect),
+        };
+        let args = shlex::split(&line)
+            .ok_or_else(|| fail(format!("glooctl: unbalanced quotes in {line:?}")))?;
+        let args = match args.split_first() {
+            Some((first, rest)) if first == "glooctl" => rest.to_vec(),
+            _ => args,
+        };
+        if args.is_empty() {
+            return Err(fail("glooctl: empty command".to_owned()));
+        }
+        Action::Glooctl(GlooctlStep { args, expect })
+    } else if let Some(wait) = raw.wait {
+        Action::Wait(convert_wait(wait).map_err(fail)?)
+    } else if let Some(traffic) = raw.traffic {
+        check_traffic(&traffic).map_err(fail)?;
+        Action::Traffic(Box::new(traffic))
+    } else {
+        unreachable!("exactly one action was counted above")
+    };
+    Ok(Step {
+        name: raw.name,
+        note: raw.note,
+        action,
+    })
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<PathBuf> {
+        match self {
+            OneOrMany::One(path) => vec![path],
+            OneOrMany::Many(paths) => paths,
+        }
+    }
+}
+
+fn convert_wait(raw: RawWait) -> Result<WaitStep, String> {
+    let mut conditions = Vec::new();
+    if let Some(namespace) = raw.rollout {
+        conditions.push(WaitCondition::Rollout { namespace });
+    }
+    if let Some(status) = raw.status {
+        conditions.push(WaitCondition::Status {
+            kind: status.kind,
+            namespace: status.namespace,
+            name: status.name,
+            state: status.state,
+        });
+    }
+    if let Some(name) = raw.upstream {
+        let (namespace, name) = match name.split_once('/') {
+            Some((namespace, name)) => (namespace.to_owned(), name.to_owned()),
+            None => (gloo_system(), name),
+        };
+        conditions.push(WaitCondition::Upstream { namespace, name });
+    }
+    if conditions.len() != 1 {
+        return Err(format!(
+            "wait: exactly one of rollout, status, upstream is required, found {}",
+            conditions.len()
+        ));
+    }
+    let condition = conditions.remove(0);
+    let timeout = raw.timeout.unwrap_or_else(|| condition.default_timeout());
+    Ok(WaitStep { condition, timeout })
+}
+
+fn check_traffic(traffic: &TrafficStep) -> Result<(), String> {
+    if !traffic.path.starts_with('/') {
+        return Err(format!(
+            "traffic.path must start with '/', got {:?}",
+            traffic.path
+        ));
+    }
+    if traffic.concurrency == 0 {
+        return Err("traffic.concurrency must be at least 1".to_owned());
+    }
+    if http::Method::from_bytes(traffic.method.as_bytes()).is_err() {
+        return Err(format!(
+            "traffic.method {:?} is not an HTTP method",
+            traffic.method
+        ));
+    }
+    match (&traffic.expect.split, traffic.requests) {
+        (None, None) => {
+            return Err("traffic.requests is required unless expect.split plans it".to_owned());
+        }
+        (_, Some(0)) => return Err("traffic.requests must be at least 1".to_owned()),
+        _ => {}
+    }
+    if let Some(split) = &traffic.expect.split {
+        if split.weights.is_empty() {
+            return Err(
+                "traffic.expect.split.weights must name at least one destination".to_owned(),
+            );
+        }
+        if split.weights.values().all(|weight| *weight == 0) {
+            return Err(
+                "traffic.expect.split.weights: the total weight must be at least 1".to_owned(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A one-line description of a step for progress output and reports.
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = &self.name {
+            return f.write_str(name);
+        }
+        match &self.action {
+            Action::Apply(paths) => write!(f, "kubectl apply -f {}", join_paths(paths)),
+            Action::Delete(paths) => write!(f, "kubectl delete -f {}", join_paths(paths)),
+            Action::Glooctl(step) => write!(
+                f,
+                "glooctl {}",
+                shlex::try_join(step.args.iter().map(String::as_str))
+                    .unwrap_or_else(|_| step.args.join(" "))
+            ),
+            Action::Wait(wait) => write!(
+                f,
+                "wait for {} (timeout {})",
+                wait.condition,
+                humantime::format_duration(wait.timeout)
+            ),
+            Action::Traffic(traffic) => {
+                write!(f, "{} {}", traffic.method, traffic.path)?;
+                match traffic.requests {
+                    Some(n) => write!(f, " x{n}"),
+                    None => write!(f, " (planned)"),
+                }
+            }
+        }
+    }
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("manifests/{}", p.display()))
+        .collect::<Vec<_>>()
+        .join(" -f ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> Scenario {
+        parse(text, Path::new("scenarios/test.yaml")).unwrap()
+    }
+
+    fn parse_err(text: &str) -> String {
+        parse(text, Path::new("scenarios/test.yaml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn every_action_parses() {
+        let scenario = parse_ok(
+            r#"
+name: Everything
+features: [prefix-rewrite, upstream-group]
+steps:
+  - apply: colorapp
+  - apply: [gloo/a.yaml, gloo/b.yaml]
+  - glooctl: glooctl add route --path-prefix /appmesh/color --prefix-rewrite "/color" --dest-name x
+  - glooctl: { args: get upstream, expect: { contains: [appmesh-demo-colorgateway-9080] } }
+  - wait: { rollout: appmesh-demo, timeout: 45s }
+  - wait: { status: { kind: VirtualService, name: colorgateway } }
+  - wait: { upstream: appmesh-demo-colorgateway-9080 }
+  - name: canary 80/20
+    traffic:
+      path: /appmesh/color
+      expect: { split: { by: shape, weights: { v1: 80, v2: 20 } } }
+  - delete: gloo/a.yaml
+"#,
+        );
+        assert_eq!(
+            scenario.features,
+            vec![Feature::PrefixRewrite, Feature::UpstreamGroup]
+        );
+        assert_eq!(scenario.steps.len(), 9);
+        assert_eq!(
+            scenario.steps[0].action,
+            Action::Apply(vec!["colorapp".into()])
+        );
+        let Action::Glooctl(glooctl) = &scenario.steps[2].action else {
+            panic!()
+        };
+        assert_eq!(glooctl.args[..3], ["add", "route", "--path-prefix"]);
+        assert_eq!(glooctl.args[5], "/color");
+        let Action::Wait(wait) = &scenario.steps[4].action else {
+            panic!()
+        };
+        assert_eq!(wait.timeout, Duration::from_secs(45));
+        let Action::Wait(wait) = &scenario.steps[5].action else {
+            panic!()
+        };
+        assert_eq!(
+            wait.condition,
+            WaitCondition::Status {
+                kind: "VirtualService".into(),
+                namespace: "gloo-system".into(),
+                name: "colorgateway".into(),
+                state: "Accepted".into()
+            }
+        );
+        assert_eq!(wait.timeout, Duration::from_secs(30));
+        let Action::Traffic(traffic) = &scenario.steps[7].action else {
+            panic!()
+        };
+        let split = traffic.expect.split.as_ref().unwrap();
+        assert!(split.sequential);
+        assert_eq!(split.weights["v1"], 80);
+        assert_eq!(scenario.steps[7].to_string(), "canary 80/20");
+        assert_eq!(
+            scenario.steps[0].to_string(),
+            "kubectl apply -f manifests/colorapp"
+        );
+    }
+
+    #[test]
+    fn a_step_with_two_actions_names_its_position() {
+        let error = parse_err("name: X\nsteps:\n  - apply: a\n  - apply: b\n    delete: c\n");
+        assert_eq!(
+            error,
+            "scenarios/test.yaml: step 2 (apply+delete): exactly one of apply, delete, glooctl, \
+             wait, traffic is required, found apply and delete"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_their_path() {
+        let error = parse_err(
+            "name: X\nsteps:\n  - traffic: { path: /, requests: 1, expect: { stauts: 200 } }\n",
+        );
+        assert!(
+            error.starts_with("scenarios/test.yaml: steps[0].traffic.expect"),
+            "{error}"
+        );
+        assert!(error.contains("stauts"), "{error}");
+    }
+
+    #[test]
+    fn unknown_feature_is_an_error() {
+        let error = parse_err("name: X\nfeatures: [teleport]\nsteps: []\n");
+        assert!(
+            error.contains("features[0]") && error.contains("teleport"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn traffic_needs_a_count_or_a_split() {
+        let error = parse_err("name: X\nsteps:\n  - traffic: { path: /color }\n");
+        assert!(error.contains("traffic.requests is required"), "{error}");
+        let error = parse_err(
+            "name: X\nsteps:\n  - traffic: { path: /c, expect: { split: { by: color, weights: { a: 0 } } } }\n",
+        );
+        assert!(error.contains("total weight must be at least 1"), "{error}");
+    }
+
+    #[test]
+    fn bad_wait_and_glooctl_are_rejected() {
+        let error = parse_err("name: X\nsteps:\n  - wait: { timeout: 5s }\n");
+        assert!(
+            error.contains("exactly one of rollout, status, upstream"),
+            "{error}"
+        );
+        let error = parse_err("name: X\nsteps:\n  - glooctl: 'add route \"oops'\n");
+        assert!(error.contains("unbalanced quotes"), "{error}");
+        let error = parse_err("name: X\nsteps:\n  - wait: { rollout: a, timeout: soon }\n");
+        assert!(error.contains("steps[0].wait.timeout"), "{error}");
+    }
+
+    #[test]
+    fn status_set_allows_one_or_many() {
+        assert!(StatusSet::One(200).allows(200));
+        assert!(!StatusSet::One(200).allows(404));
+        assert!(StatusSet::Any(vec![301, 404]).allows(404));
+    }
+}

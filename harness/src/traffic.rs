@@ -1,0 +1,581 @@
+//! The traffic generator: closed-loop HTTP/1.1 workers, each owning one keep-alive connection.
+//!
+//! A split check needs independent, correctly counted samples more than it needs load, but the
+//! generator must never be the bottleneck either (`cargo xtask bench-traffic` measures that). The
+//! design follows from both:
+//! - `concurrency` workers, each with its *own* connection (hyper's HTTP/1.1 client connection over
+//!   a tokio stream, through hyper-util's `TokioIo`), so a gateway that picks a destination per
+//!   connection rather than per request shows up as a design effect in the records instead of
+//!   being hidden by a shared pool. A connection the server closes is replaced and the new one
+//!   gets a new index.
+//! - Every run is bounded twice: a hard cap on the number of requests and a deadline. The caller's
+//!   observer can stop it earlier (a sequential check that reached its verdict).
+//! - On the local backend only loopback addresses may be targeted: the URL's host must resolve to
+//!   loopback addresses only, or the run refuses to start.
+//!
+//! Replies are handed to the observer one at a time, on the caller's task, in completion order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Replies larger than this are cut off and reported as an error: every reply the harness judges
+/// is a small JSON document or a color.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What to send: one request, repeated.
+#[derive(Debug, Clone)]
+pub struct TrafficRequest {
+    /// The gateway's base URL (`glooctl proxy url`); only scheme, host and port are used.
+    pub base: url::Url,
+    /// Path and query appended to the base, e.g. `/appmesh/color?x=1`.
+    pub path_and_query: String,
+    pub method: Method,
+    /// Host header; default: the base URL's authority.
+    pub host: Option<String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// How much to send, and the bounds no run may exceed.
+#[derive(Debug, Clone, Copy)]
+pub struct TrafficLimits {
+    /// Requests in flight at once; each worker owns one connection.
+    pub concurrency: usize,
+    /// Hard cap on the number of requests sent.
+    pub max_requests: u64,
+    /// The run stops when this much time has passed, whatever the count.
+    pub deadline: Duration,
+    /// A single request taking longer than this is recorded as an error.
+    pub request_timeout: Duration,
+    /// Refuse targets that are not loopback addresses (the local backend's rule).
+    pub loopback_only: bool,
+}
+
+impl Default for TrafficLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            max_requests: 10_000,
+            deadline: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(10),
+            loopback_only: true,
+        }
+    }
+}
+
+/// One completed (or failed) request, as the observer sees it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The order in which the request was issued, from 0.
+    pub index: u64,
+    /// Which worker sent it.
+    pub worker: usize,
+    /// The connection it went over, numbered from 0 in the order connections were opened.
+    pub connection: u32,
+    /// The response status, or `None` when the request failed at the transport level.
+    pub status: Option<StatusCode>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// From just before the request was written until the whole body was read.
+    pub latency: Duration,
+    /// A transport error (connect, reset, timeout, oversized body).
+    pub error: Option<String>,
+}
+
+impl Reply {
+    /// The body as text, lossily (replies are shown verbatim in reports).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Whether the observer wants more replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StopReason {
+    /// `max_requests` replies were received.
+    Cap,
+    /// The deadline passed first.
+    Deadline,
+    /// The observer asked to stop.
+    Observer,
+}
+
+/// Latency percentiles of a run, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySummary {
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+}
+
+/// What a run did, for reports and the benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSummary {
+    /// Requests handed to the observer.
+    pub received: u64,
+    /// Requests issued, including any still in flight when the run stopped.
+    pub sent: u64,
+    /// Replies with a transport error.
+    pub transport_errors: u64,
+    /// Connections opened over the run.
+    pub connections: u32,
+    #[serde(with = "duration_ms")]
+    pub elapsed: Duration,
+    pub stopped_by: StopReason,
+    pub latency: LatencySummary,
+}
+
+impl TrafficSummary {
+    /// Replies per second over the run.
+    pub fn rate(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.received as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Why traffic could not be sent at all (individual request failures are [`Reply::error`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    #[error("traffic target {url}: {message}")]
+    Target { url: String, message: String },
+    #[error("traffic target {url}: cannot resolve: {source}")]
+    Resolve {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("traffic to {url}: bad request line or header: {message}")]
+    Request { url: String, message: String },
+}
+
+/// Sends `request` until the cap, the deadline or the observer stops it; calls `observe` for every
+/// reply (in completion order) and returns a summary.
+pub async fn drive(
+    request: &TrafficRequest,
+    limits: &TrafficLimits,
+    mut observe: impl FnMut(Reply) -> Flow,
+) -> Result<TrafficSummary, TrafficError> {
+    let started = Instant::now();
+    let address = resolve(&request.base, limits.loopback_only).await?;
+    let template = Arc::new(RequestTemplate::new(request)?);
+    let shared = Arc::new(Shared {
+        issued: AtomicU64::new(0),
+        connections: AtomicU32::new(0),
+        stop: AtomicBool::new(false),
+        max_requests: limits.max_requests,
+        deadline: started + limits.deadline,
+        request_timeout: limits.request_timeout,
+    });
+    let concurrency = limits.concurrency.max(1);
+    let (sender, mut receiver) = mpsc::channel::<Reply>(concurrency * 8);
+    let mut workers = JoinSet::new();
+    for worker in 0..concurrency {
+        workers.spawn(run_worker(
+            worker,
+            address,
+            template.clone(),
+            shared.clone(),
+            sender.clone(),
+        ));
+    }
+    drop(sender);
+
+    let mut histogram = new_histogram();
+    let mut received = 0u64;
+    let mut transport_errors = 0u64;
+    let stopped_by = loop {
+        if received >= limits.max_requests {
+            break StopReason::Cap;
+        }
+        let reply = match tokio::time::timeout_at(shared.deadline, receiver.recv()).await {
+            Ok(Some(reply)) => reply,
+            // Every worker ended: they only do so at the cap or the deadline.
+            Ok(None) => {
+                break if received >= limits.max_requests {
+                    StopReason::Cap
+                } else {
+                    StopReason::Deadline
+                };
+            }
+            Err(_) => break StopReason::Deadline,
+        };
+        received += 1;
+        if reply.error.is_some() {
+            transport_errors += 1;
+        }
+        record_latency(&mut histogram, reply.latency);
+        if observe(reply) == Flow::Stop {
+            break StopReason::Observer;
+        }
+    };
+    shared.stop.store(true, Ordering::Relaxed);
+    workers.abort_all();
+    while workers.join_next().await.is_some() {}
+    Ok(TrafficSummary {
+        received,
+        sent: shared
+            .issued
+            .load(Ordering::Relaxed)
+            .min(limits.max_requests),
+        transport_errors,
+        connections: shared.connections.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        stopped_by,
+        latency: summarize(&histogram),
+    })
+}
+
+/// A histogram for latencies in microseconds, 1 µs to 1 hour, 3 significant digits.
+pub fn new_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("static histogram bounds are valid")
+}
+
+/// Adds one latency, saturating at the histogram's upper bound.
+pub fn record_latency(histogram: &mut hdrhistogram::Histogram<u64>, latency: Duration) {
+    let micros = u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    histogram.saturating_record(micros);
+}
+
+/// Percentiles of a latency histogram.
+pub fn summarize(histogram: &hdrhistogram::Histogram<u64>) -> LatencySummary {
+    if histogram.is_empty() {
+        return LatencySummary::default();
+    }
+    LatencySummary {
+        p50_us: histogram.value_at_quantile(0.50),
+        p90_us: histogram.value_at_quantile(0.90),
+        p99_us: histogram.value_at_quantile(0.99),
+        max_us: histogram.max(),
+        mean_us: histogram.mean(),
+    }
+}
+
+struct Shared {
+    issued: AtomicU64,
+    connections: AtomicU32,
+    stop: AtomicBool,
+    max_requests: u64,
+    deadline: Instant,
+    request_timeout: Duration,
+}
+
+impl Shared {
+    /// Claims the index of the next request, or `None` when the run is over.
+    fn claim(&self) -> Option<u64> {
+        if self.stop.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
+            return None;
+        }
+        let index = self.issued.fetch_add(1, Ordering::Relaxed);
+        (index < self.max_requests).then_some(index)
+    }
+}
+
+/// The parts of the request that are the same every time, validated once.
+struct RequestTemplate {
+    method: Method,
+    uri: http::Uri,
+    host: HeaderValue,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl RequestTemplate {
+    fn new(request: &TrafficRequest) -> Result<Self, TrafficError> {
+        let url = request.base.as_str().to_owned();
+        let bad = |message: String| TrafficError::Request {
+            url: url.clone(),
+            message,
+        };
+        let uri: http::Uri = request
+            .path_and_query
+            .parse()
+            .map_err(|error| bad(format!("path {:?}: {error}", request.path_and_query)))?;
+        let host = match &request.host {
+            Some(host) => host.clone(),
+            None => authority_of(&request.base)
+                .ok_or_else(|| bad("the base URL has no host".to_owned()))?,
+        };
+        let host =
+            HeaderValue::from_str(&host).map_err(|error| bad(format!("host {host:?}: {error}")))?;
+        Ok(Self {
+            method: request.method.clone(),
+            uri,
+            host,
+            headers: request.headers.clone(),
+        })
+    }
+
+    fn build(&self) -> Request<Empty<Bytes>> {
+        let mut request = Request::new(Empty::new());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(http::header::HOST, self.host.clone());
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        request
+    }
+}
+
+fn authority_of(url: &url::Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
+/// Resolves the base URL to one socket address, enforcing the loopback rule.
+async fn resolve(base: &url::Url, loopback_only: bool) -> Result<SocketAddr, TrafficError> {
+    let url = base.as_str().to_owned();
+    if base.scheme() != "http" {
+        return Err(TrafficError::Target {
+            url,
+            message: format!(
+                "scheme {:?} is not supported (plain http only)",
+                base.scheme()
+            ),
+        });
+    }
+    let host = base.host_str().ok_or_else(|| TrafficError::Target {
+        url: url.clone(),
+        message: "no host".to_owned(),
+    })?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = base.port_or_known_default().unwrap_or(80);
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| TrafficError::Resolve {
+            url: url.clone(),
+            source,
+        })?
+        .collect();
+    if loopback_only
+        && let Some(outside) = addresses.iter().find(|address| !address.ip().is_loopback())
+    {
+        return Err(TrafficError::Target {
+            url,
+            message: format!(
+                "resolves to {}, which is not a loopback address; the local backend only sends traffic to \
+                 loopback",
+                outside.ip()
+            ),
+        });
+    }
+    addresses
+        .into_iter()
+        .next()
+        .ok_or_else(|| TrafficError::Target {
+            url,
+            message: "resolves to no address".to_owned(),
+        })
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+async fn run_worker(
+    worker: usize,
+    address: SocketAddr,
+    template: Arc<RequestTemplate>,
+    shared: Arc<Shared>,
+    replies: mpsc::Sender<Reply>,
+) {
+    let mut connection: Option<(Sender, u32)> = None;
+    while let Some(index) = shared.claim() {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(
+            shared.request_timeout,
+            send_one(&mut connection, address, &template, &shared),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no complete reply within {}",
+                humantime::format_duration(shared.request_timeout)
+            ))
+        });
+        let connection_index = connection.as_ref().map_or(
+            shared.connections.load(Ordering::Relaxed).saturating_sub(1),
+            |(_, index)| *index,
+        );
+        let reply = match outcome {
+            Ok((status, headers, body)) => Reply {
+                index,
+                worker,
+                connection: connection_index,
+                status: Some(status),
+                headers,
+                body,
+                latency: started.elapsed(),
+                error: None,
+            },
+            Err(error) => {
+                // The connection may be half-used; a fresh one keeps later replies clean.
+                connection = None;
+                Reply {
+                    index,
+                    worker,
+                    connection: connection_index,
+                    status: None,
+                    headers: HeaderMap::new(),
+                    body: Bytes::new(),
+                    latency: started.elapsed(),
+                    error: Some(error),
+                }
+            }
+        };
+        if replies.send(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn send_one(
+    connection: &mut Option<(Sender, u32)>,
+    address: SocketAddr,
+    template: &RequestTemplate,
+    shared: &Shared,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    if connection
+        .as_ref()
+        .is_some_and(|(sender, _)| sender.is_closed())
+    {
+        *connection = None;
+    }
+    if connection.is_none() {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|error| format!("connect to {address}: {error}"))?;
+        // Latency matters more than packet count for small request/reply pairs.
+        let _ = stream.set_nodelay(true);
+        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| format!("HTTP/1.1 handshake with {address}: {error}"))?;
+        tokio::spawn(async move {
+            if let Err(error) = driver.await {
+                tracing::debug!(%error, "traffic connection ended");
+            }
+        });
+        let index = shared.connections.fetch_add(1, Ordering::Relaxed);
+        *connection = Some((sender, index));
+    }
+    let Some((sender, _)) = connection.as_mut() else {
+        return Err("no connection".to_owned());
+    };
+    sender
+        .ready()
+        .await
+        .map_err(|error| format!("connection closed: {error}"))?;
+    let response = sender
+        .send_request(template.build())
+        .await
+        .map_err(|error| format!("request failed: {error}"))?;
+    let (parts, body) = response.into_parts();
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|error| format!("reading the body: {error}"))?
+        .to_bytes();
+    Ok((parts.status, parts.headers, body))
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64() * 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn non_loopback_targets_are_refused_on_the_local_backend() {
+        let base = url::Url::parse("http://192.0.2.1:8080").unwrap();
+        let error = resolve(&base, true).await.unwrap_err().to_string();
+        assert!(error.contains("not a loopback address"), "{error}");
+        let base = url::Url::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(resolve(&base, true).await.unwrap().port(), 8080);
+    }
+
+    #[tokio::test]
+    async fn https_is_refused() {
+        let base = url::Url::parse("https://127.0.0.1").unwrap();
+        assert!(
+            resolve(&base, true)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("scheme")
+        );
+    }
+
+    #[test]
+    fn template_uses_the_base_authority_as_host() {
+        let request = TrafficRequest {
+            base: url::Url::parse("http://127.0.0.1:9999/ignored").unwrap(),
+            path_and_query: "/appmesh/color?x=1".to_owned(),
+            method: Method::GET,
+            host: None,
+            headers: vec![(
+                HeaderName::from_static("x-a"),
+                HeaderValue::from_static("1"),
+            )],
+        };
+        let built = RequestTemplate::new(&request).unwrap().build();
+        assert_eq!(built.uri(), "/appmesh/color?x=1");
+        assert_eq!(built.headers()["host"], "127.0.0.1:9999");
+        assert_eq!(built.headers()["x-a"], "1");
+        let bad = TrafficRequest {
+            path_and_query: "not a path".to_owned(),
+            ..request
+        };
+        assert!(RequestTemplate::new(&bad).is_err());
+    }
+
+    #[test]
+    fn summary_of_an_empty_histogram_is_zero() {
+        assert_eq!(summarize(&new_histogram()), LatencySummary::default());
+        let mut histogram = new_histogram();
+        for micros in 1..=100 {
+            record_latency(&mut histogram, Duration::from_micros(micros));
+        }
+        let summary = summarize(&histogram);
+        assert_eq!(summary.p50_us, 50);
+        assert_eq!(summary.max_us, 100);
+    }
+}

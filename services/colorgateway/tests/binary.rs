@@ -55,7 +55,8 @@ async fn http_proxy_from_the_environment_carries_the_teller_call() {
             let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
-            if entry["target"] == service_kit::LISTENING_TARGET && entry["fields"]["name"] == "http" {
+            if entry["target"] == service_kit::LISTENING_TARGET && entry["fields"]["name"] == "http"
+            {
                 return entry["fields"]["addr"].as_str().unwrap().to_owned();
             }
         }

@@ -547,15 +547,6 @@ fn compile_retry(
     })
 }
 
-fn invalid_regex(error: &crate::table::TableError) -> String {
-    match error {
-        crate::table::TableError::InvalidRegex { pattern, source } => {
-            format!("invalid regex {pattern:?}: {source}")
-        }
-        other => other.to_string(),
-    }
-}
-
 fn compile_match(
     spec: &HttpRouteMatch,
     field: &FieldPath,
@@ -572,7 +563,10 @@ fn compile_match(
         (None, Some(PathMatch::Regex(regex))) => match FullRegex::new(regex) {
             Ok(regex) => PathMatcher::Regex(regex),
             Err(error) => {
-                findings.error(&field.field("path").field("regex"), invalid_regex(&error));
+                findings.error(
+                    &field.field("path").field("regex"),
+                    super::invalid_regex(&error),
+                );
                 return None;
             }
         },
@@ -602,7 +596,7 @@ fn compile_match(
                 Err(error) => {
                     findings.error(
                         &header_field.field("match").field("regex"),
-                        invalid_regex(&error),
+                        super::invalid_regex(&error),
                     );
                     continue;
                 }

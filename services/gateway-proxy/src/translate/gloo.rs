@@ -670,7 +670,7 @@ fn compile_forward(
             match FullRegex::new(&regex_rewrite.pattern.regex) {
                 Ok(pattern) => RewritePlan::Regex(pattern, regex_rewrite.substitution.clone()),
                 Err(error) => {
-                    findings.error(&pattern_field, invalid_regex(&error));
+                    findings.error(&pattern_field, super::invalid_regex(&error));
                     RewritePlan::None
                 }
             }
@@ -849,15 +849,6 @@ fn compile_direct_response(
     }
 }
 
-fn invalid_regex(error: &crate::table::TableError) -> String {
-    match error {
-        crate::table::TableError::InvalidRegex { pattern, source } => {
-            format!("invalid regex {pattern:?}: {source}")
-        }
-        other => other.to_string(),
-    }
-}
-
 fn compile_matcher(
     matcher: &Matcher,
     field: &FieldPath,
@@ -871,7 +862,7 @@ fn compile_matcher(
         Some(model::gloo::PathMatcher::Regex(regex)) => match FullRegex::new(regex) {
             Ok(regex) => PathMatcher::Regex(regex),
             Err(error) => {
-                findings.error(&field.field("regex"), invalid_regex(&error));
+                findings.error(&field.field("regex"), super::invalid_regex(&error));
                 return None;
             }
         },
@@ -892,7 +883,7 @@ fn compile_matcher(
             (Some(value), true) => match FullRegex::new(value) {
                 Ok(regex) => ValueMatcher::Regex(regex),
                 Err(error) => {
-                    findings.error(&header_field.field("value"), invalid_regex(&error));
+                    findings.error(&header_field.field("value"), super::invalid_regex(&error));
                     continue;
                 }
             },
@@ -913,7 +904,7 @@ fn compile_matcher(
                 Err(error) => {
                     findings.error(
                         &field.field("queryParameters").index(index).field("value"),
-                        invalid_regex(&error),
+                        super::invalid_regex(&error),
                     );
                     continue;
                 }

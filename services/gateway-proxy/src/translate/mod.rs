@@ -272,3 +272,13 @@ impl Findings {
         self.errors.is_empty()
     }
 }
+
+/// The status reason for a regex that does not compile, shared by both roles' translators.
+fn invalid_regex(error: &crate::table::TableError) -> String {
+    match error {
+        crate::table::TableError::InvalidRegex { pattern, source } => {
+            format!("invalid regex {pattern:?}: {source}")
+        }
+        other => other.to_string(),
+    }
+}

@@ -16,8 +16,7 @@ use tokio::sync::watch;
 
 use crate::backend::BackendError;
 
-/// The `tracing` target of the listening events (service-kit's `LISTENING_TARGET`).
-const LISTENING_TARGET: &str = "colormesh::listening";
+use service_kit::LISTENING_TARGET;
 /// Variables passed through from the harness to every child; nothing else leaks in (a proxy
 /// variable of the harness's own environment must not reach the pods).
 const INHERITED_ENV: [&str; 3] = ["PATH", "RUST_LOG", "RUST_BACKTRACE"];

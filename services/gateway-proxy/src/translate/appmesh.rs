@@ -34,17 +34,7 @@ const MAX_WEIGHT: u64 = 100;
 /// The CRD's `weightedTargets` maxItems.
 const MAX_TARGETS: usize = 10;
 
-/// `(namespace, name)`.
-type NamespacedName = (String, String);
-
-fn namespaced_name(key: &ResourceKey) -> NamespacedName {
-    (
-        key.namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned()),
-        key.name.clone(),
-    )
-}
+use super::{NamespacedName, namespaced_name};
 
 #[derive(Debug, Clone)]
 struct MeshInfo {

@@ -29,17 +29,7 @@ use crate::table::{
 /// Gloo's route timeout when `options.timeout` is unset.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// `(namespace, name)` of a Gloo resource.
-type NamespacedName = (String, String);
-
-fn namespaced_name(key: &ResourceKey) -> NamespacedName {
-    (
-        key.namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned()),
-        key.name.clone(),
-    )
-}
+use super::{NamespacedName, namespaced_name};
 
 /// What the virtual services can route to: the clusters of the upstreams in effect and the
 /// destinations of the upstream groups in effect.

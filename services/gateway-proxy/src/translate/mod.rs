@@ -282,3 +282,15 @@ fn invalid_regex(error: &crate::table::TableError) -> String {
         other => other.to_string(),
     }
 }
+
+/// `(namespace, name)` of a resource, the key both roles index their lookups by.
+type NamespacedName = (String, String);
+
+fn namespaced_name(key: &model::ResourceKey) -> NamespacedName {
+    (
+        key.namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned()),
+        key.name.clone(),
+    )
+}

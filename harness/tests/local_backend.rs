@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::backend::local::{LocalBackend, LocalConfig};
+use harness::backend::local::{GatewayCommand, LocalBackend, LocalConfig};
 use harness::backend::{Backend, BackendError};
 use harness::scenario::WaitCondition;
 use http_body_util::{BodyExt, Empty};
@@ -31,7 +31,7 @@ fn config() -> LocalConfig {
     );
     LocalConfig {
         bin_dir,
-        gateway_bin: None,
+        gateway: GatewayCommand::builtin(),
         manifests_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests"),
         work_dir: None,
         seed: 7,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use harness::backend::Backend;
-use harness::backend::local::{LocalBackend, LocalConfig};
+use harness::backend::local::{GatewayCommand, LocalBackend, LocalConfig};
 use harness::runner::{RunSettings, run_all};
 
 fn workspace_root() -> PathBuf {
@@ -20,7 +20,7 @@ async fn the_walkthrough_passes_on_the_local_backend() {
     settings.seed = 20261122;
     let config = LocalConfig {
         bin_dir: LocalConfig::bin_dir_of_current_exe().unwrap(),
-        gateway_bin: None,
+        gateway: GatewayCommand::builtin(),
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed: settings.seed,

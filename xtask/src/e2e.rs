@@ -29,11 +29,7 @@ pub(crate) async fn e2e(
     }
     let root = crate::workspace_root();
     let scenarios = resolve_scenarios(&root.join("scenarios"), selection)?;
-    if let Some(gateway_bin) = &args.gateway_bin
-        && !gateway_bin.is_file()
-    {
-        bail!("--gateway-bin {}: no such file", gateway_bin.display());
-    }
+    let gateway = args.gateway.command(&root)?;
     let bin_dir = build_binaries(&root)?;
     let seed = args.seed.unwrap_or_else(clock_seed);
     let mut settings = RunSettings::new(root.join("manifests"));
@@ -47,13 +43,14 @@ pub(crate) async fn e2e(
             .unwrap_or_else(|| root.join("target").join("e2e-report")),
     );
     println!(
-        "colormesh e2e: {} scenario(s) on the local backend, seed {seed} (repeat with --seed {seed}), binaries in {}",
+        "colormesh e2e: {} scenario(s) on the local backend with {}, seed {seed} (repeat with --seed {seed}), binaries in {}",
         scenarios.len(),
+        args.gateway.label(),
         bin_dir.display()
     );
     let config = LocalConfig {
         bin_dir: bin_dir.clone(),
-        gateway_bin: args.gateway_bin.clone(),
+        gateway,
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed,

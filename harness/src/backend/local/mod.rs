@@ -87,8 +87,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 pub struct LocalConfig {
     /// The workspace's binaries (`target/<profile>`): colorteller, colorgateway, tcpecho, echo.
     pub bin_dir: PathBuf,
-    /// gateway-proxy; default `<bin_dir>/gateway-proxy`.
-    pub gateway_bin: Option<PathBuf>,
+    /// The gateway under test: what runs as the ingress and as every sidecar.
+    pub gateway: GatewayCommand,
     /// The repository's `manifests/` folder; apply and delete paths are relative to it.
     pub manifests_dir: PathBuf,
     /// Where the cluster folder and logs go; default a temporary directory removed on drop
@@ -96,6 +96,48 @@ pub struct LocalConfig {
     pub work_dir: Option<PathBuf>,
     /// Seeds the proxies' random choices (ingress: `seed`, sidecars: `seed + 1`, `seed + 2`, ...).
     pub seed: u64,
+}
+
+/// How to start the gateway under test, in either role.
+///
+/// The backend runs `<program> <role> [role args] --config-dir D --listen 127.0.0.1:0 --admin
+/// 127.0.0.1:0 --seed N [extra_args]`. Any program that accepts that command line, announces its
+/// `admin` and data-plane listeners the way service-kit does (`colormesh::listening` events) and
+/// serves gateway-proxy's `/ready` and `/status` on the admin listener can be put under test:
+/// gateway-proxy itself, `envoy-control` driving a real Envoy, or a test's faulty gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayCommand {
+    /// The executable; a bare file name is looked up in [`LocalConfig::bin_dir`].
+    pub program: PathBuf,
+    /// Appended after the standard arguments (e.g. `--envoy-bin PATH`).
+    pub extra_args: Vec<String>,
+}
+
+impl GatewayCommand {
+    /// The workspace's own gateway-proxy, from the bin folder.
+    pub fn builtin() -> Self {
+        Self {
+            program: PathBuf::from("gateway-proxy"),
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// A specific executable with no extra arguments (e.g. another build of gateway-proxy).
+    pub fn program(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// The executable to run: `program` itself when it has a folder, else `<bin_dir>/<program>`.
+    pub fn resolve(&self, bin_dir: &Path) -> PathBuf {
+        if self.program.components().count() > 1 {
+            self.program.clone()
+        } else {
+            bin_dir.join(&self.program)
+        }
+    }
 }
 
 impl LocalConfig {
@@ -185,10 +227,7 @@ pub struct LocalBackend {
 impl LocalBackend {
     /// Prepares the work folder and starts the ingress proxy (Gloo is installed).
     pub async fn start(config: LocalConfig) -> Result<Self, BackendError> {
-        let gateway = config
-            .gateway_bin
-            .clone()
-            .unwrap_or_else(|| config.bin_dir.join("gateway-proxy"));
+        let gateway = config.gateway.resolve(&config.bin_dir);
         require_binary(&gateway)?;
         let work = match &config.work_dir {
             Some(dir) => WorkDir::Kept(dir.clone()),
@@ -304,11 +343,7 @@ impl LocalBackend {
         role_args: Vec<String>,
         seed: u64,
     ) -> Result<Proxy, BackendError> {
-        let gateway = self
-            .config
-            .gateway_bin
-            .clone()
-            .unwrap_or_else(|| self.config.bin_dir.join("gateway-proxy"));
+        let gateway = self.config.gateway.resolve(&self.config.bin_dir);
         let mut args = role_args;
         args.extend([
             "--config-dir".to_owned(),
@@ -320,6 +355,7 @@ impl LocalBackend {
             "--seed".to_owned(),
             seed.to_string(),
         ]);
+        args.extend(self.config.gateway.extra_args.iter().cloned());
         let env = [("LOG_FORMAT".to_owned(), "json".to_owned())];
         let mut process = Process::spawn(name, &gateway, &args, &env, &self.logs)?;
         let listeners = process
@@ -1134,7 +1170,7 @@ mod tests {
         let empty = tempfile::tempdir().expect("temp dir");
         let config = LocalConfig {
             bin_dir: empty.path().to_owned(),
-            gateway_bin: None,
+            gateway: GatewayCommand::builtin(),
             manifests_dir: PathBuf::from("manifests"),
             work_dir: None,
             seed: 1,

@@ -12,11 +12,13 @@ use xshell::{Shell, cmd};
 
 use crate::RunArgs;
 
-/// Builds, resolves scenarios, runs them and writes reports; returns the gate.
+/// Builds, resolves scenarios, runs them `repeat` times (seeds `seed`, `seed + 1`, ...) and writes
+/// reports; returns the gate: every run passed.
 pub(crate) async fn e2e(
     selection: &[String],
     args: &RunArgs,
     narrate: bool,
+    repeat: u32,
 ) -> anyhow::Result<bool> {
     if let BackendKind::Kind | BackendKind::Eks = args.backend {
         bail!(
@@ -27,38 +29,90 @@ pub(crate) async fn e2e(
             }
         );
     }
+    if repeat == 0 {
+        bail!("--repeat 0: nothing to run; give 1 or more");
+    }
     let root = crate::workspace_root();
     let scenarios = resolve_scenarios(&root.join("scenarios"), selection)?;
     let gateway = args.gateway.command(&root)?;
     let bin_dir = build_binaries(&root)?;
-    let seed = args.seed.unwrap_or_else(clock_seed);
-    let mut settings = RunSettings::new(root.join("manifests"));
-    settings.seed = seed;
-    settings.budget.family_alpha = args.family_alpha;
-    settings.narrate = narrate;
-    settings.progress = true;
-    settings.report_dir = Some(
-        args.report_dir
-            .clone()
-            .unwrap_or_else(|| root.join("target").join("e2e-report")),
-    );
+    let first_seed = args.seed.unwrap_or_else(clock_seed);
+    let report_root = args
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| root.join("target").join("e2e-report"));
     println!(
-        "colormesh e2e: {} scenario(s) on the local backend with {}, seed {seed} (repeat with --seed {seed}), binaries in {}",
+        "colormesh e2e: {} scenario(s) on the local backend with {}, seed {first_seed} (repeat with --seed {first_seed}){}, binaries in {}",
         scenarios.len(),
         args.gateway.label(),
+        if repeat > 1 {
+            format!(", {repeat} runs")
+        } else {
+            String::new()
+        },
         bin_dir.display()
     );
-    let config = LocalConfig {
-        bin_dir: bin_dir.clone(),
-        gateway,
-        manifests_dir: settings.manifests_dir.clone(),
-        work_dir: None,
-        seed,
-    };
-    let mut backend = LocalBackend::start(config)
-        .await
-        .context("starting the local backend")?;
-    run_on(&mut backend, &scenarios, &settings).await
+    let mut runs = Vec::new();
+    for index in 0..repeat {
+        let seed = first_seed.wrapping_add(u64::from(index));
+        let mut settings = RunSettings::new(root.join("manifests"));
+        settings.seed = seed;
+        settings.budget.family_alpha = args.family_alpha;
+        settings.narrate = narrate;
+        settings.progress = true;
+        settings.report_dir = Some(if repeat > 1 {
+            report_root.join(format!("run-{:02}-seed-{seed}", index + 1))
+        } else {
+            report_root.clone()
+        });
+        if repeat > 1 {
+            println!("\n== run {}/{repeat}, seed {seed}", index + 1);
+        }
+        let config = LocalConfig {
+            bin_dir: bin_dir.clone(),
+            gateway: gateway.clone(),
+            manifests_dir: settings.manifests_dir.clone(),
+            work_dir: None,
+            seed,
+        };
+        let mut backend = LocalBackend::start(config)
+            .await
+            .context("starting the local backend")?;
+        let report = run_on(&mut backend, &scenarios, &settings).await?;
+        runs.push((seed, report.passed(), report.elapsed, report.requests_sent));
+    }
+    if repeat > 1 {
+        println!("\n{}", repeat_summary(args.gateway.label(), &runs));
+    }
+    Ok(runs.iter().all(|(_, passed, _, _)| *passed))
+}
+
+/// One line per run and a total, for `--repeat`.
+fn repeat_summary(gateway: &str, runs: &[(u64, bool, std::time::Duration, u64)]) -> String {
+    let passed = runs.iter().filter(|(_, ok, _, _)| *ok).count();
+    let mut out = format!(
+        "Repeated runs on {gateway}: {passed}/{} passed\n",
+        runs.len()
+    );
+    for (seed, ok, elapsed, requests) in runs {
+        out.push_str(&format!(
+            "  seed {seed:<22} {:<4} {:>8}  {requests} requests\n",
+            if *ok { "PASS" } else { "FAIL" },
+            harness::runner::format_elapsed(*elapsed)
+        ));
+    }
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|(_, ok, _, _)| !ok)
+        .map(|(seed, ..)| seed.to_string())
+        .collect();
+    if !failed.is_empty() {
+        out.push_str(&format!(
+            "  failed seeds: {} (repeat one with --seed)\n",
+            failed.join(", ")
+        ));
+    }
+    out
 }
 
 /// Runs the scenarios on a started backend, prints the summary, writes the reports, shuts down.
@@ -66,7 +120,7 @@ pub(crate) async fn run_on<B: Backend>(
     backend: &mut B,
     scenarios: &[Scenario],
     settings: &RunSettings,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<harness::runner::RunReport> {
     let mut stdout = std::io::stdout();
     let report = run_all(backend, scenarios, settings, &mut stdout).await;
     if let Err(error) = backend.shutdown().await {
@@ -83,7 +137,7 @@ pub(crate) async fn run_on<B: Backend>(
         );
     }
     stdout.flush().ok();
-    Ok(report.passed())
+    Ok(report)
 }
 
 /// `cargo build --bins` with the profile xtask itself was built with; returns the binaries' folder.
@@ -183,5 +237,26 @@ mod tests {
             error.contains("--scenario nope") && error.contains("Walkthrough"),
             "{error}"
         );
+    }
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use std::time::Duration;
+
+    use super::repeat_summary;
+
+    #[test]
+    fn the_repeat_summary_counts_passes_and_names_failed_seeds() {
+        let runs = [
+            (7, true, Duration::from_secs(5), 8000),
+            (8, false, Duration::from_secs(6), 9000),
+        ];
+        let text = repeat_summary("Envoy", &runs);
+        assert!(
+            text.starts_with("Repeated runs on Envoy: 1/2 passed"),
+            "{text}"
+        );
+        assert!(text.contains("failed seeds: 8"), "{text}");
     }
 }

@@ -63,6 +63,10 @@ struct E2eArgs {
     /// Default: every `scenarios/*.yaml`.
     #[arg(long = "scenario", value_name = "NAME|PATH")]
     scenarios: Vec<String>,
+    /// Run everything this many times with seeds seed, seed+1, ... (a flakiness check); reports go
+    /// to run-NN-seed-S folders under the report folder.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: u32,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -93,9 +97,11 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         .build()
         .context("starting the tokio runtime")?;
     match cli.task {
-        Task::E2e(args) => runtime.block_on(e2e::e2e(&args.scenarios, &args.run, false)),
+        Task::E2e(args) => {
+            runtime.block_on(e2e::e2e(&args.scenarios, &args.run, false, args.repeat))
+        }
         Task::Walkthrough(args) => {
-            runtime.block_on(e2e::e2e(&["walkthrough".to_owned()], &args, true))
+            runtime.block_on(e2e::e2e(&["walkthrough".to_owned()], &args, true, 1))
         }
         Task::BenchTraffic(args) => runtime.block_on(bench::bench_traffic(&args)).map(|()| true),
         Task::Envoy => {

@@ -18,6 +18,46 @@ use crate::table::{
 
 type AdminResponse = Response<Full<Bytes>>;
 
+/// Serves only the admin interface on `listener` until `shutdown` resolves: for a control plane
+/// that drives another data plane (envoy-control) but reports like gateway-proxy. `/ready` says
+/// LIVE once the first configuration is installed.
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    state: ProxyState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), crate::ServeError> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::Interrupted
+                ) => {
+                    tracing::warn!(%error, "admin accept failed; continuing");
+                    continue;
+                }
+                Err(source) => return Err(crate::ServeError::Accept { listener: "admin", source }),
+            },
+        };
+        let service = AdminService::new(state.clone());
+        tokio::spawn(async move {
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
 pub(crate) struct AdminService {
     state: ProxyState,
 }

@@ -36,6 +36,7 @@ mod snapshot;
 pub mod table;
 mod translate;
 
+pub use admin::serve_admin;
 pub use reload::{ConfigSource, DirWatch, LoadOutcome, ReloadError, ReloadReport, watch_dir};
 pub use server::{ServeError, serve};
 pub use snapshot::{LoadError, ResourceStatus, Role, Snapshot, State, Translation};

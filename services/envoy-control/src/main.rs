@@ -1,0 +1,187 @@
+//! `envoy-control`: gateway-proxy's command line, served by a real Envoy.
+//!
+//! `envoy-control ingress --config-dir DIR --envoy-bin ENVOY` plays Gloo (control plane + Envoy);
+//! `envoy-control sidecar --node NAME --namespace NS --config-dir DIR --envoy-bin ENVOY` plays the
+//! App Mesh Envoy beside one workload. See the library docs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Args, Parser, Subcommand};
+use envoy_control::{EnvoyProcess, EnvoySource, XdsFiles};
+use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve_admin, watch_dir};
+use tokio::net::TcpListener;
+
+/// Bursts of file events closer together than this give a single reload (as gateway-proxy).
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
+/// How long Envoy may take to start and become LIVE.
+const ENVOY_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long Envoy may take to acknowledge one xDS file.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long Envoy gets to exit after SIGTERM.
+const ENVOY_STOP_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "A control plane that serves gateway-proxy's configuration with a real Envoy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: RoleCommand,
+    /// The Envoy binary to run (required; may come before or after the role).
+    #[arg(long, global = true, value_name = "PATH")]
+    envoy_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    /// Gloo's gateway-proxy: VirtualServices, Upstreams and UpstreamGroups.
+    Ingress(Common),
+    /// The App Mesh Envoy beside one VirtualNode, routing its workload's outbound calls.
+    Sidecar {
+        /// The VirtualNode this sidecar belongs to.
+        #[arg(long)]
+        node: String,
+        /// The namespace of that VirtualNode.
+        #[arg(long)]
+        namespace: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Directory of Kubernetes YAML manifests to serve (watched for changes).
+    #[arg(long)]
+    config_dir: PathBuf,
+    /// Envoy's data-plane listen address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Admin listen address of the control plane (/ready, /status, /config_dump, POST /reload).
+    #[arg(long, default_value = "127.0.0.1:19000")]
+    admin: SocketAddr,
+    /// Accepted for gateway-proxy compatibility and ignored: Envoy's weighted picks cannot be seeded.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    service_kit::init_tracing();
+    let cli = Cli::parse();
+    let Some(envoy_bin) = cli.envoy_bin else {
+        bail!("--envoy-bin PATH is required (the Envoy binary to run)");
+    };
+    ensure!(
+        envoy_bin.is_file(),
+        "--envoy-bin {}: no such file",
+        envoy_bin.display()
+    );
+    let (role, common) = match cli.role {
+        RoleCommand::Ingress(common) => (Role::Ingress, common),
+        RoleCommand::Sidecar {
+            node,
+            namespace,
+            common,
+        } => (Role::Sidecar { node, namespace }, common),
+    };
+    ensure!(
+        common.config_dir.is_dir(),
+        "--config-dir {} is not a directory",
+        common.config_dir.display()
+    );
+    if let Some(seed) = common.seed {
+        tracing::info!(
+            seed,
+            "--seed is ignored: Envoy picks weighted destinations with its own random generator"
+        );
+    }
+
+    // Listen for SIGTERM/SIGINT from the start: a signal during start-up then stops the control
+    // plane (and Envoy) cleanly as soon as it is up, instead of killing it with Envoy left behind.
+    let shutdown = tokio::spawn(service_kit::shutdown_signal());
+    let work = tempfile::Builder::new()
+        .prefix("envoy-control-")
+        .tempdir()
+        .context("creating the work directory")?;
+    let files = XdsFiles::create(work.path())?;
+    let node_id = format!("envoy-control-{}", std::process::id());
+    files.write_initial(&node_id, common.listen)?;
+    // Started from the main thread: Envoy's parent-death signal follows the spawning thread.
+    let mut envoy = EnvoyProcess::start(&envoy_bin, &files.envoy_files(), ENVOY_START_TIMEOUT)
+        .await
+        .context("starting Envoy")?;
+    tracing::info!(work = %work.path().display(), admin = %envoy.admin().address(), "Envoy is LIVE");
+    let shutdown = async move {
+        let _ = shutdown.await;
+    };
+    let result = run(&mut envoy, files, role, &common, shutdown).await;
+    envoy.stop(ENVOY_STOP_GRACE).await;
+    drop(work);
+    if let Err(error) = &result {
+        tracing::error!("{error:#}");
+    }
+    result
+}
+
+async fn run(
+    envoy: &mut EnvoyProcess,
+    files: XdsFiles,
+    role: Role,
+    common: &Common,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let listen = envoy
+        .admin()
+        .listener_address()
+        .await?
+        .context("Envoy does not list the data-plane listener")?;
+    let state = ProxyState::new(ProxyOptions::default());
+    state.set_source(EnvoySource::new(
+        DirSource::new(&common.config_dir, role.clone()),
+        tokio::runtime::Handle::current(),
+        envoy.admin().clone(),
+        files,
+        ACK_TIMEOUT,
+    ));
+    let report = state.reload().await.context("initial configuration load")?;
+    let _watch = watch_dir(state.clone(), &common.config_dir, WATCH_DEBOUNCE)
+        .with_context(|| format!("watching {}", common.config_dir.display()))?;
+    let admin = TcpListener::bind(common.admin)
+        .await
+        .with_context(|| format!("binding the admin listener on {}", common.admin))?;
+    let admin_addr = admin
+        .local_addr()
+        .context("reading the admin listener address")?;
+    tracing::info!(
+        %role,
+        listen = %listen,
+        admin = %admin_addr,
+        envoy_admin = %envoy.admin().address(),
+        generation = report.generation,
+        config_dir = %common.config_dir.display(),
+        "envoy-control serving"
+    );
+    service_kit::announce_listening("http", listen);
+    service_kit::announce_listening("admin", admin_addr);
+    let log = envoy.log().to_owned();
+    tokio::select! {
+        served = serve_admin(admin, state, shutdown) => {
+            served.context("serving the admin API")?;
+            tracing::info!("envoy-control stopped");
+            Ok(())
+        }
+        exited = envoy.exited() => {
+            let status = exited?;
+            bail!(
+                "Envoy exited unexpectedly ({status}); last lines of {}:\n{}",
+                log.display(),
+                envoy_control::envoy::log_tail(&log, 20)
+            )
+        }
+    }
+}

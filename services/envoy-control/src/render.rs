@@ -1,0 +1,1055 @@
+//! From gateway-proxy's compiled [`RouteTable`] to Envoy v3 resources, as proto JSON.
+//!
+//! Every table field maps to the Envoy field Gloo (ingress) or the App Mesh controller (sidecar)
+//! would set for it; nothing compensates for places where Envoy behaves differently from
+//! gateway-proxy, because those differences are what a peer gateway is for (see the crate docs).
+//!
+//! Resources are rendered without `@type`: that key belongs to the `Any` wrapper, added by
+//! [`discovery_response`] for xDS files and left out when resources are inlined in a static
+//! bootstrap (see [`static_bootstrap`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use gateway_proxy::table::{
+    Cluster, Fallback, ForwardAction, HeaderEdits, HeaderMatcher, PathMatcher, PathRewrite,
+    QueryParameterMatcher, Route, RouteAction, RouteTable, ValueMatcher, VirtualHost,
+};
+use serde_json::{Map, Value, json};
+
+/// `type_url` of listeners (LDS).
+pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+/// `type_url` of clusters (CDS).
+pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+/// `type_url` of route configurations (RDS).
+pub const ROUTE_CONFIGURATION_TYPE: &str =
+    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+/// The name of the one data-plane listener.
+pub const LISTENER_NAME: &str = "colormesh_http";
+/// The name of the one route configuration, fetched by the listener over RDS.
+pub const ROUTE_CONFIGURATION_NAME: &str = "colormesh_routes";
+/// The HTTP connection manager's stat prefix (`http.<prefix>.rds.<route config>.update_rejected`).
+pub const STAT_PREFIX: &str = "http";
+/// The dynamic forward proxy cluster that plays [`Fallback::Passthrough`] (App Mesh ALLOW_ALL).
+pub const PASSTHROUGH_CLUSTER: &str = "colormesh_passthrough";
+/// gateway-proxy's default upstream connect timeout (Gloo's default as well).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const FORWARD_PROXY_FILTER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig";
+const FORWARD_PROXY_CLUSTER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig";
+
+/// A table feature Envoy's route configuration cannot express.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Envoy's query parameter matchers have no integer range.
+    #[error(
+        "route {route:?}: query parameter {parameter:?} uses a range matcher, which Envoy's query parameter matching does not support"
+    )]
+    QueryParameterRange {
+        /// The route's name.
+        route: String,
+        /// The parameter's name.
+        parameter: String,
+    },
+}
+
+/// The resources one table renders to: CDS clusters and the RDS route configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvoyResources {
+    /// Clusters by name (deduplicated), including the passthrough cluster when the table needs it.
+    pub clusters: BTreeMap<String, Value>,
+    /// The route configuration named [`ROUTE_CONFIGURATION_NAME`].
+    pub route_configuration: Value,
+}
+
+/// Renders `table`.
+pub fn render(table: &RouteTable) -> Result<EnvoyResources, RenderError> {
+    let mut clusters = BTreeMap::new();
+    let mut virtual_hosts = Vec::with_capacity(table.virtual_hosts().len() + 1);
+    for virtual_host in table.virtual_hosts() {
+        virtual_hosts.push(render_virtual_host(virtual_host, &mut clusters)?);
+    }
+    if let Fallback::Passthrough { timeout } = table.fallback() {
+        let has_catch_all = table
+            .virtual_hosts()
+            .iter()
+            .any(|virtual_host| virtual_host.domains.iter().any(|domain| domain == "*"));
+        // A `*` virtual host already takes every authority the others do not, so the fallback
+        // can never apply; Envoy would also reject a second `*`.
+        if !has_catch_all {
+            virtual_hosts.push(json!({
+                "name": PASSTHROUGH_CLUSTER,
+                "domains": ["*"],
+                "routes": [{
+                    "name": "passthrough",
+                    "match": { "prefix": "/" },
+                    "route": { "cluster": PASSTHROUGH_CLUSTER, "timeout": route_timeout(*timeout) },
+                }],
+            }));
+            clusters.insert(PASSTHROUGH_CLUSTER.to_owned(), passthrough_cluster());
+        }
+    }
+    Ok(EnvoyResources {
+        clusters,
+        route_configuration: json!({
+            "name": ROUTE_CONFIGURATION_NAME,
+            "virtual_hosts": virtual_hosts,
+        }),
+    })
+}
+
+/// An empty route configuration: what Envoy serves before the first translation (404 for all).
+pub fn empty_route_configuration() -> Value {
+    json!({ "name": ROUTE_CONFIGURATION_NAME, "virtual_hosts": [] })
+}
+
+fn render_virtual_host(
+    virtual_host: &VirtualHost,
+    clusters: &mut BTreeMap<String, Value>,
+) -> Result<Value, RenderError> {
+    let routes = virtual_host
+        .routes
+        .iter()
+        .map(|route| render_route(route, clusters))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({
+        "name": virtual_host.name,
+        "domains": virtual_host.domains,
+        "routes": routes,
+    }))
+}
+
+fn render_route(
+    route: &Route,
+    clusters: &mut BTreeMap<String, Value>,
+) -> Result<Value, RenderError> {
+    let mut rendered = Map::new();
+    rendered.insert("name".into(), json!(route.name));
+    rendered.insert("match".into(), render_match(route)?);
+    match &route.action {
+        RouteAction::Respond { status, body } => {
+            let mut response = Map::new();
+            response.insert("status".into(), json!(status.as_u16()));
+            if !body.is_empty() {
+                response.insert(
+                    "body".into(),
+                    json!({ "inline_string": String::from_utf8_lossy(body) }),
+                );
+            }
+            rendered.insert("direct_response".into(), Value::Object(response));
+        }
+        RouteAction::Forward(forward) => {
+            for (cluster, _) in forward.destinations.iter() {
+                add_cluster(clusters, cluster);
+            }
+            rendered.insert("route".into(), render_forward(forward));
+            add_header_edits(&mut rendered, "request", &forward.request_headers);
+            add_header_edits(&mut rendered, "response", &forward.response_headers);
+        }
+    }
+    Ok(Value::Object(rendered))
+}
+
+fn render_match(route: &Route) -> Result<Value, RenderError> {
+    let matcher = &route.matcher;
+    let mut rendered = Map::new();
+    match &matcher.path {
+        PathMatcher::Prefix(prefix) => rendered.insert("prefix".into(), json!(prefix)),
+        PathMatcher::Exact(path) => rendered.insert("path".into(), json!(path)),
+        PathMatcher::Regex(regex) => {
+            rendered.insert("safe_regex".into(), json!({ "regex": regex.as_str() }))
+        }
+    };
+    rendered.insert("case_sensitive".into(), json!(matcher.case_sensitive));
+    let mut headers: Vec<Value> = matcher.headers.iter().map(render_header_matcher).collect();
+    if let Some(methods) = render_methods(&matcher.methods) {
+        headers.push(methods);
+    }
+    if !headers.is_empty() {
+        rendered.insert("headers".into(), Value::Array(headers));
+    }
+    if !matcher.query_parameters.is_empty() {
+        let parameters = matcher
+            .query_parameters
+            .iter()
+            .map(|parameter| render_query_parameter(&route.name, parameter))
+            .collect::<Result<Vec<_>, _>>()?;
+        rendered.insert("query_parameters".into(), Value::Array(parameters));
+    }
+    Ok(Value::Object(rendered))
+}
+
+fn render_header_matcher(matcher: &HeaderMatcher) -> Value {
+    let mut rendered = Map::new();
+    rendered.insert("name".into(), json!(matcher.name.as_str()));
+    match &matcher.value {
+        ValueMatcher::Present => {
+            rendered.insert("present_match".into(), json!(true));
+        }
+        ValueMatcher::Range { start, end } => {
+            rendered.insert(
+                "range_match".into(),
+                json!({ "start": start.to_string(), "end": end.to_string() }),
+            );
+        }
+        ValueMatcher::Exact(_)
+        | ValueMatcher::Prefix(_)
+        | ValueMatcher::Suffix(_)
+        | ValueMatcher::Regex(_) => {
+            rendered.insert("string_match".into(), string_match(&matcher.value));
+        }
+    }
+    if matcher.invert {
+        rendered.insert("invert_match".into(), json!(true));
+    }
+    Value::Object(rendered)
+}
+
+/// Methods are matched on the `:method` pseudo-header, as Gloo renders its `methods` matcher.
+fn render_methods(methods: &[http::Method]) -> Option<Value> {
+    match methods {
+        [] => None,
+        [method] => Some(json!({
+            "name": ":method",
+            "string_match": { "exact": method.as_str() },
+        })),
+        several => {
+            let alternatives: Vec<String> = several
+                .iter()
+                .map(|method| escape_regex(method.as_str()))
+                .collect();
+            Some(json!({
+                "name": ":method",
+                "string_match": { "safe_regex": { "regex": alternatives.join("|") } },
+            }))
+        }
+    }
+}
+
+fn render_query_parameter(
+    route: &str,
+    parameter: &QueryParameterMatcher,
+) -> Result<Value, RenderError> {
+    let value = match &parameter.value {
+        ValueMatcher::Present => json!({ "name": parameter.name, "present_match": true }),
+        ValueMatcher::Range { .. } => {
+            return Err(RenderError::QueryParameterRange {
+                route: route.to_owned(),
+                parameter: parameter.name.clone(),
+            });
+        }
+        ValueMatcher::Exact(_)
+        | ValueMatcher::Prefix(_)
+        | ValueMatcher::Suffix(_)
+        | ValueMatcher::Regex(_) => {
+            json!({ "name": parameter.name, "string_match": string_match(&parameter.value) })
+        }
+    };
+    Ok(value)
+}
+
+/// An Envoy `StringMatcher` for the string-valued matchers; callers render Present and Range
+/// themselves, so those give `null`, which Envoy rejects rather than matching everything.
+fn string_match(matcher: &ValueMatcher) -> Value {
+    match matcher {
+        ValueMatcher::Exact(value) => json!({ "exact": value }),
+        ValueMatcher::Prefix(value) => json!({ "prefix": value }),
+        ValueMatcher::Suffix(value) => json!({ "suffix": value }),
+        ValueMatcher::Regex(regex) => json!({ "safe_regex": { "regex": regex.as_str() } }),
+        ValueMatcher::Present | ValueMatcher::Range { .. } => Value::Null,
+    }
+}
+
+fn render_forward(forward: &ForwardAction) -> Value {
+    let mut rendered = Map::new();
+    let destinations: Vec<(&std::sync::Arc<Cluster>, u32)> = forward.destinations.iter().collect();
+    match destinations.as_slice() {
+        [(cluster, _)] => {
+            rendered.insert("cluster".into(), json!(cluster.name));
+        }
+        several => {
+            let clusters: Vec<Value> = several
+                .iter()
+                .map(|(cluster, weight)| json!({ "name": cluster.name, "weight": weight }))
+                .collect();
+            rendered.insert("weighted_clusters".into(), json!({ "clusters": clusters }));
+        }
+    }
+    match &forward.rewrite {
+        PathRewrite::None => {}
+        PathRewrite::Prefix(prefix) => {
+            rendered.insert("prefix_rewrite".into(), json!(prefix));
+        }
+        PathRewrite::Regex {
+            pattern,
+            substitution,
+        } => {
+            rendered.insert(
+                "regex_rewrite".into(),
+                json!({ "pattern": { "regex": pattern.as_str() }, "substitution": substitution }),
+            );
+        }
+    }
+    rendered.insert("timeout".into(), json!(route_timeout(forward.timeout)));
+    if let Some(retry) = &forward.retry {
+        let retry_on = retry.retry_on.names();
+        // With no retry condition there is nothing to retry on: a single try, as in the table.
+        if !retry_on.is_empty() {
+            let mut policy = Map::new();
+            policy.insert("retry_on".into(), json!(retry_on.join(",")));
+            policy.insert("num_retries".into(), json!(retry.num_retries));
+            if let Some(per_try) = retry.per_try_timeout {
+                policy.insert("per_try_timeout".into(), json!(duration(per_try)));
+            }
+            rendered.insert("retry_policy".into(), Value::Object(policy));
+        }
+    }
+    Value::Object(rendered)
+}
+
+/// `None` disables the timeout, which Envoy spells `0s`.
+fn route_timeout(timeout: Option<Duration>) -> String {
+    duration(timeout.unwrap_or(Duration::ZERO))
+}
+
+fn add_header_edits(route: &mut Map<String, Value>, direction: &str, edits: &HeaderEdits) {
+    if !edits.add.is_empty() {
+        let add: Vec<Value> = edits
+            .add
+            .iter()
+            .map(|(name, value, append)| {
+                json!({
+                    "header": {
+                        "key": name.as_str(),
+                        "value": escape_header_format(&String::from_utf8_lossy(value.as_bytes())),
+                    },
+                    "append_action": if *append { "APPEND_IF_EXISTS_OR_ADD" } else { "OVERWRITE_IF_EXISTS_OR_ADD" },
+                })
+            })
+            .collect();
+        route.insert(format!("{direction}_headers_to_add"), Value::Array(add));
+    }
+    if !edits.remove.is_empty() {
+        let remove: Vec<&str> = edits.remove.iter().map(|name| name.as_str()).collect();
+        route.insert(format!("{direction}_headers_to_remove"), json!(remove));
+    }
+}
+
+/// Envoy reads added header values as format strings (`%REQ(...)%`); the table's are literal.
+fn escape_header_format(value: &str) -> String {
+    value.replace('%', "%%")
+}
+
+/// Escapes every ASCII punctuation character, which RE2 reads as the literal character.
+fn escape_regex(literal: &str) -> String {
+    let mut escaped = String::with_capacity(literal.len() * 2);
+    for c in literal.chars() {
+        if c.is_ascii_punctuation() {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn add_cluster(clusters: &mut BTreeMap<String, Value>, cluster: &Cluster) {
+    if let Some(existing) = clusters.get(&cluster.name) {
+        let rendered = static_cluster(cluster);
+        if *existing != rendered {
+            tracing::warn!(
+                cluster = %cluster.name,
+                "the table lists one cluster name with different endpoints; Envoy gets the first"
+            );
+        }
+        return;
+    }
+    clusters.insert(cluster.name.clone(), static_cluster(cluster));
+}
+
+fn static_cluster(cluster: &Cluster) -> Value {
+    let endpoints: Vec<Value> = cluster
+        .endpoints
+        .iter()
+        .map(|endpoint| json!({ "endpoint": { "address": socket_address(*endpoint) } }))
+        .collect();
+    json!({
+        "name": cluster.name,
+        "type": "STATIC",
+        "connect_timeout": duration(CONNECT_TIMEOUT),
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": cluster.name,
+            "endpoints": [{ "lb_endpoints": endpoints }],
+        },
+    })
+}
+
+/// One DNS cache shared by the forward proxy filter and cluster; Envoy requires both to
+/// describe it identically.
+fn dns_cache_config() -> Value {
+    json!({ "name": "colormesh_passthrough_dns", "dns_lookup_family": "V4_PREFERRED" })
+}
+
+fn passthrough_cluster() -> Value {
+    json!({
+        "name": PASSTHROUGH_CLUSTER,
+        "connect_timeout": duration(CONNECT_TIMEOUT),
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.dynamic_forward_proxy",
+            "typed_config": { "@type": FORWARD_PROXY_CLUSTER_TYPE, "dns_cache_config": dns_cache_config() },
+        },
+    })
+}
+
+fn socket_address(address: SocketAddr) -> Value {
+    json!({ "socket_address": { "address": address.ip().to_string(), "port_value": address.port() } })
+}
+
+/// A protobuf `Duration` in proto JSON: `5s`, `0.250s`.
+pub fn duration(value: Duration) -> String {
+    let nanos = value.subsec_nanos();
+    if nanos == 0 {
+        return format!("{}s", value.as_secs());
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{}.{}s", value.as_secs(), fraction.trim_end_matches('0'))
+}
+
+/// Where the listener's HTTP connection manager gets its routes.
+#[derive(Debug, Clone, Copy)]
+pub enum RouteSource<'a> {
+    /// RDS from a file Envoy watches (the running control plane).
+    File {
+        /// The RDS file.
+        path: &'a Path,
+        /// The directory watched for moves into it.
+        watched_directory: &'a Path,
+    },
+    /// The route configuration inline (static bootstraps for `envoy --mode validate`).
+    Inline(&'a Value),
+}
+
+/// The data-plane listener on `address` (port 0 allowed: read the port back from the admin).
+///
+/// It accepts absolute-form requests (`GET http://host/ HTTP/1.1`), which is how an app reaches
+/// its sidecar through `HTTP_PROXY`, and carries the dynamic forward proxy filter so that the
+/// passthrough cluster works; the filter ignores requests routed to any other cluster.
+pub fn listener(address: SocketAddr, routes: RouteSource<'_>) -> Value {
+    let mut manager = Map::new();
+    manager.insert("@type".into(), json!(HCM_TYPE));
+    manager.insert("stat_prefix".into(), json!(STAT_PREFIX));
+    manager.insert("codec_type".into(), json!("AUTO"));
+    manager.insert(
+        "http_protocol_options".into(),
+        json!({ "allow_absolute_url": true }),
+    );
+    match routes {
+        RouteSource::File {
+            path,
+            watched_directory,
+        } => {
+            manager.insert(
+                "rds".into(),
+                json!({
+                    "route_config_name": ROUTE_CONFIGURATION_NAME,
+                    "config_source": path_config_source(path, watched_directory),
+                }),
+            );
+        }
+        RouteSource::Inline(route_configuration) => {
+            manager.insert("route_config".into(), route_configuration.clone());
+        }
+    }
+    manager.insert(
+        "http_filters".into(),
+        json!([
+            {
+                "name": "envoy.filters.http.dynamic_forward_proxy",
+                "typed_config": { "@type": FORWARD_PROXY_FILTER_TYPE, "dns_cache_config": dns_cache_config() },
+            },
+            { "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER_TYPE } },
+        ]),
+    );
+    json!({
+        "name": LISTENER_NAME,
+        "address": socket_address(address),
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": Value::Object(manager),
+            }],
+        }],
+    })
+}
+
+fn path_config_source(path: &Path, watched_directory: &Path) -> Value {
+    json!({
+        "resource_api_version": "V3",
+        "path_config_source": {
+            "path": path.display().to_string(),
+            "watched_directory": { "path": watched_directory.display().to_string() },
+        },
+    })
+}
+
+/// The bootstrap of a running Envoy: admin on an ephemeral loopback port, LDS and CDS from files
+/// in `watched_directory` (a move into it makes Envoy re-read them).
+pub fn bootstrap(node_id: &str, lds: &Path, cds: &Path, watched_directory: &Path) -> Value {
+    json!({
+        "node": { "id": node_id, "cluster": "colormesh" },
+        "admin": { "address": socket_address(SocketAddr::from(([127, 0, 0, 1], 0))) },
+        "dynamic_resources": {
+            "lds_config": path_config_source(lds, watched_directory),
+            "cds_config": path_config_source(cds, watched_directory),
+        },
+    })
+}
+
+/// The same resources as a static bootstrap, for `envoy --mode validate` (which does not read
+/// xDS files).
+pub fn static_bootstrap(listen: SocketAddr, resources: &EnvoyResources) -> Value {
+    json!({
+        "node": { "id": "validate", "cluster": "colormesh" },
+        "admin": { "address": socket_address(SocketAddr::from(([127, 0, 0, 1], 0))) },
+        "static_resources": {
+            "listeners": [listener(listen, RouteSource::Inline(&resources.route_configuration))],
+            "clusters": resources.clusters.values().collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// An xDS file: a `DiscoveryResponse` whose resources are wrapped as `Any` of `type_url`.
+pub fn discovery_response<'a>(
+    version: &str,
+    type_url: &str,
+    resources: impl IntoIterator<Item = &'a Value>,
+) -> Value {
+    let resources: Vec<Value> = resources
+        .into_iter()
+        .map(|resource| {
+            let mut wrapped = Map::new();
+            wrapped.insert("@type".into(), json!(type_url));
+            if let Value::Object(fields) = resource {
+                wrapped.extend(
+                    fields
+                        .iter()
+                        .map(|(key, value)| (key.clone(), value.clone())),
+                );
+            }
+            Value::Object(wrapped)
+        })
+        .collect();
+    json!({ "version_info": version, "type_url": type_url, "resources": resources })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use gateway_proxy::table::{FullRegex, RetryOn, RetryPolicy, RouteMatcher, WeightedClusters};
+    use http::{HeaderName, HeaderValue, Method, StatusCode};
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    fn cluster(name: &str, ports: &[u16]) -> Arc<Cluster> {
+        let endpoints = ports
+            .iter()
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], *port)))
+            .collect();
+        Arc::new(Cluster::new(name, endpoints))
+    }
+
+    fn forward(destinations: WeightedClusters) -> ForwardAction {
+        ForwardAction {
+            destinations,
+            rewrite: PathRewrite::None,
+            timeout: Some(Duration::from_secs(15)),
+            retry: None,
+            request_headers: HeaderEdits::default(),
+            response_headers: HeaderEdits::default(),
+        }
+    }
+
+    fn table(routes: Vec<Route>, fallback: Fallback) -> RouteTable {
+        RouteTable::new(
+            vec![VirtualHost {
+                name: "gloo-system/colorgateway".to_owned(),
+                domains: vec!["colors.example".to_owned(), "colors.example:80".to_owned()],
+                routes,
+            }],
+            fallback,
+        )
+        .expect("valid table")
+    }
+
+    fn only_route(rendered: &EnvoyResources) -> &Value {
+        &rendered.route_configuration["virtual_hosts"][0]["routes"][0]
+    }
+
+    #[test]
+    fn prefix_route_with_rewrite_single_cluster_and_timeout() {
+        let mut action = forward(WeightedClusters::single(cluster("blue", &[8081, 8082])));
+        action.rewrite = PathRewrite::Prefix("/color".to_owned());
+        let rendered = render(&table(
+            vec![Route {
+                name: "gloo-system/colorgateway/0".to_owned(),
+                matcher: RouteMatcher::path(PathMatcher::Prefix("/appmesh/color".to_owned())),
+                action: RouteAction::Forward(action),
+            }],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        assert_eq!(
+            rendered.route_configuration,
+            json!({
+                "name": ROUTE_CONFIGURATION_NAME,
+                "virtual_hosts": [{
+                    "name": "gloo-system/colorgateway",
+                    "domains": ["colors.example", "colors.example:80"],
+                    "routes": [{
+                        "name": "gloo-system/colorgateway/0",
+                        "match": { "prefix": "/appmesh/color", "case_sensitive": true },
+                        "route": { "cluster": "blue", "prefix_rewrite": "/color", "timeout": "15s" },
+                    }],
+                }],
+            })
+        );
+        assert_eq!(
+            rendered.clusters.keys().collect::<Vec<_>>(),
+            ["blue"],
+            "no passthrough cluster with a NotFound fallback"
+        );
+        assert_eq!(
+            rendered.clusters["blue"],
+            json!({
+                "name": "blue",
+                "type": "STATIC",
+                "connect_timeout": "5s",
+                "lb_policy": "ROUND_ROBIN",
+                "load_assignment": {
+                    "cluster_name": "blue",
+                    "endpoints": [{ "lb_endpoints": [
+                        { "endpoint": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 8081 } } } },
+                        { "endpoint": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 8082 } } } },
+                    ] }],
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn weighted_clusters_keep_zero_weights_and_clusters_are_deduplicated() {
+        let v1 = cluster("colorgateway", &[1]);
+        let v2 = cluster("colorgatewayv2", &[2]);
+        let split = WeightedClusters::new(vec![(Arc::clone(&v1), 0), (Arc::clone(&v2), 100)])
+            .expect("weights");
+        let mut again = forward(WeightedClusters::single(Arc::clone(&v1)));
+        again.timeout = None;
+        let rendered = render(&table(
+            vec![
+                Route {
+                    name: "split".to_owned(),
+                    matcher: RouteMatcher::path(PathMatcher::Exact("/exact".to_owned())),
+                    action: RouteAction::Forward(forward(split)),
+                },
+                Route {
+                    name: "again".to_owned(),
+                    matcher: RouteMatcher::any(),
+                    action: RouteAction::Forward(again),
+                },
+            ],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        let routes = &rendered.route_configuration["virtual_hosts"][0]["routes"];
+        assert_eq!(
+            routes[0]["match"],
+            json!({ "path": "/exact", "case_sensitive": true })
+        );
+        assert_eq!(
+            routes[0]["route"]["weighted_clusters"],
+            json!({ "clusters": [
+                { "name": "colorgateway", "weight": 0 },
+                { "name": "colorgatewayv2", "weight": 100 },
+            ] })
+        );
+        assert_eq!(
+            routes[1]["route"]["timeout"], "0s",
+            "no timeout is 0s, which disables it"
+        );
+        assert_eq!(
+            rendered.clusters.keys().collect::<Vec<_>>(),
+            ["colorgateway", "colorgatewayv2"]
+        );
+    }
+
+    #[test]
+    fn regex_case_headers_query_parameters_and_methods() {
+        let mut matcher = RouteMatcher::path(PathMatcher::Regex(
+            FullRegex::new("/color/[a-z]+").expect("regex"),
+        ));
+        matcher.case_sensitive = false;
+        matcher.headers = vec![
+            HeaderMatcher {
+                name: HeaderName::from_static("x-color"),
+                value: ValueMatcher::Regex(FullRegex::new("bl(ue|ack)").expect("regex")),
+                invert: false,
+            },
+            HeaderMatcher {
+                name: HeaderName::from_static("x-canary"),
+                value: ValueMatcher::Exact("yes".to_owned()),
+                invert: true,
+            },
+            HeaderMatcher {
+                name: HeaderName::from_static("x-debug"),
+                value: ValueMatcher::Present,
+                invert: false,
+            },
+            HeaderMatcher {
+                name: HeaderName::from_static("x-prefix"),
+                value: ValueMatcher::Prefix("ab".to_owned()),
+                invert: false,
+            },
+            HeaderMatcher {
+                name: HeaderName::from_static("x-suffix"),
+                value: ValueMatcher::Suffix("yz".to_owned()),
+                invert: false,
+            },
+            HeaderMatcher {
+                name: HeaderName::from_static("x-number"),
+                value: ValueMatcher::Range { start: -10, end: 0 },
+                invert: false,
+            },
+        ];
+        matcher.query_parameters = vec![
+            QueryParameterMatcher {
+                name: "v".to_owned(),
+                value: ValueMatcher::Exact("2".to_owned()),
+            },
+            QueryParameterMatcher {
+                name: "debug".to_owned(),
+                value: ValueMatcher::Present,
+            },
+            QueryParameterMatcher {
+                name: "r".to_owned(),
+                value: ValueMatcher::Regex(FullRegex::new("[0-9]+").expect("regex")),
+            },
+        ];
+        matcher.methods = vec![Method::GET, Method::POST];
+        let rendered = render(&table(
+            vec![Route {
+                name: "matchers".to_owned(),
+                matcher,
+                action: RouteAction::Respond {
+                    status: StatusCode::OK,
+                    body: Bytes::new(),
+                },
+            }],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        assert_eq!(
+            only_route(&rendered)["match"],
+            json!({
+                "safe_regex": { "regex": "/color/[a-z]+" },
+                "case_sensitive": false,
+                "headers": [
+                    { "name": "x-color", "string_match": { "safe_regex": { "regex": "bl(ue|ack)" } } },
+                    { "name": "x-canary", "string_match": { "exact": "yes" }, "invert_match": true },
+                    { "name": "x-debug", "present_match": true },
+                    { "name": "x-prefix", "string_match": { "prefix": "ab" } },
+                    { "name": "x-suffix", "string_match": { "suffix": "yz" } },
+                    { "name": "x-number", "range_match": { "start": "-10", "end": "0" } },
+                    { "name": ":method", "string_match": { "safe_regex": { "regex": "GET|POST" } } },
+                ],
+                "query_parameters": [
+                    { "name": "v", "string_match": { "exact": "2" } },
+                    { "name": "debug", "present_match": true },
+                    { "name": "r", "string_match": { "safe_regex": { "regex": "[0-9]+" } } },
+                ],
+            })
+        );
+        assert_eq!(
+            only_route(&rendered)["direct_response"],
+            json!({ "status": 200 }),
+            "an empty body is left out"
+        );
+        assert!(rendered.clusters.is_empty());
+    }
+
+    #[test]
+    fn a_single_method_is_an_exact_match_and_extension_methods_are_escaped() {
+        assert_eq!(
+            render_methods(&[Method::DELETE]),
+            Some(json!({ "name": ":method", "string_match": { "exact": "DELETE" } }))
+        );
+        let custom = Method::from_bytes(b"M-SEARCH").expect("extension method");
+        assert_eq!(
+            render_methods(&[Method::GET, custom]).expect("matcher")["string_match"]["safe_regex"]
+                ["regex"],
+            r"GET|M\-SEARCH"
+        );
+        assert_eq!(render_methods(&[]), None);
+    }
+
+    #[test]
+    fn a_query_parameter_range_is_reported_not_dropped() {
+        let mut matcher = RouteMatcher::any();
+        matcher.query_parameters = vec![QueryParameterMatcher {
+            name: "n".to_owned(),
+            value: ValueMatcher::Range { start: 0, end: 5 },
+        }];
+        let error = render(&table(
+            vec![Route {
+                name: "ranged".to_owned(),
+                matcher,
+                action: RouteAction::Respond {
+                    status: StatusCode::OK,
+                    body: Bytes::new(),
+                },
+            }],
+            Fallback::NotFound,
+        ))
+        .expect_err("Envoy cannot express it")
+        .to_string();
+        assert!(
+            error.contains("\"ranged\"") && error.contains("\"n\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn regex_rewrite_retries_and_header_edits() {
+        let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
+        action.rewrite = PathRewrite::Regex {
+            pattern: FullRegex::new("/service/([^/]+)/(.*)").expect("regex"),
+            substitution: r"/\2/instance/\1".to_owned(),
+        };
+        action.timeout = Some(Duration::from_millis(1500));
+        action.retry = Some(RetryPolicy {
+            num_retries: 3,
+            per_try_timeout: Some(Duration::from_millis(250)),
+            retry_on: RetryOn::parse("5xx,connect-failure").expect("retry_on"),
+        });
+        action.request_headers = HeaderEdits {
+            add: vec![
+                (
+                    HeaderName::from_static("x-overwrite"),
+                    HeaderValue::from_static("100%"),
+                    false,
+                ),
+                (
+                    HeaderName::from_static("x-append"),
+                    HeaderValue::from_static("more"),
+                    true,
+                ),
+            ],
+            remove: vec![HeaderName::from_static("x-secret")],
+        };
+        action.response_headers = HeaderEdits {
+            add: vec![(
+                HeaderName::from_static("x-served-by"),
+                HeaderValue::from_static("envoy"),
+                true,
+            )],
+            remove: vec![HeaderName::from_static("x-upstream")],
+        };
+        let rendered = render(&table(
+            vec![Route {
+                name: "everything".to_owned(),
+                matcher: RouteMatcher::any(),
+                action: RouteAction::Forward(action),
+            }],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        assert_eq!(
+            *only_route(&rendered),
+            json!({
+                "name": "everything",
+                "match": { "prefix": "/", "case_sensitive": true },
+                "route": {
+                    "cluster": "echo",
+                    "regex_rewrite": {
+                        "pattern": { "regex": "/service/([^/]+)/(.*)" },
+                        "substitution": r"/\2/instance/\1",
+                    },
+                    "timeout": "1.5s",
+                    "retry_policy": { "retry_on": "5xx,connect-failure", "num_retries": 3, "per_try_timeout": "0.25s" },
+                },
+                "request_headers_to_add": [
+                    { "header": { "key": "x-overwrite", "value": "100%%" }, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" },
+                    { "header": { "key": "x-append", "value": "more" }, "append_action": "APPEND_IF_EXISTS_OR_ADD" },
+                ],
+                "request_headers_to_remove": ["x-secret"],
+                "response_headers_to_add": [
+                    { "header": { "key": "x-served-by", "value": "envoy" }, "append_action": "APPEND_IF_EXISTS_OR_ADD" },
+                ],
+                "response_headers_to_remove": ["x-upstream"],
+            })
+        );
+    }
+
+    #[test]
+    fn retry_policy_without_conditions_is_a_single_try() {
+        let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
+        action.retry = Some(RetryPolicy {
+            num_retries: 2,
+            per_try_timeout: None,
+            retry_on: RetryOn::default(),
+        });
+        let route = render_forward(&action);
+        assert!(route.get("retry_policy").is_none(), "{route}");
+    }
+
+    #[test]
+    fn direct_response_with_a_body() {
+        let rendered = render(&table(
+            vec![Route {
+                name: "teapot".to_owned(),
+                matcher: RouteMatcher::any(),
+                action: RouteAction::Respond {
+                    status: StatusCode::IM_A_TEAPOT,
+                    body: Bytes::from_static(b"short and stout"),
+                },
+            }],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        assert_eq!(
+            only_route(&rendered)["direct_response"],
+            json!({ "status": 418, "body": { "inline_string": "short and stout" } })
+        );
+    }
+
+    #[test]
+    fn passthrough_fallback_is_a_catch_all_forward_proxy_route() {
+        let rendered = render(&table(
+            Vec::new(),
+            Fallback::Passthrough {
+                timeout: Some(Duration::from_secs(15)),
+            },
+        ))
+        .expect("renders");
+        assert_eq!(
+            rendered.route_configuration["virtual_hosts"][1],
+            json!({
+                "name": PASSTHROUGH_CLUSTER,
+                "domains": ["*"],
+                "routes": [{
+                    "name": "passthrough",
+                    "match": { "prefix": "/" },
+                    "route": { "cluster": PASSTHROUGH_CLUSTER, "timeout": "15s" },
+                }],
+            })
+        );
+        assert_eq!(
+            rendered.clusters[PASSTHROUGH_CLUSTER]["cluster_type"]["name"],
+            "envoy.clusters.dynamic_forward_proxy"
+        );
+        assert_eq!(
+            rendered.clusters[PASSTHROUGH_CLUSTER]["cluster_type"]["typed_config"]["dns_cache_config"],
+            listener(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                RouteSource::Inline(&json!({}))
+            )["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]
+                ["dns_cache_config"],
+            "filter and cluster must describe the same DNS cache"
+        );
+
+        let catch_all = RouteTable::new(
+            vec![VirtualHost {
+                name: "all".to_owned(),
+                domains: vec!["*".to_owned()],
+                routes: Vec::new(),
+            }],
+            Fallback::Passthrough { timeout: None },
+        )
+        .expect("valid table");
+        let rendered = render(&catch_all).expect("renders");
+        assert_eq!(
+            rendered.route_configuration["virtual_hosts"]
+                .as_array()
+                .map(Vec::len),
+            Some(1),
+            "a `*` virtual host leaves the fallback unreachable"
+        );
+        assert!(!rendered.clusters.contains_key(PASSTHROUGH_CLUSTER));
+    }
+
+    #[test]
+    fn not_found_fallback_adds_nothing() {
+        let rendered = render(&RouteTable::empty(Fallback::NotFound)).expect("renders");
+        assert_eq!(rendered.route_configuration, empty_route_configuration());
+        assert!(rendered.clusters.is_empty());
+    }
+
+    #[test]
+    fn listener_reads_routes_over_rds_and_accepts_absolute_urls() {
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let rendered = listener(
+            listen,
+            RouteSource::File {
+                path: Path::new("/x/rds.json"),
+                watched_directory: Path::new("/x"),
+            },
+        );
+        let manager = &rendered["filter_chains"][0]["filters"][0]["typed_config"];
+        assert_eq!(rendered["address"]["socket_address"]["port_value"], 0);
+        assert_eq!(manager["http_protocol_options"]["allow_absolute_url"], true);
+        assert_eq!(
+            manager["rds"],
+            json!({
+                "route_config_name": ROUTE_CONFIGURATION_NAME,
+                "config_source": {
+                    "resource_api_version": "V3",
+                    "path_config_source": { "path": "/x/rds.json", "watched_directory": { "path": "/x" } },
+                },
+            })
+        );
+        assert_eq!(
+            manager["http_filters"][1]["name"], "envoy.filters.http.router",
+            "the router comes last"
+        );
+    }
+
+    #[test]
+    fn discovery_responses_wrap_resources_as_any() {
+        let response = discovery_response(
+            "7",
+            CLUSTER_TYPE,
+            [&json!({ "name": "a" }), &json!({ "name": "b" })],
+        );
+        assert_eq!(
+            response,
+            json!({
+                "version_info": "7",
+                "type_url": CLUSTER_TYPE,
+                "resources": [
+                    { "@type": CLUSTER_TYPE, "name": "a" },
+                    { "@type": CLUSTER_TYPE, "name": "b" },
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn durations_in_proto_json() {
+        assert_eq!(duration(Duration::ZERO), "0s");
+        assert_eq!(duration(Duration::from_secs(15)), "15s");
+        assert_eq!(duration(Duration::from_millis(250)), "0.25s");
+        assert_eq!(
+            duration(Duration::from_nanos(1_000_000_001)),
+            "1.000000001s"
+        );
+    }
+}

@@ -4,10 +4,13 @@
 //! generator must never be the bottleneck either (`cargo xtask bench-traffic` measures that). The
 //! design follows from both:
 //! - `concurrency` workers, each with its *own* connection (hyper's HTTP/1.1 client connection over
-//!   a tokio stream, through hyper-util's `TokioIo`), so a gateway that picks a destination per
-//!   connection rather than per request shows up as a design effect in the records instead of
-//!   being hidden by a shared pool. A connection the server closes is replaced and the new one
-//!   gets a new index.
+//!   a tokio stream, through hyper-util's `TokioIo`), kept for as long as the server keeps it, so
+//!   a gateway that picks a destination per connection rather than per request shows in the
+//!   records (and fails the split step's connection-independence check, whose power grows with
+//!   the replies per connection) instead of being hidden by a shared pool. A connection the
+//!   server closes is replaced and the new one gets a new index. The observer can ask for fresh
+//!   connections ([`Flow::Reconnect`]): the traffic step does when every connection so far has
+//!   seen the same destination, since such connections cannot reveal a per-connection pick.
 //! - Every run is bounded twice: a hard cap on the number of requests and a deadline. The caller's
 //!   observer can stop it earlier (a sequential check that reached its verdict).
 //! - On the local backend only loopback addresses may be targeted: the URL's host must resolve to
@@ -104,6 +107,8 @@ impl Reply {
 pub enum Flow {
     Continue,
     Stop,
+    /// Continue, but every worker sends its next request over a fresh connection.
+    Reconnect,
 }
 
 /// Why a run ended.
@@ -187,6 +192,7 @@ pub async fn drive(
     let shared = Arc::new(Shared {
         issued: AtomicU64::new(0),
         connections: AtomicU32::new(0),
+        epoch: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         max_requests: limits.max_requests,
         deadline: started + limits.deadline,
@@ -230,8 +236,12 @@ pub async fn drive(
             transport_errors += 1;
         }
         record_latency(&mut histogram, reply.latency);
-        if observe(reply) == Flow::Stop {
-            break StopReason::Observer;
+        match observe(reply) {
+            Flow::Continue => {}
+            Flow::Stop => break StopReason::Observer,
+            Flow::Reconnect => {
+                shared.epoch.fetch_add(1, Ordering::Relaxed);
+            }
         }
     };
     shared.stop.store(true, Ordering::Relaxed);
@@ -282,6 +292,9 @@ pub fn summarize(histogram: &hdrhistogram::Histogram<u64>) -> LatencySummary {
 struct Shared {
     issued: AtomicU64,
     connections: AtomicU32,
+    /// Bumped by [`Flow::Reconnect`]: connections opened in an earlier epoch are dropped before
+    /// their next request.
+    epoch: AtomicU64,
     stop: AtomicBool,
     max_requests: u64,
     deadline: Instant,
@@ -402,6 +415,9 @@ async fn resolve(base: &url::Url, loopback_only: bool) -> Result<SocketAddr, Tra
 
 type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
+/// A worker's open connection: the sender, its index and the epoch it was opened in.
+type Open = (Sender, u32, u64);
+
 async fn run_worker(
     worker: usize,
     address: SocketAddr,
@@ -409,7 +425,7 @@ async fn run_worker(
     shared: Arc<Shared>,
     replies: mpsc::Sender<Reply>,
 ) {
-    let mut connection: Option<(Sender, u32)> = None;
+    let mut connection: Option<Open> = None;
     while let Some(index) = shared.claim() {
         let started = Instant::now();
         let outcome = tokio::time::timeout(
@@ -425,7 +441,7 @@ async fn run_worker(
         });
         let connection_index = connection.as_ref().map_or(
             shared.connections.load(Ordering::Relaxed).saturating_sub(1),
-            |(_, index)| *index,
+            |(_, index, _)| *index,
         );
         let reply = match outcome {
             Ok((status, headers, body)) => Reply {
@@ -460,14 +476,15 @@ async fn run_worker(
 }
 
 async fn send_one(
-    connection: &mut Option<(Sender, u32)>,
+    connection: &mut Option<Open>,
     address: SocketAddr,
     template: &RequestTemplate,
     shared: &Shared,
 ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    let epoch = shared.epoch.load(Ordering::Relaxed);
     if connection
         .as_ref()
-        .is_some_and(|(sender, _)| sender.is_closed())
+        .is_some_and(|(sender, _, opened)| sender.is_closed() || *opened < epoch)
     {
         *connection = None;
     }
@@ -486,9 +503,9 @@ async fn send_one(
             }
         });
         let index = shared.connections.fetch_add(1, Ordering::Relaxed);
-        *connection = Some((sender, index));
+        *connection = Some((sender, index, epoch));
     }
-    let Some((sender, _)) = connection.as_mut() else {
+    let Some((sender, _, _)) = connection.as_mut() else {
         return Err("no connection".to_owned());
     };
     sender
@@ -565,6 +582,75 @@ mod tests {
             ..request
         };
         assert!(RequestTemplate::new(&bad).is_err());
+    }
+
+    /// An HTTP/1.1 server on 127.0.0.1:0 that answers `ok` and counts accepted connections.
+    async fn counting_server() -> (SocketAddr, Arc<AtomicU32>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU32::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"ok")),
+                        ))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    #[tokio::test]
+    async fn workers_keep_their_connection_until_the_observer_asks_for_fresh_ones() {
+        let (address, accepted) = counting_server().await;
+        let request = TrafficRequest {
+            base: url::Url::parse(&format!("http://{address}")).unwrap(),
+            path_and_query: "/".to_owned(),
+            method: Method::GET,
+            host: None,
+            headers: Vec::new(),
+        };
+        let limits = TrafficLimits {
+            concurrency: 2,
+            max_requests: 40,
+            ..TrafficLimits::default()
+        };
+        let kept = drive(&request, &limits, |_| Flow::Continue).await.unwrap();
+        assert_eq!(kept.received, 40);
+        assert_eq!(kept.connections, 2);
+        assert_eq!(accepted.load(Ordering::Relaxed), 2);
+
+        // A reconnect after the 10th and the 20th reply: the worker opens a new connection for
+        // its next request each time (one worker, so that it surely sends one in between).
+        let one_worker = TrafficLimits {
+            concurrency: 1,
+            ..limits
+        };
+        let mut seen_connections = std::collections::BTreeSet::new();
+        let mut replies = 0;
+        let rotated = drive(&request, &one_worker, |reply| {
+            seen_connections.insert(reply.connection);
+            replies += 1;
+            if replies == 10 || replies == 20 {
+                Flow::Reconnect
+            } else {
+                Flow::Continue
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(rotated.received, 40);
+        assert_eq!(rotated.connections, 3);
+        assert_eq!(seen_connections.len(), 3);
+        assert_eq!(accepted.load(Ordering::Relaxed), 2 + 3);
     }
 
     #[test]

@@ -1,5 +1,12 @@
-//! The traffic step: propagation, the stats clear, sending, exact checks, the split verdict and
-//! the stats cross-check.
+//! The traffic step: propagation, the stats clear, sending, exact checks, the split verdict, the
+//! connection-independence verdict and the stats cross-check.
+//!
+//! A split step runs two statistical checks on the same replies: the split check (its shares and
+//! zero-weight leaks) and, when the split has two or more positive weights, the
+//! connection-independence check ([`stats::ConnectionCheck`]); they share the step's part of the
+//! run's budget (nine tenths and one tenth). Both are built before the step waits for the last
+//! change to be live, so traffic starts the moment the gateway reports it: the checks then see
+//! any window in which the gateway reports a configuration it does not serve yet.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -21,6 +28,9 @@ use crate::traffic::{
 const MAX_SAMPLE_BODY: usize = 2048;
 /// Replies printed in walkthrough mode for `showReplies`.
 const MAX_SHOWN_REPLIES: usize = 20;
+/// Counted replies per connection after which connections that all saw the same destination are
+/// renewed (see [`Tally::observe`]).
+const FRESH_CONNECTIONS_AFTER: u64 = 8;
 /// The colorgateway keeps the last this-many colors for its `stats`.
 const GATEWAY_STATS_WINDOW: usize = 1000;
 
@@ -68,6 +78,9 @@ pub struct SplitReport {
     pub time_to_verdict: Duration,
     /// Distinct connections the counted replies came over.
     pub connections: usize,
+    /// Whether the pick depended on the connection; `None` when the split has fewer than two
+    /// positive-weight destinations (nothing to test).
+    pub connection_check: Option<stats::ConnectionVerdict>,
 }
 
 /// How long the gateway took to serve the last applied change.
@@ -135,6 +148,11 @@ struct Tally<'a> {
     records: Vec<RequestRecord>,
     counts: BTreeMap<String, u64>,
     sequential: Option<stats::SequentialCheck>,
+    /// Whether picks depend on the connection (splits with two or more positive weights).
+    connection: Option<stats::ConnectionCheck>,
+    /// Destinations of the counted replies since the connections were last renewed.
+    epoch_destinations: BTreeSet<String>,
+    epoch_replies: u64,
     decided_at: Option<Instant>,
     connections: BTreeSet<u32>,
     cross_colors: Vec<String>,
@@ -220,6 +238,33 @@ impl Tally<'_> {
         self.passing += 1;
         if let Some(label) = destination {
             self.connections.insert(reply.connection);
+            if let Some(check) = &mut self.connection
+                && check.observe(reply.connection, &label) == stats::ConnectionState::Fail
+            {
+                // The step fails whatever the split says; stop here.
+                *self.counts.entry(label.clone()).or_default() += 1;
+                if let Some(sequential) = &mut self.sequential {
+                    sequential.observe(&label);
+                }
+                self.decided_at = Some(Instant::now());
+                return Flow::Stop;
+            }
+            let mut flow = Flow::Continue;
+            if self.connection.is_some() {
+                // Connections that have all seen one destination cannot show a per-connection
+                // pick (every connection of a sticky gateway may have drawn the same one): renew
+                // them until two destinations appear. A correct gateway seldom triggers this
+                // (80/20 over the default 4 connections: 0.8^32 < 1e-3), and then harmlessly.
+                self.epoch_replies += 1;
+                self.epoch_destinations.insert(label.clone());
+                if self.epoch_destinations.len() == 1
+                    && self.epoch_replies >= FRESH_CONNECTIONS_AFTER * self.step.concurrency as u64
+                {
+                    self.epoch_destinations.clear();
+                    self.epoch_replies = 0;
+                    flow = Flow::Reconnect;
+                }
+            }
             if let Some(check) = &mut self.sequential {
                 check.observe(&label);
                 *self.counts.entry(label).or_default() += 1;
@@ -230,6 +275,7 @@ impl Tally<'_> {
             } else {
                 *self.counts.entry(label).or_default() += 1;
             }
+            return flow;
         }
         Flow::Continue
     }
@@ -240,18 +286,6 @@ impl<B: Backend> StepContext<'_, B> {
         let mut result = StepResult::default();
         let split = traffic.expect.split.as_ref();
 
-        let propagation = match split {
-            Some(split) if split.propagation => Some(self.measure_propagation().await),
-            _ => None,
-        };
-        if let Some(propagation) = &propagation
-            && let Some(error) = &propagation.error
-        {
-            result.messages.push(error.clone());
-            result.outcome = Some(StepOutcome::Failed);
-            return result;
-        }
-
         let base = match self.backend.proxy_url().await {
             Ok(url) => url,
             Err(error) => return StepResult::failed(format!("glooctl proxy url: {error}")),
@@ -261,7 +295,16 @@ impl<B: Backend> StepContext<'_, B> {
             Err(message) => return StepResult::failed(message),
         };
 
-        let check = self.check;
+        // Everything the checks need is prepared before waiting for the change to be live, so
+        // that the first request goes out right when the gateway reports it: a gateway that
+        // reports a change before it serves it is then judged inside its stale window.
+        let (check, connection) = match split {
+            Some(split) => match step_checks(split, self.check) {
+                Ok(checks) => checks,
+                Err(error) => return StepResult::failed(format!("traffic.expect.split: {error}")),
+            },
+            None => (self.check, None),
+        };
         let plan = match split {
             Some(split) => {
                 let spec = split_spec(split);
@@ -292,9 +335,44 @@ impl<B: Backend> StepContext<'_, B> {
                 );
             }
         };
+        let sequential = match &plan {
+            Some((spec, _)) if sequential_wanted => match stats::SequentialCheck::new(spec, &check)
+            {
+                Ok(sequential) => Some(sequential),
+                Err(error) => return StepResult::failed(format!("traffic.expect.split: {error}")),
+            },
+            _ => None,
+        };
+
+        let propagation = match split {
+            Some(split) if split.propagation => Some(self.measure_propagation().await),
+            _ => None,
+        };
+        if let Some(propagation) = &propagation
+            && let Some(error) = &propagation.error
+        {
+            result.messages.push(error.clone());
+            result.outcome = Some(StepOutcome::Failed);
+            return result;
+        }
+
         if let (Some((_, plan)), Some(split)) = (&plan, split) {
+            let connection_note = connection
+                .as_ref()
+                .map(|c| format!("; connection independence alpha {:.2e}", c.alpha()))
+                .unwrap_or_default();
+            let leak_note = plan
+                .leak_requests
+                .map(|n| {
+                    format!(
+                        "; at least {n} to catch a {} leak to zero-weight destinations with probability {}",
+                        percent(check.min_detectable_leak),
+                        check.leak_power
+                    )
+                })
+                .unwrap_or_default();
             self.say(format_args!(
-                "# split by {}: planned {} requests (alpha {:.2e}, deviation {}, power {}){cap_note}",
+                "# split by {}: planned {} requests (alpha {:.2e}, deviation {}, power {}){leak_note}{cap_note}{connection_note}",
                 key_name(split.by),
                 plan.requests,
                 check.alpha,
@@ -322,14 +400,6 @@ impl<B: Backend> StepContext<'_, B> {
             request_timeout: self.settings.request_timeout,
             loopback_only: self.settings.loopback_only,
         };
-        let sequential = match &plan {
-            Some((spec, _)) if sequential_wanted => match stats::SequentialCheck::new(spec, &check)
-            {
-                Ok(sequential) => Some(sequential),
-                Err(error) => return StepResult::failed(format!("traffic.expect.split: {error}")),
-            },
-            _ => None,
-        };
         let mut tally = Tally {
             step: traffic,
             sample_limit: self.settings.failure_samples,
@@ -341,6 +411,9 @@ impl<B: Backend> StepContext<'_, B> {
             records: Vec::new(),
             counts: BTreeMap::new(),
             sequential,
+            connection,
+            epoch_destinations: BTreeSet::new(),
+            epoch_replies: 0,
             decided_at: None,
             connections: BTreeSet::new(),
             cross_colors: Vec::new(),
@@ -406,6 +479,7 @@ impl<B: Backend> StepContext<'_, B> {
                     verdict,
                     time_to_verdict,
                     connections: tally.connections.len(),
+                    connection_check: tally.connection.as_ref().map(|c| c.verdict()),
                 })
             }
             _ => None,
@@ -458,6 +532,15 @@ impl<B: Backend> StepContext<'_, B> {
         }
         if let Some(split) = &split_report {
             self.say(format_args!("{}", describe_verdict(split)));
+            if let Some(connection) = &split.connection_check
+                && connection.outcome == stats::Outcome::Fail
+            {
+                outcome = StepOutcome::Failed;
+                result.messages.push(format!(
+                    "connection independence: {}",
+                    connection.reasons.join("; ")
+                ));
+            }
             match split.verdict.outcome {
                 stats::Outcome::Pass => {}
                 stats::Outcome::Fail => {
@@ -735,8 +818,63 @@ pub(crate) fn describe_verdict(split: &SplitReport) -> String {
             "\n#   zero-weight {}: leak rate < {bound:.2e} at the check's confidence",
             zero.join(", ")
         );
+        if let Some(guarantee) = &verdict.leak_guarantee {
+            let _ = write!(
+                text,
+                "; a leak of {} would have been caught within these {} requests with probability \
+                 {:.6} (declared {}, from {} requests on)",
+                percent(guarantee.rate),
+                verdict.n,
+                guarantee.achieved,
+                guarantee.power,
+                guarantee.required_requests
+            );
+        }
+    }
+    if let Some(connection) = split.connection_check.as_ref().filter(|c| c.applies) {
+        let _ = write!(
+            text,
+            "\n#   connection independence: {} after {} replies over {} connections ({:.1}% of \
+             replies repeated their connection's previous destination, {:.1}% expected; p = {:.3e}, \
+             alpha {:.2e})",
+            outcome_label(connection.outcome),
+            connection.n,
+            connection.connections,
+            connection.observed_repeat_share * 100.0,
+            connection.iid_repeat_share * 100.0,
+            connection.p_value,
+            connection.alpha
+        );
     }
     text
+}
+
+/// The share of a split step's budget given to its connection-independence check, when there is
+/// one (two or more positive-weight destinations). The test is far more powerful against a sticky
+/// gateway than the split check against a 5-point deviation, so a tenth is plenty; the split check
+/// keeps nine tenths, which lengthens its plan by about 1 %.
+const CONNECTION_ALPHA_SHARE: f64 = 0.1;
+
+/// The split check's settings and the connection-independence check of one split step, sharing
+/// the step's `alpha`.
+fn step_checks(
+    split: &SplitExpect,
+    settings: stats::CheckSettings,
+) -> Result<(stats::CheckSettings, Option<stats::ConnectionCheck>), stats::StatsError> {
+    let spec = split_spec(split);
+    let connection = stats::ConnectionCheck::new(&spec, settings.alpha * CONNECTION_ALPHA_SHARE)?;
+    if !connection.applies() {
+        return Ok((settings, None));
+    }
+    let split_settings = stats::CheckSettings {
+        alpha: settings.alpha * (1.0 - CONNECTION_ALPHA_SHARE),
+        ..settings
+    };
+    Ok((split_settings, Some(connection)))
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.2}%", share * 100.0)
 }
 
 pub(crate) fn outcome_label(outcome: stats::Outcome) -> &'static str {
@@ -851,6 +989,9 @@ mod tests {
             records: Vec::new(),
             counts: BTreeMap::new(),
             sequential: None,
+            connection: None,
+            epoch_destinations: BTreeSet::new(),
+            epoch_replies: 0,
             decided_at: None,
             connections: BTreeSet::new(),
             cross_colors: colors.iter().map(|c| (*c).to_owned()).collect(),
@@ -887,6 +1028,75 @@ mod tests {
             (report.max_difference - (1.0 / 3.0 - 0.2)).abs() < 1e-9,
             "{report:?}"
         );
+    }
+
+    #[test]
+    fn connections_that_all_saw_one_destination_are_renewed_until_two_appear() {
+        let step: TrafficStep = serde_norway::from_str(
+            "path: /\nconcurrency: 2\nexpect:\n  split: { by: body, weights: { a: 80, b: 20 } }\n",
+        )
+        .unwrap();
+        let split = step.expect.split.as_ref().unwrap();
+        let (settings, connection) = step_checks(split, stats::CheckSettings::default()).unwrap();
+        assert!(connection.is_some(), "two positive weights");
+        assert!((settings.alpha - 0.9e-4).abs() < 1e-15, "{settings:?}");
+        let mut tally = Tally {
+            step: &step,
+            sample_limit: 0,
+            passing: 0,
+            failing: 0,
+            by_check: BTreeMap::new(),
+            samples: Vec::new(),
+            shown: Vec::new(),
+            records: Vec::new(),
+            counts: BTreeMap::new(),
+            sequential: None,
+            connection,
+            epoch_destinations: BTreeSet::new(),
+            epoch_replies: 0,
+            decided_at: None,
+            connections: BTreeSet::new(),
+            cross_colors: Vec::new(),
+            cross_flavors: BTreeSet::new(),
+            cross_last_stats: None,
+        };
+        let reply = |index: u64, connection: u32, body: &'static str| Reply {
+            index,
+            worker: 0,
+            connection,
+            status: Some(http::StatusCode::OK),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::from_static(body.as_bytes()),
+            latency: Duration::ZERO,
+            error: None,
+        };
+        // Eight replies per connection, all from `a`: renew.
+        for index in 0..15 {
+            assert_eq!(
+                tally.observe(reply(index, index as u32 % 2, "a")),
+                Flow::Continue
+            );
+        }
+        assert_eq!(tally.observe(reply(15, 1, "a")), Flow::Reconnect);
+        // The new connections see `b` too: no more renewals.
+        assert_eq!(tally.observe(reply(16, 2, "b")), Flow::Continue);
+        for index in 17..100 {
+            assert_eq!(
+                tally.observe(reply(index, 2 + index as u32 % 2, "a")),
+                Flow::Continue
+            );
+        }
+        assert_eq!(tally.connections.len(), 4);
+        assert_eq!(
+            tally.connection.as_ref().map(|c| c.verdict().outcome),
+            Some(stats::Outcome::Pass)
+        );
+        // A lone positive weight has no connection check, so nothing is renewed.
+        let lone: SplitExpect =
+            serde_norway::from_str("by: body\nweights: { a: 0, b: 100 }\n").unwrap();
+        let (settings, connection) = step_checks(&lone, stats::CheckSettings::default()).unwrap();
+        assert!(connection.is_none());
+        assert_eq!(settings.alpha, 1e-4);
     }
 
     #[test]

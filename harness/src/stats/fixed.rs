@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 
 use super::gof::{FixedDesign, chi_square_sf, pearson_statistic};
 use super::intervals::{clopper_pearson, clopper_pearson_upper};
+use super::plan::fixed_requests;
 use super::sequential::fmt_points;
 use super::spec::{CheckSettings, Prepared, SplitSpec, StatsError};
-use super::verdict::{CheckMethod, DestinationResult, Outcome, SplitVerdict, percent};
+use super::verdict::{
+    CheckMethod, DestinationResult, LeakGuarantee, Outcome, SplitVerdict, percent,
+};
 
 /// Judges observed counts against a split in one go. See [`FixedCheck::judge`].
 pub fn judge(
@@ -35,13 +38,7 @@ impl FixedCheck {
     pub fn new(spec: &SplitSpec, settings: &CheckSettings) -> Result<Self, StatsError> {
         let prepared = Prepared::new(spec, settings)?;
         let design = FixedDesign::new(prepared.nonzero_shares(), settings.alpha, settings.power);
-        let planned_requests = design
-            .planned_requests(settings.min_detectable_deviation)
-            .ok_or(StatsError::PlanTooLarge {
-                limit: 1 << 32,
-                power: settings.power,
-                delta: settings.min_detectable_deviation,
-            })?;
+        let planned_requests = fixed_requests(&prepared, &design, settings)?;
         Ok(Self {
             prepared,
             settings: *settings,
@@ -171,11 +168,28 @@ impl FixedCheck {
         let leak_upper_bound =
             (!p.zero.is_empty()).then(|| clopper_pearson_upper(zero_hits, n, alpha));
         let (achieved, reaches_power) = self.power_at(n);
+        let leak_requests = p.leak_requests(settings);
+        let leak_guarantee = leak_requests.map(|required| {
+            LeakGuarantee::at(
+                settings.min_detectable_leak,
+                settings.leak_power,
+                required,
+                n,
+            )
+        });
 
         let outcome = if !reasons.is_empty() {
             Outcome::Fail
         } else if n == 0 {
             reasons.push("no requests were observed".to_owned());
+            Outcome::Inconclusive
+        } else if let Some(required) = leak_requests.filter(|&required| n < required) {
+            reasons.push(format!(
+                "only {n} requests: a leak of {} to the zero-weight destinations is caught with \
+                 probability {} only after {required}",
+                percent(settings.min_detectable_leak),
+                settings.leak_power
+            ));
             Outcome::Inconclusive
         } else if reaches_power {
             Outcome::Pass
@@ -206,6 +220,7 @@ impl FixedCheck {
             destinations,
             zero_weight_leaks: leaks,
             leak_upper_bound,
+            leak_guarantee,
             achieved_min_detectable_deviation: achieved,
             reasons,
         }

@@ -27,12 +27,21 @@
 //!
 //! Zero-weight destinations (and destinations not in the split at all) must receive nothing: any
 //! hit fails the check outright, which costs no false-alarm budget because a correct gateway never
-//! produces one. With no hit the verdict states the upper confidence bound on the leak rate reached.
+//! produces one. A split with zero-weight destinations is never passed before enough requests to
+//! catch a leak of [`CheckSettings::min_detectable_leak`] (1 %) with probability
+//! [`CheckSettings::leak_power`] (1 - 1e-4): 917 requests. The verdict states that guarantee
+//! ([`LeakGuarantee`]) and the upper confidence bound on the leak rate reached.
+//!
+//! A split check counts replies, not connections. [`ConnectionCheck`] adds what counting cannot
+//! see: that the pick does not depend on the client connection (a gateway that picks once per
+//! connection has the right shares over many connections). It is anytime-valid too, so it runs
+//! alongside either split check on the same replies, with its own share of the run's budget.
 //!
 //! The module is pure: no IO, no async, no global state. Its guarantees are proved by seeded
 //! simulation in the unit tests (`simulation_tests`).
 
 mod budget;
+mod connection;
 mod fixed;
 mod gof;
 mod intervals;
@@ -45,9 +54,10 @@ mod verdict;
 mod simulation_tests;
 
 pub use budget::{Budget, Correction};
+pub use connection::{ConnectionCheck, ConnectionState, ConnectionVerdict};
 pub use fixed::{FixedCheck, judge};
 pub use intervals::{clopper_pearson, clopper_pearson_upper, leak_detection_probability};
 pub use plan::{LeastFavourable, Plan, plan};
 pub use sequential::{SequentialCheck, SequentialState};
 pub use spec::{CheckSettings, SplitSpec, StatsError};
-pub use verdict::{CheckMethod, DestinationResult, Outcome, SplitVerdict};
+pub use verdict::{CheckMethod, DestinationResult, LeakGuarantee, Outcome, SplitVerdict};

@@ -44,9 +44,15 @@ pub struct Plan {
     pub cap_factor: f64,
     /// A lower bound on that probability at the cap (exact binomial computation).
     pub sequential_power_at_cap: f64,
-    /// Hit-free requests after which the upper bound on the leak rate (at confidence
-    /// `1 - min(alpha, (1 - power) / 2)`) is at most δ; the sequential check cannot pass before.
+    /// Hit-free requests after which the sequential check may pass: the upper bound on the leak
+    /// rate (at confidence `1 - min(alpha, (1 - power) / 2)`) is at most δ, and, when the spec has
+    /// zero-weight destinations, at least [`Plan::leak_requests`].
     pub leak_free_requests: u64,
+    /// With zero-weight destinations: the requests after which a leak of
+    /// [`CheckSettings::min_detectable_leak`] to them has been caught with probability
+    /// [`CheckSettings::leak_power`] (`ceil(ln(1 - leak_power) / ln(1 - leak))`, 917 for 1 % at
+    /// 1 - 1e-4). Both `requests` and `leak_free_requests` are at least this.
+    pub leak_requests: Option<u64>,
 }
 
 impl Plan {
@@ -82,7 +88,7 @@ pub(crate) fn plan_prepared(
         power: settings.power,
         delta,
     };
-    let requests = design.planned_requests(delta).ok_or(too_large(1 << 32))?;
+    let requests = fixed_requests(prepared, &design, settings)?;
     let (power_at_requests, weakest) = design.min_power(requests, delta);
     let least_favourable = weakest.map(|alt| LeastFavourable {
         destination: prepared.names[prepared.nonzero[alt.j]].clone(),
@@ -116,7 +122,26 @@ pub(crate) fn plan_prepared(
         cap_factor: quarters as f64 / 4.0,
         sequential_power_at_cap,
         leak_free_requests: tests.leak_pass_after,
+        leak_requests: prepared.leak_requests(settings),
     })
+}
+
+/// The fixed sample size: the goodness-of-fit size for δ, raised to the leak guarantee's size
+/// when the spec has zero-weight destinations.
+pub(crate) fn fixed_requests(
+    prepared: &Prepared,
+    design: &FixedDesign,
+    settings: &CheckSettings,
+) -> Result<u64, StatsError> {
+    let delta = settings.min_detectable_deviation;
+    let requests = design
+        .planned_requests(delta)
+        .ok_or(StatsError::PlanTooLarge {
+            limit: 1 << 32,
+            power: settings.power,
+            delta,
+        })?;
+    Ok(requests.max(prepared.leak_requests(settings).unwrap_or(0)))
 }
 
 #[cfg(test)]
@@ -160,8 +185,9 @@ mod tests {
             assert!(plan.sequential_power_at_cap >= 0.99);
             sizes.push(plan.requests);
         }
-        // Pinned sizes (alpha = 1e-4 / 6, delta = 5 points, power 0.99).
-        assert_eq!(sizes, vec![2981, 4384, 4356, 90]);
+        // Pinned sizes (alpha = 1e-4 / 6, delta = 5 points, power 0.99; 0/100 is sized by the
+        // leak guarantee).
+        assert_eq!(sizes, vec![2981, 4384, 4356, 917]);
         // Independent cross-check for two destinations, the normal approximation
         // n = ((z_{1-α/2} sqrt(p0 q0) + z_{power} sqrt(p1 q1)) / δ)².
         let z = |q: f64| Normal::standard().inverse_cdf(q);
@@ -212,10 +238,37 @@ mod tests {
         let settings = default_settings();
         let plan = plan(&SplitSpec::new([("gw", 0), ("gw2", 100)]), &settings).expect("plan");
         assert!(plan.least_favourable.is_none());
-        // ln(0.01) / ln(0.95) = 89.8.
-        assert_eq!(plan.requests, 90);
+        // A leak of δ alone would need ln(0.01) / ln(0.95) = 89.8 requests; a leak of 1 % caught
+        // with probability 1 - 1e-4 needs ln(1e-4) / ln(0.99) = 916.4.
+        assert_eq!(plan.leak_requests, Some(917));
+        assert_eq!(plan.requests, 917);
+        assert_eq!(plan.leak_free_requests, 917);
         assert!(plan.sequential_cap >= plan.leak_free_requests);
-        // A 1 % leak is caught by the fixed check with probability 1 - 0.99^90 = 0.595.
-        assert!((plan.leak_detection_probability(0.01) - 0.5951).abs() < 1e-3);
+        assert!(plan.leak_detection_probability(0.01) >= 1.0 - 1e-4);
+        assert!(leak_detection_probability(0.01, 916) < 1.0 - 1e-4);
+    }
+
+    #[test]
+    fn zero_weight_destinations_raise_the_plan_to_the_leak_guarantee_and_others_do_not() {
+        let settings = default_settings();
+        let with_zero = plan(
+            &SplitSpec::new([("red", 1), ("green", 1), ("blue", 1), ("black", 0)]),
+            &settings,
+        )
+        .expect("plan");
+        let without = plan_for_three_way();
+        assert_eq!(without.leak_requests, None);
+        assert_eq!(with_zero.leak_requests, Some(917));
+        // The goodness-of-fit size is larger already; only the pass threshold moves.
+        assert_eq!(with_zero.requests, without.requests);
+        assert_eq!(with_zero.leak_free_requests, 917);
+        assert!(without.leak_free_requests < 917);
+        // A stricter guarantee asks for more: 1 - 1e-6 needs ln(1e-6) / ln(0.99) = 1374.6.
+        let strict = CheckSettings {
+            leak_power: 1.0 - 1e-6,
+            ..settings
+        };
+        let lone = plan(&SplitSpec::new([("gw", 0), ("gw2", 100)]), &strict).expect("plan");
+        assert_eq!(lone.leak_requests, Some(1375));
     }
 }

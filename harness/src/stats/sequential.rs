@@ -39,7 +39,9 @@ use statrs::function::beta::ln_beta;
 use super::intervals::{clopper_pearson, clopper_pearson_upper, hit_free_requests_for_bound};
 use super::plan::{Plan, plan_prepared};
 use super::spec::{CheckSettings, Prepared, SplitSpec, StatsError};
-use super::verdict::{CheckMethod, DestinationResult, Outcome, SplitVerdict, percent};
+use super::verdict::{
+    CheckMethod, DestinationResult, LeakGuarantee, Outcome, SplitVerdict, percent,
+};
 
 /// Largest `n` for which boundaries are tabulated; beyond it they are computed on demand.
 const MAX_TABLE: u64 = 1 << 20;
@@ -256,8 +258,9 @@ pub(crate) struct SequentialTests {
     pub(crate) alpha_pass: f64,
     pub(crate) delta: f64,
     /// Hit-free requests after which the upper confidence bound on the leak rate is at most δ,
-    /// at confidence `1 - α_pass`: a leak of δ survives that many requests unseen with
-    /// probability at most `α_pass`.
+    /// at confidence `1 - α_pass` (a leak of δ survives that many requests unseen with
+    /// probability at most `α_pass`), and, with zero-weight destinations, after which a leak of
+    /// `min_detectable_leak` has been caught with probability `leak_power`.
     pub(crate) leak_pass_after: u64,
 }
 
@@ -287,7 +290,8 @@ impl SequentialTests {
             pass_threshold: (m / alpha_pass).ln(),
             alpha_pass,
             delta,
-            leak_pass_after: hit_free_requests_for_bound(delta, alpha_pass),
+            leak_pass_after: hit_free_requests_for_bound(delta, alpha_pass)
+                .max(prepared.leak_requests(settings).unwrap_or(0)),
         }
     }
 
@@ -620,6 +624,14 @@ impl SequentialCheck {
         let unknown_hits: u64 = self.unknown.values().sum();
         let leak_upper_bound =
             (!p.zero.is_empty()).then(|| clopper_pearson_upper(zero_hits, n, settings.alpha));
+        let leak_guarantee = p.leak_requests(settings).map(|required| {
+            LeakGuarantee::at(
+                settings.min_detectable_leak,
+                settings.leak_power,
+                required,
+                n,
+            )
+        });
         let leak_bound_all = clopper_pearson_upper(zero_hits + unknown_hits, n, settings.alpha);
         let achieved = if n == 0 {
             1.0
@@ -680,6 +692,7 @@ impl SequentialCheck {
             destinations,
             zero_weight_leaks,
             leak_upper_bound,
+            leak_guarantee,
             achieved_min_detectable_deviation: achieved,
             reasons,
         }

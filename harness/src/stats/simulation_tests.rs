@@ -1,4 +1,5 @@
-//! Proof by simulation: false-alarm rates, power and mutant detection of both checks.
+//! Proof by simulation: false-alarm rates, power and mutant detection of the split checks, the
+//! leak guarantee and the connection-independence check.
 //!
 //! Every assertion on a simulated rate is a one-sided (or two-sided) exact binomial bound at
 //! tail probability 1e-6: if the true rate honoured its guarantee, the assertion would fail with
@@ -14,8 +15,8 @@ use statrs::distribution::{Binomial, DiscreteCDF};
 
 use super::gof::chi_square_critical;
 use super::{
-    Budget, CheckSettings, FixedCheck, Outcome, SequentialCheck, SequentialState, SplitSpec,
-    leak_detection_probability, plan,
+    Budget, CheckSettings, ConnectionCheck, ConnectionState, FixedCheck, Outcome, SequentialCheck,
+    SequentialState, SplitSpec, leak_detection_probability, plan,
 };
 
 /// Tail probability of every statistical assertion in this file.
@@ -525,4 +526,210 @@ fn exact_size_of_the_two_destination_test_at_the_planned_size() {
         );
         assert!(size <= 1.25 * settings.alpha, "size {size}");
     }
+}
+
+/// The stated leak guarantee, simulated: a gateway leaking 1 % to a zero-weight destination is
+/// caught before either check could pass, with probability at least `leak_power`.
+#[test]
+fn a_one_percent_leak_is_caught_with_the_declared_probability() {
+    let started = Instant::now();
+    let settings = default_settings();
+    let mut rng = StdRng::seed_from_u64(0x5EED_0007);
+    const RUNS: u64 = 20_000;
+    // Misses allowed if the true miss rate were 1 - leak_power = 1e-4.
+    let limit = upper_limit(RUNS, 1.0 - settings.leak_power, ASSERTION_TAIL);
+    for spec in [spec_0_100(), spec_80_20_0()] {
+        let gateway = leaking_gateway(&spec, 0.01);
+        let sequential = SequentialCheck::new(&spec, &settings).expect("valid");
+        let fixed = FixedCheck::new(&spec, &settings).expect("valid");
+        assert!(sequential.plan().leak_free_requests >= 917);
+        assert!(fixed.planned_requests() >= 917);
+        let (mut seq_missed, mut fixed_missed, mut used) = (0u64, 0u64, Vec::new());
+        for _ in 0..RUNS {
+            let (state, n) = gateway.run(&sequential, &mut rng);
+            seq_missed += u64::from(state != SequentialState::Fail);
+            used.push(n);
+            let verdict = fixed.judge(&gateway.counts(&mut rng, fixed.planned_requests()));
+            fixed_missed += u64::from(verdict.outcome != Outcome::Fail);
+        }
+        used.sort_unstable();
+        println!(
+            "1% leak on {:?}: sequential missed {seq_missed}/{RUNS}, fixed missed \
+             {fixed_missed}/{RUNS} (limit {limit}); sequential median n {}, p99 n {}",
+            spec.destinations,
+            used[used.len() / 2],
+            used[used.len() * 99 / 100]
+        );
+        assert!(seq_missed <= limit);
+        assert!(fixed_missed <= limit);
+    }
+    // A correct gateway's verdict states the guarantee it reached.
+    let spec = spec_0_100();
+    let check = FixedCheck::new(&spec, &settings).expect("valid");
+    let verdict = check.judge(&Gateway::correct(&spec).counts(&mut rng, check.planned_requests()));
+    assert_eq!(verdict.outcome, Outcome::Pass);
+    let guarantee = verdict.leak_guarantee.expect("zero-weight destination");
+    assert_eq!(guarantee.required_requests, 917);
+    assert!(guarantee.achieved >= settings.leak_power);
+    println!("leak guarantees: {:?}", started.elapsed());
+}
+
+/// How replies reach a [`ConnectionCheck`]: `connections` keep-alive connections, replies in a
+/// random interleaving (completion order), each connection's picks made by `pick`.
+fn run_connection_check(
+    check: &ConnectionCheck,
+    rng: &mut StdRng,
+    connections: u32,
+    replies: u64,
+    mut pick: impl FnMut(&mut StdRng, u32) -> &'static str,
+) -> (ConnectionState, u64) {
+    let mut check = check.clone();
+    for i in 1..=replies {
+        let connection = rng.random_range(0..connections);
+        let destination = pick(rng, connection);
+        if check.observe(connection, destination) == ConnectionState::Fail {
+            return (ConnectionState::Fail, i);
+        }
+    }
+    (ConnectionState::Continue, replies)
+}
+
+/// True shares of a simulated gateway, by destination.
+type Shares = Vec<(&'static str, f64)>;
+
+fn draw(rng: &mut StdRng, shares: &[(&'static str, f64)]) -> &'static str {
+    let mut u: f64 = rng.random();
+    for (name, share) in shares {
+        if u < *share {
+            return name;
+        }
+        u -= share;
+    }
+    shares[shares.len() - 1].0
+}
+
+const CONNECTION_RUNS: u64 = 4_000;
+
+#[test]
+fn connection_check_false_alarm_rate_is_within_alpha_even_with_wrong_shares() {
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(0x5EED_0008);
+    // Independent picks with the configured shares, and with shares the split check would
+    // reject (weights swapped or ignored): neither is connection dependence.
+    let cases: [(&str, SplitSpec, Shares); 4] = [
+        (
+            "80/20",
+            spec_80_20(),
+            vec![("colorgateway", 0.8), ("colorgatewayv2", 0.2)],
+        ),
+        (
+            "80/20 swapped",
+            spec_80_20(),
+            vec![("colorgateway", 0.2), ("colorgatewayv2", 0.8)],
+        ),
+        (
+            "1/1/1",
+            spec_1_1_1(),
+            vec![
+                ("red", 1.0 / 3.0),
+                ("green", 1.0 / 3.0),
+                ("blue", 1.0 / 3.0),
+            ],
+        ),
+        (
+            "1/1/1 skewed",
+            spec_1_1_1(),
+            vec![("red", 0.6), ("green", 0.3), ("blue", 0.1)],
+        ),
+    ];
+    for (label, spec, shares) in cases {
+        // One pass serves every level: the check fails at alpha exactly when its anytime p-value
+        // (1 / the largest e-value) is at most alpha, so run it at a level it never reaches.
+        let check = ConnectionCheck::new(&spec, 1e-12).expect("valid");
+        let p_values: Vec<f64> = (0..CONNECTION_RUNS)
+            .map(|_| {
+                let mut check = check.clone();
+                for _ in 0..800 {
+                    let connection = rng.random_range(0..4);
+                    check.observe(connection, draw(&mut rng, &shares));
+                }
+                check.verdict().p_value
+            })
+            .collect();
+        for alpha in [0.05, 0.01] {
+            let fails = p_values.iter().filter(|&&p| p <= alpha).count() as u64;
+            let limit = upper_limit(CONNECTION_RUNS, alpha, ASSERTION_TAIL);
+            println!(
+                "connection check, independent picks {label}: {fails}/{CONNECTION_RUNS} false \
+                 alarms at alpha {alpha} (limit {limit})"
+            );
+            assert!(fails <= limit);
+        }
+    }
+    println!("connection false alarms: {:?}", started.elapsed());
+}
+
+#[test]
+fn connection_check_power_against_sticky_gateways() {
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(0x5EED_0009);
+    // A run's level: the default budget over four split steps, a tenth of a step for this check.
+    let alpha = Budget::default().per_check_alpha(4) * 0.1;
+    let shares = [("colorgateway", 0.8), ("colorgatewayv2", 0.2)];
+    let check = ConnectionCheck::new(&spec_80_20(), alpha).expect("valid");
+    let limit = lower_limit(POWER_RUNS, default_settings().power, ASSERTION_TAIL);
+
+    // Fully sticky: each of 4 connections keeps its first pick. Whenever two destinations are
+    // among the connections, the check must fail, and quickly.
+    let (mut mixed, mut caught, mut used) = (0u64, 0u64, Vec::new());
+    for _ in 0..POWER_RUNS {
+        let stuck: Vec<&'static str> = (0..4).map(|_| draw(&mut rng, &shares)).collect();
+        let (state, n) = run_connection_check(&check, &mut rng, 4, 1000, |_, c| stuck[c as usize]);
+        if stuck.iter().any(|d| *d != stuck[0]) {
+            mixed += 1;
+            caught += u64::from(state == ConnectionState::Fail);
+            used.push(n);
+        } else {
+            // Consistent with i.i.d. shares (1, 0): left to the split check.
+            assert_eq!(state, ConnectionState::Continue);
+        }
+    }
+    used.sort_unstable();
+    println!(
+        "fully sticky 80/20 over 4 connections at alpha {alpha:.2e}: caught {caught}/{mixed} runs \
+         with two destinations, median n {}, max n {}",
+        used[used.len() / 2],
+        used[used.len() - 1]
+    );
+    assert_eq!(caught, mixed);
+    assert!(used[used.len() - 1] <= 400);
+
+    // Half sticky: each request repeats its connection's previous destination with probability
+    // 1/2, else picks afresh; the shares stay 80/20. Caught within a split step's plan.
+    let mut previous = [None::<&'static str>; 8];
+    let mut caught = 0u64;
+    let mut used = Vec::new();
+    for _ in 0..POWER_RUNS {
+        previous.fill(None);
+        let (state, n) = run_connection_check(&check, &mut rng, 8, 3000, |rng, c| {
+            let slot = &mut previous[c as usize];
+            let destination = match *slot {
+                Some(last) if rng.random_bool(0.5) => last,
+                _ => draw(rng, &shares),
+            };
+            *slot = Some(destination);
+            destination
+        });
+        caught += u64::from(state == ConnectionState::Fail);
+        used.push(n);
+    }
+    used.sort_unstable();
+    println!(
+        "half sticky 80/20 over 8 connections: caught {caught}/{POWER_RUNS} within 3000 replies \
+         (limit {limit}), median n {}, p95 n {}",
+        used[used.len() / 2],
+        used[used.len() * 95 / 100]
+    );
+    assert!(caught >= limit);
+    println!("connection power: {:?}", started.elapsed());
 }

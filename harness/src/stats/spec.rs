@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::budget::Budget;
+use super::intervals::hit_free_requests_for_bound;
 
 /// A weighted split as configured on the route: destination names and relative weights.
 ///
@@ -61,16 +62,27 @@ pub struct CheckSettings {
     pub min_detectable_deviation: f64,
     /// Probability of failing a gateway whose share of some destination is off by δ or more.
     pub power: f64,
+    /// The smallest share of traffic sent to zero-weight destinations that a split with such
+    /// destinations must catch (absolute, e.g. 0.01 = 1 % of requests). A single hit fails the
+    /// check, so catching it is a matter of sending enough requests.
+    pub min_detectable_leak: f64,
+    /// Probability of catching a leak of `min_detectable_leak`: a split with a zero-weight
+    /// destination is never passed before `ceil(ln(1 - leak_power) / ln(1 - min_detectable_leak))`
+    /// requests.
+    pub leak_power: f64,
 }
 
 impl Default for CheckSettings {
-    /// The whole default run budget (1e-4) for a single check, δ = 5 percentage points, power 0.99.
-    /// A run with several checks should use [`CheckSettings::within_budget`].
+    /// The whole default run budget (1e-4) for a single check, δ = 5 percentage points, power 0.99;
+    /// a leak of 1 % to a zero-weight destination is caught with probability 1 - 1e-4 (917
+    /// requests). A run with several checks should use [`CheckSettings::within_budget`].
     fn default() -> Self {
         Self {
             alpha: Budget::default().family_alpha,
             min_detectable_deviation: 0.05,
             power: 0.99,
+            min_detectable_leak: 0.01,
+            leak_power: 1.0 - 1e-4,
         }
     }
 }
@@ -90,6 +102,8 @@ impl CheckSettings {
             alpha,
             min_detectable_deviation,
             power,
+            min_detectable_leak,
+            leak_power,
         } = *self;
         if !(alpha > 0.0 && alpha < 0.5) {
             return Err(StatsError::InvalidSetting {
@@ -109,6 +123,20 @@ impl CheckSettings {
             return Err(StatsError::InvalidSetting {
                 field: "power",
                 value: power,
+                expected: "a probability in (0.5, 1)",
+            });
+        }
+        if !(min_detectable_leak > 0.0 && min_detectable_leak <= 0.5) {
+            return Err(StatsError::InvalidSetting {
+                field: "min_detectable_leak",
+                value: min_detectable_leak,
+                expected: "a share in (0, 0.5]",
+            });
+        }
+        if !(leak_power > 0.5 && leak_power < 1.0) {
+            return Err(StatsError::InvalidSetting {
+                field: "leak_power",
+                value: leak_power,
                 expected: "a probability in (0.5, 1)",
             });
         }
@@ -197,6 +225,14 @@ impl Prepared {
             shares,
             nonzero,
             zero,
+        })
+    }
+
+    /// Requests after which a leak of `min_detectable_leak` to the zero-weight destinations has
+    /// been caught with probability `leak_power`; `None` when the spec has none.
+    pub(crate) fn leak_requests(&self, settings: &CheckSettings) -> Option<u64> {
+        (!self.zero.is_empty()).then(|| {
+            hit_free_requests_for_bound(settings.min_detectable_leak, 1.0 - settings.leak_power)
         })
     }
 

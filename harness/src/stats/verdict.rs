@@ -85,12 +85,44 @@ pub struct SplitVerdict {
     /// Upper confidence bound (at 1 - alpha) on the share of traffic that went where it should
     /// not (zero-weight destinations); `None` when the spec has no zero-weight destination.
     pub leak_upper_bound: Option<f64>,
+    /// How surely a small leak to the zero-weight destinations would have been caught at this
+    /// `n`; `None` when the spec has no zero-weight destination.
+    pub leak_guarantee: Option<LeakGuarantee>,
     /// Fixed sample: the smallest deviation detected with the declared power at this `n`.
     /// Sequential: the largest deviation from the expected shares not yet excluded by the
     /// confidence sequences. 1.0 when nothing up to 50 points is covered.
     pub achieved_min_detectable_deviation: f64,
     /// Every violation (or, when inconclusive, what is missing), human readable.
     pub reasons: Vec<String>,
+}
+
+/// What a split with zero-weight destinations guarantees about leaks to them.
+///
+/// Any reply from a zero-weight destination fails the check, so a gateway sending a share `rate`
+/// of the traffic there survives `n` requests unseen with probability `(1 - rate)^n`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LeakGuarantee {
+    /// The leak share the check is sized for ([`super::CheckSettings::min_detectable_leak`]).
+    pub rate: f64,
+    /// The declared probability of catching it ([`super::CheckSettings::leak_power`]).
+    pub power: f64,
+    /// Requests needed for that probability, `ceil(ln(1 - power) / ln(1 - rate))`; the check does
+    /// not pass before.
+    pub required_requests: u64,
+    /// The probability that a leak of `rate` would have hit at least once within the requests
+    /// judged: `1 - (1 - rate)^n`.
+    pub achieved: f64,
+}
+
+impl LeakGuarantee {
+    pub(crate) fn at(rate: f64, power: f64, required_requests: u64, n: u64) -> Self {
+        Self {
+            rate,
+            power,
+            required_requests,
+            achieved: super::intervals::leak_detection_probability(rate, n),
+        }
+    }
 }
 
 pub(crate) fn percent(share: f64) -> String {

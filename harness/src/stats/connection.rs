@@ -1,0 +1,358 @@
+//! Is the pick independent of the client connection? An anytime-valid test of the per-request
+//! independence a weighted split promises.
+//!
+//! Envoy draws a destination for every request independently. A gateway that draws once per
+//! connection (sticky) still has the right shares *over connections*, so a split check with few
+//! connections may pass it or only see a moderately wrong share. What it cannot hide is that,
+//! on one connection, a reply predicts the next one.
+//!
+//! The null hypothesis is composite: the replies are independent and identically distributed with
+//! *some* shares `p` (not necessarily the configured ones: whether the shares are right is the
+//! split check's question, so a gateway with wrong weights does not fail this check). Following
+//! sequential universal inference, the e-value after `n` replies is
+//!
+//! ```text
+//! R_n = Π_s q_s(x_s) / max_p Π_s p(x_s)
+//! ```
+//!
+//! where `q_s` predicts reply `s` from the replies before it: from the previous reply on the same
+//! connection (a Krichevsky–Trofimov estimate of the transition `previous → next` over all
+//! connections), or from all earlier replies when it is the connection's first. The denominator is
+//! the maximum likelihood of the replies under any i.i.d. model, `Π_j (n_j / n)^{n_j}`. For the
+//! true shares `p*` of a correct gateway, `Π q_s / Π p*` is a nonnegative martingale with mean 1
+//! and the denominator is at least `Π p*`, so by Ville's inequality `P(∃ n: R_n >= 1/α) <= α`
+//! whatever the shares and whenever traffic stops. The check fails as soon as `R_n >= 1/α`.
+//!
+//! This assumes what the split check assumes too: in the order replies are observed, each one is
+//! a fresh draw, independent of the replies observed before it.
+//!
+//! Power: against a gateway that repeats the connection's previous destination, `ln R_n` grows by
+//! about the entropy of the shares per reply (0.5 nats for 80/20) minus a regret of order
+//! `K² ln n` for `K` categories, so a sticky gateway with at least two destinations among its
+//! connections fails within about a hundred replies at the levels a run uses. Power needs many
+//! replies per connection, not many connections: the traffic generator keeps one connection per
+//! worker for the whole step. When every connection happens to stick to the same destination, the
+//! replies *are* consistent with i.i.d. shares (and this check cannot fail), but then the split
+//! check sees a share of 100 % and fails instead.
+//!
+//! Destinations are the split's positive-weight destinations plus one category for everything
+//! else (zero-weight or unknown destinations, which fail the split check anyway). A split with a
+//! single positive-weight destination has nothing to test.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::spec::{SplitSpec, StatsError};
+use super::verdict::Outcome;
+
+/// The Krichevsky–Trofimov pseudo-count: the minimax choice for sequential prediction.
+const PSEUDO_COUNT: f64 = 0.5;
+
+/// Where a connection-independence check stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// No evidence (yet) that picks depend on the connection.
+    Continue,
+    /// The e-value reached `1 / alpha`: replies on a connection predict each other.
+    Fail,
+}
+
+/// The anytime-valid test that picks do not depend on the client connection (see the module
+/// documentation).
+#[derive(Debug, Clone)]
+pub struct ConnectionCheck {
+    alpha: f64,
+    /// Positive-weight destination names; category `names.len()` is everything else.
+    names: Vec<String>,
+    /// `ln(1 / alpha)`.
+    threshold: f64,
+    /// The previous category on each connection.
+    previous: HashMap<u32, usize>,
+    /// `transitions[a][b]`: replies in category `b` whose connection's previous reply was `a`.
+    transitions: Vec<Vec<u64>>,
+    transitions_from: Vec<u64>,
+    /// Replies per category.
+    counts: Vec<u64>,
+    n: u64,
+    repeats: u64,
+    transitions_total: u64,
+    /// `Σ ln q_s(x_s)`.
+    log_prediction: f64,
+    /// `Σ_j n_j ln n_j`, so that the denominator is `Σ_j n_j ln n_j - n ln n`.
+    sum_n_ln_n: f64,
+    log_e_value: f64,
+    max_log_e_value: f64,
+    state: ConnectionState,
+    failed_at: Option<u64>,
+}
+
+impl ConnectionCheck {
+    /// A check of `spec`'s replies at false-alarm probability `alpha`.
+    pub fn new(spec: &SplitSpec, alpha: f64) -> Result<Self, StatsError> {
+        if !(alpha > 0.0 && alpha < 0.5) {
+            return Err(StatsError::InvalidSetting {
+                field: "alpha",
+                value: alpha,
+                expected: "a probability in (0, 0.5)",
+            });
+        }
+        if spec.destinations.is_empty() {
+            return Err(StatsError::EmptySpec);
+        }
+        let names: Vec<String> = spec
+            .destinations
+            .iter()
+            .filter(|(_, weight)| *weight > 0)
+            .map(|(name, _)| name.clone())
+            .collect();
+        let categories = names.len() + 1;
+        Ok(Self {
+            alpha,
+            names,
+            threshold: (1.0 / alpha).ln(),
+            previous: HashMap::new(),
+            transitions: vec![vec![0; categories]; categories],
+            transitions_from: vec![0; categories],
+            counts: vec![0; categories],
+            n: 0,
+            repeats: 0,
+            transitions_total: 0,
+            log_prediction: 0.0,
+            sum_n_ln_n: 0.0,
+            log_e_value: 0.0,
+            max_log_e_value: 0.0,
+            state: ConnectionState::Continue,
+            failed_at: None,
+        })
+    }
+
+    /// Whether there is anything to test: at least two positive-weight destinations.
+    pub fn applies(&self) -> bool {
+        self.names.len() >= 2
+    }
+
+    /// The false-alarm probability.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// Replies observed.
+    pub fn n(&self) -> u64 {
+        self.n
+    }
+
+    /// The current state; [`ConnectionState::Fail`] is final.
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// Records a reply from `destination` that came over `connection`.
+    pub fn observe(&mut self, connection: u32, destination: &str) -> ConnectionState {
+        if self.state == ConnectionState::Fail || !self.applies() {
+            return self.state;
+        }
+        let other = self.names.len();
+        let x = self
+            .names
+            .iter()
+            .position(|name| name == destination)
+            .unwrap_or(other);
+        let categories = (other + 1) as f64;
+        let prediction = match self.previous.insert(connection, x) {
+            Some(a) => {
+                let p = (self.transitions[a][x] as f64 + PSEUDO_COUNT)
+                    / (self.transitions_from[a] as f64 + PSEUDO_COUNT * categories);
+                self.transitions[a][x] += 1;
+                self.transitions_from[a] += 1;
+                self.transitions_total += 1;
+                self.repeats += u64::from(a == x);
+                p
+            }
+            None => {
+                (self.counts[x] as f64 + PSEUDO_COUNT) / (self.n as f64 + PSEUDO_COUNT * categories)
+            }
+        };
+        self.log_prediction += prediction.ln();
+        let before = self.counts[x] as f64;
+        self.sum_n_ln_n += n_ln_n(before + 1.0) - n_ln_n(before);
+        self.counts[x] += 1;
+        self.n += 1;
+        let log_max_likelihood = self.sum_n_ln_n - n_ln_n(self.n as f64);
+        self.log_e_value = self.log_prediction - log_max_likelihood;
+        self.max_log_e_value = self.max_log_e_value.max(self.log_e_value);
+        if self.log_e_value >= self.threshold {
+            self.state = ConnectionState::Fail;
+            self.failed_at = Some(self.n);
+        }
+        self.state
+    }
+
+    /// The verdict on the replies seen so far.
+    pub fn verdict(&self) -> ConnectionVerdict {
+        let observed_repeat_share = if self.transitions_total == 0 {
+            0.0
+        } else {
+            self.repeats as f64 / self.transitions_total as f64
+        };
+        // What an i.i.d. gateway with the observed shares would repeat: Σ p̂_j².
+        let iid_repeat_share = if self.n == 0 {
+            0.0
+        } else {
+            self.counts
+                .iter()
+                .map(|&c| (c as f64 / self.n as f64).powi(2))
+                .sum()
+        };
+        let outcome = match self.state {
+            ConnectionState::Fail => Outcome::Fail,
+            ConnectionState::Continue => Outcome::Pass,
+        };
+        let mut reasons = Vec::new();
+        if let Some(at) = self.failed_at {
+            reasons.push(format!(
+                "the destination depends on the client connection: after {at} replies over {} \
+                 connections, {} of {} replies repeated their connection's previous destination \
+                 ({:.1}% where independent picks with the observed shares repeat {:.1}%); \
+                 e-value {:.3e} >= 1/alpha = {:.3e}",
+                self.previous.len(),
+                self.repeats,
+                self.transitions_total,
+                observed_repeat_share * 100.0,
+                iid_repeat_share * 100.0,
+                self.log_e_value.exp(),
+                1.0 / self.alpha
+            ));
+        }
+        ConnectionVerdict {
+            outcome,
+            applies: self.applies(),
+            n: self.n,
+            connections: self.previous.len(),
+            transitions: self.transitions_total,
+            repeats: self.repeats,
+            observed_repeat_share,
+            iid_repeat_share,
+            alpha: self.alpha,
+            log_e_value: self.log_e_value,
+            p_value: (-self.max_log_e_value).exp().min(1.0),
+            reasons,
+        }
+    }
+}
+
+fn n_ln_n(x: f64) -> f64 {
+    if x <= 0.0 { 0.0 } else { x * x.ln() }
+}
+
+/// The verdict of a connection-independence check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectionVerdict {
+    /// Fail when the e-value reached `1 / alpha`; pass otherwise (no evidence of dependence).
+    pub outcome: Outcome,
+    /// False when the split has fewer than two positive-weight destinations (nothing to test).
+    pub applies: bool,
+    /// Replies judged.
+    pub n: u64,
+    /// Connections they came over.
+    pub connections: usize,
+    /// Replies that had an earlier reply on their connection.
+    pub transitions: u64,
+    /// Of those, replies from the same destination as the connection's previous reply.
+    pub repeats: u64,
+    /// `repeats / transitions`.
+    pub observed_repeat_share: f64,
+    /// The repeat share independent picks with the observed shares would show, `Σ p̂_j²`.
+    pub iid_repeat_share: f64,
+    /// The declared false-alarm probability.
+    pub alpha: f64,
+    /// `ln R_n` at the last reply.
+    pub log_e_value: f64,
+    /// The anytime-valid p-value `min(1, 1 / max_n R_n)`.
+    pub p_value: f64,
+    /// Why it failed, human readable.
+    pub reasons: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_80_20() -> SplitSpec {
+        SplitSpec::new([("a", 80), ("b", 20)])
+    }
+
+    #[test]
+    fn a_sticky_gateway_fails_quickly_and_says_why() {
+        let mut check = ConnectionCheck::new(&spec_80_20(), 1e-6).expect("valid");
+        assert!(check.applies());
+        // Four connections, three stuck on `a` and one on `b`, replies interleaved.
+        let mut state = ConnectionState::Continue;
+        let mut i = 0u32;
+        while state == ConnectionState::Continue {
+            let connection = i % 4;
+            state = check.observe(connection, if connection == 3 { "b" } else { "a" });
+            i += 1;
+            assert!(i < 1000, "never failed");
+        }
+        assert!(i < 200, "failed only after {i} replies");
+        let verdict = check.verdict();
+        assert_eq!(verdict.outcome, Outcome::Fail);
+        assert_eq!(verdict.connections, 4);
+        assert_eq!(verdict.observed_repeat_share, 1.0);
+        assert!(verdict.p_value <= 1e-6);
+        assert!(
+            verdict.reasons[0].contains("depends on the client connection"),
+            "{:?}",
+            verdict.reasons
+        );
+        // A final verdict does not change.
+        assert_eq!(check.observe(0, "b"), ConnectionState::Fail);
+    }
+
+    #[test]
+    fn every_connection_on_one_destination_is_not_evidence_of_dependence() {
+        // Consistent with i.i.d. shares (1, 0): only the split check can object to it.
+        let mut check = ConnectionCheck::new(&spec_80_20(), 1e-6).expect("valid");
+        for i in 0..5000u32 {
+            assert_eq!(check.observe(i % 4, "a"), ConnectionState::Continue);
+        }
+        let verdict = check.verdict();
+        assert_eq!(verdict.outcome, Outcome::Pass);
+        assert!(verdict.log_e_value <= 0.0, "{verdict:?}");
+    }
+
+    #[test]
+    fn alternating_replies_on_a_connection_are_dependence_too() {
+        // A per-connection round robin: the next reply is predictable from the previous one.
+        let mut check = ConnectionCheck::new(&spec_80_20(), 1e-6).expect("valid");
+        let mut i = 0u32;
+        while check.observe(0, if i.is_multiple_of(2) { "a" } else { "b" })
+            == ConnectionState::Continue
+        {
+            i += 1;
+            assert!(i < 1000);
+        }
+        assert!(check.verdict().observed_repeat_share < 0.01);
+    }
+
+    #[test]
+    fn a_single_positive_destination_has_nothing_to_test() {
+        let spec = SplitSpec::new([("old", 0), ("new", 100)]);
+        let mut check = ConnectionCheck::new(&spec, 1e-6).expect("valid");
+        assert!(!check.applies());
+        for i in 0..100u32 {
+            check.observe(i % 2, if i < 50 { "new" } else { "old" });
+        }
+        assert_eq!(check.n(), 0);
+        assert_eq!(check.verdict().outcome, Outcome::Pass);
+        assert!(!check.verdict().applies);
+    }
+
+    #[test]
+    fn invalid_alpha_is_rejected_with_the_field_named() {
+        let error = ConnectionCheck::new(&spec_80_20(), 0.0).expect_err("alpha 0");
+        assert!(error.to_string().contains("`alpha`"), "{error}");
+    }
+}

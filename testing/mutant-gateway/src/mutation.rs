@@ -1,0 +1,314 @@
+//! The faults, each defined by what it does to one pick or one rewrite.
+
+use std::fmt;
+
+use gateway_proxy::table::{PathMatcher, PathRewrite, WeightedClusters};
+use rand::RngCore;
+
+/// One fault of the ingress data plane. Every mutation but [`Mutation::None`] breaks a promise the
+/// walkthrough relies on; the harness must fail each of them every time.
+///
+/// Picks follow Envoy's weighted-cluster algorithm unless a mutation says otherwise: a uniformly
+/// random `r`, `selected = r % total`, and destination `i` owns the interval
+/// `[w_1 + … + w_{i-1}, w_1 + … + w_i)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[value(rename_all = "kebab-case")]
+pub enum Mutation {
+    /// The control: the correct algorithm, picked independently per request with
+    /// gateway-proxy's own [`WeightedClusters::pick_index`].
+    None,
+    /// Weights ignored: every listed destination is equally likely, zero-weight ones included
+    /// (as if every weight were 1). 80/20 becomes 50/50.
+    WeightsIgnored,
+    /// Weights swapped: destination `i` gets the weight of destination `k - 1 - i` (the list of
+    /// weights reversed). 80/20 becomes 20/80; 0/100 becomes 100/0.
+    WeightsSwapped,
+    /// Off by one: the interval walk compares with `<=` instead of `<`, so destination `i` owns
+    /// `[w_1 + … + w_{i-1}, w_1 + … + w_i]` and the first destination whose upper end reaches
+    /// `selected` wins. A weight-0 first destination owns `{0}` and gets `1 / total` of the
+    /// requests (1 % at 0/100); 80/20 becomes 81/19.
+    OffByOne,
+    /// A 1 % leak: one request in a hundred (`r₁ % 100 == 0` for a fresh draw `r₁`) goes to one
+    /// of the route's zero-weight destinations, chosen uniformly, when it has any; every other
+    /// request is picked correctly from a second draw.
+    ZeroWeightLeak,
+    /// Sticky per connection: each downstream connection draws one `r` when it is accepted and
+    /// uses it for every pick, so all its requests to a route go to the same destination. The
+    /// share of connections per destination is still right.
+    StickyConnection,
+    /// Stale configuration: the data plane lags `--stale-for` (2 s by default) behind the
+    /// configuration. It routes each request with the configuration that was live `stale-for`
+    /// ago or, when that one has no route for the request, with the oldest configuration since
+    /// then that has one. `/status` and `/config_dump` report the newest configuration at once,
+    /// so the harness sees each change as live while the previous routes are still served. The
+    /// first configuration is served at once.
+    StaleConfig,
+    /// A rewrite that produces `//`: a prefix rewrite joins the replacement and the rest of the
+    /// path with an extra `/`, so `/mutants/echo/x` with prefix `/mutants/echo` and rewrite `/echo`
+    /// becomes `/echo//x`.
+    DoubleSlashRewrite,
+}
+
+impl Mutation {
+    /// Every mutation, the control first.
+    pub const ALL: [Mutation; 8] = [
+        Mutation::None,
+        Mutation::WeightsIgnored,
+        Mutation::WeightsSwapped,
+        Mutation::OffByOne,
+        Mutation::ZeroWeightLeak,
+        Mutation::StickyConnection,
+        Mutation::StaleConfig,
+        Mutation::DoubleSlashRewrite,
+    ];
+
+    /// The command-line name (`--mutation <name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutation::None => "none",
+            Mutation::WeightsIgnored => "weights-ignored",
+            Mutation::WeightsSwapped => "weights-swapped",
+            Mutation::OffByOne => "off-by-one",
+            Mutation::ZeroWeightLeak => "zero-weight-leak",
+            Mutation::StickyConnection => "sticky-connection",
+            Mutation::StaleConfig => "stale-config",
+            Mutation::DoubleSlashRewrite => "double-slash-rewrite",
+        }
+    }
+
+    /// Picks the index (into [`WeightedClusters::iter`]) of the destination of one request.
+    ///
+    /// `draws` is the connection's random generator; `sticky` is the draw a
+    /// [`Mutation::StickyConnection`] connection made when it was accepted.
+    pub fn pick(
+        self,
+        destinations: &WeightedClusters,
+        draws: &mut impl RngCore,
+        sticky: u64,
+    ) -> usize {
+        match self {
+            Mutation::None | Mutation::StaleConfig | Mutation::DoubleSlashRewrite => {
+                destinations.pick_index(draws.next_u64())
+            }
+            Mutation::WeightsIgnored => {
+                (draws.next_u64() % destinations.iter().len() as u64) as usize
+            }
+            Mutation::WeightsSwapped => {
+                let mut weights: Vec<u32> = destinations.iter().map(|(_, w)| w).collect();
+                weights.reverse();
+                let selected = (draws.next_u64() % u64::from(destinations.total())) as u32;
+                interval_walk(&weights, selected, false)
+            }
+            Mutation::OffByOne => {
+                let weights: Vec<u32> = destinations.iter().map(|(_, w)| w).collect();
+                let selected = (draws.next_u64() % u64::from(destinations.total())) as u32;
+                interval_walk(&weights, selected, true)
+            }
+            Mutation::ZeroWeightLeak => {
+                let zero: Vec<usize> = destinations
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, weight))| *weight == 0)
+                    .map(|(index, _)| index)
+                    .collect();
+                let leak = draws.next_u64();
+                let pick = draws.next_u64();
+                if !zero.is_empty() && leak.is_multiple_of(100) {
+                    zero[((leak / 100) % zero.len() as u64) as usize]
+                } else {
+                    destinations.pick_index(pick)
+                }
+            }
+            Mutation::StickyConnection => destinations.pick_index(sticky),
+        }
+    }
+
+    /// The path (with the query) to send upstream, or `None` when it is unchanged; see
+    /// [`PathRewrite::apply`].
+    pub fn rewrite(
+        self,
+        rewrite: &PathRewrite,
+        matcher: &PathMatcher,
+        path: &str,
+        query: Option<&str>,
+    ) -> Option<String> {
+        match (self, rewrite, matcher) {
+            (Mutation::DoubleSlashRewrite, PathRewrite::Prefix(replacement), matcher) => {
+                let matched = match matcher {
+                    PathMatcher::Prefix(prefix) => prefix.len().min(path.len()),
+                    PathMatcher::Exact(_) | PathMatcher::Regex(_) => path.len(),
+                };
+                let rewritten = format!("{replacement}/{}", &path[matched..]);
+                Some(match query {
+                    Some(query) => format!("{rewritten}?{query}"),
+                    None => rewritten,
+                })
+            }
+            _ => rewrite.apply(matcher, path, query),
+        }
+    }
+}
+
+impl fmt::Display for Mutation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The destination whose interval holds `selected`: the first with `selected < upper`, or with
+/// `selected <= upper` when `inclusive` (the off-by-one fault).
+fn interval_walk(weights: &[u32], selected: u32, inclusive: bool) -> usize {
+    let mut upper = 0u32;
+    for (index, weight) in weights.iter().enumerate() {
+        upper = upper.saturating_add(*weight);
+        if selected < upper || (inclusive && selected == upper) {
+            return index;
+        }
+    }
+    weights.len().saturating_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use gateway_proxy::table::Cluster;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    use super::*;
+
+    fn clusters(weights: &[u32]) -> WeightedClusters {
+        WeightedClusters::new(
+            weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (Arc::new(Cluster::new(format!("c{i}"), Vec::new())), *w))
+                .collect(),
+        )
+        .expect("positive total")
+    }
+
+    /// Counts the picks of every `selected` value `0..total` (one full period of `r % total`).
+    fn exact_counts(mutation: Mutation, weights: &[u32]) -> Vec<u64> {
+        let destinations = clusters(weights);
+        let total = u64::from(destinations.total());
+        let mut counts = vec![0; weights.len()];
+        for r in 0..total {
+            let mut fixed = FixedDraws(r);
+            counts[mutation.pick(&destinations, &mut fixed, r)] += 1;
+        }
+        counts
+    }
+
+    /// A "generator" that always returns the same value: walks every residue once.
+    struct FixedDraws(u64);
+
+    impl RngCore for FixedDraws {
+        fn next_u32(&mut self) -> u32 {
+            self.0 as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(0);
+        }
+    }
+
+    #[test]
+    fn the_control_and_the_weight_mutations_split_as_documented() {
+        assert_eq!(exact_counts(Mutation::None, &[80, 20]), vec![80, 20]);
+        assert_eq!(exact_counts(Mutation::None, &[0, 100]), vec![0, 100]);
+        assert_eq!(
+            exact_counts(Mutation::WeightsSwapped, &[80, 20]),
+            vec![20, 80]
+        );
+        assert_eq!(
+            exact_counts(Mutation::WeightsSwapped, &[0, 100]),
+            vec![100, 0]
+        );
+        assert_eq!(exact_counts(Mutation::OffByOne, &[80, 20]), vec![81, 19]);
+        assert_eq!(exact_counts(Mutation::OffByOne, &[0, 100]), vec![1, 99]);
+        assert_eq!(
+            exact_counts(Mutation::OffByOne, &[80, 20, 0]),
+            vec![81, 19, 0]
+        );
+        // Weights ignored: r % k, uniform over the listed destinations.
+        let destinations = clusters(&[80, 20, 0]);
+        let mut counts = [0; 3];
+        for r in 0..300 {
+            counts[Mutation::WeightsIgnored.pick(&destinations, &mut FixedDraws(r), 0)] += 1;
+        }
+        assert_eq!(counts, [100, 100, 100]);
+    }
+
+    #[test]
+    fn the_leak_sends_one_request_in_a_hundred_to_a_zero_weight_destination() {
+        let destinations = clusters(&[0, 100]);
+        let mut draws = SmallRng::seed_from_u64(3);
+        let n = 100_000;
+        let leaked = (0..n)
+            .filter(|_| Mutation::ZeroWeightLeak.pick(&destinations, &mut draws, 0) == 0)
+            .count();
+        // Binomial(100000, 0.01): mean 1000, sd 31.5; ±6 sd.
+        assert!((811..=1189).contains(&leaked), "{leaked}");
+        // Without a zero-weight destination there is nowhere to leak to.
+        let plain = clusters(&[80, 20]);
+        let counts = (0..n).fold([0u64; 2], |mut counts, _| {
+            counts[Mutation::ZeroWeightLeak.pick(&plain, &mut draws, 0)] += 1;
+            counts
+        });
+        assert!((79_000..=81_000).contains(&counts[0]), "{counts:?}");
+    }
+
+    #[test]
+    fn a_sticky_connection_ignores_its_draws() {
+        let destinations = clusters(&[50, 50]);
+        let mut draws = SmallRng::seed_from_u64(5);
+        for sticky in [0u64, 1, 7, 99] {
+            let first = Mutation::StickyConnection.pick(&destinations, &mut draws, sticky);
+            for _ in 0..100 {
+                assert_eq!(
+                    Mutation::StickyConnection.pick(&destinations, &mut draws, sticky),
+                    first
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_double_slash_rewrite_keeps_the_rest_after_an_extra_slash() {
+        let matcher = PathMatcher::Prefix("/mutants/echo".to_owned());
+        let rewrite = PathRewrite::Prefix("/echo".to_owned());
+        assert_eq!(
+            Mutation::None.rewrite(&rewrite, &matcher, "/mutants/echo/x", Some("y=1")),
+            Some("/echo/x?y=1".to_owned())
+        );
+        assert_eq!(
+            Mutation::DoubleSlashRewrite.rewrite(
+                &rewrite,
+                &matcher,
+                "/mutants/echo/x",
+                Some("y=1")
+            ),
+            Some("/echo//x?y=1".to_owned())
+        );
+        assert_eq!(
+            Mutation::DoubleSlashRewrite.rewrite(&PathRewrite::None, &matcher, "/a", None),
+            None
+        );
+    }
+
+    #[test]
+    fn names_round_trip_through_the_command_line() {
+        use clap::ValueEnum;
+        for mutation in Mutation::ALL {
+            assert_eq!(
+                Mutation::from_str(mutation.name(), false),
+                Ok(mutation),
+                "{mutation}"
+            );
+        }
+    }
+}

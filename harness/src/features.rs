@@ -65,6 +65,7 @@ features! {
     Retries => "retries", "retries on 5xx hide a flaky upstream";
     NoRoute => "no-route", "no matching route answers 404";
     NoEndpoints => "no-endpoints", "an upstream without endpoints answers 503";
+    DirectResponse => "direct-response", "a route answers with a fixed status and body (directResponseAction)";
     MeshWeightedTargets => "mesh-weighted-targets", "an App Mesh VirtualRouter splits by weightedTargets";
     MeshRoutePriority => "mesh-route-priority", "App Mesh routes are tried by priority";
 }

@@ -9,14 +9,19 @@
 //! name: PrefixRewrite
 //! features: [prefix-match, prefix-rewrite]
 //! steps:
-//!   - apply: conformance/echo.yaml
+//!   - apply: conformance/base
 //!   - wait: { rollout: conformance }
-//!   - glooctl: add route --path-prefix /appmesh/color --prefix-rewrite /color --dest-name conformance-echo-8080
+//!   - glooctl: add route --path-prefix /appmesh/color --prefix-rewrite /color --dest-name conformance-echo-v1-8080
 //!   - traffic:
 //!       path: /appmesh/color/clear?x=1
 //!       requests: 5
 //!       expect: { status: 200, echo: { path: /color/clear, query: x=1 } }
 //! ```
+//!
+//! Checks that need a rejected or partially accepted resource wait for its state
+//! (`wait: { status: { kind: VirtualService, name: x, state: Rejected } }`); workloads the suite
+//! must poke (a colorteller's `/setFlake`) are reached through a gateway route, so the same file
+//! runs on a cluster. The conformance suite (`scenarios/conformance/`) is written this way.
 
 use std::collections::BTreeMap;
 use std::fmt;

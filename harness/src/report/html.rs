@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::conformance::{ConformanceReport, ConformanceResult, ScenarioResult};
 use crate::runner::{
     RunReport, ScenarioReport, SplitReport, StepOutcome, StepReport, format_elapsed,
 };
@@ -15,12 +16,23 @@ svg text{font-family:system-ui,sans-serif;font-size:12px}figure{margin:.5em 0}fi
 
 /// Renders the run as one HTML document.
 pub fn render_html(run: &RunReport) -> String {
+    render("colormesh e2e", run, None)
+}
+
+/// Renders a conformance run: the feature table (skipped scenarios included) before the usual
+/// per-scenario sections.
+pub fn render_conformance_html(run: &RunReport, conformance: &ConformanceReport) -> String {
+    render("colormesh conformance", run, Some(conformance))
+}
+
+fn render(title: &str, run: &RunReport, conformance: Option<&ConformanceReport>) -> String {
     let mut html = String::new();
-    let gate = if run.passed() { "PASS" } else { "FAIL" };
+    let passed = conformance.map_or_else(|| run.passed(), ConformanceReport::passed);
+    let gate = if passed { "PASS" } else { "FAIL" };
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>colormesh e2e: {gate}</title>\
-         <style>{STYLE}</style></head><body>\n<h1>colormesh e2e: <span class=\"{gate}\">{gate}</span></h1>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}: {gate}</title>\
+         <style>{STYLE}</style></head><body>\n<h1>{title}: <span class=\"{gate}\">{gate}</span></h1>\n"
     );
     let _ = write!(
         html,
@@ -42,11 +54,70 @@ pub fn render_html(run: &RunReport) -> String {
         run.min_detectable_deviation,
         run.power
     );
+    if let Some(conformance) = conformance {
+        feature_section(&mut html, conformance);
+    }
     for scenario in &run.scenarios {
         scenario_section(&mut html, scenario);
     }
     html.push_str("</body></html>\n");
     html
+}
+
+fn feature_section(html: &mut String, conformance: &ConformanceReport) {
+    let _ = write!(
+        html,
+        "<h2>Features</h2>\n<p>{} Gateway <b>{}</b> ({} {}).</p>\n\
+         <table><tr><th>feature</th><th>scenarios</th><th>passed</th><th>failed</th><th>skipped</th><th>result</th></tr>\n",
+        escape(&conformance.summary.text),
+        escape(&conformance.mode),
+        escape(&conformance.implementation.project),
+        escape(&conformance.implementation.version)
+    );
+    for feature in &conformance.features {
+        let class = match feature.result {
+            ConformanceResult::Success | ConformanceResult::Partial => "PASS",
+            ConformanceResult::Skipped => "NOTRUN",
+            ConformanceResult::Failure => "FAIL",
+        };
+        let _ = writeln!(
+            html,
+            "<tr><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td></tr>",
+            escape(feature.summary),
+            feature.name,
+            escape(&feature.scenarios.join(", ")),
+            feature.statistics.passed,
+            feature.statistics.failed,
+            feature.statistics.skipped,
+            feature.result.label()
+        );
+    }
+    html.push_str("</table>\n");
+    let skipped: Vec<_> = conformance
+        .scenarios
+        .iter()
+        .filter(|s| s.result == ScenarioResult::SkippedUnsupported)
+        .collect();
+    if !skipped.is_empty() {
+        html.push_str("<p>Skipped as unsupported by this gateway:</p><ul>\n");
+        for scenario in skipped {
+            let _ = writeln!(
+                html,
+                "<li>{} ({}): {}</li>",
+                escape(&scenario.name),
+                escape(&scenario.source.display().to_string()),
+                escape(
+                    &scenario
+                        .unsupported
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            );
+        }
+        html.push_str("</ul>\n");
+    }
 }
 
 fn scenario_section(html: &mut String, scenario: &ScenarioReport) {

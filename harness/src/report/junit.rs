@@ -2,12 +2,46 @@
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::conformance::{ConformanceReport, ScenarioResult};
 use crate::runner::{RunReport, StepOutcome};
 
 /// The run as a JUnit report. Inconclusive steps are failures of type `inconclusive`, steps after
 /// the first failure are skipped.
 pub fn junit_report(run: &RunReport) -> Report {
-    let mut report = Report::new("colormesh-e2e");
+    junit_named(run, "colormesh-e2e")
+}
+
+/// A conformance run as a JUnit report: [`junit_report`] plus one suite per scenario skipped as
+/// unsupported, holding one skipped test case that names the unsupported features.
+pub fn junit_conformance_report(run: &RunReport, conformance: &ConformanceReport) -> Report {
+    let mut report = junit_named(run, "colormesh-conformance");
+    for scenario in conformance
+        .scenarios
+        .iter()
+        .filter(|s| s.result == ScenarioResult::SkippedUnsupported)
+    {
+        let mut suite = TestSuite::new(scenario.name.as_str());
+        suite.add_property(("source", scenario.source.display().to_string().as_str()));
+        let mut status = TestCaseStatus::skipped();
+        status.set_message(format!(
+            "skipped: the gateway does not support {}",
+            scenario
+                .unsupported
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let mut case = TestCase::new("unsupported", status);
+        case.set_classname(scenario.name.as_str());
+        suite.add_test_case(case);
+        report.add_test_suite(suite);
+    }
+    report
+}
+
+fn junit_named(run: &RunReport, name: &str) -> Report {
+    let mut report = Report::new(name);
     report.set_time(run.elapsed);
     for scenario in &run.scenarios {
         let mut suite = TestSuite::new(scenario.name.as_str());

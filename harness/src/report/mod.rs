@@ -1,16 +1,19 @@
 //! Reports of a run: the terminal summary table, `report.json`, JUnit XML and a self-contained
-//! HTML page (inline CSS and SVG, no external assets).
+//! HTML page (inline CSS and SVG, no external assets). The conformance suite adds the per-feature
+//! view ([`conformance`]): the feature table, `conformance-report.json`, and the same three files
+//! with the skipped scenarios and the feature table in them.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::runner::{RunReport, StepOutcome, format_elapsed};
 
+pub mod conformance;
 mod html;
 mod junit;
 
-pub use html::render_html;
-pub use junit::junit_report;
+pub use html::{render_conformance_html, render_html};
+pub use junit::{junit_conformance_report, junit_report};
 
 /// The files [`write_reports`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,36 @@ pub enum ReportError {
 
 /// Writes `report.json`, `junit.xml` and `report.html` into `dir` (created if missing).
 pub fn write_reports(run: &RunReport, dir: &Path) -> Result<ReportFiles, ReportError> {
+    write_files(
+        dir,
+        &serde_json::to_vec(run)?,
+        &junit_report(run).to_string()?,
+        &render_html(run),
+    )
+}
+
+/// [`write_reports`] for a conformance run: the JUnit file also lists the skipped scenarios and
+/// the HTML page opens with the feature table. `conformance-report.json` is written separately
+/// ([`conformance::write_conformance_report`]).
+pub fn write_conformance_reports(
+    run: &RunReport,
+    conformance: &conformance::ConformanceReport,
+    dir: &Path,
+) -> Result<ReportFiles, ReportError> {
+    write_files(
+        dir,
+        &serde_json::to_vec(run)?,
+        &junit_conformance_report(run, conformance).to_string()?,
+        &render_conformance_html(run, conformance),
+    )
+}
+
+fn write_files(
+    dir: &Path,
+    json: &[u8],
+    junit: &str,
+    html: &str,
+) -> Result<ReportFiles, ReportError> {
     let write = |name: &str, contents: &[u8]| -> Result<PathBuf, ReportError> {
         let file = dir.join(name);
         std::fs::create_dir_all(dir)
@@ -48,9 +81,9 @@ pub fn write_reports(run: &RunReport, dir: &Path) -> Result<ReportFiles, ReportE
         Ok(file)
     };
     // Compact: traffic steps keep one record per request, which pretty-printing would triple.
-    let json = write("report.json", &serde_json::to_vec(run)?)?;
-    let junit = write("junit.xml", junit_report(run).to_string()?.as_bytes())?;
-    let html = write("report.html", render_html(run).as_bytes())?;
+    let json = write("report.json", json)?;
+    let junit = write("junit.xml", junit.as_bytes())?;
+    let html = write("report.html", html.as_bytes())?;
     Ok(ReportFiles { json, junit, html })
 }
 

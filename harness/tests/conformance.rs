@@ -23,12 +23,7 @@ const NOT_COVERED: &[(Feature, &str)] = &[];
 /// Scenarios the builtin gateway is known to fail, each with the divergence from the reference
 /// (Gloo configuring Envoy). The suite test requires them to fail, so that fixing the gateway
 /// forces the entry out of this list.
-const KNOWN_BUILTIN_DIVERGENCES: &[(&str, &str)] = &[(
-    "RegexRewritePartialMatch",
-    "gateway-proxy applies regexRewrite only when the pattern matches the whole path and then \
-     replaces all of it; Envoy's regex_rewrite replaces every match anywhere in the path \
-     (pattern `one`, substitution `two`: /xxx/one/yyy/one/zzz -> /xxx/two/yyy/two/zzz)",
-)];
+const KNOWN_BUILTIN_DIVERGENCES: &[(&str, &str)] = &[];
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

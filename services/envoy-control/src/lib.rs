@@ -19,12 +19,9 @@
 //! # Where Envoy is not gateway-proxy
 //!
 //! The renderer sets the Envoy fields Gloo and the App Mesh controller set, and does not paper
-//! over behaviour that differs; such differences are findings about gateway-proxy:
+//! over behaviour that differs; differences are findings about gateway-proxy, fixed there (global
+//! `regex_rewrite` and inverted header matchers on absent headers were) or listed here:
 //! - weighted picks are Envoy's own random choices: `--seed` is accepted and ignored;
-//! - `regex_rewrite` replaces every match of the pattern (RE2 `GlobalReplace`), while the table
-//!   rewrites only a whole-path match;
-//! - an inverted header matcher does not match a request without that header in Envoy 1.40
-//!   (without `treat_missing_header_as_empty`), while the table says it does;
 //! - regexes are RE2 in Envoy and Rust `regex` in the table; patterns valid in one only are
 //!   rejected by the other (Envoy's rejection is reported in `/status`).
 //! - Envoy adds its own headers (`x-envoy-upstream-service-time`, `server: envoy`,

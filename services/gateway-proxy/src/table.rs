@@ -171,24 +171,27 @@ pub enum PathMatcher {
 /// A regex that must match its whole subject, as Envoy's `safe_regex` matchers do.
 ///
 /// Compiled once, anchored as `^(?:pattern)$`; the original pattern is kept for config dumps.
+/// The unanchored form serves `regex_rewrite`, which replaces every match anywhere in the path.
 #[derive(Clone)]
 pub struct FullRegex {
     pattern: String,
     anchored: regex::Regex,
+    unanchored: regex::Regex,
 }
 
 impl FullRegex {
     /// Compiles `pattern` so that it matches whole subjects only.
     pub fn new(pattern: &str) -> Result<Self, TableError> {
-        let anchored = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|source| {
-            TableError::InvalidRegex {
-                pattern: pattern.to_owned(),
-                source: Box::new(source),
-            }
-        })?;
+        let invalid = |source| TableError::InvalidRegex {
+            pattern: pattern.to_owned(),
+            source: Box::new(source),
+        };
+        let anchored = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(invalid)?;
+        let unanchored = regex::Regex::new(pattern).map_err(invalid)?;
         Ok(Self {
             pattern: pattern.to_owned(),
             anchored,
+            unanchored,
         })
     }
 
@@ -216,8 +219,9 @@ pub struct HeaderMatcher {
     pub name: HeaderName,
     /// Condition on the value. Several values of one header are joined with `,` first, as Envoy does.
     pub value: ValueMatcher,
-    /// Inverts the result. An absent header matches an inverted matcher and fails a plain one
-    /// (Gloo's documented `invertMatch` behaviour: "requests without the header" match).
+    /// Inverts the result for a header that is present. An absent header fails every matcher
+    /// except an inverted [`ValueMatcher::Present`] ("the header must not be there"), as in Envoy
+    /// (`HeaderUtility::matchHeaders` without `treat_missing_header_as_empty`).
     pub invert: bool,
 }
 
@@ -314,10 +318,12 @@ pub enum PathRewrite {
     /// path for exact and regex matchers) with this string, keeping the rest verbatim:
     /// prefix `/appmesh` + rewrite `/` turns `/appmesh/color` into `//color`, exactly like Envoy.
     Prefix(String),
-    /// Replace the whole path matched by `pattern` with `substitution` (`\1`-style groups).
-    /// A path the pattern does not match is left unchanged.
+    /// Replace every non-overlapping match of `pattern` in the path with `substitution`
+    /// (`\1`-style groups), as Envoy's `regex_rewrite` does (RE2 `GlobalReplace`): pattern `one`
+    /// with `two` turns `/xxx/one/yyy/one/zzz` into `/xxx/two/yyy/two/zzz`. A path the pattern does
+    /// not match is left unchanged.
     Regex {
-        /// The pattern, matched against the whole path.
+        /// The pattern, searched anywhere in the path (anchor it with `^...$` to rewrite whole paths).
         pattern: FullRegex,
         /// The replacement; `\N` refers to capture group N.
         substitution: String,
@@ -676,7 +682,7 @@ impl HeaderMatcher {
     pub fn matches(&self, headers: &HeaderMap) -> bool {
         let mut values = headers.get_all(&self.name).iter();
         let Some(first) = values.next() else {
-            return self.invert;
+            return self.invert && matches!(self.value, ValueMatcher::Present);
         };
         let joined: Cow<'_, [u8]> = match values.next() {
             None => Cow::Borrowed(first.as_bytes()),
@@ -732,10 +738,17 @@ impl PathRewrite {
                 pattern,
                 substitution,
             } => {
-                let captures = pattern.anchored.captures(path)?;
-                let mut rewritten = String::with_capacity(path.len() + substitution.len());
-                expand_backslash_groups(&captures, substitution, &mut rewritten);
-                rewritten
+                if !pattern.unanchored.is_match(path) {
+                    return None;
+                }
+                pattern
+                    .unanchored
+                    .replace_all(path, |captures: &regex::Captures<'_>| {
+                        let mut replacement = String::with_capacity(substitution.len());
+                        expand_backslash_groups(captures, substitution, &mut replacement);
+                        replacement
+                    })
+                    .into_owned()
             }
         };
         Some(match query {
@@ -1130,10 +1143,20 @@ mod tests {
         matcher.methods = vec![Method::GET, Method::POST];
         let base = Case {
             query: Some("a=1&v=2"),
-            headers: &[("x-color", "blue")],
+            headers: &[("x-color", "blue"), ("x-canary", "no")],
             ..Case::get("/x")
         };
         assert!(matches(&matcher, &base));
+        assert!(
+            !matches(
+                &matcher,
+                &Case {
+                    headers: &[("x-color", "blue")],
+                    ..base.clone()
+                }
+            ),
+            "an absent header fails an inverted value matcher (Envoy)"
+        );
         assert!(
             !matches(
                 &matcher,
@@ -1239,9 +1262,22 @@ mod tests {
             "repeated headers are joined with commas"
         );
         assert!(
-            absent_inverted.matches(&headers),
-            "an absent header matches an inverted matcher"
+            !absent_inverted.matches(&headers),
+            "an absent header fails an inverted value matcher, as in Envoy"
         );
+        let must_be_absent = HeaderMatcher {
+            name: HeaderName::from_static("x-b"),
+            value: ValueMatcher::Present,
+            invert: true,
+        };
+        assert!(
+            must_be_absent.matches(&headers),
+            "an inverted presence check matches an absent header"
+        );
+        assert!(!must_be_absent.matches(&HeaderMap::from_iter([(
+            HeaderName::from_static("x-b"),
+            HeaderValue::from_static("")
+        )])));
     }
 
     fn rewrite(
@@ -1337,6 +1373,15 @@ mod tests {
             substitution: r"/x\\\1\9".to_owned(),
         };
         assert_eq!(rewrite(&literal, &matcher, "/y", None), r"/x\y");
+        // Envoy's documented example: every match is replaced, not only a whole-path match.
+        let global = PathRewrite::Regex {
+            pattern: FullRegex::new("one").expect("regex"),
+            substitution: "two".to_owned(),
+        };
+        assert_eq!(
+            rewrite(&global, &matcher, "/xxx/one/yyy/one/zzz", None),
+            "/xxx/two/yyy/two/zzz"
+        );
     }
 
     #[test]

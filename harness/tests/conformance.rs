@@ -2,10 +2,13 @@
 //! gateway, as `cargo xtask conformance` runs it, plus the suite's coverage of the feature
 //! registry. Needs the workspace binaries (`cargo test --workspace` builds them first).
 
+mod gate;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use gate::{envoy_gateway, workspace_root};
 use harness::backend::Backend;
 use harness::backend::local::{GatewayCommand, LocalBackend, LocalConfig};
 use harness::features::Feature;
@@ -24,10 +27,6 @@ const NOT_COVERED: &[(Feature, &str)] = &[];
 /// (Gloo configuring Envoy). The suite test requires them to fail, so that fixing the gateway
 /// forces the entry out of this list.
 const KNOWN_BUILTIN_DIVERGENCES: &[(&str, &str)] = &[];
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn suite() -> Vec<Scenario> {
     let dir = workspace_root().join("scenarios/conformance");
@@ -107,43 +106,63 @@ fn every_scenario_uses_manifests_that_exist() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_suite_passes_on_the_builtin_gateway() {
+    assert_suite_passes(GatewayCommand::builtin(), "builtin", "gateway-proxy").await;
+}
+
+/// The same suite with real Envoy (through envoy-control) as the gateway: the reference
+/// implementation must pass every scenario, with no known divergences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_passes_on_envoy() {
+    let Some(gateway) = envoy_gateway() else {
+        return;
+    };
+    assert_suite_passes(gateway, "envoy", "envoy").await;
+}
+
+/// Runs the whole suite on `gateway` and checks every scenario and feature; on the builtin
+/// gateway the known divergences must fail (so fixing one forces it off the list).
+async fn assert_suite_passes(gateway: GatewayCommand, mode: &str, project: &str) {
+    let known_divergences: &[(&str, &str)] = if mode == "builtin" {
+        KNOWN_BUILTIN_DIVERGENCES
+    } else {
+        &[]
+    };
     let root = workspace_root();
     let selection = select(suite(), &[], &BTreeSet::new());
     assert!(selection.skipped.is_empty());
     let mut settings = RunSettings::new(root.join("manifests"));
     settings.seed = 20261122;
     let config = LocalConfig {
-        bin_dir: LocalConfig::bin_dir_of_current_exe().unwrap(),
-        gateway: GatewayCommand::builtin(),
+        bin_dir: LocalConfig::bin_dir_of_current_exe().expect("the test executable has a folder"),
+        gateway,
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed: settings.seed,
     };
-    let mut backend = LocalBackend::start(config).await.unwrap();
+    let mut backend = LocalBackend::start(config)
+        .await
+        .expect("the local backend starts");
     let mut transcript = Vec::new();
     let run = run_all(&mut backend, &selection.run, &settings, &mut transcript).await;
-    backend.shutdown().await.unwrap();
+    backend.shutdown().await.expect("the local backend stops");
     let transcript = String::from_utf8_lossy(&transcript);
 
     let context = ConformanceContext {
         implementation: Implementation {
             organization: "colormesh".to_owned(),
-            project: "gateway-proxy".to_owned(),
+            project: project.to_owned(),
             url: None,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             contact: Vec::new(),
         },
-        mode: "builtin".to_owned(),
+        mode: mode.to_owned(),
         unsupported: BTreeSet::new(),
         only: Vec::new(),
         date: SystemTime::now(),
     };
     let report = conformance_report(&run, &selection.skipped, &context);
     let table = feature_table(&report);
-    let known: BTreeSet<&str> = KNOWN_BUILTIN_DIVERGENCES
-        .iter()
-        .map(|(name, _)| *name)
-        .collect();
+    let known: BTreeSet<&str> = known_divergences.iter().map(|(name, _)| *name).collect();
     for scenario in &report.scenarios {
         if known.contains(scenario.name.as_str()) {
             assert_eq!(
@@ -177,7 +196,7 @@ async fn the_suite_passes_on_the_builtin_gateway() {
     }
     assert_eq!(
         report.summary.statistics.failed,
-        KNOWN_BUILTIN_DIVERGENCES.len() as u64
+        known_divergences.len() as u64
     );
     // The splits were judged on real traffic, not skipped.
     assert!(run.verdicts >= report.scenarios.len() as u64, "{table}");

@@ -6,46 +6,25 @@
 //! `cargo build -p envoy-control --bins`) and Envoy (`cargo xtask envoy`, or
 //! `COLORMESH_ENVOY_BIN`). Without Envoy the test is skipped, unless `CI` is set.
 
-use std::path::PathBuf;
+mod gate;
 
+use gate::{envoy_gateway, workspace_root};
 use harness::backend::Backend;
-use harness::backend::local::{GatewayCommand, LocalBackend, LocalConfig};
+use harness::backend::local::{LocalBackend, LocalConfig};
 use harness::runner::{RunSettings, run_all};
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The Envoy to put under test, or `None` (skip) when it is not installed outside CI.
-fn envoy_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("COLORMESH_ENVOY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/envoy/bin/envoy"));
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "Envoy not installed at {} (CI is set): run `cargo xtask envoy`",
-        path.display()
-    );
-    eprintln!("skipped: Envoy not installed, run `cargo xtask envoy`");
-    None
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_walkthrough_passes_with_envoy_as_the_gateway() {
-    let Some(envoy) = envoy_binary() else { return };
+    let Some(gateway) = envoy_gateway() else {
+        return;
+    };
     let root = workspace_root();
     let scenario = harness::scenario::load(&root.join("scenarios/walkthrough.yaml")).unwrap();
     let mut settings = RunSettings::new(root.join("manifests"));
     settings.seed = 20261122;
     let config = LocalConfig {
         bin_dir: LocalConfig::bin_dir_of_current_exe().unwrap(),
-        gateway: GatewayCommand {
-            program: PathBuf::from("envoy-control"),
-            extra_args: vec!["--envoy-bin".to_owned(), envoy.display().to_string()],
-        },
+        gateway,
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed: settings.seed,

@@ -40,7 +40,9 @@ pub struct Plan {
     /// `ceil(cap_factor * requests)`.
     pub sequential_cap: u64,
     /// The smallest multiple of 0.25 (at least 1) for which the sequential check fails a split
-    /// off by δ before the cap with probability >= power.
+    /// off by δ before the cap with probability >= power, and passes a correct split before the
+    /// cap with probability >= 1 - 2α (it fails with probability <= α, and is inconclusive with
+    /// probability <= α more).
     pub cap_factor: f64,
     /// A lower bound on that probability at the cap (exact binomial computation).
     pub sequential_power_at_cap: f64,
@@ -100,9 +102,14 @@ pub(crate) fn plan_prepared(
     let mut quarters = 4u64;
     let (cap, sequential_power_at_cap) = loop {
         let cap = (requests * quarters).div_ceil(4);
+        // The cap must serve both sides: a gateway off by δ fails before it with the declared
+        // power, and a correct gateway passes before it unless it fails (probability <= α) or
+        // its counts stray (probability <= α): inconclusive is not a pass, so it is a false
+        // alarm of the gate too and gets the same budget.
         if cap >= tests.leak_pass_after {
             let power = tests.power_lower_bound(cap);
-            if power >= settings.power {
+            let pass = tests.pass_probability_lower_bound(cap, settings.alpha);
+            if power >= settings.power && pass >= 1.0 - 2.0 * settings.alpha {
                 break (cap, power);
             }
         }

@@ -338,6 +338,35 @@ impl SequentialTests {
         }
         weakest
     }
+    /// A lower bound on the probability that a correct gateway passes within `cap` requests.
+    ///
+    /// A correct gateway does not pass by `cap` only if it fails first (probability <= `alpha`)
+    /// or some tested count is outside its pass interval at `cap` (exact binomial tails under the
+    /// expected shares; Bonferroni over the tested destinations). Zero-weight destinations never
+    /// answer a correct gateway; the caller makes sure `cap >= leak_pass_after`.
+    pub(crate) fn pass_probability_lower_bound(&self, cap: u64, alpha: f64) -> f64 {
+        let mut miss = alpha;
+        for (_, mixture) in self.mixtures.iter().take(self.tested) {
+            let b = mixture.bounds(cap, self.delta, self.thresholds(), None);
+            let Ok(binomial) = Binomial::new(mixture.p0, cap) else {
+                return 0.0;
+            };
+            let below = if b.pass_low > 0 {
+                binomial.cdf((b.pass_low - 1) as u64)
+            } else {
+                0.0
+            };
+            let above = if b.pass_high < 0 {
+                1.0
+            } else if (b.pass_high as u64) < cap {
+                binomial.sf(b.pass_high as u64)
+            } else {
+                0.0
+            };
+            miss += below + above;
+        }
+        (1.0 - miss).max(0.0)
+    }
 }
 
 /// Where a sequential check stands after the requests seen so far.

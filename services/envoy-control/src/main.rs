@@ -4,13 +4,13 @@
 //! `envoy-control sidecar --node NAME --namespace NS --config-dir DIR --envoy-bin ENVOY` plays the
 //! App Mesh Envoy beside one workload. See the library docs.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use envoy_control::{EnvoyProcess, EnvoySource, XdsFiles};
+use gateway_proxy::cli::{GatewayArgs, RoleCommand};
 use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve_admin, watch_dir};
 use tokio::net::TcpListener;
 
@@ -36,39 +36,6 @@ struct Cli {
     envoy_bin: Option<PathBuf>,
 }
 
-#[derive(Debug, Subcommand)]
-enum RoleCommand {
-    /// Gloo's gateway-proxy: VirtualServices, Upstreams and UpstreamGroups.
-    Ingress(Common),
-    /// The App Mesh Envoy beside one VirtualNode, routing its workload's outbound calls.
-    Sidecar {
-        /// The VirtualNode this sidecar belongs to.
-        #[arg(long)]
-        node: String,
-        /// The namespace of that VirtualNode.
-        #[arg(long)]
-        namespace: String,
-        #[command(flatten)]
-        common: Common,
-    },
-}
-
-#[derive(Debug, Args)]
-struct Common {
-    /// Directory of Kubernetes YAML manifests to serve (watched for changes).
-    #[arg(long)]
-    config_dir: PathBuf,
-    /// Envoy's data-plane listen address (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Admin listen address of the control plane (/ready, /status, /config_dump, POST /reload).
-    #[arg(long, default_value = "127.0.0.1:19000")]
-    admin: SocketAddr,
-    /// Accepted for gateway-proxy compatibility and ignored: Envoy's weighted picks cannot be seeded.
-    #[arg(long)]
-    seed: Option<u64>,
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     service_kit::init_tracing();
@@ -81,19 +48,8 @@ async fn main() -> Result<()> {
         "--envoy-bin {}: no such file",
         envoy_bin.display()
     );
-    let (role, common) = match cli.role {
-        RoleCommand::Ingress(common) => (Role::Ingress, common),
-        RoleCommand::Sidecar {
-            node,
-            namespace,
-            common,
-        } => (Role::Sidecar { node, namespace }, common),
-    };
-    ensure!(
-        common.config_dir.is_dir(),
-        "--config-dir {} is not a directory",
-        common.config_dir.display()
-    );
+    let (role, common) = cli.role.into_parts();
+    common.check_config_dir()?;
     if let Some(seed) = common.seed {
         tracing::info!(
             seed,
@@ -132,7 +88,7 @@ async fn run(
     envoy: &mut EnvoyProcess,
     files: XdsFiles,
     role: Role,
-    common: &Common,
+    common: &GatewayArgs,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let listen = envoy

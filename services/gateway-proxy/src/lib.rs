@@ -27,6 +27,7 @@
 //! [`ConfigSource`] that reads the resources and translates them (see `reload`).
 
 mod admin;
+pub mod cli;
 mod headers;
 mod metrics;
 mod proxy;

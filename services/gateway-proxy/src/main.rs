@@ -4,13 +4,12 @@
 //! --node NAME --namespace NS --config-dir DIR` is the App Mesh Envoy beside one workload. Both
 //! reload when the directory changes and on `POST /reload` at the admin address.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
-use clap::{Args, Parser, Subcommand};
-use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve, watch_dir};
+use anyhow::{Context, Result};
+use clap::Parser;
+use gateway_proxy::cli::RoleCommand;
+use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve, watch_dir};
 use tokio::net::TcpListener;
 
 /// Bursts of file events closer together than this give a single reload.
@@ -24,50 +23,15 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
 struct Cli {
     #[command(subcommand)]
     role: RoleCommand,
-}
-
-#[derive(Debug, Subcommand)]
-enum RoleCommand {
-    /// Gloo's gateway-proxy: VirtualServices, Upstreams and UpstreamGroups.
-    Ingress(Common),
-    /// The App Mesh Envoy beside one VirtualNode, routing its workload's outbound calls.
-    Sidecar {
-        /// The VirtualNode this sidecar belongs to.
-        #[arg(long)]
-        node: String,
-        /// The namespace of that VirtualNode.
-        #[arg(long)]
-        namespace: String,
-        #[command(flatten)]
-        common: Common,
-    },
-}
-
-#[derive(Debug, Args)]
-struct Common {
-    /// Directory of Kubernetes YAML manifests to serve (watched for changes).
-    #[arg(long)]
-    config_dir: PathBuf,
-    /// Data-plane listen address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Admin listen address (/ready, /status, /config_dump, /metrics, POST /reload).
-    #[arg(long, default_value = "127.0.0.1:19000")]
-    admin: SocketAddr,
-    /// Seed for weighted picks and request ids (repeatable runs); random when absent.
-    #[arg(long)]
-    seed: Option<u64>,
     /// Tokio worker threads serving both listeners (Envoy's `--concurrency`); default: one per CPU.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
 }
 
 fn main() -> Result<()> {
     service_kit::init_tracing();
     let cli = Cli::parse();
-    let workers = match &cli.role {
-        RoleCommand::Ingress(common) | RoleCommand::Sidecar { common, .. } => common.workers,
-    };
+    let workers = cli.workers;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(workers) = workers {
@@ -80,19 +44,8 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let (role, common) = match cli.role {
-        RoleCommand::Ingress(common) => (Role::Ingress, common),
-        RoleCommand::Sidecar {
-            node,
-            namespace,
-            common,
-        } => (Role::Sidecar { node, namespace }, common),
-    };
-    ensure!(
-        common.config_dir.is_dir(),
-        "--config-dir {} is not a directory",
-        common.config_dir.display()
-    );
+    let (role, common) = cli.role.into_parts();
+    common.check_config_dir()?;
 
     let state = ProxyState::new(ProxyOptions {
         seed: common.seed,

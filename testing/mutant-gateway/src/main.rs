@@ -4,12 +4,11 @@
 //! with the fault; `mutant-gateway sidecar --node NAME --namespace NS --config-dir DIR` is
 //! gateway-proxy's sidecar, unmutated. See the library documentation for the mutations.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::Parser;
+use gateway_proxy::cli::RoleCommand;
 use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve, watch_dir};
 use mutant_gateway::{DataPlaneOptions, Mutation, serve_data_plane};
 use tokio::net::TcpListener;
@@ -25,47 +24,14 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
 struct Cli {
     #[command(subcommand)]
     role: RoleCommand,
-}
-
-#[derive(Debug, Subcommand)]
-enum RoleCommand {
-    /// Gloo's gateway-proxy, with the mutation.
-    Ingress(Common),
-    /// The App Mesh Envoy beside one VirtualNode: gateway-proxy's, unmutated.
-    Sidecar {
-        /// The VirtualNode this sidecar belongs to.
-        #[arg(long)]
-        node: String,
-        /// The namespace of that VirtualNode.
-        #[arg(long)]
-        namespace: String,
-        #[command(flatten)]
-        common: Common,
-    },
-}
-
-#[derive(Debug, Args)]
-struct Common {
-    /// Directory of Kubernetes YAML manifests to serve (watched for changes).
-    #[arg(long)]
-    config_dir: PathBuf,
-    /// Data-plane listen address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Admin listen address (/ready, /status, /config_dump, /metrics, POST /reload).
-    #[arg(long, default_value = "127.0.0.1:19000")]
-    admin: SocketAddr,
-    /// Seed for weighted picks (repeatable runs); random when absent.
-    #[arg(long)]
-    seed: Option<u64>,
     /// Accepted for gateway-proxy compatibility; the runtime uses one worker per CPU.
-    #[arg(long, value_name = "N")]
+    #[arg(long, global = true, value_name = "N")]
     workers: Option<u16>,
     /// The fault of the ingress data plane.
-    #[arg(long, value_enum, default_value_t = Mutation::None)]
+    #[arg(long, global = true, value_enum, default_value_t = Mutation::None)]
     mutation: Mutation,
     /// How long `stale-config` keeps serving the previous configuration after a change.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "2s")]
     stale_for: Duration,
 }
 
@@ -73,19 +39,8 @@ struct Common {
 async fn main() -> Result<()> {
     service_kit::init_tracing();
     let cli = Cli::parse();
-    let (role, common) = match cli.role {
-        RoleCommand::Ingress(common) => (Role::Ingress, common),
-        RoleCommand::Sidecar {
-            node,
-            namespace,
-            common,
-        } => (Role::Sidecar { node, namespace }, common),
-    };
-    ensure!(
-        common.config_dir.is_dir(),
-        "--config-dir {} is not a directory",
-        common.config_dir.display()
-    );
+    let (role, common) = cli.role.into_parts();
+    common.check_config_dir()?;
 
     let state = ProxyState::new(ProxyOptions {
         seed: common.seed,
@@ -109,7 +64,7 @@ async fn main() -> Result<()> {
         .local_addr()
         .context("reading the admin listener address")?;
     let mutation = match role {
-        Role::Ingress => common.mutation,
+        Role::Ingress => cli.mutation,
         Role::Sidecar { .. } => Mutation::None,
     };
     tracing::info!(
@@ -140,7 +95,7 @@ async fn main() -> Result<()> {
     let options = DataPlaneOptions {
         mutation,
         seed: common.seed,
-        stale_for: common.stale_for,
+        stale_for: cli.stale_for,
     };
     let served = serve_data_plane(listener, state, options, service_kit::shutdown_signal()).await;
     let _ = stop_admin.send(());

@@ -661,45 +661,39 @@ impl LocalBackend {
             }
             forwarder.set_endpoints(endpoints);
         }
-        let mut wanted = BTreeSet::new();
-        for slice in slices {
-            let loaded = generated(Resource::EndpointSlice(Box::new(slice)));
-            let key = loaded.resource.key();
-            wanted.insert(key.clone());
-            if let Some(version) = self.cluster.apply(loaded)? {
-                changes.push((key, version, false));
-            }
-        }
-        let stale: Vec<ResourceKey> = self
-            .cluster
-            .resources()
-            .endpoint_slices()
-            .filter(|(_, s)| {
-                s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(workload::MANAGED_BY_LABEL))
-                    .map(String::as_str)
-                    == Some(workload::MANAGED_BY)
-            })
-            .map(|(l, _)| l.resource.key())
-            .filter(|k| !wanted.contains(k))
+        let slices = slices
+            .into_iter()
+            .map(|slice| Resource::EndpointSlice(Box::new(slice)))
             .collect();
-        for key in stale {
-            if let Some(version) = self.cluster.delete(&key)? {
-                changes.push((key, version, true));
-            }
-        }
-        Ok(())
+        self.sync_generated(slices, workload::is_managed_endpoint_slice, changes)
     }
 
     /// Writes the Upstreams Gloo's discovery derives from Services and pod label sets.
     fn reconcile_discovery(&mut self, changes: &mut Changes) -> Result<(), BackendError> {
-        let mut wanted = BTreeSet::new();
-        for upstream in workload::discovered_upstreams(self.cluster.resources()) {
-            let loaded = generated(Resource::Upstream(Box::new(upstream)));
+        let upstreams = workload::discovered_upstreams(self.cluster.resources())
+            .into_iter()
+            .map(|upstream| Resource::Upstream(Box::new(upstream)))
+            .collect();
+        self.sync_generated(
+            upstreams,
+            |loaded| workload::is_discovered(&loaded.resource),
+            changes,
+        )
+    }
+
+    /// Makes the generated objects of one kind exactly `wanted`: applies each of them and
+    /// deletes the stored objects `ours` claims that are no longer wanted; records what changed.
+    fn sync_generated(
+        &mut self,
+        wanted: Vec<Resource>,
+        ours: impl Fn(&Loaded) -> bool,
+        changes: &mut Changes,
+    ) -> Result<(), BackendError> {
+        let mut keys = BTreeSet::new();
+        for resource in wanted {
+            let loaded = generated(resource);
             let key = loaded.resource.key();
-            wanted.insert(key.clone());
+            keys.insert(key.clone());
             if let Some(version) = self.cluster.apply(loaded)? {
                 changes.push((key, version, false));
             }
@@ -708,9 +702,7 @@ impl LocalBackend {
             .cluster
             .resources()
             .iter()
-            .filter(|(key, loaded)| {
-                workload::is_discovered(&loaded.resource) && !wanted.contains(*key)
-            })
+            .filter(|(key, loaded)| ours(loaded) && !keys.contains(*key))
             .map(|(key, _)| key.clone())
             .collect();
         for key in stale {

@@ -653,3 +653,13 @@ mod tests {
         ))));
     }
 }
+
+/// Whether a stored object is an EndpointSlice the local backend wrote (and may prune).
+pub(crate) fn is_managed_endpoint_slice(loaded: &Loaded) -> bool {
+    matches!(&loaded.resource, Resource::EndpointSlice(slice) if slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
+        .is_some_and(|value| value == MANAGED_BY))
+}

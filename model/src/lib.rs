@@ -15,7 +15,7 @@ mod load;
 mod set;
 
 pub use load::{
-    LoadError, Loaded, Origin, Parsed, Resource, ResourceKey, ResourceKind, load_dir, load_paths,
-    parse_documents, to_yaml, to_yaml_documents,
+    LoadError, Loaded, Origin, Parsed, Resource, ResourceKey, ResourceKind, is_tool_config,
+    load_dir, load_paths, parse_documents, to_yaml, to_yaml_documents,
 };
 pub use set::ResourceSet;

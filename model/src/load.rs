@@ -483,6 +483,18 @@ impl Header {
     }
 }
 
+/// API groups of files that configure a cluster tool rather than describe cluster objects: kind's
+/// `Cluster` and eksctl's `ClusterConfig` live in `manifests/cluster/` next to what is applied, but
+/// never reach an API server, so the loader passes over them.
+const TOOL_CONFIG_GROUPS: [&str; 2] = ["kind.x-k8s.io/", "eksctl.io/"];
+
+/// Whether a document is a cluster tool's configuration (see [`TOOL_CONFIG_GROUPS`]).
+pub fn is_tool_config(api_version: &str) -> bool {
+    TOOL_CONFIG_GROUPS
+        .iter()
+        .any(|group| api_version.starts_with(group))
+}
+
 fn value_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -532,6 +544,9 @@ fn parse_document(document: &Document<'_>, file: &Path, parsed: &mut Parsed) {
             return;
         }
     };
+    if is_tool_config(&header.api_version) {
+        return;
+    }
     let origin = Origin {
         file: file.to_owned(),
         line,
@@ -873,6 +888,22 @@ spec:
       routeAction:
         single: {upstream: {name: appmesh-demo-colorgateway-9080, namespace: gloo-system}}
 ";
+
+    #[test]
+    fn tool_configs_are_passed_over_and_objects_beside_them_still_load() {
+        let parsed = parse(
+            "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nname: colormesh\nnodes: [{role: control-plane}]\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: gloo-system}\n",
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let keys: Vec<String> = parsed
+            .resources
+            .iter()
+            .map(|loaded| loaded.resource.key().to_string())
+            .collect();
+        assert_eq!(keys, ["Namespace gloo-system"]);
+        assert!(is_tool_config("eksctl.io/v1alpha5"));
+        assert!(!is_tool_config("gateway.solo.io/v1"));
+    }
 
     #[test]
     fn errors_name_file_line_resource_and_field() {

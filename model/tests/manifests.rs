@@ -23,11 +23,17 @@ fn every_manifest_loads_without_errors_or_ignored_fields() {
             loaded.origin,
             loaded.ignored_fields
         );
-        assert!(
-            !matches!(loaded.resource, Resource::Other { .. }),
-            "{} is not a modelled kind",
-            loaded.resource.key()
-        );
+        if let Resource::Other {
+            api_version, kind, ..
+        } = &loaded.resource
+        {
+            assert!(
+                CLUSTER_ONLY_KINDS.contains(&(api_version.as_str(), kind.as_str())),
+                "{} at {} is neither a modelled kind nor a cluster-only built-in",
+                loaded.resource.key(),
+                loaded.origin
+            );
+        }
     }
     // Files are read in sorted path order.
     let files: Vec<&Path> = parsed
@@ -38,6 +44,101 @@ fn every_manifest_loads_without_errors_or_ignored_fields() {
     let mut sorted = files.clone();
     sorted.sort();
     assert_eq!(files, sorted);
+}
+
+/// Built-in kinds only the cluster backends apply (RBAC for the in-cluster gateway). The model
+/// does not read them, so they are checked against their `k8s-openapi` types below.
+const CLUSTER_ONLY_KINDS: [(&str, &str); 5] = [
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+];
+
+/// Deserialises a document into `T`, failing on unknown fields (which `k8s-openapi` ignores).
+fn strictly<T: serde::de::DeserializeOwned>(document: &serde_json::Value) -> Result<(), String> {
+    let mut ignored = Vec::new();
+    serde_ignored::deserialize(document.clone(), |path| ignored.push(path.to_string()))
+        .map(|_: T| ())
+        .map_err(|error| error.to_string())?;
+    if ignored.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unknown fields {ignored:?}"))
+    }
+}
+
+#[test]
+fn cluster_only_built_in_kinds_deserialise_into_their_k8s_openapi_types() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+
+    let parsed = load_dir(&manifests()).expect("manifests readable");
+    let mut files: Vec<PathBuf> = parsed
+        .resources
+        .iter()
+        .filter(|loaded| matches!(loaded.resource, Resource::Other { .. }))
+        .map(|loaded| loaded.origin.file.clone())
+        .collect();
+    files.dedup();
+    let mut checked = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let value: serde_json::Value =
+                serde::Deserialize::deserialize(document).expect("valid YAML");
+            let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+            let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
+                continue;
+            };
+            let outcome = match (api_version, kind) {
+                ("v1", "ServiceAccount") => strictly::<ServiceAccount>(&value),
+                ("rbac.authorization.k8s.io/v1", "ClusterRole") => strictly::<ClusterRole>(&value),
+                ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+                    strictly::<ClusterRoleBinding>(&value)
+                }
+                ("rbac.authorization.k8s.io/v1", "Role") => strictly::<Role>(&value),
+                ("rbac.authorization.k8s.io/v1", "RoleBinding") => strictly::<RoleBinding>(&value),
+                _ => continue,
+            };
+            outcome.unwrap_or_else(|error| panic!("{}: {kind}: {error}", file.display()));
+            checked += 1;
+        }
+    }
+    let expected = parsed
+        .resources
+        .iter()
+        .filter(|loaded| {
+            matches!(&loaded.resource, Resource::Other { api_version, kind, .. }
+                if CLUSTER_ONLY_KINDS.contains(&(api_version.as_str(), kind.as_str())))
+        })
+        .count();
+    assert!(
+        expected > 0,
+        "manifests/cluster holds the in-cluster gateway's RBAC"
+    );
+    assert_eq!(checked, expected);
+}
+
+#[test]
+fn tool_configs_are_kind_and_eksctl_files_the_loader_passes_over() {
+    let cluster = manifests().join("cluster");
+    for (file, api_version, kind) in [
+        ("kind-config.yaml", "kind.x-k8s.io/v1alpha4", "Cluster"),
+        ("eksctl-cluster.yaml", "eksctl.io/v1alpha5", "ClusterConfig"),
+    ] {
+        let path = cluster.join(file);
+        let text = std::fs::read_to_string(&path).expect("readable tool config");
+        let value: serde_json::Value = serde_norway::from_str(&text).expect("valid YAML");
+        assert_eq!(value["apiVersion"], api_version, "{file}");
+        assert_eq!(value["kind"], kind, "{file}");
+        let parsed = load_paths(&[path]).expect("readable");
+        assert!(
+            parsed.resources.is_empty() && parsed.errors.is_empty(),
+            "{file}: {parsed:?}"
+        );
+    }
 }
 
 #[test]

@@ -51,7 +51,7 @@ pub(crate) struct ConformanceArgs {
 /// such. The one place this is decided.
 pub(crate) fn unsupported_features(kind: GatewayKind) -> &'static [Feature] {
     match kind {
-        GatewayKind::Builtin | GatewayKind::Envoy => &[],
+        GatewayKind::Builtin | GatewayKind::Envoy | GatewayKind::Gloo => &[],
     }
 }
 
@@ -157,6 +157,7 @@ fn gateway_mode(kind: GatewayKind) -> &'static str {
     match kind {
         GatewayKind::Builtin => "builtin",
         GatewayKind::Envoy => "envoy",
+        GatewayKind::Gloo => "gloo",
     }
 }
 
@@ -206,6 +207,9 @@ fn implementation(
             let envoy = crate::envoy::envoy_binary(root, args.gateway.envoy_bin.as_deref())?;
             crate::envoy::version(&envoy)?
         }
+        GatewayKind::Gloo => {
+            bail!("the conformance suite runs on the local backend: --gateway builtin or envoy")
+        }
     };
     // `envoy --version` prints `<path>  version: <sha>/<version>/...`: keep what follows `version:`.
     let version = reported
@@ -222,6 +226,7 @@ fn implementation(
     let project = match args.gateway.gateway {
         GatewayKind::Builtin => "gateway-proxy",
         GatewayKind::Envoy => "envoy (configured by envoy-control)",
+        GatewayKind::Gloo => "gloo",
     };
     Ok(Implementation {
         organization: "colormesh".to_owned(),

@@ -20,20 +20,35 @@ pub(crate) async fn e2e(
     narrate: bool,
     repeat: u32,
 ) -> anyhow::Result<bool> {
-    if let BackendKind::Kind | BackendKind::Eks = args.backend {
-        bail!(
-            "--backend {}: the cluster backends (kind, EKS) arrive with a later issue; use --backend local",
-            match args.backend {
-                BackendKind::Kind => "kind",
-                _ => "eks",
-            }
-        );
-    }
     if repeat == 0 {
         bail!("--repeat 0: nothing to run; give 1 or more");
     }
     let root = crate::workspace_root();
     let scenarios = resolve_scenarios(&root.join("scenarios"), selection)?;
+    if args.backend != BackendKind::Local {
+        if repeat != 1 {
+            bail!("--repeat runs on the local backend; on a cluster, run the task again");
+        }
+        let mut settings = RunSettings::new(root.join("manifests"));
+        settings.seed = args.seed.unwrap_or_else(clock_seed);
+        settings.budget.family_alpha = args.family_alpha;
+        settings.narrate = narrate;
+        settings.progress = true;
+        settings.report_dir = Some(
+            args.report_dir
+                .clone()
+                .unwrap_or_else(|| root.join("target").join("e2e-report")),
+        );
+        return crate::cluster_e2e::run(
+            &root,
+            args.backend,
+            args.gateway.gateway,
+            &args.cluster,
+            &scenarios,
+            &settings,
+        )
+        .await;
+    }
     let gateway = args.gateway.command(&root)?;
     let bin_dir = build_binaries(&root)?;
     let first_seed = args.seed.unwrap_or_else(clock_seed);

@@ -1,4 +1,4 @@
-//! Which gateway a run puts under test: `--gateway builtin|envoy`, shared by every task that runs
+//! Which gateway a run puts under test: `--gateway builtin|envoy|gloo`, shared by every task that runs
 //! scenarios.
 
 use std::path::{Path, PathBuf};
@@ -7,13 +7,15 @@ use anyhow::bail;
 use clap::{Args, ValueEnum};
 use harness::backend::local::GatewayCommand;
 
-/// The gateways the local backend can run.
+/// The gateways a run can put under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum GatewayKind {
-    /// colormesh's gateway-proxy, in both roles.
+    /// colormesh's gateway-proxy, in both roles (every backend).
     Builtin,
-    /// Real Envoy in both roles, configured by envoy-control from the same YAML.
+    /// Real Envoy in both roles, configured by envoy-control from the same YAML (local backend).
     Envoy,
+    /// Real Gloo Edge installed with helm (cluster backends).
+    Gloo,
 }
 
 /// `--gateway`, `--gateway-bin`, `--envoy-bin`.
@@ -47,6 +49,10 @@ impl GatewayArgs {
                     None => Ok(GatewayCommand::builtin()),
                 }
             }
+            GatewayKind::Gloo => bail!(
+                "--gateway gloo installs real Gloo, so it needs a cluster: use --backend kind, eks \
+                 or k3s (on the local backend, --gateway builtin or envoy)"
+            ),
             GatewayKind::Envoy => {
                 if self.gateway_bin.is_some() {
                     bail!("--gateway-bin is gateway-proxy's; with --gateway envoy use --envoy-bin");
@@ -65,6 +71,7 @@ impl GatewayArgs {
         match self.gateway {
             GatewayKind::Builtin => "gateway-proxy",
             GatewayKind::Envoy => "Envoy",
+            GatewayKind::Gloo => "Gloo",
         }
     }
 }

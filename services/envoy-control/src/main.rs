@@ -49,7 +49,7 @@ async fn main() -> Result<()> {
         envoy_bin.display()
     );
     let (role, common) = cli.role.into_parts();
-    common.check_config_dir()?;
+    common.config_dir(env!("CARGO_BIN_NAME"))?;
     if let Some(seed) = common.seed {
         tracing::info!(
             seed,
@@ -96,17 +96,18 @@ async fn run(
         .listener_address()
         .await?
         .context("Envoy does not list the data-plane listener")?;
+    let config_dir = common.config_dir(env!("CARGO_BIN_NAME"))?;
     let state = ProxyState::new(ProxyOptions::default());
     state.set_source(EnvoySource::new(
-        DirSource::new(&common.config_dir, role.clone()),
+        DirSource::new(config_dir, role.clone()),
         tokio::runtime::Handle::current(),
         envoy.admin().clone(),
         files,
         ACK_TIMEOUT,
     ));
     let report = state.reload().await.context("initial configuration load")?;
-    let _watch = watch_dir(state.clone(), &common.config_dir, WATCH_DEBOUNCE)
-        .with_context(|| format!("watching {}", common.config_dir.display()))?;
+    let _watch = watch_dir(state.clone(), config_dir, WATCH_DEBOUNCE)
+        .with_context(|| format!("watching {}", config_dir.display()))?;
     let admin = TcpListener::bind(common.admin)
         .await
         .with_context(|| format!("binding the admin listener on {}", common.admin))?;
@@ -119,7 +120,7 @@ async fn run(
         admin = %admin_addr,
         envoy_admin = %envoy.admin().address(),
         generation = report.generation,
-        config_dir = %common.config_dir.display(),
+        config_dir = %config_dir.display(),
         "envoy-control serving"
     );
     service_kit::announce_listening("http", listen);

@@ -24,11 +24,13 @@
 //! ```
 //!
 //! The binary builds its [`ProxyState`] from a config directory instead, with a
-//! [`ConfigSource`] that reads the resources and translates them (see `reload`).
+//! [`ConfigSource`] that reads the resources and translates them (see `reload`), or, in a
+//! cluster, from the API server ([`kube_source`]).
 
 mod admin;
 pub mod cli;
 mod headers;
+pub mod kube_source;
 mod metrics;
 mod proxy;
 mod reload;

@@ -2,14 +2,19 @@
 //!
 //! `gateway-proxy ingress --config-dir DIR` serves Gloo's VirtualServices; `gateway-proxy sidecar
 //! --node NAME --namespace NS --config-dir DIR` is the App Mesh Envoy beside one workload. Both
-//! reload when the directory changes and on `POST /reload` at the admin address.
+//! reload when the directory changes and on `POST /reload` at the admin address. In a cluster,
+//! `--kubernetes` replaces `--config-dir`: the proxy watches the API server (and the ingress
+//! role writes Gloo statuses back).
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use gateway_proxy::cli::RoleCommand;
-use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve, watch_dir};
+use gateway_proxy::cli::{RoleCommand, SourceChoice, check_dir};
+use gateway_proxy::kube_source::{self, DEFAULT_WRITER_NAMESPACE, KubeOptions};
+use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve, watch_dir};
 use tokio::net::TcpListener;
 
 /// Bursts of file events closer together than this give a single reload.
@@ -26,6 +31,19 @@ struct Cli {
     /// Tokio worker threads serving both listeners (Envoy's `--concurrency`); default: one per CPU.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
+    /// With --kubernetes: watch only this namespace (repeatable); default: all namespaces.
+    #[arg(long = "watch-namespace", global = true, value_name = "NS")]
+    watch_namespaces: Vec<String>,
+    /// With --kubernetes: the namespace this gateway runs in, the key of its entry under
+    /// `status.statuses` of the Gloo resources.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NS",
+        env = "POD_NAMESPACE",
+        default_value = DEFAULT_WRITER_NAMESPACE
+    )]
+    namespace_of_writer: String,
 }
 
 fn main() -> Result<()> {
@@ -45,43 +63,119 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     let (role, common) = cli.role.into_parts();
-    common.check_config_dir()?;
-
     let state = ProxyState::new(ProxyOptions {
         seed: common.seed,
         ..ProxyOptions::default()
     });
-    state.set_source(DirSource::new(&common.config_dir, role.clone()));
-    let report = state.reload().await.context("initial configuration load")?;
-    let _watch = watch_dir(state.clone(), &common.config_dir, WATCH_DEBOUNCE)
-        .with_context(|| format!("watching {}", common.config_dir.display()))?;
+    match common.source() {
+        SourceChoice::ConfigDir(dir) => {
+            let dir = check_dir(dir)?;
+            if !cli.watch_namespaces.is_empty() {
+                tracing::warn!("--watch-namespace is ignored with --config-dir");
+            }
+            serve_config_dir(state, role, dir, common.listen, common.admin).await
+        }
+        SourceChoice::Kubernetes => {
+            let options = KubeOptions {
+                watch_namespaces: cli.watch_namespaces,
+                writer_namespace: cli.namespace_of_writer,
+                ..KubeOptions::new(role)
+            };
+            serve_kubernetes(state, options, common.listen, common.admin).await
+        }
+    }
+}
 
-    let listener = TcpListener::bind(common.listen)
-        .await
-        .with_context(|| format!("binding the proxy listener on {}", common.listen))?;
-    let admin = TcpListener::bind(common.admin)
-        .await
-        .with_context(|| format!("binding the admin listener on {}", common.admin))?;
-    // Port 0 is common (the local backend starts every proxy that way): announce the real ports.
-    let listen_addr = listener
-        .local_addr()
-        .context("reading the proxy listener address")?;
-    let admin_addr = admin
-        .local_addr()
-        .context("reading the admin listener address")?;
+async fn serve_config_dir(
+    state: ProxyState,
+    role: Role,
+    config_dir: &Path,
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> Result<()> {
+    state.set_source(DirSource::new(config_dir, role.clone()));
+    let report = state.reload().await.context("initial configuration load")?;
+    let _watch = watch_dir(state.clone(), config_dir, WATCH_DEBOUNCE)
+        .with_context(|| format!("watching {}", config_dir.display()))?;
+
+    let (listener, admin) = bind(listen, admin).await?;
     tracing::info!(
         %role,
-        listen = %listen_addr,
-        admin = %admin_addr,
+        listen = %listener.local_addr().context("reading the proxy listener address")?,
+        admin = %admin.local_addr().context("reading the admin listener address")?,
         generation = report.generation,
-        config_dir = %common.config_dir.display(),
+        config_dir = %config_dir.display(),
         "gateway-proxy serving"
     );
-    service_kit::announce_listening("http", listen_addr);
-    service_kit::announce_listening("admin", admin_addr);
     serve(listener, admin, state, service_kit::shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("gateway-proxy stopped");
     Ok(())
+}
+
+/// Serves at once (so `/ready` answers 503 while the watchers list) and installs the
+/// configuration when every watched kind has been listed.
+async fn serve_kubernetes(
+    state: ProxyState,
+    options: KubeOptions,
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> Result<()> {
+    let (listener, admin) = bind(listen, admin).await?;
+    let role = options.role.clone();
+    tracing::info!(
+        %role,
+        listen = %listener.local_addr().context("reading the proxy listener address")?,
+        admin = %admin.local_addr().context("reading the admin listener address")?,
+        watch_namespaces = ?options.watch_namespaces,
+        writer_namespace = %options.writer_namespace,
+        "gateway-proxy serving; not ready until the API server has been listed"
+    );
+    let mut server = tokio::spawn(serve(
+        listener,
+        admin,
+        state.clone(),
+        service_kit::shutdown_signal(),
+    ));
+    let client = kube::Client::try_default().await.context(
+        "connecting to the Kubernetes API server (in-cluster service account or KUBECONFIG)",
+    )?;
+    let _sync = tokio::select! {
+        started = kube_source::start(client, state, options) => {
+            started.context("reading the configuration from the Kubernetes API server")?
+        }
+        served = &mut server => {
+            served.context("the server task panicked")?.context("serving")?;
+            tracing::info!("gateway-proxy stopped before the API server was listed");
+            return Ok(());
+        }
+    };
+    tracing::info!(%role, "configuration from the API server installed; ready");
+    server
+        .await
+        .context("the server task panicked")?
+        .context("serving")?;
+    tracing::info!("gateway-proxy stopped");
+    Ok(())
+}
+
+/// Binds both listeners and announces their real addresses (port 0 is common: the local backend
+/// starts every proxy that way).
+async fn bind(listen: SocketAddr, admin: SocketAddr) -> Result<(TcpListener, TcpListener)> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the proxy listener on {listen}"))?;
+    let admin_listener = TcpListener::bind(admin)
+        .await
+        .with_context(|| format!("binding the admin listener on {admin}"))?;
+    let listen_addr = listener
+        .local_addr()
+        .context("reading the proxy listener address")?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .context("reading the admin listener address")?;
+    service_kit::announce_listening("http", listen_addr);
+    service_kit::announce_listening("admin", admin_addr);
+    Ok((listener, admin_listener))
 }

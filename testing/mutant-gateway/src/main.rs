@@ -40,16 +40,16 @@ async fn main() -> Result<()> {
     service_kit::init_tracing();
     let cli = Cli::parse();
     let (role, common) = cli.role.into_parts();
-    common.check_config_dir()?;
+    let config_dir = common.config_dir(env!("CARGO_BIN_NAME"))?;
 
     let state = ProxyState::new(ProxyOptions {
         seed: common.seed,
         ..ProxyOptions::default()
     });
-    state.set_source(DirSource::new(&common.config_dir, role.clone()));
+    state.set_source(DirSource::new(config_dir, role.clone()));
     let report = state.reload().await.context("initial configuration load")?;
-    let _watch = watch_dir(state.clone(), &common.config_dir, WATCH_DEBOUNCE)
-        .with_context(|| format!("watching {}", common.config_dir.display()))?;
+    let _watch = watch_dir(state.clone(), config_dir, WATCH_DEBOUNCE)
+        .with_context(|| format!("watching {}", config_dir.display()))?;
 
     let listener = TcpListener::bind(common.listen)
         .await

@@ -63,11 +63,11 @@ use crate::backend::{Applied, Backend, BackendError, CommandOutput};
 use crate::glooctl::{self, GlooKind, GlooStore};
 use crate::scenario::WaitCondition;
 
-mod admin;
+pub(crate) mod admin;
 mod cluster;
 mod forward;
 mod process;
-mod workload;
+pub(crate) mod workload;
 
 use admin::{HttpProbe, ProxyStatus};
 use cluster::Cluster;

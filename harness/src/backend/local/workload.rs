@@ -397,6 +397,16 @@ pub(crate) fn is_discovered(resource: &Resource) -> bool {
     matches!(resource, Resource::Upstream(u) if u.metadata.labels.as_ref().is_some_and(|l| l.contains_key(DISCOVERED_BY_LABEL)))
 }
 
+/// Whether a stored object is an EndpointSlice the local backend wrote (and may prune).
+pub(crate) fn is_managed_endpoint_slice(loaded: &Loaded) -> bool {
+    matches!(&loaded.resource, Resource::EndpointSlice(slice) if slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
+        .is_some_and(|value| value == MANAGED_BY))
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -652,14 +662,4 @@ mod tests {
             upstreams[0].clone()
         ))));
     }
-}
-
-/// Whether a stored object is an EndpointSlice the local backend wrote (and may prune).
-pub(crate) fn is_managed_endpoint_slice(loaded: &Loaded) -> bool {
-    matches!(&loaded.resource, Resource::EndpointSlice(slice) if slice
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
-        .is_some_and(|value| value == MANAGED_BY))
 }

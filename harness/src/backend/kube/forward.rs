@@ -1,0 +1,232 @@
+//! Reaching pods from the machine running the harness: a local listener that port-forwards each
+//! connection to a ready pod behind a Service (the kind/K3s proxy URL), and one-shot HTTP GETs
+//! through a port-forward (the gateway's admin `/status`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ::kube::Client;
+use ::kube::api::{Api, ListParams};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// One admin request may not take longer than this; callers poll with their own deadlines.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A Service's ready pod and the container port one of the Service's ports targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) pod: String,
+    pub(crate) port: u16,
+}
+
+/// How to find the pods behind a Service.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceRef {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    /// The Service port whose targetPort to use (`http`); `None` uses `fallback_port` directly.
+    pub(crate) port_name: Option<String>,
+    /// The container port when the Service port names no number.
+    pub(crate) fallback_port: u16,
+}
+
+fn pod_is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+}
+
+/// A ready pod of the Service and the port to forward to.
+pub(crate) async fn ready_target(client: &Client, service: &ServiceRef) -> Result<Target, String> {
+    let services: Api<Service> = Api::namespaced(client.clone(), &service.namespace);
+    let found = services.get(&service.name).await.map_err(|e| {
+        format!(
+            "cannot read Service {}/{}: {e}",
+            service.namespace, service.name
+        )
+    })?;
+    let spec = found.spec.unwrap_or_default();
+    let selector = spec.selector.unwrap_or_default();
+    if selector.is_empty() {
+        return Err(format!(
+            "Service {}/{} selects no pods",
+            service.namespace, service.name
+        ));
+    }
+    let port = match &service.port_name {
+        None => service.fallback_port,
+        Some(name) => spec
+            .ports
+            .unwrap_or_default()
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| match &p.target_port {
+                Some(IntOrString::Int(port)) => u16::try_from(*port).ok(),
+                Some(IntOrString::String(_)) => None,
+                None => u16::try_from(p.port).ok(),
+            })
+            .unwrap_or(service.fallback_port),
+    };
+    let labels = selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &service.namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&labels))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot list the pods of Service {}/{}: {e}",
+                service.namespace, service.name
+            )
+        })?;
+    let total = list.items.len();
+    let pod = list
+        .items
+        .into_iter()
+        .find(pod_is_ready)
+        .and_then(|p| p.metadata.name)
+        .ok_or_else(|| {
+            format!(
+                "no ready pod behind Service {}/{} ({total} pods match {labels})",
+                service.namespace, service.name
+            )
+        })?;
+    Ok(Target { pod, port })
+}
+
+/// A local listener on 127.0.0.1 forwarding every connection to a ready pod of a Service.
+#[derive(Debug)]
+pub(crate) struct LocalForward {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl LocalForward {
+    pub(crate) async fn start(client: Client, service: ServiceRef) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut socket, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "port-forward listener failed");
+                        return;
+                    }
+                };
+                let client = client.clone();
+                let service = service.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = forward_one(&client, &service, &mut socket).await {
+                        tracing::warn!(%peer, service = %service.name, error, "port-forward failed");
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for LocalForward {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward_one(
+    client: &Client,
+    service: &ServiceRef,
+    socket: &mut tokio::net::TcpStream,
+) -> Result<(), String> {
+    let target = ready_target(client, service).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &service.namespace);
+    let mut forwarder = pods
+        .portforward(&target.pod, &[target.port])
+        .await
+        .map_err(|e| {
+            format!(
+                "port-forward to pod {} port {}: {e}",
+                target.pod, target.port
+            )
+        })?;
+    let mut upstream = forwarder
+        .take_stream(target.port)
+        .ok_or_else(|| format!("port-forward to pod {} gave no stream", target.pod))?;
+    let copied = tokio::io::copy_bidirectional(socket, &mut upstream).await;
+    drop(upstream);
+    forwarder.abort();
+    copied.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// `GET <path>` on a pod's port through a port-forward: the status code and body.
+pub(crate) async fn get_through_forward(
+    client: &Client,
+    namespace: &str,
+    target: &Target,
+    path: &str,
+) -> Result<(u16, Bytes), String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let what = format!(
+        "GET {path} on pod {namespace}/{} port {}",
+        target.pod, target.port
+    );
+    let request = async {
+        let mut forwarder = pods
+            .portforward(&target.pod, &[target.port])
+            .await
+            .map_err(|e| format!("{what}: port-forward: {e}"))?;
+        let stream = forwarder
+            .take_stream(target.port)
+            .ok_or_else(|| format!("{what}: port-forward gave no stream"))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
+        let driver = tokio::spawn(connection);
+        let request = http::Request::get(path)
+            .header(http::header::HOST, "localhost")
+            .body(Empty::new())
+            .map_err(|e| format!("{what}: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("{what}: {e}"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{what}: reading the body: {e}"))?
+            .to_bytes();
+        driver.abort();
+        forwarder.abort();
+        Ok((status, body))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .map_err(|_| format!("{what}: no answer within {REQUEST_TIMEOUT:?}"))?
+}

@@ -1,0 +1,1545 @@
+//! The cluster backend: the same scenario files on kind, EKS or a disposable K3s, through kube-rs.
+//!
+//! - **apply** reads the files with [`model::load_paths`] (so bad input gets the model's errors
+//!   naming file, line, resource and field), then sends each document as it is written (fields
+//!   colormesh does not model included) by server-side apply (field manager `colormesh`, force)
+//!   through the dynamic API. Kinds are resolved with kube's discovery, once per kind. Before
+//!   sending, each object gets the label `colormesh.dev/run=<run id>`; workspace images
+//!   `colormesh/<binary>[:tag]` become `[<registry>/]colormesh/<binary>:<tag>`; and, where the
+//!   builtin sidecar stands in for App Mesh (kind, K3s), meshed Deployments get the
+//!   `colormesh-sidecar` container by the local backend's mesh rules, plus a ServiceAccount bound
+//!   to the `colormesh-gateway-proxy` ClusterRole so the sidecar can read the mesh. Namespaces
+//!   and cluster-scoped objects go first. A Namespace that already existed and was not made by a
+//!   colormesh run is not labelled, so cleanup never deletes it.
+//! - **Gloo discovery** is emulated for the builtin gateway: after each change the backend
+//!   writes the Upstreams Gloo's discovery would (via [`model::discovery::discover_upstreams`])
+//!   into the gateway namespace and prunes the ones no longer wanted, as the local backend does.
+//! - **wait**: `Rollout` watches the namespace's Deployments until each has its updated replicas
+//!   available (`kubectl rollout status`); `Status` watches the Gloo object until the entry the
+//!   gateway namespace writes has the wanted state; `Upstream` watches until the Upstream
+//!   exists. Watches, not sleeps; a timeout reports the last observed state.
+//! - **wait_config_live**: with the builtin gateway, polls gateway-proxy's admin `/status`
+//!   (through a port-forward to port 19000) until it serves every changed Gloo resource at the
+//!   resourceVersion the apply returned. With Gloo, which publishes no observed generation, it
+//!   waits until every changed Gloo resource carries a non-Pending state from the gateway
+//!   namespace (reporter `gateway` for VirtualServices): a lower bound, since a status from
+//!   before the change also counts.
+//! - **proxy_url**: on EKS the `gateway-proxy` Service's load balancer; on kind and K3s a local
+//!   listener on 127.0.0.1 port-forwarding each connection to a ready gateway-proxy pod.
+//! - **glooctl** runs the real `glooctl` with the backend's kubeconfig and context.
+//! - **shutdown** deletes every object labelled with the run id, kind by kind and namespace by
+//!   namespace, then the Namespaces the run created; it stops the port-forwards and may be called
+//!   more than once.
+//!
+//! On Ctrl-C or a panic, the coordinator's `shutdown` call is what removes the objects: dropping
+//! the backend only stops its port-forwards, since a Kubernetes delete is asynchronous and cannot
+//! run in `Drop`. If the process is killed before `shutdown`, everything it made can still be
+//! found and removed by its label: `kubectl delete ns,all -A -l colormesh.dev/run=<run id>`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ::kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use ::kube::core::GroupVersionKind;
+use ::kube::discovery::{ApiCapabilities, ApiResource, Scope, verbs};
+use ::kube::runtime::WatchStreamExt;
+use ::kube::runtime::watcher;
+use ::kube::{Client, ResourceExt};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use model::gloo::{GlooStatus, State};
+use model::{Loaded, Origin, Resource, ResourceKey, ResourceKind, ResourceSet};
+use serde_json::Value;
+
+use crate::backend::local::admin::ProxyStatus;
+use crate::backend::local::workload;
+use crate::backend::{Applied, Backend, BackendError, CommandOutput};
+use crate::scenario::WaitCondition;
+
+mod forward;
+pub mod k3s;
+mod transform;
+
+use forward::{LocalForward, ServiceRef};
+use transform::RUN_LABEL;
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "colormesh";
+/// The gateway's Service and Deployment name (Gloo's and the builtin's).
+pub const GATEWAY_PROXY: &str = "gateway-proxy";
+/// The gateway-proxy admin port (the builtin gateway's `/status`).
+const ADMIN_PORT: u16 = 19000;
+/// The gateway-proxy data-plane container port.
+const PROXY_PORT: u16 = 8080;
+/// How often the admin `/status` and Gloo statuses are polled in `wait_config_live`.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long a CRD may take to become Established, and an EKS load balancer to get an address.
+const CRD_TIMEOUT: Duration = Duration::from_secs(60);
+const LOAD_BALANCER_TIMEOUT: Duration = Duration::from_secs(300);
+/// The install hint for a missing glooctl.
+const GLOOCTL_INSTALL: &str = "curl -sL https://run.solo.io/gloo/install | sh";
+
+/// Which kind of cluster runs the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// kind (Kubernetes in Docker).
+    Kind,
+    /// Amazon EKS, with the real App Mesh controller.
+    Eks,
+    /// A disposable K3s in Docker via testcontainers ([`k3s`]).
+    K3s,
+}
+
+impl Provider {
+    /// The backend's report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Kind => "kind",
+            Provider::Eks => "eks",
+            Provider::K3s => "k3s",
+        }
+    }
+}
+
+/// Which gateway serves the Gloo resources in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterGateway {
+    /// Real Gloo Edge (its own discovery writes the Upstreams).
+    Gloo,
+    /// The workspace's gateway-proxy (`ingress --kubernetes`); the backend emulates discovery.
+    Builtin,
+}
+
+/// Where and how the cluster backend runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeSettings {
+    pub provider: Provider,
+    pub gateway: ClusterGateway,
+    /// The repository's `manifests/` folder; apply and delete paths are relative to it.
+    pub manifests_dir: PathBuf,
+    /// The value of the `colormesh.dev/run` label on everything this run creates (a valid label
+    /// value: up to 63 characters `[A-Za-z0-9._-]`, alphanumeric at both ends).
+    pub run_id: String,
+    /// The registry images are pulled from (`<registry>/colormesh/<binary>:<tag>`); `None` uses
+    /// `colormesh/<binary>:<tag>` as loaded into the nodes (kind, K3s).
+    pub registry: Option<String>,
+    /// The image tag of every workspace image.
+    pub tag: String,
+    /// Where the gateway runs and Gloo's discovery writes Upstreams (`gloo-system`).
+    pub gateway_namespace: String,
+    /// The glooctl program (a bare name is looked up on `PATH`).
+    pub glooctl: PathBuf,
+    /// The kubeconfig the CLIs use (`None`: `KUBECONFIG` or `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (`None`: the current context).
+    pub context: Option<String>,
+    /// Whether meshed pods get the builtin sidecar (kind and K3s: yes; EKS runs App Mesh).
+    pub inject_sidecar: bool,
+}
+
+impl KubeSettings {
+    /// The defaults for a provider: tag `latest`, no registry, `gloo-system`, `glooctl` from
+    /// `PATH`, the default kubeconfig, and the sidecar injected everywhere but EKS.
+    pub fn new(
+        provider: Provider,
+        gateway: ClusterGateway,
+        manifests_dir: impl Into<PathBuf>,
+        run_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            provider,
+            gateway,
+            manifests_dir: manifests_dir.into(),
+            run_id: run_id.into(),
+            registry: None,
+            tag: "latest".into(),
+            gateway_namespace: workload::GLOO_NAMESPACE.into(),
+            glooctl: PathBuf::from("glooctl"),
+            kubeconfig: None,
+            context: None,
+            inject_sidecar: provider != Provider::Eks,
+        }
+    }
+
+    /// A fresh run id: `cm-<seconds since the epoch, base 36>-<process id>`.
+    pub fn generate_run_id() -> String {
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        format!("cm-{}-{}", base36(seconds), std::process::id())
+    }
+
+    fn label_selector(&self) -> String {
+        format!("{RUN_LABEL}={}", self.run_id)
+    }
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn valid_label_value(value: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    !value.is_empty()
+        && value.len() <= 63
+        && edge(value.chars().next())
+        && edge(value.chars().last())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A kind resolved by discovery.
+#[derive(Debug, Clone)]
+struct Resolved {
+    resource: ApiResource,
+    capabilities: ApiCapabilities,
+}
+
+impl Resolved {
+    fn namespaced(&self) -> bool {
+        self.capabilities.scope == Scope::Namespaced
+    }
+}
+
+/// A kind (group, version, kind) and the namespace (`None`: cluster scope) a run wrote to.
+type WrittenScope = (String, String, String, Option<String>);
+
+/// One object an apply or delete wrote, for `wait_config_live`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Change {
+    key: ResourceKey,
+    version: u64,
+    deleted: bool,
+}
+
+/// A document ready to send: where it came from (for errors) and its JSON.
+#[derive(Debug)]
+struct Outgoing {
+    /// `file:line` of a manifest, `None` for objects the backend generates.
+    origin: Option<Origin>,
+    object: Value,
+}
+
+impl Outgoing {
+    fn describe(&self) -> String {
+        let header = object_header(&self.object);
+        match &self.origin {
+            Some(origin) => format!("{origin}: {}", header.label()),
+            None => format!("{} (written by the colormesh backend)", header.label()),
+        }
+    }
+}
+
+/// The identity fields of a JSON object.
+#[derive(Debug, Clone)]
+struct Header {
+    api_version: String,
+    kind: String,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl Header {
+    fn gvk(&self) -> GroupVersionKind {
+        let (group, version) = match self.api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", self.api_version.as_str()),
+        };
+        GroupVersionKind::gvk(group, version, &self.kind)
+    }
+
+    fn key(&self) -> ResourceKey {
+        ResourceKey::new(
+            ResourceKind::from_type(&self.api_version, &self.kind),
+            self.namespace.as_deref(),
+            &self.name,
+        )
+    }
+
+    fn label(&self) -> String {
+        self.key().to_string()
+    }
+}
+
+fn object_header(object: &Value) -> Header {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    Header {
+        api_version: text("/apiVersion").unwrap_or_default().to_owned(),
+        kind: text("/kind").unwrap_or_default().to_owned(),
+        namespace: text("/metadata/namespace")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
+        name: text("/metadata/name").unwrap_or_default().to_owned(),
+    }
+}
+
+/// What the CRD hint says to install for a group.
+fn crd_hint(group: &str) -> &'static str {
+    match group {
+        "gateway.solo.io" | "gloo.solo.io" => "install Gloo or apply ../shared/schemas/gloo/",
+        "appmesh.k8s.aws" => "install the App Mesh controller or apply ../shared/schemas/appmesh/",
+        _ => "install the CustomResourceDefinition that serves it",
+    }
+}
+
+/// The message for a kind the cluster does not serve.
+fn missing_crd_message(gvk: &GroupVersionKind) -> String {
+    let api_version = if gvk.group.is_empty() {
+        gvk.version.clone()
+    } else {
+        format!("{}/{}", gvk.group, gvk.version)
+    };
+    let crd = format!("{}s.{}", gvk.kind.to_lowercase(), gvk.group);
+    format!(
+        "the cluster has no CRD for {api_version} {} ({crd}); {}",
+        gvk.kind,
+        crd_hint(&gvk.group)
+    )
+}
+
+/// The cluster backend. Build it with [`KubeBackend::new`] (any [`kube::Client`], so tests pass
+/// a mocked one) or [`KubeBackend::connect`].
+pub struct KubeBackend {
+    client: Client,
+    settings: KubeSettings,
+    discovery: HashMap<GroupVersionKind, Resolved>,
+    /// Every object this run applied (for the mesh rules and emulated discovery).
+    known: ResourceSet,
+    /// The kinds and scopes this run wrote to, for cleanup by label.
+    written: BTreeMap<WrittenScope, Resolved>,
+    /// The Upstreams the emulated discovery wrote.
+    discovered: BTreeSet<String>,
+    /// What each apply or delete changed, by the revision it returned.
+    changes: BTreeMap<u64, Vec<Change>>,
+    revision: u64,
+    proxy_forward: Option<LocalForward>,
+    glooctl_kubeconfig: Option<tempfile::NamedTempFile>,
+    shut_down: bool,
+}
+
+impl std::fmt::Debug for KubeBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeBackend")
+            .field("settings", &self.settings)
+            .field("revision", &self.revision)
+            .field("proxy_forward", &self.proxy_forward)
+            .field("shut_down", &self.shut_down)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeBackend {
+    /// A backend on an existing client.
+    pub fn new(client: Client, settings: KubeSettings) -> Self {
+        Self {
+            client,
+            settings,
+            discovery: HashMap::new(),
+            known: ResourceSet::new(),
+            written: BTreeMap::new(),
+            discovered: BTreeSet::new(),
+            changes: BTreeMap::new(),
+            revision: 0,
+            proxy_forward: None,
+            glooctl_kubeconfig: None,
+            shut_down: false,
+        }
+    }
+
+    /// A client for a kubeconfig file (`None`: `KUBECONFIG` or `~/.kube/config`) and context
+    /// (`None`: its current context).
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+    ) -> Result<Client, BackendError> {
+        let options = ::kube::config::KubeConfigOptions {
+            context: context.map(str::to_owned),
+            ..Default::default()
+        };
+        let where_ = kubeconfig.map_or_else(
+            || "the default kubeconfig".to_owned(),
+            |p| p.display().to_string(),
+        );
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = ::kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| BackendError::Other(format!("cannot read {where_}: {e}")))?;
+                ::kube::Config::from_custom_kubeconfig(file, &options).await
+            }
+            None => ::kube::Config::from_kubeconfig(&options).await,
+        }
+        .map_err(|e| {
+            BackendError::Other(format!(
+                "cannot load {where_}{}: {e}",
+                context
+                    .map(|c| format!(" (context {c})"))
+                    .unwrap_or_default()
+            ))
+        })?;
+        Client::try_from(config)
+            .map_err(|e| BackendError::Other(format!("cannot build a client from {where_}: {e}")))
+    }
+
+    /// The settings this backend runs with.
+    pub fn settings(&self) -> &KubeSettings {
+        &self.settings
+    }
+
+    /// Server-side applies every CustomResourceDefinition in the YAML files directly inside
+    /// `dirs` (e.g. `../shared/schemas/gloo`) and waits until each is Established.
+    pub async fn install_crds(&mut self, dirs: &[PathBuf]) -> Result<(), BackendError> {
+        let mut names = Vec::new();
+        for dir in dirs {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|source| BackendError::Io {
+                    context: format!("cannot read the CRD folder {}", dir.display()),
+                    source,
+                })?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            files.sort();
+            for file in files {
+                let text = read_text(&file)?;
+                for (line, document) in transform::raw_documents(&text) {
+                    let object = document.map_err(|message| BackendError::Manifest {
+                        file: file.clone(),
+                        message: format!("line {line}: {message}"),
+                    })?;
+                    let header = object_header(&object);
+                    if header.kind != "CustomResourceDefinition" {
+                        continue;
+                    }
+                    let outgoing = Outgoing {
+                        origin: Some(Origin {
+                            file: file.clone(),
+                            line,
+                        }),
+                        object,
+                    };
+                    self.send(&outgoing).await?;
+                    names.push(header.name);
+                }
+            }
+        }
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for name in names {
+            let established = ::kube::runtime::wait::await_condition(
+                crds.clone(),
+                &name,
+                ::kube::runtime::wait::conditions::is_crd_established(),
+            );
+            match tokio::time::timeout(CRD_TIMEOUT, established).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(BackendError::Other(format!(
+                        "waiting for CRD {name} to be Established: {e}"
+                    )));
+                }
+                Err(_) => {
+                    return Err(BackendError::Timeout {
+                        condition: format!("CRD {name} to be Established"),
+                        timeout: CRD_TIMEOUT,
+                        detail: None,
+                    });
+                }
+            }
+        }
+        // A new CRD changes what discovery answers.
+        self.discovery.clear();
+        Ok(())
+    }
+
+    fn ensure_running(&self) -> Result<(), BackendError> {
+        if self.shut_down {
+            Err(BackendError::Other(format!(
+                "the {} backend was shut down",
+                self.settings.provider.name()
+            )))
+        } else if !valid_label_value(&self.settings.run_id) {
+            Err(BackendError::Other(format!(
+                "run id {:?} is not a valid label value (up to 63 characters [A-Za-z0-9._-], alphanumeric at both ends)",
+                self.settings.run_id
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads the files and pairs each loaded resource with its document's raw JSON.
+    fn load(&self, paths: &[PathBuf]) -> Result<Vec<(Loaded, Value)>, BackendError> {
+        let full: Vec<PathBuf> = paths
+            .iter()
+            .map(|p| self.settings.manifests_dir.join(p))
+            .collect();
+        let parsed = model::load_paths(&full).map_err(|e| BackendError::Manifest {
+            file: full.first().cloned().unwrap_or_default(),
+            message: e.to_string(),
+        })?;
+        if let Some(first) = parsed.errors.first() {
+            let message = parsed
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(BackendError::Manifest {
+                file: first.file.clone(),
+                message,
+            });
+        }
+        let mut raw: BTreeMap<PathBuf, BTreeMap<usize, Result<Value, String>>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for loaded in parsed.resources {
+            let file = &loaded.origin.file;
+            if !raw.contains_key(file) {
+                raw.insert(file.clone(), transform::raw_documents(&read_text(file)?));
+            }
+            let document = raw
+                .get_mut(file)
+                .and_then(|docs| docs.remove(&loaded.origin.line));
+            let object = match document {
+                Some(Ok(object)) => object,
+                Some(Err(message)) => {
+                    return Err(BackendError::Manifest {
+                        file: file.clone(),
+                        message: format!("{}: {message}", loaded.origin),
+                    });
+                }
+                None => {
+                    return Err(BackendError::Manifest {
+                        file: file.clone(),
+                        message: format!(
+                            "{}: {}: the document changed while it was read",
+                            loaded.origin,
+                            loaded.resource.key()
+                        ),
+                    });
+                }
+            };
+            out.push((loaded, object));
+        }
+        Ok(out)
+    }
+
+    /// The run label, images and sidecar for one manifest document.
+    fn prepare(
+        &self,
+        loaded: &Loaded,
+        mut object: Value,
+        rbac: &mut BTreeSet<(String, String)>,
+    ) -> Value {
+        let settings = &self.settings;
+        transform::set_label(&mut object, RUN_LABEL, &settings.run_id);
+        transform::rewrite_images(&mut object, settings.registry.as_deref(), &settings.tag);
+        if settings.inject_sidecar
+            && let Resource::Deployment(deployment) = &loaded.resource
+            && let Some(node) = transform::sidecar_node(&self.known, deployment)
+        {
+            let namespace = deployment
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            let image = transform::workspace_image(
+                "gateway-proxy",
+                settings.registry.as_deref(),
+                &settings.tag,
+            );
+            let account = transform::inject_sidecar(&mut object, &node, &namespace, &image);
+            rbac.insert((namespace, account));
+        }
+        object
+    }
+
+    /// Resolves a kind with discovery (cached); a kind the cluster does not serve names its CRD.
+    async fn resolve(
+        &mut self,
+        gvk: &GroupVersionKind,
+    ) -> Result<Result<Resolved, String>, BackendError> {
+        if let Some(found) = self.discovery.get(gvk) {
+            return Ok(Ok(found.clone()));
+        }
+        match ::kube::discovery::pinned_kind(&self.client, gvk).await {
+            Ok((resource, capabilities)) => {
+                let resolved = Resolved {
+                    resource,
+                    capabilities,
+                };
+                self.discovery.insert(gvk.clone(), resolved.clone());
+                Ok(Ok(resolved))
+            }
+            Err(::kube::Error::Api(status)) if status.code == 404 => {
+                Ok(Err(missing_crd_message(gvk)))
+            }
+            Err(::kube::Error::Discovery(::kube::error::DiscoveryError::MissingKind(_))) => {
+                Ok(Err(missing_crd_message(gvk)))
+            }
+            Err(e) => Err(BackendError::Other(format!(
+                "cannot discover {}/{} {} on the cluster: {e}",
+                gvk.group, gvk.version, gvk.kind
+            ))),
+        }
+    }
+
+    fn dynamic_api(&self, resolved: &Resolved, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(namespace) if resolved.namespaced() => {
+                Api::namespaced_with(self.client.clone(), namespace, &resolved.resource)
+            }
+            _ => Api::all_with(self.client.clone(), &resolved.resource),
+        }
+    }
+
+    /// Server-side applies one object; returns its key and resourceVersion.
+    async fn send(&mut self, outgoing: &Outgoing) -> Result<(ResourceKey, u64), BackendError> {
+        let mut header = object_header(&outgoing.object);
+        let gvk = header.gvk();
+        let fail = |message: String| match &outgoing.origin {
+            Some(origin) => BackendError::Manifest {
+                file: origin.file.clone(),
+                message: format!("{}: {message}", outgoing.describe()),
+            },
+            None => BackendError::Other(format!("{}: {message}", outgoing.describe())),
+        };
+        let resolved = match self.resolve(&gvk).await? {
+            Ok(resolved) => resolved,
+            Err(message) => return Err(fail(message)),
+        };
+        let mut object = outgoing.object.clone();
+        if resolved.namespaced() {
+            let namespace = header.namespace.clone().unwrap_or_else(|| "default".into());
+            transform::default_namespace(&mut object, &namespace);
+            header.namespace = Some(namespace);
+        } else {
+            header.namespace = None;
+        }
+        let api = self.dynamic_api(&resolved, header.namespace.as_deref());
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = api
+            .patch(&header.name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(|e| fail(apply_error(e)))?;
+        self.written.insert(
+            (
+                gvk.group.clone(),
+                gvk.version.clone(),
+                gvk.kind.clone(),
+                header.namespace.clone(),
+            ),
+            resolved,
+        );
+        let version = applied
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        Ok((header.key(), version))
+    }
+
+    /// Whether a Namespace exists and was not made by a colormesh run (then it is not labelled).
+    async fn foreign_namespace(&self, name: &str) -> Result<bool, BackendError> {
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        match namespaces.get_opt(name).await {
+            Ok(Some(namespace)) => Ok(!namespace.labels().contains_key(RUN_LABEL)),
+            Ok(None) => Ok(false),
+            Err(e) => Err(BackendError::Other(format!(
+                "cannot read Namespace {name}: {e}"
+            ))),
+        }
+    }
+
+    /// Makes the emulated discovery's Upstreams exactly what the applied Services and pods imply.
+    async fn sync_discovery(&mut self, changes: &mut Vec<Change>) -> Result<(), BackendError> {
+        let wanted = workload::discovered_upstreams(&self.known);
+        let mut names = BTreeSet::new();
+        for mut upstream in wanted {
+            upstream.metadata.namespace = Some(self.settings.gateway_namespace.clone());
+            let name = upstream.metadata.name.clone().unwrap_or_default();
+            let mut object = serde_json::to_value(Resource::Upstream(Box::new(upstream)))
+                .map_err(|e| BackendError::Other(format!("cannot encode Upstream {name}: {e}")))?;
+            transform::set_label(&mut object, RUN_LABEL, &self.settings.run_id);
+            let (key, version) = self
+                .send(&Outgoing {
+                    origin: None,
+                    object,
+                })
+                .await?;
+            changes.push(Change {
+                key,
+                version,
+                deleted: false,
+            });
+            names.insert(name);
+        }
+        let stale: Vec<String> = self.discovered.difference(&names).cloned().collect();
+        let namespace = self.settings.gateway_namespace.clone();
+        for name in stale {
+            let key = ResourceKey::new(ResourceKind::Upstream, Some(&namespace), &name);
+            if let Some(version) = self.delete_object(&key).await? {
+                changes.push(Change {
+                    key,
+                    version,
+                    deleted: true,
+                });
+            }
+        }
+        self.discovered = names;
+        Ok(())
+    }
+
+    /// Deletes one object; `None` when it was already gone.
+    async fn delete_object(&mut self, key: &ResourceKey) -> Result<Option<u64>, BackendError> {
+        let gvk = header_of_key(key).gvk();
+        let resolved = match self.resolve(&gvk).await? {
+            Ok(resolved) => resolved,
+            // Nothing of a kind the cluster does not serve can exist.
+            Err(_) => return Ok(None),
+        };
+        let api = self.dynamic_api(&resolved, key.namespace.as_deref());
+        match api.delete(&key.name, &DeleteParams::background()).await {
+            Ok(either) => Ok(Some(
+                either
+                    .left()
+                    .and_then(|o| o.metadata.resource_version)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default(),
+            )),
+            Err(::kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(e) => Err(BackendError::Other(format!("cannot delete {key}: {e}"))),
+        }
+    }
+
+    /// Records an apply's or delete's changes under a new revision.
+    fn record(&mut self, changes: Vec<Change>) -> u64 {
+        let highest = changes.iter().map(|c| c.version).max().unwrap_or_default();
+        self.revision = highest.max(self.revision + 1);
+        self.changes.insert(self.revision, changes);
+        self.revision
+    }
+
+    fn gateway_service(&self, port_name: Option<&str>, fallback_port: u16) -> ServiceRef {
+        ServiceRef {
+            namespace: self.settings.gateway_namespace.clone(),
+            name: GATEWAY_PROXY.into(),
+            port_name: port_name.map(str::to_owned),
+            fallback_port,
+        }
+    }
+
+    async fn wait_rollout(&self, namespace: &str, timeout: Duration) -> Result<(), String> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let mut last = "no answer from the API server yet".to_owned();
+        let watch = async {
+            let mut events =
+                std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+            let mut listing: BTreeMap<String, Deployment> = BTreeMap::new();
+            let mut current: Option<BTreeMap<String, Deployment>> = None;
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(watcher::Event::Init) => listing.clear(),
+                    Ok(watcher::Event::InitApply(d)) => {
+                        listing.insert(d.name_any(), d);
+                    }
+                    Ok(watcher::Event::InitDone) => current = Some(std::mem::take(&mut listing)),
+                    Ok(watcher::Event::Apply(d)) => {
+                        if let Some(current) = &mut current {
+                            current.insert(d.name_any(), d);
+                        }
+                    }
+                    Ok(watcher::Event::Delete(d)) => {
+                        if let Some(current) = &mut current {
+                            current.remove(&d.name_any());
+                        }
+                    }
+                    Err(e) => {
+                        last = format!("watch error: {e}");
+                        continue;
+                    }
+                }
+                if let Some(current) = &current {
+                    let waiting: Vec<String> = current
+                        .values()
+                        .filter_map(|d| {
+                            rollout_pending(d).map(|why| format!("{}: {why}", d.name_any()))
+                        })
+                        .collect();
+                    if waiting.is_empty() {
+                        return;
+                    }
+                    last = waiting.join(", ");
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, watch).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(last),
+        }
+    }
+
+    /// Watches one object until `check` passes; `Err` carries the last observed state.
+    async fn watch_object_until(
+        &self,
+        api: Api<DynamicObject>,
+        name: &str,
+        timeout: Duration,
+        check: impl Fn(Option<&DynamicObject>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut last = "no answer from the API server yet".to_owned();
+        let watch = async {
+            let mut updates = std::pin::pin!(watcher::watch_object(api, name).default_backoff());
+            while let Some(update) = updates.next().await {
+                match update {
+                    Ok(object) => match check(object.as_ref()) {
+                        Ok(()) => return,
+                        Err(seen) => last = seen,
+                    },
+                    Err(e) => last = format!("watch error: {e}"),
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, watch).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(last),
+        }
+    }
+
+    /// Whether the builtin gateway serves every change at the applied version.
+    async fn builtin_live(&self, changes: &[Change]) -> Result<(), String> {
+        let target =
+            forward::ready_target(&self.client, &self.gateway_service(None, ADMIN_PORT)).await?;
+        let (code, body) = forward::get_through_forward(
+            &self.client,
+            &self.settings.gateway_namespace,
+            &target,
+            "/status",
+        )
+        .await?;
+        if code != 200 {
+            return Err(format!("{GATEWAY_PROXY} /status answered {code}"));
+        }
+        let status: ProxyStatus = serde_json::from_slice(&body)
+            .map_err(|e| format!("{GATEWAY_PROXY} /status: unexpected JSON: {e}"))?;
+        let entries = status.by_resource();
+        let mut behind = Vec::new();
+        for change in changes.iter().filter(|c| is_gloo_kind(&c.key.kind)) {
+            let label = change.key.to_string();
+            match (entries.get(label.as_str()), change.deleted) {
+                (Some(entry), false) if entry.version().is_some_and(|v| v < change.version) => {
+                    behind.push(format!(
+                        "{GATEWAY_PROXY} serves {label} at resourceVersion {}, not {}",
+                        entry.version().unwrap_or_default(),
+                        change.version
+                    ));
+                }
+                (None, false) => {
+                    behind.push(format!("{GATEWAY_PROXY} does not report {label} yet"))
+                }
+                (Some(entry), true) if entry.version().is_some() => {
+                    behind.push(format!("{GATEWAY_PROXY} still serves deleted {label}"));
+                }
+                _ => {}
+            }
+        }
+        if behind.is_empty() {
+            Ok(())
+        } else {
+            Err(behind.join("; "))
+        }
+    }
+
+    /// Whether Gloo reported a verdict on every changed Gloo resource.
+    async fn gloo_live(&mut self, changes: &[Change]) -> Result<(), String> {
+        let mut behind = Vec::new();
+        for change in changes
+            .iter()
+            .filter(|c| is_gloo_kind(&c.key.kind) && !c.deleted)
+        {
+            let gvk = header_of_key(&change.key).gvk();
+            let resolved = match self.resolve(&gvk).await {
+                Ok(Ok(resolved)) => resolved,
+                Ok(Err(message)) => return Err(message),
+                Err(e) => return Err(e.to_string()),
+            };
+            let api = self.dynamic_api(&resolved, change.key.namespace.as_deref());
+            let object = api
+                .get_opt(&change.key.name)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", change.key))?;
+            let verdict = gloo_entry(object.as_ref(), &self.settings.gateway_namespace);
+            let reporter_ok = |reporter: Option<&str>| {
+                change.key.kind != ResourceKind::GlooVirtualService || reporter == Some("gateway")
+            };
+            match verdict {
+                Some((state, _, reporter))
+                    if state != State::Pending && reporter_ok(reporter.as_deref()) => {}
+                Some((state, _, reporter)) => behind.push(format!(
+                    "{}: {state} (reported by {})",
+                    change.key,
+                    reporter.as_deref().unwrap_or("nobody")
+                )),
+                None => behind.push(format!("{}: no status yet", change.key)),
+            }
+        }
+        if behind.is_empty() {
+            Ok(())
+        } else {
+            Err(behind.join("; "))
+        }
+    }
+
+    async fn glooctl_kubeconfig(&mut self) -> Result<Option<PathBuf>, BackendError> {
+        let Some(context) = self.settings.context.clone() else {
+            return Ok(self.settings.kubeconfig.clone());
+        };
+        if let Some(file) = &self.glooctl_kubeconfig {
+            return Ok(Some(file.path().to_owned()));
+        }
+        // glooctl reads the current context only; give it a copy whose current context is ours.
+        let mut config = match &self.settings.kubeconfig {
+            Some(path) => ::kube::config::Kubeconfig::read_from(path),
+            None => ::kube::config::Kubeconfig::read(),
+        }
+        .map_err(|e| BackendError::Other(format!("cannot read the kubeconfig for glooctl: {e}")))?;
+        config.current_context = Some(context);
+        let text = serde_norway::to_string(&config).map_err(|e| {
+            BackendError::Other(format!("cannot write a kubeconfig for glooctl: {e}"))
+        })?;
+        let io = |source| BackendError::Io {
+            context: "cannot write a kubeconfig for glooctl".into(),
+            source,
+        };
+        let mut file = tempfile::Builder::new()
+            .prefix("colormesh-glooctl-")
+            .suffix(".yaml")
+            .tempfile()
+            .map_err(io)?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
+        let path = file.path().to_owned();
+        self.glooctl_kubeconfig = Some(file);
+        Ok(Some(path))
+    }
+
+    /// Deletes every object of one kind in one scope carrying the run label.
+    async fn delete_labelled(
+        &self,
+        resolved: &Resolved,
+        namespace: Option<&str>,
+    ) -> Result<(), String> {
+        let api = self.dynamic_api(resolved, namespace);
+        let selector = self.settings.label_selector();
+        let list = ListParams::default().labels(&selector);
+        let scope = namespace.map(|n| format!(" in {n}")).unwrap_or_default();
+        let what = format!("{}{scope}", resolved.resource.kind);
+        if resolved
+            .capabilities
+            .supports_operation(verbs::DELETE_COLLECTION)
+        {
+            return match api
+                .delete_collection(&DeleteParams::background(), &list)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(::kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                Err(e) => Err(format!("cannot delete {what} labelled {selector}: {e}")),
+            };
+        }
+        let found = match api.list(&list).await {
+            Ok(found) => found,
+            Err(::kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+            Err(e) => return Err(format!("cannot list {what} labelled {selector}: {e}")),
+        };
+        for object in found {
+            let name = object.name_any();
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(::kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot delete {} {name}: {e}",
+                        resolved.resource.kind
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_text(file: &Path) -> Result<String, BackendError> {
+    std::fs::read_to_string(file).map_err(|source| BackendError::Io {
+        context: format!("cannot read {}", file.display()),
+        source,
+    })
+}
+
+fn header_of_key(key: &ResourceKey) -> Header {
+    Header {
+        api_version: key.kind.api_version().to_owned(),
+        kind: key.kind.kind().to_owned(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    }
+}
+
+fn is_gloo_kind(kind: &ResourceKind) -> bool {
+    matches!(
+        kind,
+        ResourceKind::GlooVirtualService | ResourceKind::Upstream | ResourceKind::UpstreamGroup
+    )
+}
+
+/// The API server's answer to a refused apply, in words.
+fn apply_error(error: ::kube::Error) -> String {
+    match error {
+        ::kube::Error::Api(status) if status.code == 409 => format!(
+            "the API server refused the apply with a conflict (409 {}): {}. Another writer changed or owns this object; delete it or retry",
+            status.reason, status.message
+        ),
+        ::kube::Error::Api(status) => format!(
+            "the API server refused the apply ({} {}): {}",
+            status.code, status.reason, status.message
+        ),
+        other => format!("cannot reach the API server: {other}"),
+    }
+}
+
+/// The gateway namespace's entry in a Gloo object's status: state, reason, reporter.
+fn gloo_entry(
+    object: Option<&DynamicObject>,
+    gateway_namespace: &str,
+) -> Option<(State, Option<String>, Option<String>)> {
+    let status = object?.data.get("status")?;
+    let status: GlooStatus = serde_json::from_value(status.clone()).ok()?;
+    let entry = status.get(gateway_namespace)?;
+    Some((entry.state, entry.reason.clone(), entry.reported_by.clone()))
+}
+
+/// Why a Deployment has not rolled out yet (`kubectl rollout status`), `None` when it has.
+fn rollout_pending(deployment: &Deployment) -> Option<String> {
+    let wanted = deployment.spec.replicas.unwrap_or(1);
+    let Some(status) = &deployment.status else {
+        return Some("no status yet".into());
+    };
+    let generation = deployment.metadata.generation.unwrap_or_default();
+    if status.observed_generation.unwrap_or_default() < generation {
+        return Some("waiting for the controller to observe the new spec".into());
+    }
+    let updated = status.updated_replicas.unwrap_or_default();
+    let total = status.replicas.unwrap_or_default();
+    let available = status.available_replicas.unwrap_or_default();
+    if updated < wanted {
+        return Some(format!("{updated} of {wanted} replicas updated"));
+    }
+    if total > updated {
+        return Some(format!(
+            "{} old replicas pending termination",
+            total - updated
+        ));
+    }
+    if available < updated {
+        return Some(format!(
+            "{available} of {updated} updated replicas available"
+        ));
+    }
+    let available_condition =
+        status.conditions.iter().flatten().any(|c| {
+            c.type_.as_deref() == Some("Available") && c.status.as_deref() == Some("True")
+        });
+    if !available_condition {
+        return Some("condition Available is not True".into());
+    }
+    None
+}
+
+fn wait_timeout(condition: &WaitCondition, timeout: Duration, last: String) -> BackendError {
+    BackendError::Timeout {
+        condition: condition.to_string(),
+        timeout,
+        detail: Some(format!("last seen: {last}")),
+    }
+}
+
+impl Backend for KubeBackend {
+    fn name(&self) -> &'static str {
+        self.settings.provider.name()
+    }
+
+    async fn apply(&mut self, paths: &[PathBuf]) -> Result<Applied, BackendError> {
+        self.ensure_running()?;
+        let documents = self.load(paths)?;
+        for (loaded, _) in &documents {
+            self.known.insert(loaded.clone());
+        }
+        let mut rbac = BTreeSet::new();
+        let mut outgoing = Vec::new();
+        for (loaded, object) in documents {
+            let mut object = self.prepare(&loaded, object, &mut rbac);
+            if let Resource::Namespace(_) = &loaded.resource
+                && self.foreign_namespace(&loaded.resource.key().name).await?
+            {
+                transform::remove_label(&mut object, RUN_LABEL);
+            }
+            outgoing.push(Outgoing {
+                origin: Some(loaded.origin.clone()),
+                object,
+            });
+        }
+        for (namespace, account) in rbac {
+            for mut object in transform::sidecar_rbac(&namespace, &account) {
+                transform::set_label(&mut object, RUN_LABEL, &self.settings.run_id);
+                outgoing.push(Outgoing {
+                    origin: None,
+                    object,
+                });
+            }
+        }
+        outgoing.sort_by_key(|o| {
+            let header = object_header(&o.object);
+            transform::apply_priority(&header.api_version, &header.kind)
+        });
+        let mut changed = Vec::new();
+        let mut changes = Vec::new();
+        for item in &outgoing {
+            let (key, version) = self.send(item).await?;
+            if item.origin.is_some() {
+                changed.push(key.to_string());
+            }
+            changes.push(Change {
+                key,
+                version,
+                deleted: false,
+            });
+        }
+        if self.settings.gateway == ClusterGateway::Builtin {
+            self.sync_discovery(&mut changes).await?;
+        }
+        let revision = self.record(changes);
+        Ok(Applied { changed, revision })
+    }
+
+    async fn delete(&mut self, paths: &[PathBuf]) -> Result<Applied, BackendError> {
+        self.ensure_running()?;
+        let documents = self.load(paths)?;
+        let mut changed = Vec::new();
+        let mut changes = Vec::new();
+        for (loaded, _) in documents.iter().rev() {
+            let key = loaded.resource.key();
+            self.known.remove(&key);
+            if let Some(version) = self.delete_object(&key).await? {
+                changed.push(key.to_string());
+                changes.push(Change {
+                    key,
+                    version,
+                    deleted: true,
+                });
+            }
+        }
+        if self.settings.gateway == ClusterGateway::Builtin {
+            self.sync_discovery(&mut changes).await?;
+        }
+        let revision = self.record(changes);
+        Ok(Applied { changed, revision })
+    }
+
+    async fn glooctl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
+        let kubeconfig = self.glooctl_kubeconfig().await?;
+        let program = &self.settings.glooctl;
+        let mut command = tokio::process::Command::new(program);
+        command.args(args).kill_on_drop(true);
+        if let Some(path) = &kubeconfig {
+            command.env("KUBECONFIG", path);
+        }
+        let output = command.output().await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                BackendError::Other(format!(
+                    "glooctl is not installed ({} not found); install it with `{GLOOCTL_INSTALL}` and put ~/.gloo/bin on PATH",
+                    program.display()
+                ))
+            } else {
+                BackendError::Io {
+                    context: format!("cannot run {}", program.display()),
+                    source,
+                }
+            }
+        })?;
+        Ok(CommandOutput {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            success: output.status.success(),
+        })
+    }
+
+    async fn wait(
+        &mut self,
+        condition: &WaitCondition,
+        timeout: Duration,
+    ) -> Result<Duration, BackendError> {
+        self.ensure_running()?;
+        let started = Instant::now();
+        match condition {
+            WaitCondition::Rollout { namespace } => self
+                .wait_rollout(namespace, timeout)
+                .await
+                .map_err(|last| wait_timeout(condition, timeout, last))?,
+            WaitCondition::Status {
+                kind,
+                namespace,
+                name,
+                state,
+            } => {
+                let api_version = match kind.as_str() {
+                    "VirtualService" => "gateway.solo.io/v1",
+                    "Upstream" | "UpstreamGroup" => "gloo.solo.io/v1",
+                    other => {
+                        return Err(BackendError::Other(format!(
+                            "cannot wait for the status of a {other}: Gloo reports VirtualService, Upstream and UpstreamGroup"
+                        )));
+                    }
+                };
+                let key = ResourceKey::new(
+                    ResourceKind::from_type(api_version, kind),
+                    Some(namespace),
+                    name,
+                );
+                let resolved = self
+                    .resolve(&header_of_key(&key).gvk())
+                    .await?
+                    .map_err(|message| BackendError::Other(format!("{key}: {message}")))?;
+                let api = self.dynamic_api(&resolved, Some(namespace));
+                let gateway_namespace = self.settings.gateway_namespace.clone();
+                self.watch_object_until(api, name, timeout, |object| {
+                    if object.is_none() {
+                        return Err(format!("{key} does not exist"));
+                    }
+                    match gloo_entry(object, &gateway_namespace) {
+                        Some((seen, _, _)) if seen.to_string() == *state => Ok(()),
+                        Some((seen, reason, _)) => Err(format!(
+                            "{seen}{}",
+                            reason.map(|r| format!(": {r}")).unwrap_or_default()
+                        )),
+                        None => Err(format!("no status from {gateway_namespace} yet")),
+                    }
+                })
+                .await
+                .map_err(|last| wait_timeout(condition, timeout, last))?;
+            }
+            WaitCondition::Upstream { namespace, name } => {
+                let key = ResourceKey::new(ResourceKind::Upstream, Some(namespace), name);
+                let resolved = self
+                    .resolve(&header_of_key(&key).gvk())
+                    .await?
+                    .map_err(|message| BackendError::Other(format!("{key}: {message}")))?;
+                let api = self.dynamic_api(&resolved, Some(namespace));
+                self.watch_object_until(api, name, timeout, |object| match object {
+                    Some(_) => Ok(()),
+                    None => Err("not discovered".into()),
+                })
+                .await
+                .map_err(|last| wait_timeout(condition, timeout, last))?;
+            }
+        }
+        Ok(started.elapsed())
+    }
+
+    async fn wait_config_live(
+        &mut self,
+        applied: &Applied,
+        timeout: Duration,
+    ) -> Result<Duration, BackendError> {
+        self.ensure_running()?;
+        let started = Instant::now();
+        let changes = self
+            .changes
+            .get(&applied.revision)
+            .cloned()
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let live = match self.settings.gateway {
+                ClusterGateway::Builtin => self.builtin_live(&changes).await,
+                ClusterGateway::Gloo => self.gloo_live(&changes).await,
+            };
+            let last = match live {
+                Ok(()) => return Ok(started.elapsed()),
+                Err(behind) => behind,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::Timeout {
+                    condition: format!("the gateway to serve revision {}", applied.revision),
+                    timeout,
+                    detail: Some(last),
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    async fn proxy_url(&mut self) -> Result<url::Url, BackendError> {
+        self.ensure_running()?;
+        let namespace = self.settings.gateway_namespace.clone();
+        let address = match self.settings.provider {
+            Provider::Eks => {
+                let services: Api<Service> = Api::namespaced(self.client.clone(), &namespace);
+                let provisioned = ::kube::runtime::wait::await_condition(
+                    services,
+                    GATEWAY_PROXY,
+                    ::kube::runtime::wait::conditions::is_service_loadbalancer_provisioned(),
+                );
+                let service = match tokio::time::timeout(LOAD_BALANCER_TIMEOUT, provisioned).await {
+                    Ok(Ok(Some(service))) => service,
+                    Ok(Ok(None)) => {
+                        return Err(BackendError::Other(format!(
+                            "Service {namespace}/{GATEWAY_PROXY} does not exist: is the gateway installed?"
+                        )));
+                    }
+                    Ok(Err(e)) => {
+                        return Err(BackendError::Other(format!(
+                            "cannot watch Service {namespace}/{GATEWAY_PROXY}: {e}"
+                        )));
+                    }
+                    Err(_) => {
+                        return Err(BackendError::Timeout {
+                            condition: format!(
+                                "Service {namespace}/{GATEWAY_PROXY} to get a load balancer address"
+                            ),
+                            timeout: LOAD_BALANCER_TIMEOUT,
+                            detail: None,
+                        });
+                    }
+                };
+                load_balancer_address(&service).ok_or_else(|| {
+                    BackendError::Other(format!(
+                        "Service {namespace}/{GATEWAY_PROXY} has a load balancer without hostname or IP"
+                    ))
+                })?
+            }
+            Provider::Kind | Provider::K3s => {
+                if self.proxy_forward.is_none() {
+                    let service = self.gateway_service(Some("http"), PROXY_PORT);
+                    forward::ready_target(&self.client, &service)
+                        .await
+                        .map_err(BackendError::Other)?;
+                    let forward = LocalForward::start(self.client.clone(), service)
+                        .await
+                        .map_err(|source| BackendError::Io {
+                            context: "cannot open a local port for the gateway port-forward".into(),
+                            source,
+                        })?;
+                    tracing::info!(addr = %forward.addr(), "gateway-proxy port-forward listening");
+                    self.proxy_forward = Some(forward);
+                }
+                self.proxy_forward
+                    .as_ref()
+                    .map(|f| f.addr().to_string())
+                    .unwrap_or_default()
+            }
+        };
+        url::Url::parse(&format!("http://{address}"))
+            .map_err(|e| BackendError::Other(format!("bad proxy URL http://{address}: {e}")))
+    }
+
+    async fn shutdown(&mut self) -> Result<(), BackendError> {
+        if self.shut_down {
+            return Ok(());
+        }
+        self.shut_down = true;
+        if let Some(forward) = self.proxy_forward.take() {
+            forward.stop();
+        }
+        self.glooctl_kubeconfig = None;
+        let mut failures = Vec::new();
+        let namespace_kind = ("".to_owned(), "v1".to_owned(), "Namespace".to_owned());
+        let mut namespaces = None;
+        // Namespaced objects first, then cluster-scoped ones, then the namespaces themselves.
+        let mut scopes: Vec<(&WrittenScope, &Resolved)> = self.written.iter().collect();
+        scopes.sort_by_key(|((_, _, _, namespace), _)| namespace.is_none());
+        for (scope, resolved) in scopes {
+            let (group, version, kind, namespace) = scope;
+            if (group, version, kind) == (&namespace_kind.0, &namespace_kind.1, &namespace_kind.2) {
+                namespaces = Some(resolved);
+                continue;
+            }
+            if let Err(failure) = self.delete_labelled(resolved, namespace.as_deref()).await {
+                failures.push(failure);
+            }
+        }
+        if let Some(resolved) = namespaces
+            && let Err(failure) = self.delete_labelled(resolved, None).await
+        {
+            failures.push(failure);
+        }
+        tracing::info!(run = %self.settings.run_id, "cluster objects of the run deleted");
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(BackendError::Other(format!(
+                "cleanup of run {} was incomplete: {}; remove the rest with `kubectl delete ns,all -A -l {}`",
+                self.settings.run_id,
+                failures.join("; "),
+                self.settings.label_selector()
+            )))
+        }
+    }
+}
+
+/// `host:port` of a LoadBalancer Service's first ingress and its `http` port (default 80).
+fn load_balancer_address(service: &Service) -> Option<String> {
+    let ingress = service
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?;
+    let host = ingress
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .or_else(|| ingress.ip.clone().filter(|i| !i.is_empty()))?;
+    let port = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some("http")))
+        .map_or(80, |p| p.port);
+    Some(format!("{host}:{port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    fn deployment(replicas: i32, status: DeploymentStatus) -> Deployment {
+        Deployment {
+            metadata: ::kube::api::ObjectMeta {
+                name: Some("d".into()),
+                generation: Some(2),
+                ..Default::default()
+            },
+            spec: DeploymentSpec {
+                replicas: Some(replicas),
+                ..Default::default()
+            },
+            status: Some(status),
+        }
+    }
+
+    fn available() -> Vec<DeploymentCondition> {
+        vec![DeploymentCondition {
+            type_: Some("Available".into()),
+            status: Some("True".into()),
+            ..Default::default()
+        }]
+    }
+
+    #[test]
+    fn rollout_follows_kubectl_rollout_status() {
+        let done = DeploymentStatus {
+            observed_generation: Some(2),
+            replicas: Some(2),
+            updated_replicas: Some(2),
+            available_replicas: Some(2),
+            conditions: Some(available()),
+            ..Default::default()
+        };
+        assert_eq!(rollout_pending(&deployment(2, done.clone())), None);
+        let stale = DeploymentStatus {
+            observed_generation: Some(1),
+            ..done.clone()
+        };
+        assert!(rollout_pending(&deployment(2, stale)).is_some_and(|w| w.contains("observe")));
+        let surging = DeploymentStatus {
+            replicas: Some(3),
+            ..done.clone()
+        };
+        assert_eq!(
+            rollout_pending(&deployment(2, surging)).as_deref(),
+            Some("1 old replicas pending termination")
+        );
+        let starting = DeploymentStatus {
+            available_replicas: Some(1),
+            ..done.clone()
+        };
+        assert_eq!(
+            rollout_pending(&deployment(2, starting)).as_deref(),
+            Some("1 of 2 updated replicas available")
+        );
+        let no_condition = DeploymentStatus {
+            conditions: None,
+            ..done
+        };
+        assert!(rollout_pending(&deployment(2, no_condition)).is_some());
+    }
+
+    #[test]
+    fn a_missing_crd_is_named_with_what_to_install() {
+        let gvk = GroupVersionKind::gvk("gateway.solo.io", "v1", "VirtualService");
+        assert_eq!(
+            missing_crd_message(&gvk),
+            "the cluster has no CRD for gateway.solo.io/v1 VirtualService (virtualservices.gateway.solo.io); install Gloo or apply ../shared/schemas/gloo/"
+        );
+        let mesh = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", "Mesh");
+        assert!(missing_crd_message(&mesh).contains("apply ../shared/schemas/appmesh/"));
+    }
+
+    #[test]
+    fn run_ids_are_label_values() {
+        let id = KubeSettings::generate_run_id();
+        assert!(valid_label_value(&id), "{id}");
+        assert!(!valid_label_value("-x"));
+        assert!(!valid_label_value("a b"));
+        assert!(!valid_label_value(&"a".repeat(64)));
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(71), "1z");
+    }
+
+    #[test]
+    fn defaults_inject_the_sidecar_everywhere_but_eks() {
+        let kind = KubeSettings::new(Provider::Kind, ClusterGateway::Builtin, "manifests", "r");
+        assert!(kind.inject_sidecar);
+        assert_eq!(kind.gateway_namespace, "gloo-system");
+        assert_eq!(kind.tag, "latest");
+        let eks = KubeSettings::new(Provider::Eks, ClusterGateway::Gloo, "manifests", "r");
+        assert!(!eks.inject_sidecar);
+    }
+
+    #[test]
+    fn the_gateway_namespace_entry_is_the_verdict() {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.solo.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "vs", "namespace": "gloo-system"},
+            "status": {"statuses": {
+                "other": {"state": "Rejected", "reportedBy": "gateway"},
+                "gloo-system": {"state": "Accepted", "reportedBy": "gateway"}
+            }}
+        }))
+        .expect("object");
+        assert_eq!(
+            gloo_entry(Some(&object), "gloo-system"),
+            Some((State::Accepted, None, Some("gateway".into())))
+        );
+        assert_eq!(gloo_entry(Some(&object), "elsewhere"), None);
+        assert_eq!(gloo_entry(None, "gloo-system"), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! The kinds each role reads from the API server, and how to address them.
+
+use kube::core::{ApiResource, DynamicObject};
+use model::{ResourceKey, ResourceKind};
+
+use crate::snapshot::Role;
+
+/// Where the CRDs of the Gloo kinds are kept, for the "install the CRDs" hint.
+pub(crate) const GLOO_CRDS: &str = "../shared/schemas/gloo/";
+/// Where the CRDs of the App Mesh kinds are kept.
+pub(crate) const APPMESH_CRDS: &str = "../shared/schemas/appmesh/";
+
+/// One kind a role watches.
+#[derive(Debug, Clone)]
+pub(crate) struct WatchedKind {
+    /// The model's name for the kind.
+    pub(crate) kind: ResourceKind,
+    /// Group, version, kind and plural, as the API server addresses them.
+    pub(crate) api: ApiResource,
+    /// Whether objects live in namespaces (Mesh does not).
+    pub(crate) namespaced: bool,
+    /// Whether the ingress gateway writes a Gloo status back onto objects of this kind.
+    pub(crate) gloo_status: bool,
+    /// The directory holding the kind's CRD; `None` for built-in kinds.
+    pub(crate) crd_dir: Option<&'static str>,
+}
+
+impl WatchedKind {
+    fn new<K>(kind: ResourceKind, gloo_status: bool, crd_dir: Option<&'static str>) -> Self
+    where
+        K: kube::Resource<DynamicType = ()>,
+    {
+        let namespaced = kind.is_namespaced() == Some(true);
+        Self {
+            kind,
+            api: ApiResource::erase::<K>(&()),
+            namespaced,
+            gloo_status,
+            crd_dir,
+        }
+    }
+
+    /// The model key of an object of this kind.
+    pub(crate) fn key(&self, object: &DynamicObject) -> ResourceKey {
+        ResourceKey::new(
+            self.kind.clone(),
+            object.metadata.namespace.as_deref(),
+            object.metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// `virtualservices.gateway.solo.io` (or `services` for the core group), as RBAC rules and
+    /// `kubectl get` name the resource.
+    pub(crate) fn resource_name(&self) -> String {
+        if self.api.group.is_empty() {
+            self.api.plural.clone()
+        } else {
+            format!("{}.{}", self.api.plural, self.api.group)
+        }
+    }
+}
+
+/// The kinds the translator reads for `role`.
+pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
+    use model::k8s::{EndpointSlice, Service};
+    let mut kinds = match role {
+        Role::Ingress => vec![
+            WatchedKind::new::<model::gloo::VirtualService>(
+                ResourceKind::GlooVirtualService,
+                true,
+                Some(GLOO_CRDS),
+            ),
+            WatchedKind::new::<model::gloo::Upstream>(
+                ResourceKind::Upstream,
+                true,
+                Some(GLOO_CRDS),
+            ),
+            WatchedKind::new::<model::gloo::UpstreamGroup>(
+                ResourceKind::UpstreamGroup,
+                true,
+                Some(GLOO_CRDS),
+            ),
+        ],
+        Role::Sidecar { .. } => vec![
+            WatchedKind::new::<model::appmesh::Mesh>(ResourceKind::Mesh, false, Some(APPMESH_CRDS)),
+            WatchedKind::new::<model::appmesh::VirtualNode>(
+                ResourceKind::VirtualNode,
+                false,
+                Some(APPMESH_CRDS),
+            ),
+            WatchedKind::new::<model::appmesh::VirtualService>(
+                ResourceKind::AppMeshVirtualService,
+                false,
+                Some(APPMESH_CRDS),
+            ),
+            WatchedKind::new::<model::appmesh::VirtualRouter>(
+                ResourceKind::VirtualRouter,
+                false,
+                Some(APPMESH_CRDS),
+            ),
+        ],
+    };
+    kinds.push(WatchedKind::new::<Service>(
+        ResourceKind::Service,
+        false,
+        None,
+    ));
+    kinds.push(WatchedKind::new::<EndpointSlice>(
+        ResourceKind::EndpointSlice,
+        false,
+        None,
+    ));
+    kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(role: &Role) -> Vec<String> {
+        for_role(role)
+            .iter()
+            .map(|kind| format!("{} {}", kind.api.api_version, kind.resource_name()))
+            .collect()
+    }
+
+    #[test]
+    fn ingress_reads_gloo_kinds_services_and_slices() {
+        assert_eq!(
+            names(&Role::Ingress),
+            [
+                "gateway.solo.io/v1 virtualservices.gateway.solo.io",
+                "gloo.solo.io/v1 upstreams.gloo.solo.io",
+                "gloo.solo.io/v1 upstreamgroups.gloo.solo.io",
+                "v1 services",
+                "discovery.k8s.io/v1 endpointslices.discovery.k8s.io",
+            ]
+        );
+        let kinds = for_role(&Role::Ingress);
+        assert!(kinds[..3].iter().all(|kind| kind.gloo_status));
+        assert!(kinds[3..].iter().all(|kind| !kind.gloo_status));
+    }
+
+    #[test]
+    fn sidecar_reads_app_mesh_kinds_and_mesh_is_cluster_scoped() {
+        let role = Role::Sidecar {
+            node: "colorteller-black".into(),
+            namespace: "appmesh-demo".into(),
+        };
+        assert_eq!(
+            names(&role),
+            [
+                "appmesh.k8s.aws/v1beta2 meshes.appmesh.k8s.aws",
+                "appmesh.k8s.aws/v1beta2 virtualnodes.appmesh.k8s.aws",
+                "appmesh.k8s.aws/v1beta2 virtualservices.appmesh.k8s.aws",
+                "appmesh.k8s.aws/v1beta2 virtualrouters.appmesh.k8s.aws",
+                "v1 services",
+                "discovery.k8s.io/v1 endpointslices.discovery.k8s.io",
+            ]
+        );
+        let kinds = for_role(&role);
+        assert!(!kinds[0].namespaced);
+        assert!(kinds[1..].iter().all(|kind| kind.namespaced));
+        assert!(kinds.iter().all(|kind| !kind.gloo_status));
+    }
+
+    #[test]
+    fn keys_follow_the_model_namespace_rules() {
+        let kinds = for_role(&Role::Sidecar {
+            node: "n".into(),
+            namespace: "ns".into(),
+        });
+        let mut mesh = DynamicObject::new("color-mesh", &kinds[0].api);
+        mesh.metadata.namespace = Some("ignored".into());
+        assert_eq!(kinds[0].key(&mesh).to_string(), "Mesh color-mesh");
+        let node = DynamicObject::new("colorteller", &kinds[1].api).within("appmesh-demo");
+        assert_eq!(
+            kinds[1].key(&node).to_string(),
+            "VirtualNode appmesh-demo/colorteller"
+        );
+    }
+}

@@ -1,0 +1,928 @@
+//! `cargo xtask cluster`: create and delete the kind or EKS cluster the cluster backends run on,
+//! and install what runs in it besides the scenario's own resources (Gloo Edge with helm, the
+//! App Mesh controller on EKS, the builtin gateway from `manifests/cluster/gateway-proxy/`).
+//!
+//! Every task is a plan of [`Step`]s built without side effects (unit-tested below) and then run
+//! by [`command::run_plan`], which echoes each command. The tools a plan needs are checked up
+//! front with [`tools::require`].
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+
+pub(crate) mod command;
+pub(crate) mod tools;
+
+pub(crate) use command::{CommandLine, Step, run_plan};
+pub(crate) use tools::{Tool, require};
+
+use crate::images;
+
+/// Default `--name`: the kind cluster (kubectl context `kind-colormesh`) or the EKS cluster.
+pub(crate) const DEFAULT_CLUSTER_NAME: &str = "colormesh";
+/// Default `--region`, the walkthrough's.
+pub(crate) const DEFAULT_REGION: &str = "us-west-2";
+
+/// The Gloo Edge OSS release installed by default (`--gloo-version` overrides it). The latest
+/// 1.x patch release on github.com/solo-io/gloo/releases when this was written (v1.22.3).
+pub(crate) const GLOO_VERSION: &str = "1.22.3";
+pub(crate) const GLOO_HELM_REPO: &str = "https://storage.googleapis.com/solo-public-helm";
+pub(crate) const GLOO_NAMESPACE: &str = "gloo-system";
+
+pub(crate) const EKS_HELM_REPO: &str = "https://aws.github.io/eks-charts";
+/// The App Mesh CRDs, applied with `kubectl apply -k` as the appmesh-controller chart's README does.
+pub(crate) const APPMESH_CRDS: &str =
+    "github.com/aws/eks-charts/stable/appmesh-controller//crds?ref=master";
+pub(crate) const APPMESH_NAMESPACE: &str = "appmesh-system";
+
+/// How long helm waits for an install to become ready.
+const HELM_TIMEOUT: &str = "10m";
+
+/// Relative to the repository root.
+pub(crate) const KIND_CONFIG: &str = "manifests/cluster/kind-config.yaml";
+pub(crate) const EKSCTL_CONFIG: &str = "manifests/cluster/eksctl-cluster.yaml";
+pub(crate) const GATEWAY_PROXY_MANIFESTS: &str = "manifests/cluster/gateway-proxy";
+
+/// The builtin gateway's Deployment, container and Service (all named `gateway-proxy`).
+pub(crate) const GATEWAY_PROXY: &str = "gateway-proxy";
+/// Merge patch that turns the builtin gateway's Service into a LoadBalancer on EKS, where the
+/// walkthrough reaches the gateway through an ELB (`glooctl proxy url`).
+pub(crate) const GATEWAY_PROXY_LOAD_BALANCER_PATCH: &str = r#"{"spec":{"type":"LoadBalancer"}}"#;
+
+/// Where a cluster runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Provider {
+    /// A local kind cluster (Docker).
+    Kind,
+    /// Amazon EKS through eksctl (creates billable AWS resources).
+    Eks,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClusterArgs {
+    #[command(subcommand)]
+    action: ClusterAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterAction {
+    /// Create the cluster; kind: skipped when it exists already. Sets the current kubectl context.
+    Up(ClusterTarget),
+    /// Delete the cluster.
+    Down(ClusterTarget),
+    /// Install Gloo Edge (helm chart gloo/gloo) into gloo-system of the current kubectl context.
+    InstallGloo {
+        #[arg(long, value_enum)]
+        provider: Provider,
+        #[command(flatten)]
+        gloo: GlooArgs,
+    },
+    /// Install the App Mesh controller and its CRDs (EKS) into the current kubectl context.
+    InstallAppmesh {
+        #[arg(long, default_value = DEFAULT_REGION)]
+        region: String,
+    },
+    /// Deploy the builtin gateway (manifests/cluster/gateway-proxy/) into the current kubectl
+    /// context and wait for its rollout.
+    DeployGateway {
+        #[arg(long, value_enum)]
+        provider: Provider,
+        /// Image tag of colormesh/gateway-proxy.
+        #[arg(long, default_value = images::DEFAULT_TAG)]
+        tag: String,
+        /// Registry the images were pushed to (`cargo xtask images --push REGISTRY`); EKS needs one.
+        #[arg(long, value_name = "REGISTRY")]
+        registry: Option<String>,
+    },
+}
+
+/// Which cluster: `--provider`, `--name`, `--region` (EKS only).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub(crate) struct ClusterTarget {
+    #[arg(long, value_enum)]
+    pub(crate) provider: Provider,
+    /// Cluster name (kind: the kubectl context is `kind-<name>`).
+    #[arg(long, default_value = DEFAULT_CLUSTER_NAME)]
+    pub(crate) name: String,
+    /// AWS region (EKS only).
+    #[arg(long, default_value = DEFAULT_REGION)]
+    pub(crate) region: String,
+}
+
+/// `--gloo-version`, for flattening into any command that installs Gloo.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub(crate) struct GlooArgs {
+    /// Gloo Edge OSS helm chart version.
+    #[arg(long, default_value = GLOO_VERSION, value_name = "VERSION")]
+    pub(crate) gloo_version: String,
+}
+
+/// Runs `cargo xtask cluster ...`.
+pub(crate) fn cluster(root: &Path, args: &ClusterArgs) -> anyhow::Result<()> {
+    match &args.action {
+        ClusterAction::Up(target) => up(root, target),
+        ClusterAction::Down(target) => down(target),
+        ClusterAction::InstallGloo { provider, gloo } => {
+            // The Gloo paths read the proxy address with `glooctl proxy url`: better to learn
+            // that it is missing now than after a ten-minute install.
+            require_glooctl()?;
+            install_gloo(*provider, &gloo.gloo_version)
+        }
+        ClusterAction::InstallAppmesh { region } => install_appmesh_controller(region),
+        ClusterAction::DeployGateway {
+            provider,
+            tag,
+            registry,
+        } => deploy_gateway(root, *provider, tag, registry.as_deref()),
+    }
+}
+
+/// Creates the cluster. kind: `kind create cluster` unless `kind get clusters` lists it. EKS:
+/// checks the AWS credentials, renders `manifests/cluster/eksctl-cluster.yaml` with the name and
+/// region to a temporary file and runs `eksctl create cluster -f` on it.
+pub(crate) fn up(root: &Path, target: &ClusterTarget) -> anyhow::Result<()> {
+    validate_target(target)?;
+    match target.provider {
+        Provider::Kind => {
+            require(&[Tool::Docker, Tool::Kind, Tool::Kubectl])?;
+            let existing = command::read(&kind_get_clusters())?;
+            let plan = kind_up_plan(&target.name, &root.join(KIND_CONFIG), &existing);
+            if plan.is_empty() {
+                println!("kind cluster {} exists already", target.name);
+            }
+            run_plan(&plan)
+        }
+        Provider::Eks => {
+            require(&[Tool::Eksctl, Tool::Aws, Tool::Kubectl])?;
+            let template_path = root.join(EKSCTL_CONFIG);
+            let template = std::fs::read_to_string(&template_path)
+                .with_context(|| format!("reading {}", template_path.display()))?;
+            let rendered =
+                render_eksctl_config(&template, &template_path, &target.name, &target.region)?;
+            // Kept alive until eksctl has read it.
+            let config = tempfile::Builder::new()
+                .prefix("colormesh-eksctl-")
+                .suffix(".yaml")
+                .tempfile()
+                .context("creating a temporary file for the eksctl config")?;
+            std::fs::write(config.path(), rendered)
+                .with_context(|| format!("writing {}", config.path().display()))?;
+            run_plan(&eks_up_plan(config.path()))
+        }
+    }
+}
+
+/// Deletes the cluster: `kind delete cluster --name N` or
+/// `eksctl delete cluster --name N --region R --wait`.
+pub(crate) fn down(target: &ClusterTarget) -> anyhow::Result<()> {
+    validate_target(target)?;
+    match target.provider {
+        Provider::Kind => {
+            require(&[Tool::Kind])?;
+            run_plan(&kind_down_plan(&target.name))
+        }
+        Provider::Eks => {
+            require(&[Tool::Eksctl])?;
+            run_plan(&eks_down_plan(&target.name, &target.region))
+        }
+    }
+}
+
+/// Installs (or upgrades to) Gloo Edge `version` with helm into `gloo-system` of the current
+/// kubectl context and waits until it is ready. On kind the proxy Service is ClusterIP, since no
+/// load balancer would ever give it an address and `helm --wait` would wait for one.
+pub(crate) fn install_gloo(provider: Provider, version: &str) -> anyhow::Result<()> {
+    validate_version("--gloo-version", version)?;
+    require(&[Tool::Helm])?;
+    run_plan(&gloo_install_plan(provider, version))
+}
+
+/// Installs the App Mesh CRDs and controller (eks-charts `appmesh-controller`) into
+/// `appmesh-system` of the current kubectl context, for `region`. The node role has the App Mesh
+/// policy (`iam.withAddonPolicies.appMesh` in the eksctl config), so no IRSA is set up.
+pub(crate) fn install_appmesh_controller(region: &str) -> anyhow::Result<()> {
+    validate_region(region)?;
+    require(&[Tool::Helm, Tool::Kubectl])?;
+    run_plan(&appmesh_controller_plan(region))
+}
+
+/// Fails with an install hint unless `glooctl` is on PATH and runs.
+pub(crate) fn require_glooctl() -> anyhow::Result<()> {
+    Ok(require(&[Tool::Glooctl])?)
+}
+
+/// Applies the builtin gateway's manifests, points its container at the image for `tag` (and
+/// `registry`), makes its Service a LoadBalancer on EKS, and waits for the rollout.
+pub(crate) fn deploy_gateway(
+    root: &Path,
+    provider: Provider,
+    tag: &str,
+    registry: Option<&str>,
+) -> anyhow::Result<()> {
+    images::validate_tag(tag)?;
+    if let Some(registry) = registry {
+        images::validate_registry("--registry", registry)?;
+    } else if provider == Provider::Eks {
+        bail!(
+            "--registry is required with --provider eks: EKS nodes pull the images, so push them \
+             first with `cargo xtask images --push REGISTRY`"
+        );
+    }
+    require(&[Tool::Kubectl])?;
+    run_plan(&deploy_gateway_plan(
+        &root.join(GATEWAY_PROXY_MANIFESTS),
+        provider,
+        &images::image_ref(registry, GATEWAY_PROXY, tag),
+    ))
+}
+
+// === plans ===
+
+fn kind_get_clusters() -> CommandLine {
+    CommandLine::new("kind").args(["get", "clusters"])
+}
+
+/// `existing` is the output of `kind get clusters`, one name a line; an existing cluster gets an
+/// empty plan.
+pub(crate) fn kind_up_plan(name: &str, config: &Path, existing: &str) -> Vec<Step> {
+    if existing.lines().any(|line| line.trim() == name) {
+        return Vec::new();
+    }
+    vec![Step::Run(
+        CommandLine::new("kind")
+            .args(["create", "cluster", "--name", name, "--config"])
+            .arg(config.display().to_string())
+            .args(["--wait", "120s"]),
+    )]
+}
+
+pub(crate) fn kind_down_plan(name: &str) -> Vec<Step> {
+    vec![Step::Run(
+        CommandLine::new("kind").args(["delete", "cluster", "--name", name]),
+    )]
+}
+
+/// The credentials check comes first: eksctl's own error for missing credentials arrives only
+/// after it has validated the whole config.
+pub(crate) fn eks_up_plan(config: &Path) -> Vec<Step> {
+    vec![
+        Step::Run(CommandLine::new("aws").args(["sts", "get-caller-identity"])),
+        Step::Run(
+            CommandLine::new("eksctl")
+                .args(["create", "cluster", "-f"])
+                .arg(config.display().to_string()),
+        ),
+    ]
+}
+
+pub(crate) fn eks_down_plan(name: &str, region: &str) -> Vec<Step> {
+    vec![Step::Run(CommandLine::new("eksctl").args([
+        "delete", "cluster", "--name", name, "--region", region, "--wait",
+    ]))]
+}
+
+/// The eksctl ClusterConfig `template` (read from `origin`) with `metadata.name` and
+/// `metadata.region` replaced.
+pub(crate) fn render_eksctl_config(
+    template: &str,
+    origin: &Path,
+    name: &str,
+    region: &str,
+) -> anyhow::Result<String> {
+    let mut config: serde_json::Value = serde_norway::from_str(template)
+        .with_context(|| format!("{}: not valid YAML", origin.display()))?;
+    let kind = config.get("kind").and_then(serde_json::Value::as_str);
+    if kind != Some("ClusterConfig") {
+        bail!(
+            "{}: field `kind` must be ClusterConfig, found {}",
+            origin.display(),
+            kind.map_or_else(|| "nothing".to_owned(), |k| format!("{k:?}"))
+        );
+    }
+    let Some(metadata) = config
+        .get_mut("metadata")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        bail!(
+            "{}: ClusterConfig: field `metadata` is missing or not a mapping",
+            origin.display()
+        );
+    };
+    metadata.insert("name".to_owned(), name.into());
+    metadata.insert("region".to_owned(), region.into());
+    serde_norway::to_string(&config)
+        .with_context(|| format!("{}: writing the rendered config", origin.display()))
+}
+
+pub(crate) fn gloo_install_plan(provider: Provider, version: &str) -> Vec<Step> {
+    let mut install = CommandLine::new("helm")
+        .args(["upgrade", "--install", "gloo", "gloo/gloo"])
+        .args(["--namespace", GLOO_NAMESPACE, "--create-namespace"])
+        .args(["--version", version])
+        .args(["--wait", "--timeout", HELM_TIMEOUT]);
+    if provider == Provider::Kind {
+        install = install.args([
+            "--set",
+            "gatewayProxies.gatewayProxy.service.type=ClusterIP",
+        ]);
+    }
+    vec![
+        Step::Run(CommandLine::new("helm").args([
+            "repo",
+            "add",
+            "gloo",
+            GLOO_HELM_REPO,
+            "--force-update",
+        ])),
+        Step::Run(CommandLine::new("helm").args(["repo", "update", "gloo"])),
+        Step::Run(install),
+    ]
+}
+
+pub(crate) fn appmesh_controller_plan(region: &str) -> Vec<Step> {
+    vec![
+        Step::Run(CommandLine::new("helm").args([
+            "repo",
+            "add",
+            "eks",
+            EKS_HELM_REPO,
+            "--force-update",
+        ])),
+        Step::Run(CommandLine::new("helm").args(["repo", "update", "eks"])),
+        Step::Run(CommandLine::new("kubectl").args(["apply", "-k", APPMESH_CRDS])),
+        Step::Run(
+            CommandLine::new("helm")
+                .args(["upgrade", "--install", "appmesh-controller"])
+                .arg("eks/appmesh-controller")
+                .args(["--namespace", APPMESH_NAMESPACE, "--create-namespace"])
+                .args(["--set", &format!("region={region}")])
+                .args(["--wait", "--timeout", HELM_TIMEOUT]),
+        ),
+    ]
+}
+
+pub(crate) fn deploy_gateway_plan(manifests: &Path, provider: Provider, image: &str) -> Vec<Step> {
+    let kubectl = || CommandLine::new("kubectl");
+    let deployment = format!("deployment/{GATEWAY_PROXY}");
+    let mut plan = vec![
+        Step::Run(
+            kubectl()
+                .args(["apply", "-f"])
+                .arg(manifests.display().to_string()),
+        ),
+        Step::Run(kubectl().args([
+            "set",
+            "image",
+            "--namespace",
+            GLOO_NAMESPACE,
+            &deployment,
+            &format!("{GATEWAY_PROXY}={image}"),
+        ])),
+    ];
+    if provider == Provider::Eks {
+        plan.push(Step::Run(kubectl().args([
+            "patch",
+            "service",
+            GATEWAY_PROXY,
+            "--namespace",
+            GLOO_NAMESPACE,
+            "--type",
+            "merge",
+            "--patch",
+            GATEWAY_PROXY_LOAD_BALANCER_PATCH,
+        ])));
+    }
+    plan.push(Step::Run(kubectl().args([
+        "rollout",
+        "status",
+        "--namespace",
+        GLOO_NAMESPACE,
+        &deployment,
+        "--timeout",
+        "120s",
+    ])));
+    plan
+}
+
+// === input checks ===
+
+/// Names valid for both kind and EKS: lowercase letters, digits and `-`, starting with a letter
+/// or digit, at most 63 characters (kind names become DNS labels of node containers).
+fn validate_target(target: &ClusterTarget) -> anyhow::Result<()> {
+    let name = &target.name;
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        bail!(
+            "--name {name:?}: a cluster name is 1 to 63 lowercase letters, digits or '-', \
+             starting with a letter or digit"
+        );
+    }
+    if target.provider == Provider::Eks {
+        validate_region(&target.region)?;
+    }
+    Ok(())
+}
+
+fn validate_region(region: &str) -> anyhow::Result<()> {
+    let valid = region.contains('-')
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        bail!("--region {region:?}: not an AWS region name such as {DEFAULT_REGION}");
+    }
+    Ok(())
+}
+
+fn validate_version(flag: &str, version: &str) -> anyhow::Result<()> {
+    let version_digits = version.strip_prefix('v').unwrap_or(version);
+    let valid = version_digits.starts_with(|c: char| c.is_ascii_digit())
+        && version_digits
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'));
+    if !valid {
+        bail!("{flag} {version:?}: not a chart version such as {GLOO_VERSION}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn words(step: &Step) -> Vec<&str> {
+        let Step::Run(command) = step else {
+            panic!("not a plain command: {step}")
+        };
+        std::iter::once(command.program.as_str())
+            .chain(command.args.iter().map(String::as_str))
+            .collect()
+    }
+
+    fn repo_root() -> PathBuf {
+        crate::workspace_root()
+    }
+
+    fn target(provider: Provider, name: &str, region: &str) -> ClusterTarget {
+        ClusterTarget {
+            provider,
+            name: name.to_owned(),
+            region: region.to_owned(),
+        }
+    }
+
+    #[test]
+    fn kind_up_creates_the_cluster_with_the_config_and_a_wait() {
+        let plan = kind_up_plan("colormesh", Path::new("/repo/kind.yaml"), "other\n");
+        assert_eq!(plan.len(), 1);
+        assert_eq!(
+            words(&plan[0]),
+            [
+                "kind",
+                "create",
+                "cluster",
+                "--name",
+                "colormesh",
+                "--config",
+                "/repo/kind.yaml",
+                "--wait",
+                "120s"
+            ]
+        );
+    }
+
+    #[test]
+    fn kind_up_is_skipped_when_the_cluster_is_listed() {
+        let listed = "kind\ncolormesh\n";
+        assert!(kind_up_plan("colormesh", Path::new("k.yaml"), listed).is_empty());
+        // A name that is only a prefix of a listed one is not the same cluster.
+        assert_eq!(
+            kind_up_plan("color", Path::new("k.yaml"), listed).len(),
+            1,
+            "color is not colormesh"
+        );
+    }
+
+    #[test]
+    fn kind_down_deletes_by_name() {
+        let plan = kind_down_plan("demo");
+        assert_eq!(plan.len(), 1);
+        assert_eq!(
+            words(&plan[0]),
+            ["kind", "delete", "cluster", "--name", "demo"]
+        );
+    }
+
+    #[test]
+    fn eks_up_checks_credentials_then_creates_from_the_rendered_file() {
+        let plan = eks_up_plan(Path::new("/tmp/colormesh-eksctl-x.yaml"));
+        let plan: Vec<Vec<&str>> = plan.iter().map(words).collect();
+        assert_eq!(
+            plan,
+            [
+                vec!["aws", "sts", "get-caller-identity"],
+                vec![
+                    "eksctl",
+                    "create",
+                    "cluster",
+                    "-f",
+                    "/tmp/colormesh-eksctl-x.yaml"
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn eks_down_deletes_by_name_and_region_and_waits() {
+        let plan = eks_down_plan("demo", "eu-west-1");
+        assert_eq!(
+            words(&plan[0]),
+            [
+                "eksctl",
+                "delete",
+                "cluster",
+                "--name",
+                "demo",
+                "--region",
+                "eu-west-1",
+                "--wait"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_checked_in_eksctl_config_is_the_walkthrough_cluster() {
+        let path = repo_root().join(EKSCTL_CONFIG);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(config["apiVersion"], "eksctl.io/v1alpha5");
+        assert_eq!(config["kind"], "ClusterConfig");
+        assert_eq!(config["metadata"]["name"], DEFAULT_CLUSTER_NAME);
+        assert_eq!(config["metadata"]["region"], DEFAULT_REGION);
+        let groups = config["nodeGroups"].as_array().unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0]["instanceType"], "m5.large");
+        assert_eq!(groups[0]["desiredCapacity"], 2);
+        let policies = &groups[0]["iam"]["withAddonPolicies"];
+        for policy in ["appMesh", "xRay", "cloudWatch"] {
+            assert_eq!(policies[policy], true, "{policy}");
+        }
+    }
+
+    #[test]
+    fn render_overrides_name_and_region_and_keeps_the_rest() {
+        let path = repo_root().join(EKSCTL_CONFIG);
+        let template = std::fs::read_to_string(&path).unwrap();
+        let rendered = render_eksctl_config(&template, &path, "demo", "eu-central-1").unwrap();
+        let rendered: serde_json::Value = serde_norway::from_str(&rendered).unwrap();
+        let mut expected: serde_json::Value = serde_norway::from_str(&template).unwrap();
+        expected["metadata"]["name"] = "demo".into();
+        expected["metadata"]["region"] = "eu-central-1".into();
+        assert_eq!(rendered, expected);
+    }
+
+    #[test]
+    fn render_names_the_file_and_field_on_bad_input() {
+        let origin = Path::new("manifests/cluster/eksctl-cluster.yaml");
+        let error = render_eksctl_config("kind: Cluster\n", origin, "a", "us-west-2").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "manifests/cluster/eksctl-cluster.yaml: field `kind` must be ClusterConfig, found \"Cluster\""
+        );
+        let error = render_eksctl_config(
+            "kind: ClusterConfig\nmetadata: [1]\n",
+            origin,
+            "a",
+            "us-west-2",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "manifests/cluster/eksctl-cluster.yaml: ClusterConfig: field `metadata` is missing or not a mapping"
+        );
+        let error = render_eksctl_config("kind: [", origin, "a", "us-west-2").unwrap_err();
+        assert!(error.to_string().contains("not valid YAML"), "{error}");
+    }
+
+    #[test]
+    fn the_checked_in_kind_config_has_one_control_plane_and_no_host_ports() {
+        let path = repo_root().join(KIND_CONFIG);
+        let config: serde_json::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(config["apiVersion"], "kind.x-k8s.io/v1alpha4");
+        assert_eq!(config["kind"], "Cluster");
+        let nodes = config["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0]["role"], "control-plane");
+        assert!(nodes[0].get("extraPortMappings").is_none());
+    }
+
+    #[test]
+    fn gloo_installs_the_pinned_chart_into_gloo_system_and_waits() {
+        let plan = gloo_install_plan(Provider::Eks, GLOO_VERSION);
+        let plan: Vec<Vec<&str>> = plan.iter().map(words).collect();
+        assert_eq!(
+            plan,
+            [
+                vec![
+                    "helm",
+                    "repo",
+                    "add",
+                    "gloo",
+                    GLOO_HELM_REPO,
+                    "--force-update"
+                ],
+                vec!["helm", "repo", "update", "gloo"],
+                vec![
+                    "helm",
+                    "upgrade",
+                    "--install",
+                    "gloo",
+                    "gloo/gloo",
+                    "--namespace",
+                    "gloo-system",
+                    "--create-namespace",
+                    "--version",
+                    GLOO_VERSION,
+                    "--wait",
+                    "--timeout",
+                    "10m"
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn gloo_on_kind_uses_a_cluster_ip_proxy_service() {
+        let plan = gloo_install_plan(Provider::Kind, "1.18.10");
+        let install = words(&plan[2]);
+        assert!(install.windows(2).any(|w| w == ["--version", "1.18.10"]));
+        assert!(
+            install.windows(2).any(|w| w
+                == [
+                    "--set",
+                    "gatewayProxies.gatewayProxy.service.type=ClusterIP"
+                ]),
+            "{install:?}"
+        );
+    }
+
+    #[test]
+    fn appmesh_controller_installs_crds_then_the_chart_for_the_region() {
+        let plan = appmesh_controller_plan("eu-west-1");
+        let plan: Vec<Vec<&str>> = plan.iter().map(words).collect();
+        assert_eq!(
+            plan,
+            [
+                vec![
+                    "helm",
+                    "repo",
+                    "add",
+                    "eks",
+                    EKS_HELM_REPO,
+                    "--force-update"
+                ],
+                vec!["helm", "repo", "update", "eks"],
+                vec!["kubectl", "apply", "-k", APPMESH_CRDS],
+                vec![
+                    "helm",
+                    "upgrade",
+                    "--install",
+                    "appmesh-controller",
+                    "eks/appmesh-controller",
+                    "--namespace",
+                    "appmesh-system",
+                    "--create-namespace",
+                    "--set",
+                    "region=eu-west-1",
+                    "--wait",
+                    "--timeout",
+                    "10m"
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn deploy_gateway_on_kind_applies_sets_the_image_and_waits() {
+        let plan = deploy_gateway_plan(
+            Path::new("/repo/manifests/cluster/gateway-proxy"),
+            Provider::Kind,
+            "colormesh/gateway-proxy:dev",
+        );
+        let plan: Vec<Vec<&str>> = plan.iter().map(words).collect();
+        assert_eq!(
+            plan,
+            [
+                vec![
+                    "kubectl",
+                    "apply",
+                    "-f",
+                    "/repo/manifests/cluster/gateway-proxy"
+                ],
+                vec![
+                    "kubectl",
+                    "set",
+                    "image",
+                    "--namespace",
+                    "gloo-system",
+                    "deployment/gateway-proxy",
+                    "gateway-proxy=colormesh/gateway-proxy:dev"
+                ],
+                vec![
+                    "kubectl",
+                    "rollout",
+                    "status",
+                    "--namespace",
+                    "gloo-system",
+                    "deployment/gateway-proxy",
+                    "--timeout",
+                    "120s"
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn deploy_gateway_on_eks_makes_the_service_a_load_balancer_before_waiting() {
+        let plan =
+            deploy_gateway_plan(Path::new("m"), Provider::Eks, "r/colormesh/gateway-proxy:1");
+        assert_eq!(plan.len(), 4);
+        assert_eq!(
+            words(&plan[2]),
+            [
+                "kubectl",
+                "patch",
+                "service",
+                "gateway-proxy",
+                "--namespace",
+                "gloo-system",
+                "--type",
+                "merge",
+                "--patch",
+                r#"{"spec":{"type":"LoadBalancer"}}"#
+            ]
+        );
+        assert_eq!(words(&plan[3])[..3], ["kubectl", "rollout", "status"]);
+    }
+
+    #[test]
+    fn bad_names_regions_and_versions_are_rejected_with_the_flag() {
+        let error =
+            validate_target(&target(Provider::Kind, "Color_Mesh", DEFAULT_REGION)).unwrap_err();
+        assert!(
+            error.to_string().starts_with("--name \"Color_Mesh\""),
+            "{error}"
+        );
+        assert!(validate_target(&target(Provider::Kind, "", DEFAULT_REGION)).is_err());
+        assert!(validate_target(&target(Provider::Kind, "-x", DEFAULT_REGION)).is_err());
+        validate_target(&target(Provider::Kind, "colormesh-2", "ignored for kind")).unwrap();
+
+        let error = validate_target(&target(Provider::Eks, "demo", "us west")).unwrap_err();
+        assert!(
+            error.to_string().starts_with("--region \"us west\""),
+            "{error}"
+        );
+        validate_target(&target(Provider::Eks, "demo", "ap-southeast-2")).unwrap();
+
+        let error = validate_version("--gloo-version", "latest").unwrap_err();
+        assert!(
+            error.to_string().starts_with("--gloo-version \"latest\""),
+            "{error}"
+        );
+        validate_version("--gloo-version", "v1.18.10").unwrap();
+        validate_version("--gloo-version", "1.19.0-beta3").unwrap();
+    }
+
+    #[test]
+    fn the_cluster_files_exist_where_the_constants_say() {
+        for path in
+            [KIND_CONFIG, EKSCTL_CONFIG, GATEWAY_PROXY_MANIFESTS].map(|p| repo_root().join(p))
+        {
+            assert!(path.exists(), "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn gateway_manifests_follow_the_shared_contract() {
+        let parsed = raw_documents(&repo_root().join(GATEWAY_PROXY_MANIFESTS));
+        let find = |kind: &str, name: &str| {
+            parsed
+                .iter()
+                .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("no {kind} {name}"))
+        };
+        let deployment = find("Deployment", GATEWAY_PROXY);
+        assert_eq!(deployment["metadata"]["namespace"], GLOO_NAMESPACE);
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "colormesh-gateway-proxy");
+        let container = &pod["containers"][0];
+        assert_eq!(container["name"], GATEWAY_PROXY);
+        assert_eq!(container["image"], "colormesh/gateway-proxy:latest");
+        // `:latest` would otherwise mean Always, and kind/K3s nodes cannot pull colormesh/*.
+        assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(
+            container["args"],
+            serde_json::json!([
+                "ingress",
+                "--kubernetes",
+                "--listen",
+                "0.0.0.0:8080",
+                "--admin",
+                "0.0.0.0:19000"
+            ])
+        );
+
+        let service = find("Service", GATEWAY_PROXY);
+        assert_eq!(service["metadata"]["namespace"], GLOO_NAMESPACE);
+        assert_eq!(service["spec"]["type"], "ClusterIP");
+        assert_eq!(
+            service["spec"]["ports"],
+            serde_json::json!([{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}])
+        );
+        let selector = service["spec"]["selector"].as_object().unwrap();
+        let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        for (key, value) in selector {
+            assert_eq!(&pod_labels[key], value, "selector {key}");
+        }
+
+        find("ServiceAccount", "colormesh-gateway-proxy");
+        let binding = find("ClusterRoleBinding", "colormesh-gateway-proxy");
+        assert_eq!(binding["roleRef"]["name"], "colormesh-gateway-proxy");
+        assert_eq!(binding["subjects"][0]["namespace"], GLOO_NAMESPACE);
+        let role = find("ClusterRole", "colormesh-gateway-proxy");
+        let grants = |group: &str, resource: &str, verb: &str| {
+            role["rules"].as_array().unwrap().iter().any(|rule| {
+                let has = |field: &str, value: &str| {
+                    rule[field].as_array().unwrap().iter().any(|v| v == value)
+                };
+                has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+            })
+        };
+        for (group, resource) in [
+            ("gateway.solo.io", "virtualservices"),
+            ("gloo.solo.io", "upstreams"),
+            ("gloo.solo.io", "upstreamgroups"),
+            ("", "services"),
+            ("discovery.k8s.io", "endpointslices"),
+            ("appmesh.k8s.aws", "meshes"),
+            ("appmesh.k8s.aws", "virtualnodes"),
+            ("appmesh.k8s.aws", "virtualservices"),
+            ("appmesh.k8s.aws", "virtualrouters"),
+        ] {
+            for verb in ["get", "list", "watch"] {
+                assert!(grants(group, resource, verb), "{verb} {group}/{resource}");
+            }
+        }
+        for (group, resource) in [
+            ("gateway.solo.io", "virtualservices/status"),
+            ("gloo.solo.io", "upstreams/status"),
+            ("gloo.solo.io", "upstreamgroups/status"),
+        ] {
+            for verb in ["patch", "update"] {
+                assert!(grants(group, resource, verb), "{verb} {group}/{resource}");
+            }
+        }
+        // Gloo's CRDs declare no status subresource, so the status is patched on the object.
+        for (group, resource) in [
+            ("gateway.solo.io", "virtualservices"),
+            ("gloo.solo.io", "upstreams"),
+            ("gloo.solo.io", "upstreamgroups"),
+        ] {
+            assert!(grants(group, resource, "patch"), "patch {group}/{resource}");
+        }
+        // Nothing else is written.
+        for (group, resource) in [("", "services"), ("appmesh.k8s.aws", "virtualnodes")] {
+            for verb in ["create", "patch", "update", "delete"] {
+                assert!(!grants(group, resource, verb), "{verb} {group}/{resource}");
+            }
+        }
+    }
+
+    fn raw_documents(dir: &Path) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|file| {
+                let text = std::fs::read_to_string(file).unwrap();
+                serde_norway::Deserializer::from_str(&text)
+                    .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+                    .filter(|v: &serde_json::Value| !v.is_null())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,351 @@
+//! `cargo xtask e2e --backend kind|eks|k3s`: the scenario files of the local backend, unchanged,
+//! on a Kubernetes cluster.
+//!
+//! One run does, in order (each step says what it runs):
+//! 1. checks every CLI the path needs up front and names the missing ones with how to get them;
+//! 2. makes the cluster reachable: kind is created when absent (`cargo xtask cluster up`), EKS must
+//!    exist already (creating one takes 20 minutes and costs money), K3s is started in Docker
+//!    through testcontainers and removed at the end;
+//! 3. builds the service images and loads them into kind or K3s, or pushes them for EKS;
+//! 4. installs the gateway under test: real Gloo with helm (`--gateway gloo`, pinned and
+//!    overridable with `--gloo-version`), or gateway-proxy (`--gateway builtin`): the real Gloo and
+//!    App Mesh CRDs from `../shared/schemas/` and `manifests/cluster/gateway-proxy/`, applied by the
+//!    backend with the run's label so the run's cleanup removes it; on EKS the App Mesh controller
+//!    with helm (on kind and K3s the backend injects gateway-proxy sidecars instead);
+//! 5. runs the scenarios through [`harness::backend::kube::KubeBackend`], then shuts the backend
+//!    down, which deletes every object labelled with the run id; Ctrl-C takes the same path.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use harness::backend::BackendKind;
+use harness::backend::kube::k3s::K3sCluster;
+use harness::backend::kube::{ClusterGateway, KubeBackend, KubeSettings, Provider};
+use harness::runner::RunSettings;
+use harness::scenario::Scenario;
+
+use crate::cluster::{self, ClusterTarget, Tool};
+use crate::gateway::GatewayKind;
+use crate::images::{self, ImagesArgs};
+
+/// The builtin gateway's manifests, relative to `manifests/` (the backend applies them).
+const GATEWAY_MANIFESTS: &str = "cluster/gateway-proxy";
+/// Applied after [`GATEWAY_MANIFESTS`] on EKS: the proxy Service becomes a LoadBalancer.
+const GATEWAY_EKS_OVERLAY: &str = "cluster/gateway-proxy-eks";
+
+/// Options of the cluster backends (ignored by `--backend local`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClusterRunArgs {
+    /// kind or EKS cluster name (`cargo xtask cluster up --name`).
+    #[arg(long, default_value = cluster::DEFAULT_CLUSTER_NAME, value_name = "NAME")]
+    pub(crate) cluster_name: String,
+    /// AWS region of the EKS cluster.
+    #[arg(long, default_value = cluster::DEFAULT_REGION)]
+    pub(crate) region: String,
+    /// Registry the EKS nodes pull from (`<registry>/colormesh/<binary>:<tag>`); required on EKS.
+    #[arg(long, value_name = "REGISTRY")]
+    pub(crate) registry: Option<String>,
+    /// Tag of the service images.
+    #[arg(long, default_value = images::DEFAULT_TAG)]
+    pub(crate) tag: String,
+    /// Use the images already in the cluster or registry instead of building them.
+    #[arg(long)]
+    pub(crate) skip_images: bool,
+    #[command(flatten)]
+    pub(crate) gloo: cluster::GlooArgs,
+    /// Kubeconfig for EKS (default: KUBECONFIG or ~/.kube/config); kind and K3s use their own.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context for EKS (default: the current one); kind uses `kind-<name>`.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) context: Option<String>,
+    /// Folder of the real CRD schemas (`gloo/`, `appmesh/`) installed for `--gateway builtin`.
+    #[arg(long, value_name = "DIR", default_value = "../shared/schemas")]
+    pub(crate) schemas: PathBuf,
+}
+
+/// What a cluster run needs, decided from the flags before anything is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterPlan {
+    pub(crate) provider: Provider,
+    pub(crate) gateway: ClusterGateway,
+    pub(crate) tools: Vec<Tool>,
+}
+
+/// Checks the flag combination and lists the CLIs the run will call.
+pub(crate) fn plan(
+    backend: BackendKind,
+    gateway: GatewayKind,
+    args: &ClusterRunArgs,
+) -> anyhow::Result<ClusterPlan> {
+    let provider = match backend {
+        BackendKind::Kind => Provider::Kind,
+        BackendKind::Eks => Provider::Eks,
+        BackendKind::K3s => Provider::K3s,
+        BackendKind::Local => bail!("the local backend does not run on a cluster"),
+    };
+    let gateway = match gateway {
+        GatewayKind::Builtin => ClusterGateway::Builtin,
+        GatewayKind::Gloo => ClusterGateway::Gloo,
+        GatewayKind::Envoy => bail!(
+            "--gateway envoy runs on the local backend; on a cluster use --gateway builtin \
+             (gateway-proxy) or --gateway gloo (real Gloo, whose proxy is Envoy)"
+        ),
+    };
+    if provider == Provider::Eks && args.registry.is_none() && !args.skip_images {
+        bail!(
+            "--backend eks needs --registry REGISTRY: EKS nodes pull the service images from it \
+             (or pass --skip-images when they are pushed already)"
+        );
+    }
+    // glooctl: scenarios run `glooctl get ...` steps, and they run the real one on a cluster.
+    let mut tools = vec![Tool::Glooctl];
+    if !args.skip_images || provider == Provider::K3s {
+        tools.push(Tool::Docker);
+    }
+    match provider {
+        Provider::Kind => tools.extend([Tool::Kind, Tool::Kubectl]),
+        Provider::Eks => tools.extend([Tool::Aws, Tool::Kubectl, Tool::Helm]),
+        Provider::K3s => {}
+    }
+    if gateway == ClusterGateway::Gloo && !tools.contains(&Tool::Helm) {
+        tools.push(Tool::Helm);
+    }
+    if gateway == ClusterGateway::Gloo && provider == Provider::K3s {
+        bail!(
+            "--backend k3s installs Gloo with helm against the current kubectl context, which is \
+             not the disposable K3s; use --gateway builtin there, or --backend kind for real Gloo"
+        );
+    }
+    Ok(ClusterPlan {
+        provider,
+        gateway,
+        tools,
+    })
+}
+
+/// Brings the cluster side up, runs the scenarios, and cleans up; returns the gate.
+pub(crate) async fn run(
+    root: &Path,
+    backend: BackendKind,
+    gateway: GatewayKind,
+    args: &ClusterRunArgs,
+    scenarios: &[Scenario],
+    settings: &RunSettings,
+) -> anyhow::Result<bool> {
+    let plan = plan(backend, gateway, args)?;
+    cluster::require(&plan.tools)?;
+
+    // The cluster, and the kubeconfig + context the client and the CLIs use.
+    let mut k3s = None;
+    let (kubeconfig, context) = match plan.provider {
+        Provider::Kind => {
+            cluster::up(
+                root,
+                &ClusterTarget {
+                    provider: cluster::Provider::Kind,
+                    name: args.cluster_name.clone(),
+                    region: args.region.clone(),
+                },
+            )?;
+            (None, Some(format!("kind-{}", args.cluster_name)))
+        }
+        Provider::Eks => (args.kubeconfig.clone(), args.context.clone()),
+        Provider::K3s => {
+            println!("starting a disposable K3s in Docker (testcontainers)");
+            let started = K3sCluster::start().await.context("starting K3s")?;
+            let kubeconfig = started.kubeconfig().to_owned();
+            k3s = Some(started);
+            (Some(kubeconfig), None)
+        }
+    };
+
+    if !args.skip_images {
+        images::images(
+            root,
+            &ImagesArgs {
+                tag: args.tag.clone(),
+                load_kind: (plan.provider == Provider::Kind).then(|| args.cluster_name.clone()),
+                push: args.registry.clone(),
+                load_k3s: k3s.as_ref().map(|k3s| k3s.container_id().to_owned()),
+            },
+        )?;
+    }
+
+    let client = KubeBackend::connect(kubeconfig.as_deref(), context.as_deref())
+        .await
+        .context("connecting to the cluster")?;
+    let mut kube_settings = KubeSettings::new(
+        plan.provider,
+        plan.gateway,
+        root.join("manifests"),
+        KubeSettings::generate_run_id(),
+    );
+    kube_settings.registry = args.registry.clone();
+    kube_settings.tag = args.tag.clone();
+    kube_settings.kubeconfig = kubeconfig;
+    kube_settings.context = context;
+    println!(
+        "colormesh e2e on {} with {}: run id {} (objects carry colormesh.dev/run={})",
+        plan.provider.name(),
+        match plan.gateway {
+            ClusterGateway::Gloo => format!("Gloo {}", args.gloo.gloo_version),
+            ClusterGateway::Builtin => "gateway-proxy".to_owned(),
+        },
+        kube_settings.run_id,
+        kube_settings.run_id
+    );
+    let mut backend = KubeBackend::new(client, kube_settings);
+
+    let installed = install_gateway(root, &plan, args, &mut backend).await;
+    let report = match installed {
+        Ok(()) => {
+            tokio::select! {
+                report = crate::e2e::run_on(&mut backend, scenarios, settings) => Some(report?),
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted: removing what the run created");
+                    None
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            None
+        }
+    };
+    // run_on shuts the backend down itself; this covers the install error and Ctrl-C paths
+    // (shutdown is idempotent).
+    if let Err(error) = harness::backend::Backend::shutdown(&mut backend).await {
+        eprintln!("warning: cleaning up the cluster run: {error}");
+    }
+    drop(k3s);
+    Ok(report.is_some_and(|report| report.passed()))
+}
+
+/// The gateway (and, on EKS, the mesh controller) the scenarios run against.
+async fn install_gateway(
+    root: &Path,
+    plan: &ClusterPlan,
+    args: &ClusterRunArgs,
+    backend: &mut KubeBackend,
+) -> anyhow::Result<()> {
+    let provider = match plan.provider {
+        Provider::Eks => cluster::Provider::Eks,
+        Provider::Kind | Provider::K3s => cluster::Provider::Kind,
+    };
+    if plan.provider == Provider::Eks {
+        cluster::install_appmesh_controller(&args.region)?;
+    }
+    match plan.gateway {
+        ClusterGateway::Gloo => cluster::install_gloo(provider, &args.gloo.gloo_version),
+        ClusterGateway::Builtin => {
+            let schemas = if args.schemas.is_absolute() {
+                args.schemas.clone()
+            } else {
+                root.join(&args.schemas)
+            };
+            let mut crd_dirs = vec![schemas.join("gloo")];
+            if plan.provider != Provider::Eks {
+                // On EKS the App Mesh controller's chart brings its own CRDs.
+                crd_dirs.push(schemas.join("appmesh"));
+            }
+            for dir in &crd_dirs {
+                if !dir.is_dir() {
+                    bail!(
+                        "{} is missing: --gateway builtin installs the real CRD schemas from there \
+                         (pass --schemas DIR)",
+                        dir.display()
+                    );
+                }
+            }
+            backend
+                .install_crds(&crd_dirs)
+                .await
+                .context("installing the Gloo and App Mesh CRDs")?;
+            let mut paths = vec![PathBuf::from(GATEWAY_MANIFESTS)];
+            if plan.provider == Provider::Eks {
+                paths.push(PathBuf::from(GATEWAY_EKS_OVERLAY));
+            }
+            harness::backend::Backend::apply(backend, &paths)
+                .await
+                .context("deploying gateway-proxy")?;
+            let gloo_system = harness::scenario::WaitCondition::Rollout {
+                namespace: cluster::GLOO_NAMESPACE.to_owned(),
+            };
+            let timeout = gloo_system.default_timeout();
+            harness::backend::Backend::wait(backend, &gloo_system, timeout)
+                .await
+                .context("waiting for gateway-proxy to roll out")?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        cluster: ClusterRunArgs,
+    }
+
+    fn flags(extra: &[&str]) -> ClusterRunArgs {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(extra);
+        Flags::parse_from(argv).cluster
+    }
+
+    #[test]
+    fn kind_with_the_builtin_gateway_needs_docker_kind_kubectl_and_glooctl() {
+        let plan = plan(BackendKind::Kind, GatewayKind::Builtin, &flags(&[])).expect("valid");
+        assert_eq!(plan.provider, Provider::Kind);
+        assert_eq!(plan.gateway, ClusterGateway::Builtin);
+        assert_eq!(
+            plan.tools,
+            [Tool::Glooctl, Tool::Docker, Tool::Kind, Tool::Kubectl]
+        );
+    }
+
+    #[test]
+    fn gloo_adds_helm_and_eks_adds_aws() {
+        let kind = plan(BackendKind::Kind, GatewayKind::Gloo, &flags(&[])).expect("valid");
+        assert!(kind.tools.contains(&Tool::Helm));
+        let eks = plan(
+            BackendKind::Eks,
+            GatewayKind::Gloo,
+            &flags(&["--registry", "1234.dkr.ecr.us-west-2.amazonaws.com"]),
+        )
+        .expect("valid");
+        assert!(eks.tools.contains(&Tool::Aws) && eks.tools.contains(&Tool::Helm));
+        assert_eq!(
+            eks.tools.iter().filter(|tool| **tool == Tool::Helm).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn wrong_combinations_are_refused_with_the_way_out() {
+        let envoy = plan(BackendKind::Kind, GatewayKind::Envoy, &flags(&[]))
+            .expect_err("envoy is local only")
+            .to_string();
+        assert!(envoy.contains("--gateway builtin"), "{envoy}");
+        let eks = plan(BackendKind::Eks, GatewayKind::Builtin, &flags(&[]))
+            .expect_err("EKS needs a registry")
+            .to_string();
+        assert!(eks.contains("--registry"), "{eks}");
+        let pushed = plan(
+            BackendKind::Eks,
+            GatewayKind::Builtin,
+            &flags(&["--skip-images"]),
+        );
+        assert!(pushed.is_ok());
+        let k3s_gloo = plan(BackendKind::K3s, GatewayKind::Gloo, &flags(&[]))
+            .expect_err("helm targets the current context")
+            .to_string();
+        assert!(k3s_gloo.contains("--gateway builtin"), "{k3s_gloo}");
+    }
+}

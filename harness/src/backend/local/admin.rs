@@ -53,6 +53,33 @@ impl HttpProbe {
             .map_err(|_| format!("GET http://{addr}{path}: no answer within {REQUEST_TIMEOUT:?}"))?
     }
 
+    /// `POST http://<addr>/reload`: returns once the proxy serves what its config folder holds now.
+    pub(crate) async fn reload(&self, admin: SocketAddr) -> Result<(), String> {
+        let request = http::Request::post(format!("http://{admin}/reload"))
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("bad reload request: {e}"))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| format!("POST http://{admin}/reload: {e}"))?;
+            let status = response.status().as_u16();
+            // Drain the body so the connection can be reused.
+            let _ = response.into_body().collect().await;
+            if status == 200 {
+                Ok(())
+            } else {
+                Err(format!("POST http://{admin}/reload answered {status}"))
+            }
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| {
+                format!("POST http://{admin}/reload: no answer within {REQUEST_TIMEOUT:?}")
+            })?
+    }
+
     /// A proxy's `/status`.
     pub(crate) async fn status(&self, admin: SocketAddr) -> Result<ProxyStatus, String> {
         let (code, body) = self.get(admin, "/status").await?;

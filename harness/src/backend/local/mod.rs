@@ -853,6 +853,21 @@ impl LocalBackend {
     }
 
     /// Whether every proxy serves the objects in `changes`; `Err` says which do not yet.
+    /// Makes every proxy load its config folder as it is now (`POST /reload` answers after the
+    /// swap). Statuses only cover routing resources, so the EndpointSlices an apply writes once
+    /// its pods are ready can reach a proxy one debounced reload after the routing change that
+    /// `config_live` saw; without this barrier, traffic could start in that gap (seen on a loaded
+    /// CI machine: a sidecar without the new teller endpoints answered 503).
+    async fn reload_barrier(&self) -> Result<(), BackendError> {
+        for (name, _, admin) in self.proxies() {
+            self.probe
+                .reload(admin)
+                .await
+                .map_err(|error| BackendError::Other(format!("{name}: {error}")))?;
+        }
+        Ok(())
+    }
+
     async fn config_live(&self, changes: &Changes) -> Result<(), String> {
         let mut behind = Vec::new();
         for (name, is_ingress, admin) in self.proxies() {
@@ -1040,7 +1055,11 @@ impl Backend for LocalBackend {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let last = match self.config_live(&changes).await {
-                Ok(()) => return Ok(started.elapsed()),
+                Ok(()) => {
+                    let propagation = started.elapsed();
+                    self.reload_barrier().await.map_err(|e| self.with_logs(e))?;
+                    return Ok(propagation);
+                }
                 Err(behind) => behind,
             };
             if tokio::time::Instant::now() >= deadline {

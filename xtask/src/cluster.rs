@@ -147,11 +147,14 @@ pub(crate) fn up(root: &Path, target: &ClusterTarget) -> anyhow::Result<()> {
         Provider::Kind => {
             require(&[Tool::Docker, Tool::Kind, Tool::Kubectl])?;
             let existing = command::read(&kind_get_clusters())?;
-            let plan = kind_up_plan(&target.name, &root.join(KIND_CONFIG), &existing);
-            if plan.is_empty() {
+            if kind_cluster_exists(&target.name, &existing) {
                 println!("kind cluster {} exists already", target.name);
             }
-            run_plan(&plan)
+            run_plan(&kind_up_plan(
+                &target.name,
+                &root.join(KIND_CONFIG),
+                &existing,
+            ))
         }
         Provider::Eks => {
             require(&[Tool::Eksctl, Tool::Aws, Tool::Kubectl])?;
@@ -243,18 +246,30 @@ fn kind_get_clusters() -> CommandLine {
     CommandLine::new("kind").args(["get", "clusters"])
 }
 
-/// `existing` is the output of `kind get clusters`, one name a line; an existing cluster gets an
-/// empty plan.
+/// `existing` is the output of `kind get clusters`, one name a line; an existing cluster is not
+/// created again. Either way the plan ends by selecting the cluster's kubectl context: the helm and
+/// kubectl steps that follow act on the current context, and with an existing cluster it may be
+/// another one.
 pub(crate) fn kind_up_plan(name: &str, config: &Path, existing: &str) -> Vec<Step> {
-    if existing.lines().any(|line| line.trim() == name) {
-        return Vec::new();
+    let mut plan = Vec::new();
+    if !kind_cluster_exists(name, existing) {
+        plan.push(Step::Run(
+            CommandLine::new("kind")
+                .args(["create", "cluster", "--name", name, "--config"])
+                .arg(config.display().to_string())
+                .args(["--wait", "120s"]),
+        ));
     }
-    vec![Step::Run(
-        CommandLine::new("kind")
-            .args(["create", "cluster", "--name", name, "--config"])
-            .arg(config.display().to_string())
-            .args(["--wait", "120s"]),
-    )]
+    plan.push(Step::Run(CommandLine::new("kubectl").args([
+        "config".to_owned(),
+        "use-context".to_owned(),
+        format!("kind-{name}"),
+    ])));
+    plan
+}
+
+fn kind_cluster_exists(name: &str, existing: &str) -> bool {
+    existing.lines().any(|line| line.trim() == name)
 }
 
 pub(crate) fn kind_down_plan(name: &str) -> Vec<Step> {
@@ -482,7 +497,11 @@ mod tests {
     #[test]
     fn kind_up_creates_the_cluster_with_the_config_and_a_wait() {
         let plan = kind_up_plan("colormesh", Path::new("/repo/kind.yaml"), "other\n");
-        assert_eq!(plan.len(), 1);
+        assert_eq!(plan.len(), 2);
+        assert_eq!(
+            words(&plan[1]),
+            ["kubectl", "config", "use-context", "kind-colormesh"]
+        );
         assert_eq!(
             words(&plan[0]),
             [
@@ -500,13 +519,18 @@ mod tests {
     }
 
     #[test]
-    fn kind_up_is_skipped_when_the_cluster_is_listed() {
+    fn kind_up_only_selects_the_context_when_the_cluster_is_listed() {
         let listed = "kind\ncolormesh\n";
-        assert!(kind_up_plan("colormesh", Path::new("k.yaml"), listed).is_empty());
+        let existing = kind_up_plan("colormesh", Path::new("k.yaml"), listed);
+        assert_eq!(existing.len(), 1, "only the context switch");
+        assert_eq!(
+            words(&existing[0]),
+            ["kubectl", "config", "use-context", "kind-colormesh"]
+        );
         // A name that is only a prefix of a listed one is not the same cluster.
         assert_eq!(
             kind_up_plan("color", Path::new("k.yaml"), listed).len(),
-            1,
+            2,
             "color is not colormesh"
         );
     }

@@ -125,3 +125,30 @@ pub trait Backend: Send {
     /// Stops and removes everything this backend started or created.
     fn shutdown(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
 }
+
+/// Loads apply/delete paths (relative to `manifests_dir`): every resource they hold, or one
+/// [`BackendError::Manifest`] listing every bad document (file, line, resource and field). Both
+/// backends refuse a partly bad set before changing anything.
+pub(crate) fn load_manifests(
+    manifests_dir: &std::path::Path,
+    paths: &[PathBuf],
+) -> Result<Vec<model::Loaded>, BackendError> {
+    let full: Vec<PathBuf> = paths.iter().map(|p| manifests_dir.join(p)).collect();
+    let parsed = model::load_paths(&full).map_err(|e| BackendError::Manifest {
+        file: full.first().cloned().unwrap_or_default(),
+        message: e.to_string(),
+    })?;
+    if let Some(first) = parsed.errors.first() {
+        let message = parsed
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(BackendError::Manifest {
+            file: first.file.clone(),
+            message,
+        });
+    }
+    Ok(parsed.resources)
+}

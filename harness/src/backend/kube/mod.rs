@@ -483,29 +483,10 @@ impl KubeBackend {
 
     /// Reads the files and pairs each loaded resource with its document's raw JSON.
     fn load(&self, paths: &[PathBuf]) -> Result<Vec<(Loaded, Value)>, BackendError> {
-        let full: Vec<PathBuf> = paths
-            .iter()
-            .map(|p| self.settings.manifests_dir.join(p))
-            .collect();
-        let parsed = model::load_paths(&full).map_err(|e| BackendError::Manifest {
-            file: full.first().cloned().unwrap_or_default(),
-            message: e.to_string(),
-        })?;
-        if let Some(first) = parsed.errors.first() {
-            let message = parsed
-                .errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(BackendError::Manifest {
-                file: first.file.clone(),
-                message,
-            });
-        }
+        let resources = super::load_manifests(&self.settings.manifests_dir, paths)?;
         let mut raw: BTreeMap<PathBuf, BTreeMap<usize, Result<Value, String>>> = BTreeMap::new();
         let mut out = Vec::new();
-        for loaded in parsed.resources {
+        for loaded in resources {
             let file = &loaded.origin.file;
             if !raw.contains_key(file) {
                 raw.insert(file.clone(), transform::raw_documents(&read_text(file)?));

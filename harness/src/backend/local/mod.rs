@@ -46,7 +46,9 @@
 //! reports each resource's `resourceVersion` in `/status`; the wait ends when the ingress reports
 //! every changed Gloo resource (and each sidecar every changed App Mesh resource it reports) at
 //! the version the apply wrote. Changes to Kubernetes kinds alone (a Deployment, an EndpointSlice)
-//! have no status of their own and are therefore not waited for.
+//! have no status of their own and are therefore not waited for; instead, once the wait is over,
+//! every proxy gets `POST /reload` (it answers after the swap), so the EndpointSlices that apply
+//! wrote are served before the next step sends traffic. The propagation time excludes that barrier.
 //!
 //! Every child is killed when the backend is dropped (`kill_on_drop`); [`Backend::shutdown`]
 //! sends SIGTERM, waits briefly, then SIGKILLs, and is safe to call more than once.
@@ -396,34 +398,15 @@ impl LocalBackend {
     }
 
     fn load(&self, paths: &[PathBuf]) -> Result<Vec<Loaded>, BackendError> {
-        let full: Vec<PathBuf> = paths
-            .iter()
-            .map(|p| self.config.manifests_dir.join(p))
-            .collect();
-        let parsed = model::load_paths(&full).map_err(|e| BackendError::Manifest {
-            file: full.first().cloned().unwrap_or_default(),
-            message: e.to_string(),
-        })?;
-        if let Some(first) = parsed.errors.first() {
-            let message = parsed
-                .errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(BackendError::Manifest {
-                file: first.file.clone(),
-                message,
-            });
-        }
-        for loaded in &parsed.resources {
+        let resources = super::load_manifests(&self.config.manifests_dir, paths)?;
+        for loaded in &resources {
             workload::check_supported(loaded)?;
             if let Resource::Deployment(deployment) = &loaded.resource {
                 let template = workload::pod_template(loaded, deployment)?;
                 require_binary(&self.config.bin_dir.join(template.binary))?;
             }
         }
-        Ok(parsed.resources)
+        Ok(resources)
     }
 
     /// Brings processes, forwarders, EndpointSlices and discovered Upstreams in line with the

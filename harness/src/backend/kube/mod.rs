@@ -54,7 +54,7 @@ use model::gloo::{GlooStatus, State};
 use model::{Loaded, Origin, Resource, ResourceKey, ResourceKind, ResourceSet};
 use serde_json::Value;
 
-use crate::backend::local::admin::ProxyStatus;
+use crate::backend::local::admin::{self, ProxyStatus};
 use crate::backend::local::workload;
 use crate::backend::{Applied, Backend, BackendError, CommandOutput};
 use crate::scenario::WaitCondition;
@@ -820,23 +820,14 @@ impl KubeBackend {
         let entries = status.by_resource();
         let mut behind = Vec::new();
         for change in changes.iter().filter(|c| is_gloo_kind(&c.key.kind)) {
-            let label = change.key.to_string();
-            match (entries.get(label.as_str()), change.deleted) {
-                (Some(entry), false) if entry.version().is_some_and(|v| v < change.version) => {
-                    behind.push(format!(
-                        "{GATEWAY_PROXY} serves {label} at resourceVersion {}, not {}",
-                        entry.version().unwrap_or_default(),
-                        change.version
-                    ));
-                }
-                (None, false) => {
-                    behind.push(format!("{GATEWAY_PROXY} does not report {label} yet"))
-                }
-                (Some(entry), true) if entry.version().is_some() => {
-                    behind.push(format!("{GATEWAY_PROXY} still serves deleted {label}"));
-                }
-                _ => {}
-            }
+            behind.extend(admin::lag(
+                &entries,
+                GATEWAY_PROXY,
+                &change.key,
+                change.version,
+                change.deleted,
+                true,
+            ));
         }
         if behind.is_empty() {
             Ok(())

@@ -141,6 +141,31 @@ impl ProxyStatus {
     }
 }
 
+/// Why the proxy `proxy`, whose `/status` entries are `entries`, does not serve a change yet
+/// (`key` written at `version`, or deleted); `None` once it does. A proxy that `must_report` the
+/// resource is behind until it lists it; others (a sidecar that does not route to it) are not.
+pub(crate) fn lag(
+    entries: &BTreeMap<&str, &StatusEntry>,
+    proxy: &str,
+    key: &model::ResourceKey,
+    version: u64,
+    deleted: bool,
+    must_report: bool,
+) -> Option<String> {
+    let label = key.to_string();
+    match (entries.get(label.as_str()), deleted) {
+        (Some(entry), false) if entry.version().is_some_and(|v| v < version) => Some(format!(
+            "{proxy} serves {label} at resourceVersion {}, not {version}",
+            entry.version().unwrap_or_default()
+        )),
+        (None, false) if must_report => Some(format!("{proxy} does not report {label} yet")),
+        (Some(entry), true) if entry.version().is_some() => {
+            Some(format!("{proxy} still serves deleted {label}"))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -866,21 +866,9 @@ impl LocalBackend {
                 if !reports_kind(&key.kind, is_ingress) {
                     continue;
                 }
-                let label = key.to_string();
-                match (entries.get(label.as_str()), deleted) {
-                    (Some(entry), false) if entry.version().is_some_and(|v| v < *version) => behind
-                        .push(format!(
-                            "{name} serves {label} at resourceVersion {}, not {version}",
-                            entry.version().unwrap_or_default()
-                        )),
-                    (None, false) if is_ingress => {
-                        behind.push(format!("{name} does not report {label} yet"))
-                    }
-                    (Some(entry), true) if entry.version().is_some() => {
-                        behind.push(format!("{name} still serves deleted {label}"));
-                    }
-                    _ => {}
-                }
+                behind.extend(admin::lag(
+                    &entries, name, key, *version, *deleted, is_ingress,
+                ));
             }
         }
         if behind.is_empty() {

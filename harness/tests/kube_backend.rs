@@ -1,6 +1,7 @@
 //! The cluster backend against a mocked Kubernetes API server (tower-test): what it sends for
 //! apply, delete and cleanup, how it reads rollouts, Gloo statuses and load balancers, and the
 //! errors it gives for missing CRDs and conflicts.
+#![cfg(feature = "kube")]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

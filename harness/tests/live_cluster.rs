@@ -5,6 +5,7 @@
 //! The colorapp images must be pullable by the cluster: set `COLORMESH_REGISTRY` (and
 //! `COLORMESH_IMAGE_TAG`, default `latest`) to where `cargo xtask images` pushed them, or load
 //! them into the nodes beforehand.
+#![cfg(feature = "kube")]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

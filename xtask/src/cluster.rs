@@ -3,21 +3,17 @@
 //! App Mesh controller on EKS, the builtin gateway from `manifests/cluster/gateway-proxy/`).
 //!
 //! Every task is a plan of [`Step`]s built without side effects (unit-tested below) and then run
-//! by [`command::run_plan`], which echoes each command. The tools a plan needs are checked up
-//! front with [`tools::require`].
+//! by [`run_plan`], which echoes each command. The tools a plan needs are checked up front with
+//! [`require`].
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
-pub(crate) mod command;
-pub(crate) mod tools;
-
-pub(crate) use command::{CommandLine, Step, run_plan};
-pub(crate) use tools::{Tool, require};
-
+use crate::command::{CommandLine, Step, run_plan};
 use crate::images;
+use crate::tools::{Tool, require};
 
 /// Default `--name`: the kind cluster (kubectl context `kind-colormesh`) or the EKS cluster.
 pub(crate) const DEFAULT_CLUSTER_NAME: &str = "colormesh";
@@ -146,7 +142,7 @@ pub(crate) fn up(root: &Path, target: &ClusterTarget) -> anyhow::Result<()> {
     match target.provider {
         Provider::Kind => {
             require(&[Tool::Docker, Tool::Kind, Tool::Kubectl])?;
-            let existing = command::read(&kind_get_clusters())?;
+            let existing = crate::command::read(&kind_get_clusters())?;
             if kind_cluster_exists(&target.name, &existing) {
                 println!("kind cluster {} exists already", target.name);
             }

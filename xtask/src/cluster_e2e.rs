@@ -12,26 +12,40 @@
 //!    App Mesh CRDs from `../shared/schemas/` and `manifests/cluster/gateway-proxy/`, applied by the
 //!    backend with the run's label so the run's cleanup removes it; on EKS the App Mesh controller
 //!    with helm (on kind and K3s the backend injects gateway-proxy sidecars instead);
-//! 5. runs the scenarios through [`harness::backend::kube::KubeBackend`], then shuts the backend
+//! 5. runs the scenarios through `harness::backend::kube::KubeBackend`, then shuts the backend
 //!    down, which deletes every object labelled with the run id; Ctrl-C takes the same path.
+//!
+//! The cluster backends need kube-rs's client and testcontainers, which a local run does not build:
+//! they are xtask's `cluster` feature. Without it, steps 1 (flags and tools) still run at once, and
+//! then xtask runs itself again built with the feature ([`run_or_rebuild`]).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
+#[cfg(feature = "cluster")]
+use anyhow::Context as _;
 use clap::Args;
 use harness::backend::BackendKind;
-use harness::backend::kube::k3s::K3sCluster;
-use harness::backend::kube::{ClusterGateway, KubeBackend, KubeSettings, Provider};
+use harness::backend::cluster::{ClusterGateway, Provider};
+#[cfg(feature = "cluster")]
+use harness::backend::kube::{KubeBackend, KubeSettings, k3s::K3sCluster};
 use harness::runner::RunSettings;
 use harness::scenario::Scenario;
 
-use crate::cluster::{self, ClusterTarget, Tool};
+use crate::cluster;
+#[cfg(feature = "cluster")]
+use crate::cluster::ClusterTarget;
 use crate::gateway::GatewayKind;
-use crate::images::{self, ImagesArgs};
+use crate::images;
+#[cfg(feature = "cluster")]
+use crate::images::ImagesArgs;
+use crate::tools::{Tool, require};
 
 /// The builtin gateway's manifests, relative to `manifests/` (the backend applies them).
+#[cfg(feature = "cluster")]
 const GATEWAY_MANIFESTS: &str = "cluster/gateway-proxy";
 /// Applied after [`GATEWAY_MANIFESTS`] on EKS: the proxy Service becomes a LoadBalancer.
+#[cfg(feature = "cluster")]
 const GATEWAY_EKS_OVERLAY: &str = "cluster/gateway-proxy-eks";
 
 /// Options of the cluster backends (ignored by `--backend local`).
@@ -125,8 +139,10 @@ pub(crate) fn plan(
     })
 }
 
-/// Brings the cluster side up, runs the scenarios, and cleans up; returns the gate.
-pub(crate) async fn run(
+/// Checks the flags and the tools, then runs the scenarios on the cluster: here when xtask was
+/// built with the `cluster` feature, otherwise by running xtask again built with it (cargo shows
+/// the build's progress; only the first time builds anything). Returns the gate.
+pub(crate) async fn run_or_rebuild(
     root: &Path,
     backend: BackendKind,
     gateway: GatewayKind,
@@ -135,7 +151,31 @@ pub(crate) async fn run(
     settings: &RunSettings,
 ) -> anyhow::Result<bool> {
     let plan = plan(backend, gateway, args)?;
-    cluster::require(&plan.tools)?;
+    require(&plan.tools)?;
+    #[cfg(feature = "cluster")]
+    {
+        run(root, &plan, args, scenarios, settings).await
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = (scenarios, settings);
+        println!(
+            "The cluster backends need kube-rs and testcontainers, which a local run does not \
+             build: running xtask again with --features cluster (the first time builds them)"
+        );
+        Err(crate::cargo::exec_with_cluster_feature(root))
+    }
+}
+
+/// Brings the cluster side up, runs the scenarios, and cleans up; returns the gate.
+#[cfg(feature = "cluster")]
+async fn run(
+    root: &Path,
+    plan: &ClusterPlan,
+    args: &ClusterRunArgs,
+    scenarios: &[Scenario],
+    settings: &RunSettings,
+) -> anyhow::Result<bool> {
 
     // The cluster, and the kubeconfig + context the client and the CLIs use.
     let mut k3s = None;
@@ -198,11 +238,11 @@ pub(crate) async fn run(
     );
     let mut backend = KubeBackend::new(client, kube_settings);
 
-    let installed = install_gateway(root, &plan, args, &mut backend).await;
+    let installed = install_gateway(root, plan, args, &mut backend).await;
     let report = match installed {
         Ok(()) => {
             tokio::select! {
-                report = crate::e2e::run_on(&mut backend, scenarios, settings) => Some(report?),
+                report = crate::run::run_on(&mut backend, scenarios, settings) => Some(report?),
                 _ = tokio::signal::ctrl_c() => {
                     eprintln!("interrupted: removing what the run created");
                     None
@@ -224,6 +264,7 @@ pub(crate) async fn run(
 }
 
 /// The gateway (and, on EKS, the mesh controller) the scenarios run against.
+#[cfg(feature = "cluster")]
 async fn install_gateway(
     root: &Path,
     plan: &ClusterPlan,

@@ -59,7 +59,7 @@ pub(crate) fn unsupported_features(kind: GatewayKind) -> &'static [Feature] {
 pub(crate) async fn conformance(args: &ConformanceArgs) -> anyhow::Result<bool> {
     let root = crate::workspace_root();
     let scenario_dir = root.join("scenarios").join("conformance");
-    let scenarios = crate::e2e::resolve_scenarios(&scenario_dir, &[])?;
+    let scenarios = crate::run::resolve_scenarios(&scenario_dir, &[])?;
     if args.list_features {
         print!("{}", list_features(&scenarios));
         return Ok(true);
@@ -81,8 +81,8 @@ pub(crate) async fn conformance(args: &ConformanceArgs) -> anyhow::Result<bool> 
         );
     }
     let gateway = args.gateway.command(&root)?;
-    let bin_dir = crate::e2e::build_binaries(&root)?;
-    let seed = args.seed.unwrap_or_else(crate::e2e::clock_seed);
+    let bin_dir = crate::cargo::build_binaries(&root)?;
+    let seed = args.seed.unwrap_or_else(crate::run::clock_seed);
     let report_dir = args
         .report_dir
         .clone()
@@ -249,7 +249,7 @@ mod tests {
         let dir = crate::workspace_root()
             .join("scenarios")
             .join("conformance");
-        let scenarios = crate::e2e::resolve_scenarios(&dir, &[]).unwrap();
+        let scenarios = crate::run::resolve_scenarios(&dir, &[]).unwrap();
         assert!(scenarios.len() >= 20, "{} scenarios", scenarios.len());
         let listing = list_features(&scenarios);
         for feature in Feature::ALL {

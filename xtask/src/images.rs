@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::bail;
 use clap::Args;
 
-use crate::cluster::{CommandLine, Step, Tool, require, run_plan};
+use crate::command::{CommandLine, Step, run_plan};
+use crate::tools::{Tool, require};
 
 /// The binaries that run in a cluster, one image each, built from `services/<binary>/Dockerfile`.
 pub(crate) const SERVICE_BINARIES: [&str; 5] = [

@@ -1,7 +1,9 @@
 //! cargo xtask: e2e, walkthrough and the other project tasks.
 //!
 //! - `cargo xtask e2e`: builds the workspace binaries, runs every scenario in `scenarios/` on a
-//!   backend and writes reports; the exit code is the gate.
+//!   backend and writes reports; the exit code is the gate. The cluster backends
+//!   (`--backend kind|eks|k3s`) are the `cluster` feature, built on first use.
+//! - `cargo xtask test`: every test, after the set-up the tests need (the pinned Envoy).
 //! - `cargo xtask walkthrough`: the blog walkthrough narrated step by step for a person.
 //! - `cargo xtask conformance`: the conformance suite (`scenarios/conformance/`), judged per
 //!   feature, against the gateway chosen with `--gateway`.
@@ -11,8 +13,8 @@
 //!   in-process colorteller, next to a plain hyper client loop.
 //! - `cargo xtask cluster up|down|install-gloo|install-appmesh|deploy-gateway`: the kind or EKS
 //!   cluster and what runs in it besides the scenarios.
-//! - `cargo xtask images`: the service images from `docker/Dockerfile`, loaded into kind/K3s or
-//!   pushed to a registry.
+//! - `cargo xtask images`: the service images from `services/*/Dockerfile`, loaded into kind/K3s
+//!   or pushed to a registry.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,13 +24,17 @@ use clap::{Args, Parser, Subcommand};
 use harness::backend::BackendKind;
 
 mod bench;
+mod cargo;
 mod cluster;
 mod cluster_e2e;
+mod command;
 mod conformance;
 mod e2e;
 mod envoy;
 mod gateway;
 mod images;
+mod run;
+mod tools;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "colormesh project tasks")]
@@ -41,6 +47,9 @@ struct Cli {
 enum Task {
     /// Run scenarios end to end and gate on the result (exit code 0 only if every scenario passed).
     E2e(E2eArgs),
+    /// Run every test (`cargo test --workspace --all-features`), installing the pinned Envoy first
+    /// when it is missing; arguments after `--` go to cargo test.
+    Test(TestArgs),
     /// Narrate the blog walkthrough (scenarios/walkthrough.yaml) step by step, with verdicts.
     Walkthrough(RunArgs),
     /// Run the conformance suite (scenarios/conformance/*.yaml) and report per feature; the exit
@@ -96,6 +105,13 @@ struct E2eArgs {
     run: RunArgs,
 }
 
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Passed to `cargo test` (e.g. `--locked`, `-p harness`, `-- --ignored`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CARGO_TEST_ARGS")]
+    cargo_args: Vec<String>,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -131,6 +147,12 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Task::Conformance(args) => runtime.block_on(conformance::conformance(&args)),
         Task::BenchTraffic(args) => runtime.block_on(bench::bench_traffic(&args)).map(|()| true),
         Task::Bench(args) => runtime.block_on(bench::bench(&args)).map(|()| true),
+        Task::Test(args) => {
+            let root = workspace_root();
+            let envoy = envoy::install(&root)?;
+            println!("Envoy for the tests: {}", envoy.display());
+            Ok(cargo::test(&root, &args.cargo_args, &envoy)?.success())
+        }
         Task::Envoy => {
             let binary = envoy::install(&workspace_root())?;
             println!("{}\n{}", binary.display(), envoy::version(&binary)?);

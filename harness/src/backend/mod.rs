@@ -4,7 +4,7 @@
 //! - [`local`]: the embedded default. Deployments become processes on 127.0.0.1 with ephemeral
 //!   ports, meshed pods get a `gateway-proxy sidecar`, a `gateway-proxy ingress` plays Gloo's
 //!   gateway-proxy, and glooctl commands act on the local resource store.
-//! - [`kube`]: kind, EKS and a disposable K3s apply the same manifests to a cluster through
+//! - `kube` (the `kube` feature): kind, EKS and a disposable K3s apply the same manifests to a cluster through
 //!   kube-rs and run the real glooctl.
 
 use std::future::Future;
@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use crate::scenario::WaitCondition;
 
+pub mod cluster;
+#[cfg(feature = "kube")]
 pub mod kube;
 pub mod local;
 

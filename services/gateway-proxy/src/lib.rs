@@ -25,11 +25,12 @@
 //!
 //! The binary builds its [`ProxyState`] from a config directory instead, with a
 //! [`ConfigSource`] that reads the resources and translates them (see `reload`), or, in a
-//! cluster, from the API server ([`kube_source`]).
+//! cluster, from the API server (`kube_source`, behind the `kubernetes` feature).
 
 mod admin;
 pub mod cli;
 mod headers;
+#[cfg(feature = "kubernetes")]
 pub mod kube_source;
 mod metrics;
 mod proxy;

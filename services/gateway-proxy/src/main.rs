@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use gateway_proxy::cli::{RoleCommand, SourceChoice, check_dir};
+#[cfg(feature = "kubernetes")]
 use gateway_proxy::kube_source::{self, DEFAULT_WRITER_NAMESPACE, KubeOptions};
 use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve, watch_dir};
 use tokio::net::TcpListener;
@@ -32,10 +33,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
     /// With --kubernetes: watch only this namespace (repeatable); default: all namespaces.
+    #[cfg(feature = "kubernetes")]
     #[arg(long = "watch-namespace", global = true, value_name = "NS")]
     watch_namespaces: Vec<String>,
     /// With --kubernetes: the namespace this gateway runs in, the key of its entry under
     /// `status.statuses` of the Gloo resources.
+    #[cfg(feature = "kubernetes")]
     #[arg(
         long,
         global = true,
@@ -70,11 +73,18 @@ async fn run(cli: Cli) -> Result<()> {
     match common.source() {
         SourceChoice::ConfigDir(dir) => {
             let dir = check_dir(dir)?;
+            #[cfg(feature = "kubernetes")]
             if !cli.watch_namespaces.is_empty() {
                 tracing::warn!("--watch-namespace is ignored with --config-dir");
             }
             serve_config_dir(state, role, dir, common.listen, common.admin).await
         }
+        #[cfg(not(feature = "kubernetes"))]
+        SourceChoice::Kubernetes => anyhow::bail!(
+            "--kubernetes: this gateway-proxy was built without Kubernetes support; build it with \
+             `cargo build -p gateway-proxy --features kubernetes` (the container image is built so)"
+        ),
+        #[cfg(feature = "kubernetes")]
         SourceChoice::Kubernetes => {
             let options = KubeOptions {
                 watch_namespaces: cli.watch_namespaces,
@@ -114,6 +124,7 @@ async fn serve_config_dir(
     Ok(())
 }
 
+#[cfg(feature = "kubernetes")]
 /// Serves at once (so `/ready` answers 503 while the watchers list) and installs the
 /// configuration when every watched kind has been listed.
 async fn serve_kubernetes(

@@ -1,5 +1,6 @@
 //! The Kubernetes configuration source against a mocked API server (tower-test behind a real
 //! `kube::Client`): initial lists, watch events, status write-back and the failure modes.
+#![cfg(feature = "kubernetes")]
 
 mod translate_support;
 

@@ -63,6 +63,7 @@ mod forward;
 pub mod k3s;
 mod transform;
 
+pub use super::cluster::{ClusterGateway, Provider};
 use forward::{LocalForward, ServiceRef};
 use transform::RUN_LABEL;
 
@@ -81,37 +82,6 @@ const CRD_TIMEOUT: Duration = Duration::from_secs(60);
 const LOAD_BALANCER_TIMEOUT: Duration = Duration::from_secs(300);
 /// The install hint for a missing glooctl.
 const GLOOCTL_INSTALL: &str = "curl -sL https://run.solo.io/gloo/install | sh";
-
-/// Which kind of cluster runs the scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    /// kind (Kubernetes in Docker).
-    Kind,
-    /// Amazon EKS, with the real App Mesh controller.
-    Eks,
-    /// A disposable K3s in Docker via testcontainers ([`k3s`]).
-    K3s,
-}
-
-impl Provider {
-    /// The backend's report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Provider::Kind => "kind",
-            Provider::Eks => "eks",
-            Provider::K3s => "k3s",
-        }
-    }
-}
-
-/// Which gateway serves the Gloo resources in the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusterGateway {
-    /// Real Gloo Edge (its own discovery writes the Upstreams).
-    Gloo,
-    /// The workspace's gateway-proxy (`ingress --kubernetes`); the backend emulates discovery.
-    Builtin,
-}
 
 /// Where and how the cluster backend runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

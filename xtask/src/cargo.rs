@@ -1,0 +1,149 @@
+//! The cargo calls xtask makes: building the workspace binaries the scenarios run, the test suite,
+//! and xtask itself again with the cluster backends.
+//!
+//! Two rules keep every rerun free of rebuilds:
+//! - **One feature resolution.** The `cargo xtask` alias is `run --bin xtask` without `-p`, so
+//!   cargo resolves features for the whole workspace, exactly as `cargo build` does. The binaries
+//!   xtask builds next are then the same artifacts, and neither build invalidates the other.
+//! - **A clean environment.** `cargo run` exports the running package's variables
+//!   (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, ...) to xtask. A nested cargo would hand them on to
+//!   build scripts that declare `rerun-if-env-changed` for them (ring does), and every later build
+//!   from a shell would see them changed and rebuild all that depends on ring. [`command`] removes
+//!   them.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, ExitStatus};
+
+use anyhow::{Context as _, bail};
+
+/// The variables `cargo run` sets for the program it runs, which describe xtask's own package and
+/// must not reach a nested cargo. `CARGO_PKG_*` and `CARGO_BIN_*`-like prefixes are matched too.
+const RUN_ENV: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_MANIFEST_LINKS",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_RUSTC_CURRENT_DIR",
+    "CARGO_TARGET_TMPDIR",
+];
+
+/// Whether `name` is one of the variables `cargo run` set for xtask.
+fn is_run_env(name: &str) -> bool {
+    RUN_ENV.contains(&name) || name.starts_with("CARGO_PKG_")
+}
+
+/// `cargo` (the one that runs xtask, when it does) in the workspace root, with the variables
+/// `cargo run` exported to xtask removed.
+pub(crate) fn command(root: &Path) -> Command {
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut command = Command::new(program);
+    command.current_dir(root);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_run_env) {
+            command.env_remove(&name);
+        }
+    }
+    command
+}
+
+/// Runs a cargo command with its output on the terminal (cargo's progress bar shows what is being
+/// built and how far along it is) and fails unless it succeeds.
+fn run(mut command: Command, what: &str) -> anyhow::Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("starting cargo ({what})"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// `cargo build --bins` for the whole workspace with the profile xtask itself was built with;
+/// returns the binaries' folder (xtask's own).
+pub(crate) fn build_binaries(root: &Path) -> anyhow::Result<PathBuf> {
+    let mut command = command(root);
+    command.args(["build", "--bins"]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    println!("Building the workspace binaries the scenarios run (cargo build --bins)");
+    run(
+        command,
+        "cargo build --bins (the scenarios need the workspace binaries)",
+    )?;
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .context("the xtask binary has no parent folder")
+}
+
+/// Replaces this process with xtask built with the `cluster` feature (kube-rs and testcontainers),
+/// given the same arguments, so its output and exit code are the run's. The first time, cargo
+/// builds the cluster stack (with its progress shown); after that the build is fresh. Returns only
+/// if the exec failed.
+#[cfg(not(feature = "cluster"))]
+pub(crate) fn exec_with_cluster_feature(root: &Path) -> anyhow::Error {
+    let mut command = command(root);
+    command
+        .args(["run", "--bin", "xtask", "--features", "xtask/cluster", "--"])
+        .args(std::env::args_os().skip(1));
+    anyhow::Error::new(command.exec()).context("running cargo run --features xtask/cluster")
+}
+
+/// `cargo test --workspace --all-features` plus `extra` (after the set-up `cargo xtask test` did);
+/// returns cargo's exit status.
+pub(crate) fn test(root: &Path, extra: &[String], envoy: &Path) -> anyhow::Result<ExitStatus> {
+    let mut command = command(root);
+    command
+        .args(["test", "--workspace", "--all-features"])
+        .args(extra)
+        .env(crate::envoy::ENVOY_BIN_ENV, envoy);
+    command.status().context("starting cargo test")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variables_cargo_run_exports_are_not_handed_on() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_PRIMARY_PACKAGE",
+        ] {
+            assert!(is_run_env(name), "{name}");
+        }
+        // The user's own cargo settings are.
+        for name in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_INCREMENTAL",
+            "CARGO_TERM_COLOR",
+            "CARGO",
+        ] {
+            assert!(!is_run_env(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_nested_cargo_does_not_inherit_xtasks_package_variables() {
+        // `cargo test` runs this with CARGO_MANIFEST_DIR set, as `cargo run` does for xtask.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        let command = command(Path::new("."));
+        let removed: Vec<_> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            removed.iter().any(|name| name == "CARGO_MANIFEST_DIR"),
+            "{removed:?}"
+        );
+    }
+}

@@ -288,10 +288,7 @@ mod tests {
             .map(|i| ["white", "blue", "black"][i % 3])
             .collect();
         let report = cross_check(
-            &sample(
-                &colors,
-                &[("black", 0.33), ("blue", 0.33), ("white", 0.33)],
-            ),
+            &sample(&colors, &[("black", 0.33), ("blue", 0.33), ("white", 0.33)]),
             1,
         );
         assert!(report.agrees, "{report:?}");

@@ -15,12 +15,12 @@
 
 use std::time::Instant;
 
-use super::records::{PropagationReport, TrafficReport, key_name};
+use super::records::{PropagationReport, SplitReport, key_name};
 use super::{StepContext, StepResult, format_elapsed};
 use crate::backend::{Backend, BackendError};
 use crate::scenario::{Step, TrafficStep};
 use crate::stats;
-use crate::traffic::{self, Flow, TrafficError, TrafficLimits, TrafficRequest};
+use crate::traffic::{self, Flow, TrafficError, TrafficLimits, TrafficRequest, TrafficSummary};
 
 mod drive;
 mod judge;
@@ -143,15 +143,41 @@ impl<B: Backend> StepContext<'_, B> {
             cross_clear.then(|| judge::cross_check(&observer.cross, traffic.concurrency));
         let verdict = judge::step_verdict(&run, &observer, split.as_ref(), cross_check.as_ref());
 
-        if let Some(split) = &split {
+        let shown = observer.log.take_shown();
+        self.say_results(split.as_ref(), &shown, propagation.as_ref(), &summary);
+        let verdicts = record::Verdicts {
+            split,
+            propagation,
+            cross_check,
+        };
+        Ok(StepResult {
+            outcome: Some(verdict.outcome),
+            messages: verdict.messages,
+            traffic: Some(
+                observer
+                    .log
+                    .into_report(&base, traffic, summary, shown, verdicts),
+            ),
+            ..StepResult::default()
+        })
+    }
+
+    /// The verdict lines, the replies a walkthrough shows, the propagation time and the totals.
+    fn say_results(
+        &mut self,
+        split: Option<&SplitReport>,
+        shown: &[String],
+        propagation: Option<&PropagationReport>,
+        summary: &TrafficSummary,
+    ) {
+        if let Some(split) = split {
             self.say(format_args!("{}", record::describe_verdict(split)));
         }
-        let shown = observer.log.take_shown();
         if self.settings.narrate {
             for body in shown.iter().take(MAX_SHOWN_REPLIES) {
                 self.say(format_args!("{body}"));
             }
-            if let Some(elapsed) = propagation.as_ref().and_then(|p| p.elapsed) {
+            if let Some(elapsed) = propagation.and_then(|p| p.elapsed) {
                 self.say(format_args!(
                     "# the new weights were served {} after the apply returned",
                     format_elapsed(elapsed)
@@ -168,31 +194,6 @@ impl<B: Backend> StepContext<'_, B> {
             summary.latency.p50_us,
             summary.latency.p99_us
         ));
-
-        let log = observer.log;
-        Ok(StepResult {
-            outcome: Some(verdict.outcome),
-            messages: verdict.messages,
-            traffic: Some(TrafficReport {
-                url: base.to_string(),
-                method: traffic.method.clone(),
-                path: traffic.path.clone(),
-                concurrency: traffic.concurrency,
-                requested: traffic.requests,
-                summary,
-                passing_replies: log.passing,
-                failing_replies: log.failing,
-                max_errors: traffic.expect.max_errors,
-                failures_by_check: log.by_check,
-                failure_samples: log.samples,
-                shown_replies: shown,
-                split,
-                propagation,
-                cross_check,
-                records: log.records,
-            }),
-            ..StepResult::default()
-        })
     }
 
     async fn measure_propagation(&mut self) -> PropagationReport {
@@ -228,7 +229,10 @@ impl<B: Backend> StepContext<'_, B> {
     }
 
     /// `GET <path>/clear` through the same route (the prefix rewrite maps it to `/color/clear`).
-    async fn clear_gateway_stats(&mut self, request: &TrafficRequest) -> Result<(), TrafficStepError> {
+    async fn clear_gateway_stats(
+        &mut self,
+        request: &TrafficRequest,
+    ) -> Result<(), TrafficStepError> {
         let path = request
             .path_and_query
             .split('?')
@@ -306,7 +310,10 @@ impl<B: Backend> StepContext<'_, B> {
     }
 }
 
-fn build_request(base: &url::Url, traffic: &TrafficStep) -> Result<TrafficRequest, TrafficStepError> {
+fn build_request(
+    base: &url::Url,
+    traffic: &TrafficStep,
+) -> Result<TrafficRequest, TrafficStepError> {
     let method = http::Method::from_bytes(traffic.method.as_bytes()).map_err(|_| {
         TrafficStepError::Method {
             method: traffic.method.clone(),

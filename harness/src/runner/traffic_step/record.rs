@@ -1,13 +1,17 @@
-//! Recording a traffic step: the reply log kept while traffic runs, and the lines the step
-//! prints about its verdicts.
+//! Recording a traffic step: the reply log kept while traffic runs, the step's report built from
+//! it, and the paragraph the step prints about a split verdict.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::classify::{CheckKind, Violation};
-use crate::traffic::Reply;
+use crate::scenario::TrafficStep;
+use crate::traffic::{Reply, TrafficSummary};
 
-use super::super::records::{FailureSample, RequestRecord, SplitReport, key_name, outcome_label};
+use super::super::records::{
+    CrossCheckReport, FailureSample, PropagationReport, RequestRecord, SplitReport, TrafficReport,
+    key_name, outcome_label,
+};
 use super::percent;
 
 /// Bodies kept in reports are cut here: enough to see what went wrong.
@@ -83,12 +87,48 @@ impl ReplyLog {
         }
     }
 
+    /// The step's report: the request, the log and the verdicts.
+    pub(super) fn into_report(
+        self,
+        base: &url::Url,
+        traffic: &TrafficStep,
+        summary: TrafficSummary,
+        shown_replies: Vec<String>,
+        verdicts: Verdicts,
+    ) -> TrafficReport {
+        TrafficReport {
+            url: base.to_string(),
+            method: traffic.method.clone(),
+            path: traffic.path.clone(),
+            concurrency: traffic.concurrency,
+            requested: traffic.requests,
+            summary,
+            passing_replies: self.passing,
+            failing_replies: self.failing,
+            max_errors: traffic.expect.max_errors,
+            failures_by_check: self.by_check,
+            failure_samples: self.samples,
+            shown_replies,
+            split: verdicts.split,
+            propagation: verdicts.propagation,
+            cross_check: verdicts.cross_check,
+            records: self.records,
+        }
+    }
+
     /// The shown bodies in request order (workers answer out of order).
     pub(super) fn take_shown(&mut self) -> Vec<String> {
         let mut shown = std::mem::take(&mut self.shown);
         shown.sort_by_key(|(index, _)| *index);
         shown.into_iter().map(|(_, body)| body).collect()
     }
+}
+
+/// The judgements a traffic report carries besides the reply log.
+pub(super) struct Verdicts {
+    pub(super) split: Option<SplitReport>,
+    pub(super) propagation: Option<PropagationReport>,
+    pub(super) cross_check: Option<CrossCheckReport>,
 }
 
 /// One paragraph per split verdict: shares with intervals, the achieved deviation, leak bounds.

@@ -109,9 +109,7 @@ pub enum GlooctlError {
     PathMatcher,
     #[error("give either --dest-name or --upstream-group-name, not both")]
     TwoDestinations,
-    #[error(
-        "a destination is required: pass --dest-name (an upstream) or --upstream-group-name"
-    )]
+    #[error("a destination is required: pass --dest-name (an upstream) or --upstream-group-name")]
     NoDestination,
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -411,9 +409,7 @@ fn execute(command: Command, store: &mut impl GlooStore) -> Result<String, Glooc
         Command::Remove {
             what: RemoveCommand::Route { metadata, index },
         } => {
-            let name = metadata
-                .name
-                .ok_or(GlooctlError::RouteOwnerRequired)?;
+            let name = metadata.name.ok_or(GlooctlError::RouteOwnerRequired)?;
             let mut vs = read_virtual_service(store, &metadata.namespace, &name)?;
             let routes = &mut vs.spec.virtual_host.routes;
             let index = index as usize;
@@ -616,15 +612,17 @@ fn add_route(add: AddRoute, store: &mut impl GlooStore) -> Result<String, Glooct
 fn get(kind: GlooKind, args: GetArgs, store: &impl GlooStore) -> Result<String, GlooctlError> {
     let namespace = &args.metadata.namespace;
     let resources = match args.resource_name.or(args.metadata.name) {
-        Some(name) => vec![
-            store
-                .get(kind, namespace, &name)
-                .ok_or_else(|| GlooctlError::NotFound {
-                    kind,
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                })?,
-        ],
+        Some(name) => {
+            vec![
+                store
+                    .get(kind, namespace, &name)
+                    .ok_or_else(|| GlooctlError::NotFound {
+                        kind,
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                    })?,
+            ]
+        }
         None => store.list(kind, namespace),
     };
     match args.output {

@@ -26,7 +26,10 @@ pub enum KubeError {
         source: ::kube::config::KubeconfigError,
     },
     #[error("cannot build a client from {place}: {source}")]
-    Client { place: String, source: ::kube::Error },
+    Client {
+        place: String,
+        source: ::kube::Error,
+    },
     #[error("waiting for CRD {name} to be Established: {source}")]
     CrdNotEstablished {
         name: String,
@@ -51,19 +54,22 @@ pub enum KubeError {
     Refused { object: String, reason: String },
     /// A wait or a generated object names a kind the cluster does not serve.
     #[error("{object}: {source}")]
-    Unresolved {
-        object: String,
-        source: MissingKind,
-    },
+    Unresolved { object: String, source: MissingKind },
     #[error("cannot read {object}: {source}")]
-    Read { object: String, source: ::kube::Error },
+    Read {
+        object: String,
+        source: ::kube::Error,
+    },
     #[error("cannot encode Upstream {name}: {source}")]
     EncodeUpstream {
         name: String,
         source: serde_json::Error,
     },
     #[error("cannot delete {object}: {source}")]
-    Delete { object: String, source: ::kube::Error },
+    Delete {
+        object: String,
+        source: ::kube::Error,
+    },
     /// Deleting (or listing) every object of `what` carrying the run label failed.
     #[error("cannot {verb} {what} labelled {selector}: {source}")]
     Labelled {

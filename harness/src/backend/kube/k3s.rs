@@ -90,10 +90,7 @@ impl K3sCluster {
             .with_conf_mount(dir.path())
             .with_privileged(true)
             .with_userns_mode("host");
-        let container = image
-            .start()
-            .await
-            .map_err(KubeError::StartK3s)?;
+        let container = image.start().await.map_err(KubeError::StartK3s)?;
         let port = container
             .get_host_port_ipv4(KUBE_SECURE_PORT)
             .await

@@ -65,8 +65,8 @@ pub mod k3s;
 mod transform;
 
 pub use error::{KubeError, MissingKind};
-pub use forward::ForwardError;
 use error::{NotYet, TimedOut, wait_timeout};
+pub use forward::ForwardError;
 
 use forward::{LocalForward, ServiceRef};
 use transform::RUN_LABEL;
@@ -373,10 +373,12 @@ impl KubeBackend {
             context: context.map(str::to_owned),
             source,
         })?;
-        Ok(Client::try_from(config).map_err(|source| KubeError::Client {
-            place: where_,
-            source,
-        })?)
+        Ok(
+            Client::try_from(config).map_err(|source| KubeError::Client {
+                place: where_,
+                source,
+            })?,
+        )
     }
 
     /// The settings this backend runs with.
@@ -546,9 +548,9 @@ impl KubeBackend {
                 self.discovery.insert(gvk.clone(), resolved.clone());
                 Ok(Ok(resolved))
             }
-            Err(::kube::Error::Api(status)) if status.code == 404 => Ok(Err(MissingKind {
-                kind: gvk.clone(),
-            })),
+            Err(::kube::Error::Api(status)) if status.code == 404 => {
+                Ok(Err(MissingKind { kind: gvk.clone() }))
+            }
             Err(::kube::Error::Discovery(::kube::error::DiscoveryError::MissingKind(_))) => {
                 Ok(Err(MissingKind { kind: gvk.clone() }))
             }
@@ -640,10 +642,12 @@ impl KubeBackend {
         for mut upstream in wanted {
             upstream.metadata.namespace = Some(self.settings.gateway_namespace.clone());
             let name = upstream.metadata.name.clone().unwrap_or_default();
-            let mut object = serde_json::to_value(Resource::Upstream(Box::new(upstream)))
-                .map_err(|source| KubeError::EncodeUpstream {
-                    name: name.clone(),
-                    source,
+            let mut object =
+                serde_json::to_value(Resource::Upstream(Box::new(upstream))).map_err(|source| {
+                    KubeError::EncodeUpstream {
+                        name: name.clone(),
+                        source,
+                    }
                 })?;
             transform::set_label(&mut object, RUN_LABEL, &self.settings.run_id);
             let (key, version) = self
@@ -814,11 +818,10 @@ impl KubeBackend {
                 status: code,
             });
         }
-        let status: ProxyStatus =
-            serde_json::from_slice(&body).map_err(|source| NotYet::Json {
-                proxy: GATEWAY_PROXY,
-                source,
-            })?;
+        let status: ProxyStatus = serde_json::from_slice(&body).map_err(|source| NotYet::Json {
+            proxy: GATEWAY_PROXY,
+            source,
+        })?;
         let entries = status.by_resource();
         let mut behind = Vec::new();
         for change in changes.iter().filter(|c| is_gloo_kind(&c.key.kind)) {
@@ -851,13 +854,13 @@ impl KubeBackend {
                 Err(missing) => return Err(KubeError::from(missing).into()),
             };
             let api = self.dynamic_api(&resolved, change.key.namespace.as_deref());
-            let object =
-                api.get_opt(&change.key.name)
-                    .await
-                    .map_err(|source| KubeError::Read {
-                        object: change.key.to_string(),
-                        source,
-                    })?;
+            let object = api
+                .get_opt(&change.key.name)
+                .await
+                .map_err(|source| KubeError::Read {
+                    object: change.key.to_string(),
+                    source,
+                })?;
             let verdict = gloo_entry(object.as_ref(), &self.settings.gateway_namespace);
             let reporter_ok = |reporter: Option<&str>| {
                 change.key.kind != ResourceKind::GlooVirtualService || reporter == Some("gateway")
@@ -894,8 +897,7 @@ impl KubeBackend {
         }
         .map_err(KubeError::GlooctlKubeconfig)?;
         config.current_context = Some(context);
-        let text =
-            serde_norway::to_string(&config).map_err(KubeError::EncodeGlooctlKubeconfig)?;
+        let text = serde_norway::to_string(&config).map_err(KubeError::EncodeGlooctlKubeconfig)?;
         let io = |source| BackendError::Io {
             context: "cannot write a kubeconfig for glooctl".into(),
             source,
@@ -1199,13 +1201,13 @@ impl Backend for KubeBackend {
                     Some(namespace),
                     name,
                 );
-                let resolved = self
-                    .resolve(&header_of_key(&key).gvk())
-                    .await?
-                    .map_err(|source| KubeError::Unresolved {
-                        object: key.to_string(),
-                        source,
-                    })?;
+                let resolved =
+                    self.resolve(&header_of_key(&key).gvk())
+                        .await?
+                        .map_err(|source| KubeError::Unresolved {
+                            object: key.to_string(),
+                            source,
+                        })?;
                 let api = self.dynamic_api(&resolved, Some(namespace));
                 let gateway_namespace = self.settings.gateway_namespace.clone();
                 self.watch_object_until(api, name, timeout, |object| {
@@ -1228,13 +1230,13 @@ impl Backend for KubeBackend {
             }
             WaitCondition::Upstream { namespace, name } => {
                 let key = ResourceKey::new(ResourceKind::Upstream, Some(namespace), name);
-                let resolved = self
-                    .resolve(&header_of_key(&key).gvk())
-                    .await?
-                    .map_err(|source| KubeError::Unresolved {
-                        object: key.to_string(),
-                        source,
-                    })?;
+                let resolved =
+                    self.resolve(&header_of_key(&key).gvk())
+                        .await?
+                        .map_err(|source| KubeError::Unresolved {
+                            object: key.to_string(),
+                            source,
+                        })?;
                 let api = self.dynamic_api(&resolved, Some(namespace));
                 self.watch_object_until(api, name, timeout, |object| match object {
                     Some(_) => Ok(()),

@@ -29,7 +29,11 @@ impl HttpProbe {
     }
 
     /// `GET http://<addr><path>`: the status code and body.
-    pub(crate) async fn get(&self, addr: SocketAddr, path: &str) -> Result<(u16, Bytes), AdminError> {
+    pub(crate) async fn get(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+    ) -> Result<(u16, Bytes), AdminError> {
         let url = format!("http://{addr}{path}");
         let uri: http::Uri = url.parse().map_err(|source| AdminError::Uri {
             url: url.clone(),
@@ -76,15 +80,15 @@ impl HttpProbe {
                 source,
             })?;
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|source| AdminError::Request {
-                    method: "POST",
-                    url: url.clone(),
-                    source,
-                })?;
+            let response =
+                self.client
+                    .request(request)
+                    .await
+                    .map_err(|source| AdminError::Request {
+                        method: "POST",
+                        url: url.clone(),
+                        source,
+                    })?;
             let status = response.status().as_u16();
             // Drain the body so the connection can be reused.
             let _ = response.into_body().collect().await;

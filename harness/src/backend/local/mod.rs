@@ -502,12 +502,12 @@ impl LocalBackend {
                 for _ in 0..replicas {
                     fresh.push(self.start_pod(&key, &namespace, &template).await?);
                 }
-                let state = self
-                    .deployments
-                    .get_mut(&key)
-                    .ok_or_else(|| BackendError::Untracked {
-                        resource: key.to_string(),
-                    })?;
+                let state =
+                    self.deployments
+                        .get_mut(&key)
+                        .ok_or_else(|| BackendError::Untracked {
+                            resource: key.to_string(),
+                        })?;
                 state.pods = fresh;
                 let mut old = old;
                 stop_pods(&mut old).await;

@@ -184,10 +184,17 @@ pub(crate) enum NotYet {
         proxy: &'static str,
         source: serde_json::Error,
     },
+    /// Boxed: a cluster failure is rare and large, and waits return `NotYet` on every poll.
     #[error("{0}")]
-    Failed(#[from] KubeError),
+    Failed(Box<KubeError>),
     #[error("{0}")]
     Backend(#[from] BackendError),
+}
+
+impl From<KubeError> for NotYet {
+    fn from(error: KubeError) -> Self {
+        Self::Failed(Box::new(error))
+    }
 }
 
 /// A wait that ran out: what it saw last.

@@ -47,7 +47,7 @@ pub(super) struct StepVerdict {
 }
 
 /// Everything the judging needs to know about how traffic ran.
-pub(super) struct Run<'a, 'p> {
+pub(super) struct TrafficRun<'a, 'p> {
     pub(super) traffic: &'a TrafficStep,
     pub(super) plan: &'a TrafficPlan<'p>,
     pub(super) summary: &'a TrafficSummary,
@@ -57,7 +57,7 @@ pub(super) struct Run<'a, 'p> {
 
 /// The statistical judgement of the step's split, `None` for steps without one.
 pub(super) fn judge_split(
-    run: &Run<'_, '_>,
+    run: &TrafficRun<'_, '_>,
     observer: &mut Observer<'_>,
 ) -> Result<Option<SplitReport>, stats::StatsError> {
     let Some(split) = &run.plan.split else {
@@ -113,7 +113,7 @@ pub(super) fn judge_split(
 
 /// The step's outcome from its verdicts, worst last so the outcome is the worst one.
 pub(super) fn step_verdict(
-    run: &Run<'_, '_>,
+    run: &TrafficRun<'_, '_>,
     observer: &Observer<'_>,
     split: Option<&SplitReport>,
     cross_check: Option<&CrossCheckReport>,

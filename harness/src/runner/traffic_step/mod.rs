@@ -131,7 +131,7 @@ impl<B: Backend> StepContext<'_, B> {
         bar.finish_and_clear();
         let summary = driven?;
 
-        let run = judge::Run {
+        let run = judge::TrafficRun {
             traffic,
             plan: &plan,
             summary: &summary,

@@ -567,6 +567,27 @@ mod tests {
     }
 
     #[test]
+    fn the_builder_sets_what_it_is_given_and_keeps_the_defaults() {
+        let settings = RunSettings::builder("manifests")
+            .seed(42)
+            .family_alpha(1e-3)
+            .narrate(true)
+            .progress(true)
+            .report_dir("target/report")
+            .build();
+        assert_eq!(settings.manifests_dir, PathBuf::from("manifests"));
+        assert_eq!(settings.seed, 42);
+        assert_eq!(settings.budget.family_alpha, 1e-3);
+        assert!(settings.narrate && settings.progress);
+        assert_eq!(settings.report_dir, Some(PathBuf::from("target/report")));
+        let defaults = RunSettings::builder("manifests").build();
+        assert_eq!(defaults.seed, 0);
+        assert_eq!(defaults.budget.family_alpha, 1e-4);
+        assert!(!defaults.narrate && !defaults.progress && defaults.loopback_only);
+        assert_eq!(defaults.report_dir, None);
+    }
+
+    #[test]
     fn outcomes_order_from_best_to_worst() {
         assert!(StepOutcome::Passed < StepOutcome::Inconclusive);
         assert!(StepOutcome::Inconclusive < StepOutcome::Failed);

@@ -323,13 +323,54 @@ pub enum ScenarioError {
         path: String,
         message: String,
     },
-    #[error("{file}: step {index} ({summary}): {message}")]
+    #[error("{file}: step {index} ({summary}): {problem}")]
     Step {
         file: PathBuf,
         index: usize,
         summary: String,
-        message: String,
+        #[source]
+        problem: StepProblem,
     },
+}
+
+/// What is wrong with one step; [`ScenarioError::Step`] adds the file and the step.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepProblem {
+    /// The action keys given (none, or more than one).
+    #[error(
+        "exactly one of apply, delete, glooctl, wait, traffic is required, found {}",
+        found_actions(.given)
+    )]
+    Action { given: Vec<&'static str> },
+    #[error("glooctl: unbalanced quotes in {line:?}")]
+    GlooctlQuotes { line: String },
+    #[error("glooctl: empty command")]
+    GlooctlEmpty,
+    /// How many of `rollout`, `status`, `upstream` a wait gave.
+    #[error("wait: exactly one of rollout, status, upstream is required, found {found}")]
+    WaitCondition { found: usize },
+    #[error("traffic.path must start with '/', got {path:?}")]
+    TrafficPath { path: String },
+    #[error("traffic.concurrency must be at least 1")]
+    TrafficConcurrency,
+    #[error("traffic.method {method:?} is not an HTTP method")]
+    TrafficMethod { method: String },
+    #[error("traffic.requests is required unless expect.split plans it")]
+    TrafficRequestsMissing,
+    #[error("traffic.requests must be at least 1")]
+    TrafficRequestsZero,
+    #[error("traffic.expect.split.weights must name at least one destination")]
+    SplitWithoutDestinations,
+    #[error("traffic.expect.split.weights: the total weight must be at least 1")]
+    SplitWithoutWeight,
+}
+
+fn found_actions(given: &[&str]) -> String {
+    if given.is_empty() {
+        "none".to_owned()
+    } else {
+        given.join(" and ")
+    }
 }
 
 /// The on-disk shape; converted into [`Scenario`] with checks serde cannot express.
@@ -442,11 +483,11 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
         .into_iter()
         .enumerate()
         .map(|(index, step)| {
-            convert_step(step).map_err(|(summary, message)| ScenarioError::Step {
+            convert_step(step).map_err(|(summary, problem)| ScenarioError::Step {
                 file: file.to_owned(),
                 index: index + 1,
                 summary,
-                message,
+                problem,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -459,8 +500,8 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
     })
 }
 
-/// Turns a raw step into a checked one; errors are (summary of the step, message).
-fn convert_step(raw: RawStep) -> Result<Step, (String, String)> {
+/// Turns a raw step into a checked one; errors are (summary of the step, problem).
+fn convert_step(raw: RawStep) -> Result<Step, (String, StepProblem)> {
     let given: Vec<&str> = [
         ("apply", raw.apply.is_some()),
         ("delete", raw.delete.is_some()),
@@ -472,16 +513,9 @@ fn convert_step(raw: RawStep) -> Result<Step, (String, String)> {
     .filter_map(|(key, present)| present.then_some(key))
     .collect();
     let summary = raw.name.clone().unwrap_or_else(|| given.join("+"));
-    let fail = |message: String| (summary.clone(), message);
+    let fail = |problem: StepProblem| (summary.clone(), problem);
     if given.len() != 1 {
-        return Err(fail(format!(
-            "exactly one of apply, delete, glooctl, wait, traffic is required, found {}",
-            if given.is_empty() {
-                "none".to_owned()
-            } else {
-                given.join(" and ")
-            }
-        )));
+        return Err(fail(StepProblem::Action { given }));
     }
     let action = if let Some(paths) = raw.apply {
         Action::Apply(paths.into_vec())
@@ -493,13 +527,13 @@ fn convert_step(raw: RawStep) -> Result<Step, (String, String)> {
             RawGlooctl::Full { args, expect } => (args, expect),
         };
         let args = shlex::split(&line)
-            .ok_or_else(|| fail(format!("glooctl: unbalanced quotes in {line:?}")))?;
+            .ok_or_else(|| fail(StepProblem::GlooctlQuotes { line: line.clone() }))?;
         let args = match args.split_first() {
             Some((first, rest)) if first == "glooctl" => rest.to_vec(),
             _ => args,
         };
         if args.is_empty() {
-            return Err(fail("glooctl: empty command".to_owned()));
+            return Err(fail(StepProblem::GlooctlEmpty));
         }
         Action::Glooctl(GlooctlStep { args, expect })
     } else if let Some(wait) = raw.wait {
@@ -526,7 +560,7 @@ impl OneOrMany {
     }
 }
 
-fn convert_wait(raw: RawWait) -> Result<WaitStep, String> {
+fn convert_wait(raw: RawWait) -> Result<WaitStep, StepProblem> {
     let mut conditions = Vec::new();
     if let Some(namespace) = raw.rollout {
         conditions.push(WaitCondition::Rollout { namespace });
@@ -547,49 +581,40 @@ fn convert_wait(raw: RawWait) -> Result<WaitStep, String> {
         conditions.push(WaitCondition::Upstream { namespace, name });
     }
     if conditions.len() != 1 {
-        return Err(format!(
-            "wait: exactly one of rollout, status, upstream is required, found {}",
-            conditions.len()
-        ));
+        return Err(StepProblem::WaitCondition {
+            found: conditions.len(),
+        });
     }
     let condition = conditions.remove(0);
     let timeout = raw.timeout.unwrap_or_else(|| condition.default_timeout());
     Ok(WaitStep { condition, timeout })
 }
 
-fn check_traffic(traffic: &TrafficStep) -> Result<(), String> {
+fn check_traffic(traffic: &TrafficStep) -> Result<(), StepProblem> {
     if !traffic.path.starts_with('/') {
-        return Err(format!(
-            "traffic.path must start with '/', got {:?}",
-            traffic.path
-        ));
+        return Err(StepProblem::TrafficPath {
+            path: traffic.path.clone(),
+        });
     }
     if traffic.concurrency == 0 {
-        return Err("traffic.concurrency must be at least 1".to_owned());
+        return Err(StepProblem::TrafficConcurrency);
     }
     if http::Method::from_bytes(traffic.method.as_bytes()).is_err() {
-        return Err(format!(
-            "traffic.method {:?} is not an HTTP method",
-            traffic.method
-        ));
+        return Err(StepProblem::TrafficMethod {
+            method: traffic.method.clone(),
+        });
     }
     match (&traffic.expect.split, traffic.requests) {
-        (None, None) => {
-            return Err("traffic.requests is required unless expect.split plans it".to_owned());
-        }
-        (_, Some(0)) => return Err("traffic.requests must be at least 1".to_owned()),
+        (None, None) => return Err(StepProblem::TrafficRequestsMissing),
+        (_, Some(0)) => return Err(StepProblem::TrafficRequestsZero),
         _ => {}
     }
     if let Some(split) = &traffic.expect.split {
         if split.weights.is_empty() {
-            return Err(
-                "traffic.expect.split.weights must name at least one destination".to_owned(),
-            );
+            return Err(StepProblem::SplitWithoutDestinations);
         }
         if split.weights.values().all(|weight| *weight == 0) {
-            return Err(
-                "traffic.expect.split.weights: the total weight must be at least 1".to_owned(),
-            );
+            return Err(StepProblem::SplitWithoutWeight);
         }
     }
     Ok(())

@@ -130,8 +130,9 @@ async fn assert_suite_passes(gateway: GatewayCommand, mode: &str, project: &str)
     let root = workspace_root();
     let selection = select(suite(), &[], &BTreeSet::new());
     assert!(selection.skipped.is_empty());
-    let mut settings = RunSettings::new(root.join("manifests"));
-    settings.seed = 20261122;
+    let settings = RunSettings::builder(root.join("manifests"))
+        .seed(20261122)
+        .build();
     let config = LocalConfig {
         bin_dir: LocalConfig::bin_dir_of_current_exe().expect("the test executable has a folder"),
         gateway,

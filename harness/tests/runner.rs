@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use harness::backend::CommandOutput;
-use harness::runner::{RunSettings, StepOutcome, run_all, run_scenario};
+use harness::runner::{RunSettings, RunSettingsBuilder, StepOutcome, run_all, run_scenario};
 use harness::scenario::{self, Scenario};
 use harness::stats;
 use support::{FakeBackend, FakeGateway, Mode, manifests};
@@ -21,9 +21,12 @@ fn scenario(text: &str) -> Scenario {
 }
 
 fn settings(manifests_dir: &Path) -> RunSettings {
-    let mut settings = RunSettings::new(manifests_dir);
-    settings.seed = 7;
-    settings
+    settings_builder(manifests_dir).build()
+}
+
+/// The tests' settings (seed 7), to adjust before building.
+fn settings_builder(manifests_dir: &Path) -> RunSettingsBuilder {
+    RunSettings::builder(manifests_dir).seed(7)
 }
 
 const THREE_COLORS: &[(&str, u32)] = &[("white", 1), ("blue", 1), ("black", 1)];
@@ -74,8 +77,7 @@ steps:
       expect: { split: { by: shape, weights: { v1: 80, v2: 20 }, propagation: true } }
 "#,
     );
-    let mut settings = settings(dir.path());
-    settings.narrate = true;
+    let settings = settings_builder(dir.path()).narrate(true).build();
     let mut narration = Vec::new();
     let report = run_scenario(&mut backend, &scenario, &settings, &mut narration).await;
     let narration = String::from_utf8(narration).unwrap();
@@ -465,8 +467,8 @@ steps:
 "#,
     );
     let scenarios = [canary, broken];
-    let mut settings = settings(dir.path());
-    settings.progress = true; // stderr is not a terminal under the test harness: the bar stays hidden
+    // stderr is not a terminal under the test harness: the bar stays hidden.
+    let settings = settings_builder(dir.path()).progress(true).build();
     let run = run_all(&mut backend, &scenarios, &settings, &mut std::io::sink()).await;
     assert_eq!(run.split_checks, 3);
     assert!((run.per_check_alpha - 1e-4 / 3.0).abs() < 1e-15);

@@ -16,8 +16,9 @@ fn workspace_root() -> PathBuf {
 async fn the_walkthrough_passes_on_the_local_backend() {
     let root = workspace_root();
     let scenario = harness::scenario::load(&root.join("scenarios/walkthrough.yaml")).unwrap();
-    let mut settings = RunSettings::new(root.join("manifests"));
-    settings.seed = 20261122;
+    let settings = RunSettings::builder(root.join("manifests"))
+        .seed(20261122)
+        .build();
     let config = LocalConfig {
         bin_dir: LocalConfig::bin_dir_of_current_exe().unwrap(),
         gateway: GatewayCommand::builtin(),

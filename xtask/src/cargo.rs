@@ -13,7 +13,6 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::os::unix::process::CommandExt as _;
 use std::process::{Command, ExitStatus};
 
 use anyhow::{Context as _, bail};
@@ -87,6 +86,7 @@ pub(crate) fn build_binaries(root: &Path) -> anyhow::Result<PathBuf> {
 /// if the exec failed.
 #[cfg(not(feature = "cluster"))]
 pub(crate) fn exec_with_cluster_feature(root: &Path) -> anyhow::Error {
+    use std::os::unix::process::CommandExt as _;
     let mut command = command(root);
     command
         .args(["run", "--bin", "xtask", "--features", "xtask/cluster", "--"])

@@ -21,9 +21,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
 #[cfg(feature = "cluster")]
 use anyhow::Context as _;
+use anyhow::bail;
 use clap::Args;
 use harness::backend::BackendKind;
 use harness::backend::cluster::{ClusterGateway, Provider};
@@ -176,7 +176,6 @@ async fn run(
     scenarios: &[Scenario],
     settings: &RunSettings,
 ) -> anyhow::Result<bool> {
-
     // The cluster, and the kubeconfig + context the client and the CLIs use.
     let mut k3s = None;
     let (kubeconfig, context) = match plan.provider {

@@ -87,11 +87,12 @@ pub(crate) async fn conformance(args: &ConformanceArgs) -> anyhow::Result<bool> 
         .report_dir
         .clone()
         .unwrap_or_else(|| root.join("target").join("conformance-report"));
-    let mut settings = RunSettings::new(root.join("manifests"));
-    settings.seed = seed;
-    settings.budget.family_alpha = args.family_alpha;
-    settings.progress = true;
-    settings.report_dir = Some(report_dir.clone());
+    let settings = RunSettings::builder(root.join("manifests"))
+        .seed(seed)
+        .family_alpha(args.family_alpha)
+        .progress(true)
+        .report_dir(report_dir.clone())
+        .build();
     let implementation = implementation(&root, args, &gateway.resolve(&bin_dir))?;
     println!(
         "colormesh conformance: {} scenario(s) on the local backend with {} ({}), {} skipped as \

@@ -1,5 +1,7 @@
 //! `cargo xtask e2e` and `cargo xtask walkthrough`.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context as _, bail};
 use harness::backend::BackendKind;
 use harness::backend::local::{LocalBackend, LocalConfig};
@@ -25,16 +27,12 @@ pub(crate) async fn e2e(
         if repeat != 1 {
             bail!("--repeat runs on the local backend; on a cluster, run the task again");
         }
-        let mut settings = RunSettings::new(root.join("manifests"));
-        settings.seed = args.seed.unwrap_or_else(clock_seed);
-        settings.budget.family_alpha = args.family_alpha;
-        settings.narrate = narrate;
-        settings.progress = true;
-        settings.report_dir = Some(
-            args.report_dir
-                .clone()
-                .unwrap_or_else(|| root.join("target").join("e2e-report")),
-        );
+        let report_dir = args
+            .report_dir
+            .clone()
+            .unwrap_or_else(|| root.join("target").join("e2e-report"));
+        let seed = args.seed.unwrap_or_else(clock_seed);
+        let settings = run_settings(&root, args, seed, narrate, report_dir);
         return crate::cluster_e2e::run_or_rebuild(
             &root,
             args.backend,
@@ -66,16 +64,12 @@ pub(crate) async fn e2e(
     let mut runs = Vec::new();
     for index in 0..repeat {
         let seed = first_seed.wrapping_add(u64::from(index));
-        let mut settings = RunSettings::new(root.join("manifests"));
-        settings.seed = seed;
-        settings.budget.family_alpha = args.family_alpha;
-        settings.narrate = narrate;
-        settings.progress = true;
-        settings.report_dir = Some(if repeat > 1 {
+        let report_dir = if repeat > 1 {
             report_root.join(format!("run-{:02}-seed-{seed}", index + 1))
         } else {
             report_root.clone()
-        });
+        };
+        let settings = run_settings(&root, args, seed, narrate, report_dir);
         if repeat > 1 {
             println!("\n== run {}/{repeat}, seed {seed}", index + 1);
         }
@@ -96,6 +90,23 @@ pub(crate) async fn e2e(
         println!("\n{}", repeat_summary(args.gateway.label(), &runs));
     }
     Ok(runs.iter().all(|(_, passed, _, _)| *passed))
+}
+
+/// The settings of one e2e run, the same on every backend.
+fn run_settings(
+    root: &Path,
+    args: &RunArgs,
+    seed: u64,
+    narrate: bool,
+    report_dir: PathBuf,
+) -> RunSettings {
+    RunSettings::builder(root.join("manifests"))
+        .seed(seed)
+        .family_alpha(args.family_alpha)
+        .narrate(narrate)
+        .progress(true)
+        .report_dir(report_dir)
+        .build()
 }
 
 /// One line per run and a total, for `--repeat`.

@@ -108,7 +108,11 @@ struct E2eArgs {
 #[derive(Debug, Args)]
 struct TestArgs {
     /// Passed to `cargo test` (e.g. `--locked`, `-p harness`, `-- --ignored`).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CARGO_TEST_ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CARGO_TEST_ARGS"
+    )]
     cargo_args: Vec<String>,
 }
 

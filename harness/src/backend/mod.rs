@@ -74,7 +74,58 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
-    /// Anything else, with its context.
+    /// The backend was shut down; nothing runs any more.
+    #[error("the {backend} backend was shut down")]
+    ShutDown { backend: &'static str },
+    /// The local backend lost track of an object it started (a bug, not a user error).
+    #[error("{resource} is not tracked")]
+    Untracked { resource: String },
+    /// A `wait: status` for a kind whose status nobody reports.
+    #[error(
+        "cannot wait for the status of a {kind}: {reporter} reports VirtualService, Upstream and \
+         UpstreamGroup"
+    )]
+    UnwaitableKind {
+        kind: String,
+        /// Who reports statuses on this backend (`the ingress`, `Gloo`).
+        reporter: &'static str,
+    },
+    /// A workspace binary the local backend starts is not built.
+    #[error(
+        "the local backend needs the workspace binary {name}, which is not in {}: build it with \
+         `cargo build --bins`",
+        .dir.display()
+    )]
+    MissingBinary { name: String, dir: PathBuf },
+    /// A proxy's admin API (or a pod's HTTP port) did not answer as expected.
+    #[error(transparent)]
+    Admin(#[from] local::AdminError),
+    /// The admin API of one named proxy failed.
+    #[error("{proxy}: {source}")]
+    Proxy {
+        proxy: String,
+        #[source]
+        source: local::AdminError,
+    },
+    /// The gateway's address does not make a URL.
+    #[error("bad proxy URL {url}: {source}")]
+    ProxyUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    /// A cluster backend's failure (`backend::kube::KubeError`), kept opaque here so this
+    /// trait does not depend on the cluster client.
+    #[error(transparent)]
+    Cluster(Box<dyn std::error::Error + Send + Sync>),
+    /// A local backend failure, with the folder that holds its processes' logs.
+    #[error("{source} (logs in {})", .logs.display())]
+    WithLogs {
+        #[source]
+        source: Box<BackendError>,
+        logs: PathBuf,
+    },
+    /// A message without a variant of its own yet (the process supervisor's failures).
     #[error("{0}")]
     Other(String),
 }

@@ -21,7 +21,7 @@ use model::gloo::{
 use model::k8s::ObjectMeta;
 use model::{Resource, ResourceKind};
 
-use crate::backend::CommandOutput;
+use crate::backend::{BackendError, CommandOutput};
 
 mod table;
 
@@ -64,13 +64,64 @@ impl GlooKind {
         }
     }
 
-    fn noun(self) -> &'static str {
+    /// The kind as glooctl's messages name it.
+    pub fn noun(self) -> &'static str {
         match self {
             GlooKind::VirtualService => "virtual service",
             GlooKind::Upstream => "upstream",
             GlooKind::UpstreamGroup => "upstream group",
         }
     }
+}
+
+/// Why an emulated glooctl command failed; printed as glooctl prints errors (`Error: ...`).
+#[derive(Debug, thiserror::Error)]
+pub enum GlooctlError {
+    #[error("a name is required: pass --name or NAME")]
+    NameRequired,
+    #[error("--name is required: the virtual service to remove the route from")]
+    RouteOwnerRequired,
+    #[error("{} {namespace}.{name} already exists", .kind.noun())]
+    AlreadyExists {
+        kind: GlooKind,
+        namespace: String,
+        name: String,
+    },
+    #[error("{} {namespace}.{name} does not exist", .kind.noun())]
+    NotFound {
+        kind: GlooKind,
+        namespace: String,
+        name: String,
+    },
+    /// `--index` past the routes of the virtual service (`routes` of them).
+    #[error(
+        "--index {index} is out of range: virtual service {namespace}.{name} has {routes} route(s)"
+    )]
+    IndexOutOfRange {
+        index: usize,
+        namespace: String,
+        name: String,
+        routes: usize,
+    },
+    #[error("{flag} {text:?}: expected KEY=VALUE")]
+    KeyValue { flag: &'static str, text: String },
+    #[error("must provide exactly one of --path-prefix, --path-exact, --path-regex")]
+    PathMatcher,
+    #[error("give either --dest-name or --upstream-group-name, not both")]
+    TwoDestinations,
+    #[error("a destination is required: pass --dest-name (an upstream) or --upstream-group-name")]
+    NoDestination,
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A store was handed a resource that glooctl does not manage.
+    #[error("{kind} is not a Gloo kind")]
+    NotGlooKind { kind: ResourceKind },
+    /// The store has no gateway to report (`detail` says why, when it knows).
+    #[error("the gateway proxy is not running{}", .detail.map(|d| format!(" ({d})")).unwrap_or_default())]
+    ProxyNotRunning { detail: Option<&'static str> },
+    /// The backend behind the store failed to write.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 /// Where glooctl reads and writes Gloo resources: the local backend's cluster store, or an
@@ -81,13 +132,14 @@ pub trait GlooStore {
     /// One resource.
     fn get(&self, kind: GlooKind, namespace: &str, name: &str) -> Option<Resource>;
     /// Creates or replaces a resource (`kubectl apply` semantics).
-    fn apply(&mut self, resource: Resource) -> Result<(), String>;
+    fn apply(&mut self, resource: Resource) -> Result<(), GlooctlError>;
     /// Deletes a resource; `Ok(false)` when it did not exist.
-    fn delete(&mut self, kind: GlooKind, namespace: &str, name: &str) -> Result<bool, String>;
+    fn delete(&mut self, kind: GlooKind, namespace: &str, name: &str)
+    -> Result<bool, GlooctlError>;
     /// The state Gloo reports for the resource's current version (`Pending` until reported).
     fn status(&self, kind: GlooKind, namespace: &str, name: &str) -> State;
     /// The gateway's external URL, as `glooctl proxy url` prints it (`http://host:port`).
-    fn proxy_url(&self) -> Result<String, String>;
+    fn proxy_url(&self) -> Result<String, GlooctlError>;
 }
 
 #[derive(Debug, Parser)]
@@ -317,7 +369,7 @@ fn failure(stderr: String) -> CommandOutput {
     }
 }
 
-fn execute(command: Command, store: &mut impl GlooStore) -> Result<String, String> {
+fn execute(command: Command, store: &mut impl GlooStore) -> Result<String, GlooctlError> {
     match command {
         Command::Create {
             what:
@@ -330,15 +382,16 @@ fn execute(command: Command, store: &mut impl GlooStore) -> Result<String, Strin
         } => {
             let name = resource_name
                 .or(metadata.name)
-                .ok_or("a name is required: pass --name or NAME")?;
+                .ok_or(GlooctlError::NameRequired)?;
             if store
                 .get(GlooKind::VirtualService, &metadata.namespace, &name)
                 .is_some()
             {
-                return Err(format!(
-                    "virtual service {}.{name} already exists",
-                    metadata.namespace
-                ));
+                return Err(GlooctlError::AlreadyExists {
+                    kind: GlooKind::VirtualService,
+                    namespace: metadata.namespace,
+                    name,
+                });
             }
             let domains = if domains.is_empty() {
                 vec!["*".to_owned()]
@@ -356,18 +409,17 @@ fn execute(command: Command, store: &mut impl GlooStore) -> Result<String, Strin
         Command::Remove {
             what: RemoveCommand::Route { metadata, index },
         } => {
-            let name = metadata
-                .name
-                .ok_or("--name is required: the virtual service to remove the route from")?;
+            let name = metadata.name.ok_or(GlooctlError::RouteOwnerRequired)?;
             let mut vs = read_virtual_service(store, &metadata.namespace, &name)?;
             let routes = &mut vs.spec.virtual_host.routes;
             let index = index as usize;
             if index >= routes.len() {
-                return Err(format!(
-                    "--index {index} is out of range: virtual service {}.{name} has {} route(s)",
-                    metadata.namespace,
-                    routes.len()
-                ));
+                return Err(GlooctlError::IndexOutOfRange {
+                    index,
+                    namespace: metadata.namespace,
+                    name,
+                    routes: routes.len(),
+                });
             }
             routes.remove(index);
             store.apply(Resource::GlooVirtualService(Box::new(vs)))?;
@@ -382,14 +434,15 @@ fn execute(command: Command, store: &mut impl GlooStore) -> Result<String, Strin
         } => {
             let name = resource_name
                 .or(metadata.name)
-                .ok_or("a name is required: pass --name or NAME")?;
+                .ok_or(GlooctlError::NameRequired)?;
             if store.delete(GlooKind::VirtualService, &metadata.namespace, &name)? {
                 Ok(String::new())
             } else {
-                Err(format!(
-                    "virtual service {}.{name} does not exist",
-                    metadata.namespace
-                ))
+                Err(GlooctlError::NotFound {
+                    kind: GlooKind::VirtualService,
+                    namespace: metadata.namespace,
+                    name,
+                })
             }
         }
         Command::Get { what } => {
@@ -428,29 +481,34 @@ fn read_virtual_service(
     store: &impl GlooStore,
     namespace: &str,
     name: &str,
-) -> Result<VirtualService, String> {
+) -> Result<VirtualService, GlooctlError> {
     match store.get(GlooKind::VirtualService, namespace, name) {
         Some(Resource::GlooVirtualService(vs)) => Ok(*vs),
-        _ => Err(format!("virtual service {namespace}.{name} does not exist")),
+        _ => Err(GlooctlError::NotFound {
+            kind: GlooKind::VirtualService,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }),
     }
 }
 
-fn key_value(flag: &str, text: &str) -> Result<(String, String), String> {
+fn key_value(flag: &'static str, text: &str) -> Result<(String, String), GlooctlError> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-        _ => Err(format!("{flag} {text:?}: expected KEY=VALUE")),
+        _ => Err(GlooctlError::KeyValue {
+            flag,
+            text: text.to_owned(),
+        }),
     }
 }
 
-fn add_route(add: AddRoute, store: &mut impl GlooStore) -> Result<String, String> {
+fn add_route(add: AddRoute, store: &mut impl GlooStore) -> Result<String, GlooctlError> {
     let path = match (add.path_prefix, add.path_exact, add.path_regex) {
         (Some(prefix), None, None) => PathMatcher::Prefix(prefix),
         (None, Some(exact), None) => PathMatcher::Exact(exact),
         (None, None, Some(regex)) => PathMatcher::Regex(regex),
         _ => {
-            return Err(
-                "must provide exactly one of --path-prefix, --path-exact, --path-regex".into(),
-            );
+            return Err(GlooctlError::PathMatcher);
         }
     };
     let action = match (add.dest_name, add.upstream_group_name) {
@@ -461,10 +519,10 @@ fn add_route(add: AddRoute, store: &mut impl GlooStore) -> Result<String, String
             RouteAction::UpstreamGroup(ResourceRef::new(&add.upstream_group_namespace, &group))
         }
         (Some(_), Some(_)) => {
-            return Err("give either --dest-name or --upstream-group-name, not both".into());
+            return Err(GlooctlError::TwoDestinations);
         }
         (None, None) => {
-            return Err("a destination is required: pass --dest-name (an upstream) or --upstream-group-name".into());
+            return Err(GlooctlError::NoDestination);
         }
     };
     let headers = add
@@ -539,24 +597,32 @@ fn add_route(add: AddRoute, store: &mut impl GlooStore) -> Result<String, String
     let routes = &mut vs.spec.virtual_host.routes;
     let index = add.index as usize;
     if index > routes.len() {
-        return Err(format!(
-            "--index {index} is out of range: virtual service {namespace}.{name} has {} route(s)",
-            routes.len()
-        ));
+        return Err(GlooctlError::IndexOutOfRange {
+            index,
+            namespace,
+            name,
+            routes: routes.len(),
+        });
     }
     routes.insert(index, route);
     store.apply(Resource::GlooVirtualService(Box::new(vs)))?;
     Ok(virtual_service_table(store, &namespace, &[name]))
 }
 
-fn get(kind: GlooKind, args: GetArgs, store: &impl GlooStore) -> Result<String, String> {
+fn get(kind: GlooKind, args: GetArgs, store: &impl GlooStore) -> Result<String, GlooctlError> {
     let namespace = &args.metadata.namespace;
     let resources = match args.resource_name.or(args.metadata.name) {
-        Some(name) => vec![
-            store
-                .get(kind, namespace, &name)
-                .ok_or_else(|| format!("{} {namespace}.{name} does not exist", kind.noun()))?,
-        ],
+        Some(name) => {
+            vec![
+                store
+                    .get(kind, namespace, &name)
+                    .ok_or_else(|| GlooctlError::NotFound {
+                        kind,
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                    })?,
+            ]
+        }
         None => store.list(kind, namespace),
     };
     match args.output {
@@ -586,8 +652,7 @@ fn get(kind: GlooKind, args: GetArgs, store: &impl GlooStore) -> Result<String, 
             let value = match with_status.as_slice() {
                 [one] => serde_json::to_value(one),
                 many => serde_json::to_value(many),
-            }
-            .map_err(|e| format!("cannot write JSON: {e}"))?;
+            }?;
             Ok(format!("{value:#}\n"))
         }
     }
@@ -859,9 +924,10 @@ impl GlooStore for MemoryStore {
             .cloned()
     }
 
-    fn apply(&mut self, resource: Resource) -> Result<(), String> {
-        let kind = GlooKind::of(&resource.kind())
-            .ok_or_else(|| format!("{} is not a Gloo kind", resource.kind()))?;
+    fn apply(&mut self, resource: Resource) -> Result<(), GlooctlError> {
+        let kind = GlooKind::of(&resource.kind()).ok_or_else(|| GlooctlError::NotGlooKind {
+            kind: resource.kind(),
+        })?;
         let meta = resource.metadata();
         let key = Self::key(
             kind,
@@ -872,7 +938,12 @@ impl GlooStore for MemoryStore {
         Ok(())
     }
 
-    fn delete(&mut self, kind: GlooKind, namespace: &str, name: &str) -> Result<bool, String> {
+    fn delete(
+        &mut self,
+        kind: GlooKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, GlooctlError> {
         Ok(self
             .resources
             .remove(&Self::key(kind, namespace, name))
@@ -886,10 +957,10 @@ impl GlooStore for MemoryStore {
             .unwrap_or(State::Pending)
     }
 
-    fn proxy_url(&self) -> Result<String, String> {
+    fn proxy_url(&self) -> Result<String, GlooctlError> {
         self.proxy_url
             .clone()
-            .ok_or_else(|| "the gateway proxy is not running".to_owned())
+            .ok_or(GlooctlError::ProxyNotRunning { detail: None })
     }
 }
 

@@ -16,21 +16,20 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::backend::{Applied, Backend};
-use crate::features::Feature;
 use crate::scenario::{Action, GlooctlStep, Scenario, Step, WaitStep};
 use crate::stats;
 
+mod records;
 mod traffic_step;
 
-pub use traffic_step::{
-    CrossCheckReport, FailureSample, PropagationReport, RequestRecord, SplitReport, TrafficReport,
+pub use records::{
+    CrossCheckReport, FailureSample, PropagationReport, RequestRecord, RunReport, ScenarioReport,
+    SplitReport, StepOutcome, StepReport, TrafficReport,
 };
-pub(crate) use traffic_step::{key_name, outcome_label};
+pub(crate) use records::{key_name, outcome_label};
 
-/// How a run is carried out. Build one with [`RunSettings::new`] and adjust fields.
+/// How a run is carried out. Build one with [`RunSettings::builder`].
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     /// Recorded in reports; a backend that picks at random may be seeded from it by the caller.
@@ -65,23 +64,27 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
-    /// Defaults: family alpha 1e-4 split equally over the run's checks (Bonferroni), deviation 0.05,
-    /// power 0.99, loopback only.
-    pub fn new(manifests_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            seed: 0,
-            budget: stats::Budget::default(),
-            check: stats::CheckSettings::default(),
-            split_checks_in_run: None,
-            narrate: false,
-            manifests_dir: manifests_dir.into(),
-            report_dir: None,
-            progress: false,
-            traffic_deadline: Duration::from_secs(300),
-            request_timeout: Duration::from_secs(10),
-            propagation_timeout: Duration::from_secs(60),
-            loopback_only: true,
-            failure_samples: 5,
+    /// Starts the settings of a run whose `apply`/`delete` paths are relative to
+    /// `manifests_dir`. Defaults: seed 0, family alpha 1e-4 split equally over the run's checks
+    /// (Bonferroni), deviation 0.05, power 0.99, no narration, no progress bars, no report
+    /// folder, loopback only.
+    pub fn builder(manifests_dir: impl Into<PathBuf>) -> RunSettingsBuilder {
+        RunSettingsBuilder {
+            settings: Self {
+                seed: 0,
+                budget: stats::Budget::default(),
+                check: stats::CheckSettings::default(),
+                split_checks_in_run: None,
+                narrate: false,
+                manifests_dir: manifests_dir.into(),
+                report_dir: None,
+                progress: false,
+                traffic_deadline: Duration::from_secs(300),
+                request_timeout: Duration::from_secs(10),
+                propagation_timeout: Duration::from_secs(60),
+                loopback_only: true,
+                failure_samples: 5,
+            },
         }
     }
 
@@ -94,114 +97,48 @@ impl RunSettings {
     }
 }
 
-/// How a step (or a scenario) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum StepOutcome {
-    Passed,
-    /// The statistics could not decide within the request cap: not a pass, reported as its own kind.
-    Inconclusive,
-    Failed,
-    /// An earlier step did not pass.
-    NotRun,
+/// Builds a [`RunSettings`]; every setting not given keeps the default of
+/// [`RunSettings::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "call .build() to get the settings"]
+pub struct RunSettingsBuilder {
+    settings: RunSettings,
 }
 
-impl StepOutcome {
-    pub fn label(self) -> &'static str {
-        match self {
-            StepOutcome::Passed => "PASS",
-            StepOutcome::Inconclusive => "INCONCLUSIVE",
-            StepOutcome::Failed => "FAIL",
-            StepOutcome::NotRun => "NOT RUN",
-        }
-    }
-}
-
-/// The record of one step.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StepReport {
-    /// 1-based position in the scenario.
-    pub index: usize,
-    /// The step's name, or a description of its action.
-    pub name: String,
-    /// `apply`, `delete`, `glooctl`, `wait` or `traffic`.
-    pub kind: &'static str,
-    pub outcome: StepOutcome,
-    /// Why the step did not pass (every reason, one per line).
-    pub message: Option<String>,
-    #[serde(with = "duration_ms")]
-    pub elapsed: Duration,
-    /// A glooctl command's standard output.
-    pub output: Option<String>,
-    /// What an apply/delete changed.
-    pub changed: Vec<String>,
-    pub traffic: Option<TrafficReport>,
-}
-
-/// The record of one scenario.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScenarioReport {
-    pub name: String,
-    pub description: String,
-    pub source: PathBuf,
-    pub features: Vec<Feature>,
-    pub backend: String,
-    /// Passed only if every step passed; otherwise the outcome of the step that ended it.
-    pub outcome: StepOutcome,
-    pub steps: Vec<StepReport>,
-    #[serde(with = "duration_ms")]
-    pub elapsed: Duration,
-    /// Requests sent by all traffic steps (including stats clears).
-    pub requests_sent: u64,
-    /// Traffic steps that reached a verdict.
-    pub verdicts: u64,
-    /// The per-check alpha its split checks used.
-    pub split_alpha: f64,
-}
-
-impl ScenarioReport {
-    pub fn passed(&self) -> bool {
-        self.outcome == StepOutcome::Passed
-    }
-}
-
-/// The record of a whole run (`report.json`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunReport {
-    pub backend: String,
-    pub seed: u64,
-    /// Seconds since the Unix epoch when the run started.
-    pub started_unix: u64,
-    pub family_alpha: f64,
-    pub correction: String,
-    /// Split checks the budget was divided over.
-    pub split_checks: usize,
-    pub per_check_alpha: f64,
-    pub min_detectable_deviation: f64,
-    pub power: f64,
-    pub scenarios: Vec<ScenarioReport>,
-    #[serde(with = "duration_ms")]
-    pub elapsed: Duration,
-    pub requests_sent: u64,
-    pub verdicts: u64,
-}
-
-impl RunReport {
-    /// The gate: every scenario passed (inconclusive counts as not passed).
-    pub fn passed(&self) -> bool {
-        self.scenarios.iter().all(ScenarioReport::passed)
+impl RunSettingsBuilder {
+    /// See [`RunSettings::seed`].
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = seed;
+        self
     }
 
-    /// Requests sent per verdict reached, the cost figure of the harness.
-    pub fn requests_per_verdict(&self) -> f64 {
-        if self.verdicts == 0 {
-            0.0
-        } else {
-            self.requests_sent as f64 / self.verdicts as f64
-        }
+    /// The family-wise false-alarm budget of the run ([`stats::Budget::family_alpha`]).
+    pub fn family_alpha(mut self, family_alpha: f64) -> Self {
+        self.settings.budget.family_alpha = family_alpha;
+        self
+    }
+
+    /// See [`RunSettings::narrate`].
+    pub fn narrate(mut self, narrate: bool) -> Self {
+        self.settings.narrate = narrate;
+        self
+    }
+
+    /// See [`RunSettings::progress`].
+    pub fn progress(mut self, progress: bool) -> Self {
+        self.settings.progress = progress;
+        self
+    }
+
+    /// See [`RunSettings::report_dir`].
+    pub fn report_dir(mut self, report_dir: impl Into<PathBuf>) -> Self {
+        self.settings.report_dir = Some(report_dir.into());
+        self
+    }
+
+    /// The settings; the fields stay public for the rest (timeouts, check settings).
+    pub fn build(self) -> RunSettings {
+        self.settings
     }
 }
 
@@ -577,17 +514,6 @@ fn unix_now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-pub(crate) mod duration_ms {
-    use std::time::Duration;
-
-    pub(crate) fn serialize<S: serde::Serializer>(
-        value: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(value.as_secs_f64() * 1000.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,6 +564,27 @@ mod tests {
         );
         assert!(glooctl_problems(&must_fail, &output("", false)).is_empty());
         assert_eq!(glooctl_problems(&must_fail, &output("", true)).len(), 1);
+    }
+
+    #[test]
+    fn the_builder_sets_what_it_is_given_and_keeps_the_defaults() {
+        let settings = RunSettings::builder("manifests")
+            .seed(42)
+            .family_alpha(1e-3)
+            .narrate(true)
+            .progress(true)
+            .report_dir("target/report")
+            .build();
+        assert_eq!(settings.manifests_dir, PathBuf::from("manifests"));
+        assert_eq!(settings.seed, 42);
+        assert_eq!(settings.budget.family_alpha, 1e-3);
+        assert!(settings.narrate && settings.progress);
+        assert_eq!(settings.report_dir, Some(PathBuf::from("target/report")));
+        let defaults = RunSettings::builder("manifests").build();
+        assert_eq!(defaults.seed, 0);
+        assert_eq!(defaults.budget.family_alpha, 1e-4);
+        assert!(!defaults.narrate && !defaults.progress && defaults.loopback_only);
+        assert_eq!(defaults.report_dir, None);
     }
 
     #[test]

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use super::gof::{FixedDesign, chi_square_sf, pearson_statistic};
 use super::intervals::{clopper_pearson, clopper_pearson_upper};
 use super::plan::fixed_requests;
-use super::sequential::fmt_points;
 use super::spec::{CheckSettings, Prepared, SplitSpec, StatsError};
 use super::verdict::{
-    CheckMethod, DestinationResult, LeakGuarantee, Outcome, SplitVerdict, percent,
+    CheckMethod, DestinationResult, LeakGuarantee, Outcome, SplitVerdict, fmt_points, percent,
 };
 
 /// Judges observed counts against a split in one go. See [`FixedCheck::judge`].

@@ -41,6 +41,7 @@
 //! simulation in the unit tests (`simulation_tests`).
 
 mod budget;
+mod confidence;
 mod connection;
 mod fixed;
 mod gof;

@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
+use super::confidence::SequentialTests;
 use super::gof::FixedDesign;
 use super::intervals::leak_detection_probability;
-use super::sequential::SequentialTests;
 use super::spec::{CheckSettings, Prepared, SplitSpec, StatsError};
 
 /// The alternative against which a fixed-sample check has the least power.

@@ -128,3 +128,8 @@ impl LeakGuarantee {
 pub(crate) fn percent(share: f64) -> String {
     format!("{:.2}%", share * 100.0)
 }
+
+/// A share as percentage points without the sign, for "δ reached X of Y points" sentences.
+pub(crate) fn fmt_points(share: f64) -> String {
+    format!("{:.2}", share * 100.0)
+}

@@ -99,8 +99,9 @@ fn crate_dir() -> PathBuf {
 async fn run(mutation: Mutation, options: &[String], seed: u64) -> (ScenarioReport, String) {
     let scenario = harness::scenario::load(&crate_dir().join("scenarios/mutants.yaml"))
         .expect("the mutant scenario loads");
-    let mut settings = RunSettings::new(crate_dir().join("manifests"));
-    settings.seed = seed;
+    let settings = RunSettings::builder(crate_dir().join("manifests"))
+        .seed(seed)
+        .build();
     let config = LocalConfig {
         bin_dir: LocalConfig::bin_dir_of_current_exe().expect("the test's profile folder"),
         gateway: GatewayCommand {

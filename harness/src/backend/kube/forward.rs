@@ -50,21 +50,24 @@ fn pod_is_ready(pod: &Pod) -> bool {
 }
 
 /// A ready pod of the Service and the port to forward to.
-pub(crate) async fn ready_target(client: &Client, service: &ServiceRef) -> Result<Target, String> {
+pub(crate) async fn ready_target(
+    client: &Client,
+    service: &ServiceRef,
+) -> Result<Target, ForwardError> {
     let services: Api<Service> = Api::namespaced(client.clone(), &service.namespace);
-    let found = services.get(&service.name).await.map_err(|e| {
-        format!(
-            "cannot read Service {}/{}: {e}",
-            service.namespace, service.name
-        )
-    })?;
+    let found = services
+        .get(&service.name)
+        .await
+        .map_err(|source| ForwardError::ReadService {
+            service: service.label(),
+            source,
+        })?;
     let spec = found.spec.unwrap_or_default();
     let selector = spec.selector.unwrap_or_default();
     if selector.is_empty() {
-        return Err(format!(
-            "Service {}/{} selects no pods",
-            service.namespace, service.name
-        ));
+        return Err(ForwardError::NoSelector {
+            service: service.label(),
+        });
     }
     let port = match &service.port_name {
         None => service.fallback_port,
@@ -89,11 +92,9 @@ pub(crate) async fn ready_target(client: &Client, service: &ServiceRef) -> Resul
     let list = pods
         .list(&ListParams::default().labels(&labels))
         .await
-        .map_err(|e| {
-            format!(
-                "cannot list the pods of Service {}/{}: {e}",
-                service.namespace, service.name
-            )
+        .map_err(|source| ForwardError::ListPods {
+            service: service.label(),
+            source,
         })?;
     let total = list.items.len();
     let pod = list
@@ -101,11 +102,10 @@ pub(crate) async fn ready_target(client: &Client, service: &ServiceRef) -> Resul
         .into_iter()
         .find(pod_is_ready)
         .and_then(|p| p.metadata.name)
-        .ok_or_else(|| {
-            format!(
-                "no ready pod behind Service {}/{} ({total} pods match {labels})",
-                service.namespace, service.name
-            )
+        .ok_or_else(|| ForwardError::NoReadyPod {
+            service: service.label(),
+            total,
+            labels,
         })?;
     Ok(Target { pod, port })
 }
@@ -134,7 +134,7 @@ impl LocalForward {
                 let service = service.clone();
                 tokio::spawn(async move {
                     if let Err(error) = forward_one(&client, &service, &mut socket).await {
-                        tracing::warn!(%peer, service = %service.name, error, "port-forward failed");
+                        tracing::warn!(%peer, service = %service.name, %error, "port-forward failed");
                     }
                 });
             }
@@ -161,25 +161,24 @@ async fn forward_one(
     client: &Client,
     service: &ServiceRef,
     socket: &mut tokio::net::TcpStream,
-) -> Result<(), String> {
+) -> Result<(), ForwardError> {
     let target = ready_target(client, service).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &service.namespace);
+    let what = || format!("port-forward to pod {} port {}", target.pod, target.port);
     let mut forwarder = pods
         .portforward(&target.pod, &[target.port])
         .await
-        .map_err(|e| {
-            format!(
-                "port-forward to pod {} port {}: {e}",
-                target.pod, target.port
-            )
+        .map_err(|source| ForwardError::PortForward {
+            what: what(),
+            source,
         })?;
     let mut upstream = forwarder
         .take_stream(target.port)
-        .ok_or_else(|| format!("port-forward to pod {} gave no stream", target.pod))?;
+        .ok_or_else(|| ForwardError::NoStream { what: what() })?;
     let copied = tokio::io::copy_bidirectional(socket, &mut upstream).await;
     drop(upstream);
     forwarder.abort();
-    copied.map(|_| ()).map_err(|e| e.to_string())
+    copied.map(|_| ()).map_err(ForwardError::Copy)
 }
 
 /// `GET <path>` on a pod's port through a port-forward: the status code and body.
@@ -188,39 +187,51 @@ pub(crate) async fn get_through_forward(
     namespace: &str,
     target: &Target,
     path: &str,
-) -> Result<(u16, Bytes), String> {
+) -> Result<(u16, Bytes), ForwardError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let what = format!(
         "GET {path} on pod {namespace}/{} port {}",
         target.pod, target.port
     );
+    let http = |source| ForwardError::Http {
+        what: what.clone(),
+        source,
+    };
     let request = async {
         let mut forwarder = pods
             .portforward(&target.pod, &[target.port])
             .await
-            .map_err(|e| format!("{what}: port-forward: {e}"))?;
+            .map_err(|source| ForwardError::PortForward {
+                what: format!("{what}: port-forward"),
+                source,
+            })?;
         let stream = forwarder
             .take_stream(target.port)
-            .ok_or_else(|| format!("{what}: port-forward gave no stream"))?;
+            .ok_or_else(|| ForwardError::NoStream {
+                what: format!("{what}: port-forward"),
+            })?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
                 .await
-                .map_err(|e| format!("{what}: {e}"))?;
+                .map_err(http)?;
         let driver = tokio::spawn(connection);
         let request = http::Request::get(path)
             .header(http::header::HOST, "localhost")
             .body(Empty::new())
-            .map_err(|e| format!("{what}: {e}"))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("{what}: {e}"))?;
+            .map_err(|source| ForwardError::Request {
+                what: what.clone(),
+                source,
+            })?;
+        let response = sender.send_request(request).await.map_err(http)?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("{what}: reading the body: {e}"))?
+            .map_err(|source| ForwardError::Body {
+                what: what.clone(),
+                source,
+            })?
             .to_bytes();
         driver.abort();
         forwarder.abort();
@@ -228,5 +239,53 @@ pub(crate) async fn get_through_forward(
     };
     tokio::time::timeout(REQUEST_TIMEOUT, request)
         .await
-        .map_err(|_| format!("{what}: no answer within {REQUEST_TIMEOUT:?}"))?
+        .map_err(|_| ForwardError::NoAnswer {
+            what: what.clone(),
+            within: REQUEST_TIMEOUT,
+        })?
+}
+
+impl ServiceRef {
+    /// `namespace/name`, as messages name the Service.
+    fn label(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Why reaching a Service's pod through a port-forward failed; every variant names the Service
+/// or the request.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("cannot read Service {service}: {source}")]
+    ReadService {
+        service: String,
+        source: ::kube::Error,
+    },
+    #[error("Service {service} selects no pods")]
+    NoSelector { service: String },
+    #[error("cannot list the pods of Service {service}: {source}")]
+    ListPods {
+        service: String,
+        source: ::kube::Error,
+    },
+    #[error("no ready pod behind Service {service} ({total} pods match {labels})")]
+    NoReadyPod {
+        service: String,
+        total: usize,
+        labels: String,
+    },
+    #[error("{what}: {source}")]
+    PortForward { what: String, source: ::kube::Error },
+    #[error("{what} gave no stream")]
+    NoStream { what: String },
+    #[error("{0}")]
+    Copy(std::io::Error),
+    #[error("{what}: {source}")]
+    Http { what: String, source: hyper::Error },
+    #[error("{what}: {source}")]
+    Request { what: String, source: http::Error },
+    #[error("{what}: reading the body: {source}")]
+    Body { what: String, source: hyper::Error },
+    #[error("{what}: no answer within {within:?}")]
+    NoAnswer { what: String, within: Duration },
 }

@@ -16,6 +16,7 @@ use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
 
+use super::KubeError;
 use crate::backend::BackendError;
 
 /// How long the Docker check may take.
@@ -77,9 +78,7 @@ impl K3sCluster {
     /// Starts K3s (privileged, as K3s needs) and writes its kubeconfig with the mapped API port.
     pub async fn start() -> Result<Self, BackendError> {
         if !docker_available() {
-            return Err(BackendError::Other(
-                "no Docker engine is reachable (DOCKER_HOST or /var/run/docker.sock): start Docker to run a disposable K3s".into(),
-            ));
+            return Err(KubeError::NoDocker.into());
         }
         let dir = tempfile::TempDir::with_prefix("colormesh-k3s-").map_err(|source| {
             BackendError::Io {
@@ -91,14 +90,11 @@ impl K3sCluster {
             .with_conf_mount(dir.path())
             .with_privileged(true)
             .with_userns_mode("host");
-        let container = image
-            .start()
-            .await
-            .map_err(|e| BackendError::Other(format!("cannot start K3s in Docker: {e}")))?;
+        let container = image.start().await.map_err(KubeError::StartK3s)?;
         let port = container
             .get_host_port_ipv4(KUBE_SECURE_PORT)
             .await
-            .map_err(|e| BackendError::Other(format!("K3s exposes no API port: {e}")))?;
+            .map_err(KubeError::K3sPort)?;
         let text = container
             .image()
             .read_kube_config()

@@ -59,11 +59,15 @@ use crate::backend::local::workload;
 use crate::backend::{Applied, Backend, BackendError, CommandOutput};
 use crate::scenario::WaitCondition;
 
+mod error;
 mod forward;
 pub mod k3s;
 mod transform;
 
 pub use super::cluster::{ClusterGateway, Provider};
+pub use error::{KubeError, MissingKind};
+use error::{NotYet, TimedOut, wait_timeout};
+pub use forward::ForwardError;
 use forward::{LocalForward, ServiceRef};
 use transform::RUN_LABEL;
 
@@ -258,30 +262,6 @@ fn object_header(object: &Value) -> Header {
     }
 }
 
-/// What the CRD hint says to install for a group.
-fn crd_hint(group: &str) -> &'static str {
-    match group {
-        "gateway.solo.io" | "gloo.solo.io" => "install Gloo or apply ../shared/schemas/gloo/",
-        "appmesh.k8s.aws" => "install the App Mesh controller or apply ../shared/schemas/appmesh/",
-        _ => "install the CustomResourceDefinition that serves it",
-    }
-}
-
-/// The message for a kind the cluster does not serve.
-fn missing_crd_message(gvk: &GroupVersionKind) -> String {
-    let api_version = if gvk.group.is_empty() {
-        gvk.version.clone()
-    } else {
-        format!("{}/{}", gvk.group, gvk.version)
-    };
-    let crd = format!("{}s.{}", gvk.kind.to_lowercase(), gvk.group);
-    format!(
-        "the cluster has no CRD for {api_version} {} ({crd}); {}",
-        gvk.kind,
-        crd_hint(&gvk.group)
-    )
-}
-
 /// The cluster backend. Build it with [`KubeBackend::new`] (any [`kube::Client`], so tests pass
 /// a mocked one) or [`KubeBackend::connect`].
 pub struct KubeBackend {
@@ -347,22 +327,27 @@ impl KubeBackend {
         );
         let config = match kubeconfig {
             Some(path) => {
-                let file = ::kube::config::Kubeconfig::read_from(path)
-                    .map_err(|e| BackendError::Other(format!("cannot read {where_}: {e}")))?;
+                let file = ::kube::config::Kubeconfig::read_from(path).map_err(|source| {
+                    KubeError::ReadKubeconfig {
+                        place: where_.clone(),
+                        source,
+                    }
+                })?;
                 ::kube::Config::from_custom_kubeconfig(file, &options).await
             }
             None => ::kube::Config::from_kubeconfig(&options).await,
         }
-        .map_err(|e| {
-            BackendError::Other(format!(
-                "cannot load {where_}{}: {e}",
-                context
-                    .map(|c| format!(" (context {c})"))
-                    .unwrap_or_default()
-            ))
+        .map_err(|source| KubeError::LoadKubeconfig {
+            place: where_.clone(),
+            context: context.map(str::to_owned),
+            source,
         })?;
-        Client::try_from(config)
-            .map_err(|e| BackendError::Other(format!("cannot build a client from {where_}: {e}")))
+        Ok(
+            Client::try_from(config).map_err(|source| KubeError::Client {
+                place: where_,
+                source,
+            })?,
+        )
     }
 
     /// The settings this backend runs with.
@@ -416,10 +401,8 @@ impl KubeBackend {
             );
             match tokio::time::timeout(CRD_TIMEOUT, established).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    return Err(BackendError::Other(format!(
-                        "waiting for CRD {name} to be Established: {e}"
-                    )));
+                Ok(Err(source)) => {
+                    return Err(KubeError::CrdNotEstablished { name, source }.into());
                 }
                 Err(_) => {
                     return Err(BackendError::Timeout {
@@ -437,15 +420,14 @@ impl KubeBackend {
 
     fn ensure_running(&self) -> Result<(), BackendError> {
         if self.shut_down {
-            Err(BackendError::Other(format!(
-                "the {} backend was shut down",
-                self.settings.provider.name()
-            )))
+            Err(BackendError::ShutDown {
+                backend: self.settings.provider.name(),
+            })
         } else if !valid_label_value(&self.settings.run_id) {
-            Err(BackendError::Other(format!(
-                "run id {:?} is not a valid label value (up to 63 characters [A-Za-z0-9._-], alphanumeric at both ends)",
-                self.settings.run_id
-            )))
+            Err(KubeError::InvalidRunId {
+                run_id: self.settings.run_id.clone(),
+            }
+            .into())
         } else {
             Ok(())
         }
@@ -454,7 +436,7 @@ impl KubeBackend {
     /// Reads the files and pairs each loaded resource with its document's raw JSON.
     fn load(&self, paths: &[PathBuf]) -> Result<Vec<(Loaded, Value)>, BackendError> {
         let resources = super::load_manifests(&self.settings.manifests_dir, paths)?;
-        let mut raw: BTreeMap<PathBuf, BTreeMap<usize, Result<Value, String>>> = BTreeMap::new();
+        let mut raw: BTreeMap<PathBuf, transform::RawDocuments> = BTreeMap::new();
         let mut out = Vec::new();
         for loaded in resources {
             let file = &loaded.origin.file;
@@ -466,10 +448,10 @@ impl KubeBackend {
                 .and_then(|docs| docs.remove(&loaded.origin.line));
             let object = match document {
                 Some(Ok(object)) => object,
-                Some(Err(message)) => {
+                Some(Err(error)) => {
                     return Err(BackendError::Manifest {
                         file: file.clone(),
-                        message: format!("{}: {message}", loaded.origin),
+                        message: format!("{}: {error}", loaded.origin),
                     });
                 }
                 None => {
@@ -522,7 +504,7 @@ impl KubeBackend {
     async fn resolve(
         &mut self,
         gvk: &GroupVersionKind,
-    ) -> Result<Result<Resolved, String>, BackendError> {
+    ) -> Result<Result<Resolved, MissingKind>, KubeError> {
         if let Some(found) = self.discovery.get(gvk) {
             return Ok(Ok(found.clone()));
         }
@@ -536,15 +518,15 @@ impl KubeBackend {
                 Ok(Ok(resolved))
             }
             Err(::kube::Error::Api(status)) if status.code == 404 => {
-                Ok(Err(missing_crd_message(gvk)))
+                Ok(Err(MissingKind { kind: gvk.clone() }))
             }
             Err(::kube::Error::Discovery(::kube::error::DiscoveryError::MissingKind(_))) => {
-                Ok(Err(missing_crd_message(gvk)))
+                Ok(Err(MissingKind { kind: gvk.clone() }))
             }
-            Err(e) => Err(BackendError::Other(format!(
-                "cannot discover {}/{} {} on the cluster: {e}",
-                gvk.group, gvk.version, gvk.kind
-            ))),
+            Err(source) => Err(KubeError::Discovery {
+                kind: gvk.clone(),
+                source,
+            }),
         }
     }
 
@@ -561,16 +543,20 @@ impl KubeBackend {
     async fn send(&mut self, outgoing: &Outgoing) -> Result<(ResourceKey, u64), BackendError> {
         let mut header = object_header(&outgoing.object);
         let gvk = header.gvk();
-        let fail = |message: String| match &outgoing.origin {
+        let fail = |reason: String| match &outgoing.origin {
             Some(origin) => BackendError::Manifest {
                 file: origin.file.clone(),
-                message: format!("{}: {message}", outgoing.describe()),
+                message: format!("{}: {reason}", outgoing.describe()),
             },
-            None => BackendError::Other(format!("{}: {message}", outgoing.describe())),
+            None => KubeError::Refused {
+                object: outgoing.describe(),
+                reason,
+            }
+            .into(),
         };
         let resolved = match self.resolve(&gvk).await? {
             Ok(resolved) => resolved,
-            Err(message) => return Err(fail(message)),
+            Err(missing) => return Err(fail(missing.to_string())),
         };
         let mut object = outgoing.object.clone();
         if resolved.namespaced() {
@@ -610,9 +596,11 @@ impl KubeBackend {
         match namespaces.get_opt(name).await {
             Ok(Some(namespace)) => Ok(!namespace.labels().contains_key(RUN_LABEL)),
             Ok(None) => Ok(false),
-            Err(e) => Err(BackendError::Other(format!(
-                "cannot read Namespace {name}: {e}"
-            ))),
+            Err(source) => Err(KubeError::Read {
+                object: format!("Namespace {name}"),
+                source,
+            }
+            .into()),
         }
     }
 
@@ -623,8 +611,13 @@ impl KubeBackend {
         for mut upstream in wanted {
             upstream.metadata.namespace = Some(self.settings.gateway_namespace.clone());
             let name = upstream.metadata.name.clone().unwrap_or_default();
-            let mut object = serde_json::to_value(Resource::Upstream(Box::new(upstream)))
-                .map_err(|e| BackendError::Other(format!("cannot encode Upstream {name}: {e}")))?;
+            let mut object =
+                serde_json::to_value(Resource::Upstream(Box::new(upstream))).map_err(|source| {
+                    KubeError::EncodeUpstream {
+                        name: name.clone(),
+                        source,
+                    }
+                })?;
             transform::set_label(&mut object, RUN_LABEL, &self.settings.run_id);
             let (key, version) = self
                 .send(&Outgoing {
@@ -673,7 +666,11 @@ impl KubeBackend {
                     .unwrap_or_default(),
             )),
             Err(::kube::Error::Api(status)) if status.code == 404 => Ok(None),
-            Err(e) => Err(BackendError::Other(format!("cannot delete {key}: {e}"))),
+            Err(source) => Err(KubeError::Delete {
+                object: key.to_string(),
+                source,
+            }
+            .into()),
         }
     }
 
@@ -694,7 +691,7 @@ impl KubeBackend {
         }
     }
 
-    async fn wait_rollout(&self, namespace: &str, timeout: Duration) -> Result<(), String> {
+    async fn wait_rollout(&self, namespace: &str, timeout: Duration) -> Result<(), TimedOut> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         let mut last = "no answer from the API server yet".to_owned();
         let watch = async {
@@ -740,7 +737,9 @@ impl KubeBackend {
         };
         match tokio::time::timeout(timeout, watch).await {
             Ok(()) => Ok(()),
-            Err(_) => Err(last),
+            Err(_) => Err(TimedOut {
+                last: NotYet::Seen(last),
+            }),
         }
     }
 
@@ -750,9 +749,9 @@ impl KubeBackend {
         api: Api<DynamicObject>,
         name: &str,
         timeout: Duration,
-        check: impl Fn(Option<&DynamicObject>) -> Result<(), String>,
-    ) -> Result<(), String> {
-        let mut last = "no answer from the API server yet".to_owned();
+        check: impl Fn(Option<&DynamicObject>) -> Result<(), NotYet>,
+    ) -> Result<(), TimedOut> {
+        let mut last = NotYet::Seen("no answer from the API server yet".to_owned());
         let watch = async {
             let mut updates = std::pin::pin!(watcher::watch_object(api, name).default_backoff());
             while let Some(update) = updates.next().await {
@@ -761,18 +760,18 @@ impl KubeBackend {
                         Ok(()) => return,
                         Err(seen) => last = seen,
                     },
-                    Err(e) => last = format!("watch error: {e}"),
+                    Err(e) => last = NotYet::Seen(format!("watch error: {e}")),
                 }
             }
         };
         match tokio::time::timeout(timeout, watch).await {
             Ok(()) => Ok(()),
-            Err(_) => Err(last),
+            Err(_) => Err(TimedOut { last }),
         }
     }
 
     /// Whether the builtin gateway serves every change at the applied version.
-    async fn builtin_live(&self, changes: &[Change]) -> Result<(), String> {
+    async fn builtin_live(&self, changes: &[Change]) -> Result<(), NotYet> {
         let target =
             forward::ready_target(&self.client, &self.gateway_service(None, ADMIN_PORT)).await?;
         let (code, body) = forward::get_through_forward(
@@ -783,10 +782,15 @@ impl KubeBackend {
         )
         .await?;
         if code != 200 {
-            return Err(format!("{GATEWAY_PROXY} /status answered {code}"));
+            return Err(NotYet::Status {
+                proxy: GATEWAY_PROXY,
+                status: code,
+            });
         }
-        let status: ProxyStatus = serde_json::from_slice(&body)
-            .map_err(|e| format!("{GATEWAY_PROXY} /status: unexpected JSON: {e}"))?;
+        let status: ProxyStatus = serde_json::from_slice(&body).map_err(|source| NotYet::Json {
+            proxy: GATEWAY_PROXY,
+            source,
+        })?;
         let entries = status.by_resource();
         let mut behind = Vec::new();
         for change in changes.iter().filter(|c| is_gloo_kind(&c.key.kind)) {
@@ -802,28 +806,30 @@ impl KubeBackend {
         if behind.is_empty() {
             Ok(())
         } else {
-            Err(behind.join("; "))
+            Err(NotYet::Behind(behind))
         }
     }
 
     /// Whether Gloo reported a verdict on every changed Gloo resource.
-    async fn gloo_live(&mut self, changes: &[Change]) -> Result<(), String> {
+    async fn gloo_live(&mut self, changes: &[Change]) -> Result<(), NotYet> {
         let mut behind = Vec::new();
         for change in changes
             .iter()
             .filter(|c| is_gloo_kind(&c.key.kind) && !c.deleted)
         {
             let gvk = header_of_key(&change.key).gvk();
-            let resolved = match self.resolve(&gvk).await {
-                Ok(Ok(resolved)) => resolved,
-                Ok(Err(message)) => return Err(message),
-                Err(e) => return Err(e.to_string()),
+            let resolved = match self.resolve(&gvk).await? {
+                Ok(resolved) => resolved,
+                Err(missing) => return Err(KubeError::from(missing).into()),
             };
             let api = self.dynamic_api(&resolved, change.key.namespace.as_deref());
             let object = api
                 .get_opt(&change.key.name)
                 .await
-                .map_err(|e| format!("cannot read {}: {e}", change.key))?;
+                .map_err(|source| KubeError::Read {
+                    object: change.key.to_string(),
+                    source,
+                })?;
             let verdict = gloo_entry(object.as_ref(), &self.settings.gateway_namespace);
             let reporter_ok = |reporter: Option<&str>| {
                 change.key.kind != ResourceKind::GlooVirtualService || reporter == Some("gateway")
@@ -842,7 +848,7 @@ impl KubeBackend {
         if behind.is_empty() {
             Ok(())
         } else {
-            Err(behind.join("; "))
+            Err(NotYet::Behind(behind))
         }
     }
 
@@ -858,11 +864,9 @@ impl KubeBackend {
             Some(path) => ::kube::config::Kubeconfig::read_from(path),
             None => ::kube::config::Kubeconfig::read(),
         }
-        .map_err(|e| BackendError::Other(format!("cannot read the kubeconfig for glooctl: {e}")))?;
+        .map_err(KubeError::GlooctlKubeconfig)?;
         config.current_context = Some(context);
-        let text = serde_norway::to_string(&config).map_err(|e| {
-            BackendError::Other(format!("cannot write a kubeconfig for glooctl: {e}"))
-        })?;
+        let text = serde_norway::to_string(&config).map_err(KubeError::EncodeGlooctlKubeconfig)?;
         let io = |source| BackendError::Io {
             context: "cannot write a kubeconfig for glooctl".into(),
             source,
@@ -883,7 +887,7 @@ impl KubeBackend {
         &self,
         resolved: &Resolved,
         namespace: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), KubeError> {
         let api = self.dynamic_api(resolved, namespace);
         let selector = self.settings.label_selector();
         let list = ListParams::default().labels(&selector);
@@ -899,24 +903,36 @@ impl KubeBackend {
             {
                 Ok(_) => Ok(()),
                 Err(::kube::Error::Api(status)) if status.code == 404 => Ok(()),
-                Err(e) => Err(format!("cannot delete {what} labelled {selector}: {e}")),
+                Err(source) => Err(KubeError::Labelled {
+                    verb: "delete",
+                    what,
+                    selector,
+                    source,
+                }),
             };
         }
         let found = match api.list(&list).await {
             Ok(found) => found,
             Err(::kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-            Err(e) => return Err(format!("cannot list {what} labelled {selector}: {e}")),
+            Err(source) => {
+                return Err(KubeError::Labelled {
+                    verb: "list",
+                    what,
+                    selector,
+                    source,
+                });
+            }
         };
         for object in found {
             let name = object.name_any();
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(::kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot delete {} {name}: {e}",
-                        resolved.resource.kind
-                    ));
+                Err(source) => {
+                    return Err(KubeError::Delete {
+                        object: format!("{} {name}", resolved.resource.kind),
+                        source,
+                    });
                 }
             }
         }
@@ -1008,14 +1024,6 @@ fn rollout_pending(deployment: &Deployment) -> Option<String> {
         return Some("condition Available is not True".into());
     }
     None
-}
-
-fn wait_timeout(condition: &WaitCondition, timeout: Duration, last: String) -> BackendError {
-    BackendError::Timeout {
-        condition: condition.to_string(),
-        timeout,
-        detail: Some(format!("last seen: {last}")),
-    }
 }
 
 impl Backend for KubeBackend {
@@ -1110,10 +1118,11 @@ impl Backend for KubeBackend {
         }
         let output = command.output().await.map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
-                BackendError::Other(format!(
-                    "glooctl is not installed ({} not found); install it with `{GLOOCTL_INSTALL}` and put ~/.gloo/bin on PATH",
-                    program.display()
-                ))
+                KubeError::GlooctlMissing {
+                    program: program.clone(),
+                    install: GLOOCTL_INSTALL,
+                }
+                .into()
             } else {
                 BackendError::Io {
                     context: format!("cannot run {}", program.display()),
@@ -1150,9 +1159,10 @@ impl Backend for KubeBackend {
                     "VirtualService" => "gateway.solo.io/v1",
                     "Upstream" | "UpstreamGroup" => "gloo.solo.io/v1",
                     other => {
-                        return Err(BackendError::Other(format!(
-                            "cannot wait for the status of a {other}: Gloo reports VirtualService, Upstream and UpstreamGroup"
-                        )));
+                        return Err(BackendError::UnwaitableKind {
+                            kind: other.to_owned(),
+                            reporter: "Gloo",
+                        });
                     }
                 };
                 let key = ResourceKey::new(
@@ -1160,23 +1170,28 @@ impl Backend for KubeBackend {
                     Some(namespace),
                     name,
                 );
-                let resolved = self
-                    .resolve(&header_of_key(&key).gvk())
-                    .await?
-                    .map_err(|message| BackendError::Other(format!("{key}: {message}")))?;
+                let resolved =
+                    self.resolve(&header_of_key(&key).gvk())
+                        .await?
+                        .map_err(|source| KubeError::Unresolved {
+                            object: key.to_string(),
+                            source,
+                        })?;
                 let api = self.dynamic_api(&resolved, Some(namespace));
                 let gateway_namespace = self.settings.gateway_namespace.clone();
                 self.watch_object_until(api, name, timeout, |object| {
                     if object.is_none() {
-                        return Err(format!("{key} does not exist"));
+                        return Err(NotYet::Seen(format!("{key} does not exist")));
                     }
                     match gloo_entry(object, &gateway_namespace) {
                         Some((seen, _, _)) if seen.to_string() == *state => Ok(()),
-                        Some((seen, reason, _)) => Err(format!(
+                        Some((seen, reason, _)) => Err(NotYet::Seen(format!(
                             "{seen}{}",
                             reason.map(|r| format!(": {r}")).unwrap_or_default()
-                        )),
-                        None => Err(format!("no status from {gateway_namespace} yet")),
+                        ))),
+                        None => Err(NotYet::Seen(format!(
+                            "no status from {gateway_namespace} yet"
+                        ))),
                     }
                 })
                 .await
@@ -1184,14 +1199,17 @@ impl Backend for KubeBackend {
             }
             WaitCondition::Upstream { namespace, name } => {
                 let key = ResourceKey::new(ResourceKind::Upstream, Some(namespace), name);
-                let resolved = self
-                    .resolve(&header_of_key(&key).gvk())
-                    .await?
-                    .map_err(|message| BackendError::Other(format!("{key}: {message}")))?;
+                let resolved =
+                    self.resolve(&header_of_key(&key).gvk())
+                        .await?
+                        .map_err(|source| KubeError::Unresolved {
+                            object: key.to_string(),
+                            source,
+                        })?;
                 let api = self.dynamic_api(&resolved, Some(namespace));
                 self.watch_object_until(api, name, timeout, |object| match object {
                     Some(_) => Ok(()),
-                    None => Err("not discovered".into()),
+                    None => Err(NotYet::Seen("not discovered".to_owned())),
                 })
                 .await
                 .map_err(|last| wait_timeout(condition, timeout, last))?;
@@ -1226,7 +1244,7 @@ impl Backend for KubeBackend {
                 return Err(BackendError::Timeout {
                     condition: format!("the gateway to serve revision {}", applied.revision),
                     timeout,
-                    detail: Some(last),
+                    detail: Some(last.to_string()),
                 });
             }
             tokio::time::sleep(POLL_INTERVAL).await;
@@ -1247,14 +1265,17 @@ impl Backend for KubeBackend {
                 let service = match tokio::time::timeout(LOAD_BALANCER_TIMEOUT, provisioned).await {
                     Ok(Ok(Some(service))) => service,
                     Ok(Ok(None)) => {
-                        return Err(BackendError::Other(format!(
-                            "Service {namespace}/{GATEWAY_PROXY} does not exist: is the gateway installed?"
-                        )));
+                        return Err(KubeError::NoGatewayService {
+                            service: format!("{namespace}/{GATEWAY_PROXY}"),
+                        }
+                        .into());
                     }
-                    Ok(Err(e)) => {
-                        return Err(BackendError::Other(format!(
-                            "cannot watch Service {namespace}/{GATEWAY_PROXY}: {e}"
-                        )));
+                    Ok(Err(source)) => {
+                        return Err(KubeError::WatchService {
+                            service: format!("{namespace}/{GATEWAY_PROXY}"),
+                            source,
+                        }
+                        .into());
                     }
                     Err(_) => {
                         return Err(BackendError::Timeout {
@@ -1266,18 +1287,14 @@ impl Backend for KubeBackend {
                         });
                     }
                 };
-                load_balancer_address(&service).ok_or_else(|| {
-                    BackendError::Other(format!(
-                        "Service {namespace}/{GATEWAY_PROXY} has a load balancer without hostname or IP"
-                    ))
+                load_balancer_address(&service).ok_or_else(|| KubeError::NoLoadBalancerAddress {
+                    service: format!("{namespace}/{GATEWAY_PROXY}"),
                 })?
             }
             Provider::Kind | Provider::K3s => {
                 if self.proxy_forward.is_none() {
                     let service = self.gateway_service(Some("http"), PROXY_PORT);
-                    forward::ready_target(&self.client, &service)
-                        .await
-                        .map_err(BackendError::Other)?;
+                    forward::ready_target(&self.client, &service).await?;
                     let forward = LocalForward::start(self.client.clone(), service)
                         .await
                         .map_err(|source| BackendError::Io {
@@ -1293,8 +1310,8 @@ impl Backend for KubeBackend {
                     .unwrap_or_default()
             }
         };
-        url::Url::parse(&format!("http://{address}"))
-            .map_err(|e| BackendError::Other(format!("bad proxy URL http://{address}: {e}")))
+        let url = format!("http://{address}");
+        url::Url::parse(&url).map_err(|source| BackendError::ProxyUrl { url, source })
     }
 
     async fn shutdown(&mut self) -> Result<(), BackendError> {
@@ -1331,12 +1348,12 @@ impl Backend for KubeBackend {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(BackendError::Other(format!(
-                "cleanup of run {} was incomplete: {}; remove the rest with `kubectl delete ns,all -A -l {}`",
-                self.settings.run_id,
-                failures.join("; "),
-                self.settings.label_selector()
-            )))
+            Err(KubeError::CleanupIncomplete {
+                run_id: self.settings.run_id.clone(),
+                failures,
+                selector: self.settings.label_selector(),
+            }
+            .into())
         }
     }
 }
@@ -1438,11 +1455,15 @@ mod tests {
     fn a_missing_crd_is_named_with_what_to_install() {
         let gvk = GroupVersionKind::gvk("gateway.solo.io", "v1", "VirtualService");
         assert_eq!(
-            missing_crd_message(&gvk),
+            MissingKind { kind: gvk }.to_string(),
             "the cluster has no CRD for gateway.solo.io/v1 VirtualService (virtualservices.gateway.solo.io); install Gloo or apply ../shared/schemas/gloo/"
         );
         let mesh = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", "Mesh");
-        assert!(missing_crd_message(&mesh).contains("apply ../shared/schemas/appmesh/"));
+        assert!(
+            MissingKind { kind: mesh }
+                .to_string()
+                .contains("apply ../shared/schemas/appmesh/")
+        );
     }
 
     #[test]

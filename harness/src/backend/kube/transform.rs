@@ -23,9 +23,12 @@ pub(crate) const GATEWAY_CLUSTER_ROLE: &str = "colormesh-gateway-proxy";
 const SIDECAR_LISTEN: &str = "127.0.0.1:15001";
 const SIDECAR_ADMIN_PORT: u16 = 15000;
 
+/// A YAML file's documents by the line their content starts on, each parsed or not.
+pub(crate) type RawDocuments = BTreeMap<usize, Result<Value, serde_norway::Error>>;
+
 /// The documents of one YAML file by the line their content starts on (the line
 /// [`model::Origin`] names), split the way [`model::parse_documents`] splits them.
-pub(crate) fn raw_documents(text: &str) -> BTreeMap<usize, Result<Value, String>> {
+pub(crate) fn raw_documents(text: &str) -> RawDocuments {
     let mut documents = BTreeMap::new();
     let mut current = String::new();
     let mut first_line = 1;
@@ -35,7 +38,7 @@ pub(crate) fn raw_documents(text: &str) -> BTreeMap<usize, Result<Value, String>
             !t.is_empty() && !t.starts_with('#')
         });
         if let Some(offset) = content {
-            let value = serde_norway::from_str::<Value>(text).map_err(|e| e.to_string());
+            let value = serde_norway::from_str::<Value>(text);
             documents.insert(first_line + offset, value);
         }
     };

@@ -29,66 +29,140 @@ impl HttpProbe {
     }
 
     /// `GET http://<addr><path>`: the status code and body.
-    pub(crate) async fn get(&self, addr: SocketAddr, path: &str) -> Result<(u16, Bytes), String> {
-        let uri: http::Uri = format!("http://{addr}{path}")
-            .parse()
-            .map_err(|e| format!("bad URI: {e}"))?;
+    pub(crate) async fn get(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+    ) -> Result<(u16, Bytes), AdminError> {
+        let url = format!("http://{addr}{path}");
+        let uri: http::Uri = url.parse().map_err(|source| AdminError::Uri {
+            url: url.clone(),
+            source,
+        })?;
         let request = async {
             let response = self
                 .client
                 .get(uri)
                 .await
-                .map_err(|e| format!("GET http://{addr}{path}: {e}"))?;
+                .map_err(|source| AdminError::Request {
+                    method: "GET",
+                    url: url.clone(),
+                    source,
+                })?;
             let status = response.status().as_u16();
             let body = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| format!("GET http://{addr}{path}: reading the body: {e}"))?
+                .map_err(|source| AdminError::Body {
+                    url: url.clone(),
+                    source,
+                })?
                 .to_bytes();
             Ok((status, body))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, request)
             .await
-            .map_err(|_| format!("GET http://{addr}{path}: no answer within {REQUEST_TIMEOUT:?}"))?
+            .map_err(|_| AdminError::NoAnswer {
+                method: "GET",
+                url: url.clone(),
+                within: REQUEST_TIMEOUT,
+            })?
     }
 
     /// `POST http://<addr>/reload`: returns once the proxy serves what its config folder holds now.
-    pub(crate) async fn reload(&self, admin: SocketAddr) -> Result<(), String> {
-        let request = http::Request::post(format!("http://{admin}/reload"))
+    pub(crate) async fn reload(&self, admin: SocketAddr) -> Result<(), AdminError> {
+        let url = format!("http://{admin}/reload");
+        let request = http::Request::post(&url)
             .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("bad reload request: {e}"))?;
+            .map_err(|source| AdminError::BuildRequest {
+                url: url.clone(),
+                source,
+            })?;
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("POST http://{admin}/reload: {e}"))?;
+            let response =
+                self.client
+                    .request(request)
+                    .await
+                    .map_err(|source| AdminError::Request {
+                        method: "POST",
+                        url: url.clone(),
+                        source,
+                    })?;
             let status = response.status().as_u16();
             // Drain the body so the connection can be reused.
             let _ = response.into_body().collect().await;
             if status == 200 {
                 Ok(())
             } else {
-                Err(format!("POST http://{admin}/reload answered {status}"))
+                Err(AdminError::Status {
+                    method: "POST",
+                    url: url.clone(),
+                    status,
+                })
             }
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|_| {
-                format!("POST http://{admin}/reload: no answer within {REQUEST_TIMEOUT:?}")
+            .map_err(|_| AdminError::NoAnswer {
+                method: "POST",
+                url: url.clone(),
+                within: REQUEST_TIMEOUT,
             })?
     }
 
     /// A proxy's `/status`.
-    pub(crate) async fn status(&self, admin: SocketAddr) -> Result<ProxyStatus, String> {
-        let (code, body) = self.get(admin, "/status").await?;
-        if code != 200 {
-            return Err(format!("GET http://{admin}/status answered {code}"));
+    pub(crate) async fn status(&self, admin: SocketAddr) -> Result<ProxyStatus, AdminError> {
+        let (status, body) = self.get(admin, "/status").await?;
+        let url = format!("http://{admin}/status");
+        if status != 200 {
+            return Err(AdminError::Status {
+                method: "GET",
+                url,
+                status,
+            });
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| format!("GET http://{admin}/status: unexpected JSON: {e}"))
+        serde_json::from_slice(&body).map_err(|source| AdminError::Json { url, source })
     }
+}
+
+/// A failed exchange with a proxy's admin listener (or a pod probed over HTTP); every variant
+/// names the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("bad URI {url}: {source}")]
+    Uri {
+        url: String,
+        source: http::uri::InvalidUri,
+    },
+    #[error("bad request {url}: {source}")]
+    BuildRequest { url: String, source: http::Error },
+    /// No connection, or the exchange broke off.
+    #[error("{method} {url}: {source}")]
+    Request {
+        method: &'static str,
+        url: String,
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("GET {url}: reading the body: {source}")]
+    Body { url: String, source: hyper::Error },
+    #[error("{method} {url}: no answer within {within:?}")]
+    NoAnswer {
+        method: &'static str,
+        url: String,
+        within: Duration,
+    },
+    #[error("{method} {url} answered {status}")]
+    Status {
+        method: &'static str,
+        url: String,
+        status: u16,
+    },
+    #[error("GET {url}: unexpected JSON: {source}")]
+    Json {
+        url: String,
+        source: serde_json::Error,
+    },
 }
 
 /// The parts of gateway-proxy's `/status` the backend reads.

@@ -62,7 +62,7 @@ use model::gloo::State;
 use model::{Loaded, Origin, Resource, ResourceKey, ResourceKind};
 
 use crate::backend::{Applied, Backend, BackendError, CommandOutput};
-use crate::glooctl::{self, GlooKind, GlooStore};
+use crate::glooctl::{self, GlooKind, GlooStore, GlooctlError};
 use crate::scenario::WaitCondition;
 
 pub(crate) mod admin;
@@ -71,6 +71,7 @@ mod forward;
 mod process;
 pub(crate) mod workload;
 
+pub use admin::AdminError;
 use admin::{HttpProbe, ProxyStatus};
 use cluster::Cluster;
 use forward::Forwarder;
@@ -304,20 +305,17 @@ impl LocalBackend {
     /// The ingress's `/status` document as JSON text (for reports and debugging).
     pub async fn ingress_status(&self) -> Result<String, BackendError> {
         let admin = self.ingress()?.admin;
-        let (_, body) = self
-            .probe
-            .get(admin, "/status")
-            .await
-            .map_err(BackendError::Other)?;
+        let (_, body) = self.probe.get(admin, "/status").await?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     fn ingress(&self) -> Result<&Proxy, BackendError> {
         self.ingress
             .as_ref()
-            .ok_or_else(|| BackendError::Other("the local backend was shut down".into()))
+            .ok_or(BackendError::ShutDown { backend: "local" })
     }
 
+    /// Points a failure at the processes' logs.
     fn with_logs(&self, error: BackendError) -> BackendError {
         let logs = format!("logs in {}", self.logs.display());
         match error {
@@ -335,7 +333,16 @@ impl LocalBackend {
                 context: format!("{context} ({logs})"),
                 source,
             },
-            other => other,
+            // What the scenario asked for is wrong, not a process: the logs do not help.
+            error @ (BackendError::Unsupported(_)
+            | BackendError::Manifest { .. }
+            | BackendError::UnwaitableKind { .. }
+            | BackendError::MissingBinary { .. }
+            | BackendError::WithLogs { .. }) => error,
+            error => BackendError::WithLogs {
+                source: Box::new(error),
+                logs: self.logs.clone(),
+            },
         }
     }
 
@@ -383,7 +390,11 @@ impl LocalBackend {
                     condition: format!("{name} to be ready"),
                     timeout: START_TIMEOUT,
                     detail: Some(format!(
-                        "last /ready answer: {answer:?}; log: {}",
+                        "last /ready answer: {}; log: {}",
+                        match &answer {
+                            Ok((status, body)) => format!("{status} {body:?}"),
+                            Err(error) => error.to_string(),
+                        },
                         process.log().display()
                     )),
                 });
@@ -491,10 +502,12 @@ impl LocalBackend {
                 for _ in 0..replicas {
                     fresh.push(self.start_pod(&key, &namespace, &template).await?);
                 }
-                let state = self
-                    .deployments
-                    .get_mut(&key)
-                    .ok_or_else(|| BackendError::Other("deployment vanished".into()))?;
+                let state =
+                    self.deployments
+                        .get_mut(&key)
+                        .ok_or_else(|| BackendError::Untracked {
+                            resource: key.to_string(),
+                        })?;
                 state.pods = fresh;
                 let mut old = old;
                 stop_pods(&mut old).await;
@@ -530,7 +543,9 @@ impl LocalBackend {
             let state = self
                 .deployments
                 .get_mut(key)
-                .ok_or_else(|| BackendError::Other(format!("{key} is not tracked")))?;
+                .ok_or_else(|| BackendError::Untracked {
+                    resource: key.to_string(),
+                })?;
             state.next_index += 1;
             state.next_index - 1
         };
@@ -588,7 +603,7 @@ impl LocalBackend {
                     return Err(BackendError::Timeout {
                         condition: format!("{name} to answer GET /ping"),
                         timeout: START_TIMEOUT,
-                        detail: Some(error),
+                        detail: Some(error.to_string()),
                     });
                 }
                 tokio::time::sleep(POLL_INTERVAL).await;
@@ -715,17 +730,14 @@ impl LocalBackend {
     }
 
     async fn ingress_statuses(&self) -> Result<ProxyStatus, BackendError> {
-        self.probe
-            .status(self.ingress()?.admin)
-            .await
-            .map_err(BackendError::Other)
+        Ok(self.probe.status(self.ingress()?.admin).await?)
     }
 
     /// Whether a condition holds now; `Err` carries what was seen instead.
     async fn check(
         &mut self,
         condition: &WaitCondition,
-    ) -> Result<Result<(), String>, BackendError> {
+    ) -> Result<Result<(), NotYet>, BackendError> {
         match condition {
             WaitCondition::Rollout { namespace } => {
                 let mut missing = Vec::new();
@@ -759,7 +771,7 @@ impl LocalBackend {
                 Ok(if missing.is_empty() {
                     Ok(())
                 } else {
-                    Err(missing.join(", "))
+                    Err(NotYet::Rollout(missing))
                 })
             }
             WaitCondition::Status {
@@ -773,46 +785,39 @@ impl LocalBackend {
                     "Upstream" => ResourceKind::Upstream,
                     "UpstreamGroup" => ResourceKind::UpstreamGroup,
                     other => {
-                        return Err(BackendError::Other(format!(
-                            "cannot wait for the status of a {other}: the ingress reports VirtualService, Upstream and UpstreamGroup"
-                        )));
+                        return Err(BackendError::UnwaitableKind {
+                            kind: other.to_owned(),
+                            reporter: "the ingress",
+                        });
                     }
                 };
                 let key = ResourceKey::new(resource_kind, Some(namespace), name);
-                Ok(self.reported_state(&key).await.and_then(|(seen, reasons)| {
-                    if seen.to_string() == *state {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "{seen}{}",
-                            if reasons.is_empty() {
-                                String::new()
-                            } else {
-                                format!(": {}", reasons.join("; "))
-                            }
-                        ))
-                    }
-                }))
+                Ok(match self.reported_state(&key).await {
+                    Ok((seen, _)) if seen.to_string() == *state => Ok(()),
+                    Ok((seen, reasons)) => Err(NotYet::State { seen, reasons }),
+                    Err(error) => Err(NotYet::Unreported(error)),
+                })
             }
             WaitCondition::Upstream { namespace, name } => {
                 let key = ResourceKey::new(ResourceKind::Upstream, Some(namespace), name);
                 if self.cluster.get(&key).is_none() {
-                    return Ok(Err("not discovered".into()));
+                    return Ok(Err(NotYet::NotDiscovered));
                 }
-                Ok(self.reported_state(&key).await.and_then(|(seen, _)| {
-                    if seen == State::Accepted {
-                        Ok(())
-                    } else {
-                        Err(format!("discovered, {seen}"))
-                    }
-                }))
+                Ok(match self.reported_state(&key).await {
+                    Ok((State::Accepted, _)) => Ok(()),
+                    Ok((seen, _)) => Err(NotYet::Discovered { seen }),
+                    Err(error) => Err(NotYet::Unreported(error)),
+                })
             }
         }
     }
 
     /// The ingress's state for the current version of a resource (`Pending` until it reports it).
-    async fn reported_state(&self, key: &ResourceKey) -> Result<(State, Vec<String>), String> {
-        let status = self.ingress_statuses().await.map_err(|e| e.to_string())?;
+    async fn reported_state(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<(State, Vec<String>), BackendError> {
+        let status = self.ingress_statuses().await?;
         let current = self.cluster.version_of(key);
         let Some(entry) = status
             .resources
@@ -846,12 +851,15 @@ impl LocalBackend {
             self.probe
                 .reload(admin)
                 .await
-                .map_err(|error| BackendError::Other(format!("{name}: {error}")))?;
+                .map_err(|source| BackendError::Proxy {
+                    proxy: name.to_owned(),
+                    source,
+                })?;
         }
         Ok(())
     }
 
-    async fn config_live(&self, changes: &Changes) -> Result<(), String> {
+    async fn config_live(&self, changes: &Changes) -> Result<(), NotYet> {
         let mut behind = Vec::new();
         for (name, is_ingress, admin) in self.proxies() {
             let status = match self.probe.status(admin).await {
@@ -874,9 +882,31 @@ impl LocalBackend {
         if behind.is_empty() {
             Ok(())
         } else {
-            Err(behind.join("; "))
+            Err(NotYet::Behind(behind))
         }
     }
+}
+
+/// Why a wait condition or a change does not hold yet; the last one seen becomes a timeout's
+/// detail.
+#[derive(Debug, thiserror::Error)]
+enum NotYet {
+    /// One line per deployment short of its replicas.
+    #[error("{}", .0.join(", "))]
+    Rollout(Vec<String>),
+    /// The ingress reports another state (with its reasons).
+    #[error("{seen}{}", if .reasons.is_empty() { String::new() } else { format!(": {}", .reasons.join("; ")) })]
+    State { seen: State, reasons: Vec<String> },
+    #[error("not discovered")]
+    NotDiscovered,
+    #[error("discovered, {seen}")]
+    Discovered { seen: State },
+    /// The ingress's statuses could not be read.
+    #[error("{0}")]
+    Unreported(BackendError),
+    /// One line per proxy that does not serve the change yet.
+    #[error("{}", .0.join("; "))]
+    Behind(Vec<String>),
 }
 
 /// The kinds each role reports statuses for: the ingress Gloo's, sidecars App Mesh's.
@@ -913,13 +943,8 @@ fn require_binary(path: &Path) -> Result<(), BackendError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let dir = path
-        .parent()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    Err(BackendError::Other(format!(
-        "the local backend needs the workspace binary {name}, which is not in {dir}: build it with `cargo build --bins`"
-    )))
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Err(BackendError::MissingBinary { name, dir })
 }
 
 async fn stop_pods(pods: &mut Vec<Pod>) {
@@ -1037,7 +1062,7 @@ impl Backend for LocalBackend {
                 return Err(self.with_logs(BackendError::Timeout {
                     condition: format!("every proxy to serve revision {}", applied.revision),
                     timeout,
-                    detail: Some(last),
+                    detail: Some(last.to_string()),
                 }));
             }
             tokio::time::sleep(POLL_INTERVAL).await;
@@ -1046,8 +1071,8 @@ impl Backend for LocalBackend {
 
     async fn proxy_url(&mut self) -> Result<url::Url, BackendError> {
         let listen = self.ingress()?.listen;
-        url::Url::parse(&format!("http://{listen}"))
-            .map_err(|e| BackendError::Other(format!("bad proxy URL: {e}")))
+        let url = format!("http://{listen}");
+        url::Url::parse(&url).map_err(|source| BackendError::ProxyUrl { url, source })
     }
 
     async fn shutdown(&mut self) -> Result<(), BackendError> {
@@ -1101,7 +1126,7 @@ impl GlooStore for ClusterGlooStore<'_> {
             .map(|l| l.resource.clone())
     }
 
-    fn apply(&mut self, resource: Resource) -> Result<(), String> {
+    fn apply(&mut self, resource: Resource) -> Result<(), GlooctlError> {
         let loaded = Loaded {
             resource,
             origin: Origin {
@@ -1110,18 +1135,18 @@ impl GlooStore for ClusterGlooStore<'_> {
             },
             ignored_fields: Vec::new(),
         };
-        self.cluster
-            .apply(loaded)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.cluster.apply(loaded)?;
+        Ok(())
     }
 
-    fn delete(&mut self, kind: GlooKind, namespace: &str, name: &str) -> Result<bool, String> {
+    fn delete(
+        &mut self,
+        kind: GlooKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, GlooctlError> {
         let key = ResourceKey::new(kind.resource_kind(), Some(namespace), name);
-        self.cluster
-            .delete(&key)
-            .map(|v| v.is_some())
-            .map_err(|e| e.to_string())
+        Ok(self.cluster.delete(&key)?.is_some())
     }
 
     fn status(&self, kind: GlooKind, namespace: &str, name: &str) -> State {
@@ -1136,9 +1161,9 @@ impl GlooStore for ClusterGlooStore<'_> {
         }
     }
 
-    fn proxy_url(&self) -> Result<String, String> {
-        self.proxy_url.clone().ok_or_else(|| {
-            "the gateway proxy is not running (the local backend was shut down)".into()
+    fn proxy_url(&self) -> Result<String, GlooctlError> {
+        self.proxy_url.clone().ok_or(GlooctlError::ProxyNotRunning {
+            detail: Some("the local backend was shut down"),
         })
     }
 }

@@ -1,0 +1,274 @@
+//! The records a run leaves: what `report.json` holds and every other report is drawn from.
+//!
+//! They are plain data, filled in by the runner (`super`) and its traffic step
+//! (`super::traffic_step`); their serde shape is the report format, so a change here is a
+//! change of `report.json`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::classify::{CheckKind, Violation};
+use crate::features::Feature;
+use crate::scenario::SplitKey;
+use crate::stats;
+use crate::traffic::TrafficSummary;
+
+/// How a step (or a scenario) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StepOutcome {
+    Passed,
+    /// The statistics could not decide within the request cap: not a pass, reported as its own kind.
+    Inconclusive,
+    Failed,
+    /// An earlier step did not pass.
+    NotRun,
+}
+
+impl StepOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            StepOutcome::Passed => "PASS",
+            StepOutcome::Inconclusive => "INCONCLUSIVE",
+            StepOutcome::Failed => "FAIL",
+            StepOutcome::NotRun => "NOT RUN",
+        }
+    }
+}
+
+/// The record of one step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    /// 1-based position in the scenario.
+    pub index: usize,
+    /// The step's name, or a description of its action.
+    pub name: String,
+    /// `apply`, `delete`, `glooctl`, `wait` or `traffic`.
+    pub kind: &'static str,
+    pub outcome: StepOutcome,
+    /// Why the step did not pass (every reason, one per line).
+    pub message: Option<String>,
+    #[serde(with = "duration_ms")]
+    pub elapsed: Duration,
+    /// A glooctl command's standard output.
+    pub output: Option<String>,
+    /// What an apply/delete changed.
+    pub changed: Vec<String>,
+    pub traffic: Option<TrafficReport>,
+}
+
+/// The record of one scenario.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioReport {
+    pub name: String,
+    pub description: String,
+    pub source: PathBuf,
+    pub features: Vec<Feature>,
+    pub backend: String,
+    /// Passed only if every step passed; otherwise the outcome of the step that ended it.
+    pub outcome: StepOutcome,
+    pub steps: Vec<StepReport>,
+    #[serde(with = "duration_ms")]
+    pub elapsed: Duration,
+    /// Requests sent by all traffic steps (including stats clears).
+    pub requests_sent: u64,
+    /// Traffic steps that reached a verdict.
+    pub verdicts: u64,
+    /// The per-check alpha its split checks used.
+    pub split_alpha: f64,
+}
+
+impl ScenarioReport {
+    pub fn passed(&self) -> bool {
+        self.outcome == StepOutcome::Passed
+    }
+}
+
+/// The record of a whole run (`report.json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub backend: String,
+    pub seed: u64,
+    /// Seconds since the Unix epoch when the run started.
+    pub started_unix: u64,
+    pub family_alpha: f64,
+    pub correction: String,
+    /// Split checks the budget was divided over.
+    pub split_checks: usize,
+    pub per_check_alpha: f64,
+    pub min_detectable_deviation: f64,
+    pub power: f64,
+    pub scenarios: Vec<ScenarioReport>,
+    #[serde(with = "duration_ms")]
+    pub elapsed: Duration,
+    pub requests_sent: u64,
+    pub verdicts: u64,
+}
+
+impl RunReport {
+    /// The gate: every scenario passed (inconclusive counts as not passed).
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(ScenarioReport::passed)
+    }
+
+    /// Requests sent per verdict reached, the cost figure of the harness.
+    pub fn requests_per_verdict(&self) -> f64 {
+        if self.verdicts == 0 {
+            0.0
+        } else {
+            self.requests_sent as f64 / self.verdicts as f64
+        }
+    }
+}
+
+/// One request as the report keeps it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    pub index: u64,
+    pub connection: u32,
+    pub status: Option<u16>,
+    pub latency_us: u64,
+    /// The destination label, for replies that passed the exact checks of a split step.
+    pub destination: Option<String>,
+}
+
+/// A failing reply, verbatim (body cut at 2 KiB).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureSample {
+    pub index: u64,
+    pub connection: u32,
+    pub status: Option<u16>,
+    pub body: String,
+    pub violations: Vec<Violation>,
+}
+
+/// The statistical judgement of a split.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SplitReport {
+    pub by: SplitKey,
+    pub weights: BTreeMap<String, u32>,
+    pub sequential: bool,
+    /// The settings the check ran with (alpha is the per-check share of the run's budget).
+    pub alpha: f64,
+    pub min_detectable_deviation: f64,
+    pub power: f64,
+    /// The fixed-n sample size the plan asks for.
+    pub planned_requests: u64,
+    /// The most requests the step would send.
+    pub cap: u64,
+    pub verdict: stats::SplitVerdict,
+    /// From the first request to the verdict.
+    #[serde(with = "duration_ms")]
+    pub time_to_verdict: Duration,
+    /// Distinct connections the counted replies came over.
+    pub connections: usize,
+    /// Whether the pick depended on the connection; `None` when the split has fewer than two
+    /// positive-weight destinations (nothing to test).
+    pub connection_check: Option<stats::ConnectionVerdict>,
+}
+
+/// How long the gateway took to serve the last applied change.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropagationReport {
+    /// The backend revision waited for; `None` when nothing was applied before this step.
+    pub revision: Option<u64>,
+    pub changed: Vec<String>,
+    #[serde(with = "duration_ms_opt")]
+    pub elapsed: Option<Duration>,
+    pub error: Option<String>,
+}
+
+/// The client's split compared with the colorgateway's own histogram.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossCheckReport {
+    /// Replies the comparison covers (the gateway keeps the last 1000).
+    pub window: u64,
+    /// Shares of each color in the client's last `window` replies.
+    pub client: BTreeMap<String, f64>,
+    /// The `stats` of the last reply.
+    pub gateway: BTreeMap<String, f64>,
+    pub max_difference: f64,
+    /// Rounding to 2 decimals (0.005) plus replies in flight (concurrency / window).
+    pub tolerance: f64,
+    pub agrees: bool,
+    pub note: Option<String>,
+}
+
+/// Everything a traffic step did and saw.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficReport {
+    pub url: String,
+    pub method: String,
+    pub path: String,
+    pub concurrency: usize,
+    /// The number of requests asked for (fixed count), if any.
+    pub requested: Option<u64>,
+    pub summary: TrafficSummary,
+    pub passing_replies: u64,
+    pub failing_replies: u64,
+    pub max_errors: u64,
+    pub failures_by_check: BTreeMap<CheckKind, u64>,
+    pub failure_samples: Vec<FailureSample>,
+    /// Reply bodies in request order, for `showReplies` steps.
+    pub shown_replies: Vec<String>,
+    pub split: Option<SplitReport>,
+    pub propagation: Option<PropagationReport>,
+    pub cross_check: Option<CrossCheckReport>,
+    pub records: Vec<RequestRecord>,
+}
+
+/// A split key as scenarios spell it.
+pub(crate) fn key_name(key: SplitKey) -> &'static str {
+    match key {
+        SplitKey::Color => "color",
+        SplitKey::Shape => "shape",
+        SplitKey::EchoService => "echoService",
+        SplitKey::Body => "body",
+    }
+}
+
+/// A verdict as the terminal and the HTML report print it: failures shout.
+pub(crate) fn outcome_label(outcome: stats::Outcome) -> &'static str {
+    match outcome {
+        stats::Outcome::Pass => "pass",
+        stats::Outcome::Fail => "FAIL",
+        stats::Outcome::Inconclusive => "INCONCLUSIVE",
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64() * 1000.0)
+    }
+}
+
+mod duration_ms_opt {
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => serializer.serialize_some(&(duration.as_secs_f64() * 1000.0)),
+            None => serializer.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Driving a traffic step: every reply is classified, logged, fed to the live split checks and
+//! the cross-check sample, and decides whether traffic continues, stops or renews its
+//! connections.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use crate::classify::{self, CheckKind, ReplyView, Violation};
+use crate::scenario::TrafficStep;
+use crate::stats;
+use crate::traffic::{Flow, Reply};
+
+use super::judge::CrossCheckSample;
+use super::plan::LiveChecks;
+use super::record::ReplyLog;
+
+/// Counted replies per connection after which connections that all saw the same destination are
+/// renewed (see [`SplitObserver::observe`]).
+const FRESH_CONNECTIONS_AFTER: u64 = 8;
+
+/// What a traffic step accumulates while its traffic runs.
+pub(super) struct Observer<'a> {
+    step: &'a TrafficStep,
+    pub(super) log: ReplyLog,
+    pub(super) split: SplitObserver,
+    pub(super) cross: CrossCheckSample,
+}
+
+impl<'a> Observer<'a> {
+    pub(super) fn new(step: &'a TrafficStep, checks: LiveChecks, sample_limit: usize) -> Self {
+        Self {
+            step,
+            log: ReplyLog::new(sample_limit),
+            split: SplitObserver::new(checks, step.concurrency),
+            cross: CrossCheckSample::default(),
+        }
+    }
+
+    /// Judges one reply exactly, records it and says whether traffic goes on.
+    pub(super) fn observe(&mut self, reply: Reply) -> Flow {
+        let view = ReplyView {
+            status: reply.status,
+            headers: &reply.headers,
+            body: &reply.body,
+            transport_error: reply.error.as_deref(),
+        };
+        let mut violations = classify::check_reply(&self.step.expect, view);
+        let mut destination = None;
+        if violations.is_empty()
+            && let Some(split) = &self.step.expect.split
+        {
+            match classify::destination(split.by, &reply.body) {
+                Ok(label) => destination = Some(label),
+                Err(error) => violations.push(Violation {
+                    check: CheckKind::Destination,
+                    message: error.to_string(),
+                }),
+            }
+        }
+        if violations.is_empty() && self.step.expect.stats_cross_check {
+            match classify::parse_gateway(&reply.body) {
+                Ok(parsed) => self.cross.observe(parsed),
+                Err(error) => violations.push(Violation {
+                    check: CheckKind::Shape,
+                    message: error.to_string(),
+                }),
+            }
+        }
+        if self.step.show_replies {
+            self.log.show(&reply);
+        }
+        self.log.record(&reply, destination.clone());
+        if !violations.is_empty() {
+            self.log.fail(&reply, violations);
+            // A gateway answering errors is a failure whatever the split says; stop early.
+            return if self.log.failing > self.step.expect.max_errors {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            };
+        }
+        self.log.passing += 1;
+        match destination {
+            Some(label) => self.split.observe(reply.connection, label),
+            None => Flow::Continue,
+        }
+    }
+}
+
+/// The live split checks and what they have counted so far.
+pub(super) struct SplitObserver {
+    /// Counted replies by destination (fixed-sample checks are judged on these at the end).
+    pub(super) counts: BTreeMap<String, u64>,
+    pub(super) checks: LiveChecks,
+    /// Distinct connections the counted replies came over.
+    pub(super) connections: BTreeSet<u32>,
+    /// When a live check decided (and so stopped traffic).
+    pub(super) decided_at: Option<Instant>,
+    concurrency: usize,
+    /// Destinations of the counted replies since the connections were last renewed.
+    epoch_destinations: BTreeSet<String>,
+    epoch_replies: u64,
+}
+
+impl SplitObserver {
+    fn new(checks: LiveChecks, concurrency: usize) -> Self {
+        Self {
+            counts: BTreeMap::new(),
+            checks,
+            connections: BTreeSet::new(),
+            decided_at: None,
+            concurrency,
+            epoch_destinations: BTreeSet::new(),
+            epoch_replies: 0,
+        }
+    }
+
+    /// Counts a reply that passed the exact checks and came from `label`.
+    fn observe(&mut self, connection: u32, label: String) -> Flow {
+        self.connections.insert(connection);
+        if let Some(check) = &mut self.checks.connection
+            && check.observe(connection, &label) == stats::ConnectionState::Fail
+        {
+            // The step fails whatever the split says; stop here.
+            *self.counts.entry(label.clone()).or_default() += 1;
+            if let Some(sequential) = &mut self.checks.sequential {
+                sequential.observe(&label);
+            }
+            self.decided_at = Some(Instant::now());
+            return Flow::Stop;
+        }
+        let mut flow = Flow::Continue;
+        if self.checks.connection.is_some() {
+            // Connections that have all seen one destination cannot show a per-connection
+            // pick (every connection of a sticky gateway may have drawn the same one): renew
+            // them until two destinations appear. A correct gateway seldom triggers this
+            // (80/20 over the default 4 connections: 0.8^32 < 1e-3), and then harmlessly.
+            self.epoch_replies += 1;
+            self.epoch_destinations.insert(label.clone());
+            if self.epoch_destinations.len() == 1
+                && self.epoch_replies >= FRESH_CONNECTIONS_AFTER * self.concurrency as u64
+            {
+                self.epoch_destinations.clear();
+                self.epoch_replies = 0;
+                flow = Flow::Reconnect;
+            }
+        }
+        if let Some(check) = &mut self.checks.sequential {
+            check.observe(&label);
+            *self.counts.entry(label).or_default() += 1;
+            if !matches!(check.state(), stats::SequentialState::Continue) {
+                self.decided_at = Some(Instant::now());
+                return Flow::Stop;
+            }
+        } else {
+            *self.counts.entry(label).or_default() += 1;
+        }
+        flow
+    }
+}
+
+/// A progress bar on stderr, hidden unless asked for and stderr is a terminal.
+pub(super) fn progress_bar(enabled: bool, length: u64, message: &str) -> indicatif::ProgressBar {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(length);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg:40!} [{bar:30}] {pos}/{len} {per_sec} ({elapsed})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message.to_owned());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runner::traffic_step::plan::step_checks;
+    use crate::scenario::SplitExpect;
+
+    #[test]
+    fn connections_that_all_saw_one_destination_are_renewed_until_two_appear() {
+        let step: TrafficStep = serde_norway::from_str(
+            "path: /\nconcurrency: 2\nexpect:\n  split: { by: body, weights: { a: 80, b: 20 } }\n",
+        )
+        .unwrap();
+        let split = step.expect.split.as_ref().unwrap();
+        let (settings, connection) = step_checks(split, stats::CheckSettings::default()).unwrap();
+        assert!(connection.is_some(), "two positive weights");
+        assert!((settings.alpha - 0.9e-4).abs() < 1e-15, "{settings:?}");
+        let checks = LiveChecks {
+            sequential: None,
+            connection,
+        };
+        let mut observer = Observer::new(&step, checks, 0);
+        let reply = |index: u64, connection: u32, body: &'static str| Reply {
+            index,
+            worker: 0,
+            connection,
+            status: Some(http::StatusCode::OK),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::from_static(body.as_bytes()),
+            latency: Duration::ZERO,
+            error: None,
+        };
+        // Eight replies per connection, all from `a`: renew.
+        for index in 0..15 {
+            assert_eq!(
+                observer.observe(reply(index, index as u32 % 2, "a")),
+                Flow::Continue
+            );
+        }
+        assert_eq!(observer.observe(reply(15, 1, "a")), Flow::Reconnect);
+        // The new connections see `b` too: no more renewals.
+        assert_eq!(observer.observe(reply(16, 2, "b")), Flow::Continue);
+        for index in 17..100 {
+            assert_eq!(
+                observer.observe(reply(index, 2 + index as u32 % 2, "a")),
+                Flow::Continue
+            );
+        }
+        assert_eq!(observer.split.connections.len(), 4);
+        assert_eq!(
+            observer
+                .split
+                .checks
+                .connection
+                .as_ref()
+                .map(|c| c.verdict().outcome),
+            Some(stats::Outcome::Pass)
+        );
+        // A lone positive weight has no connection check, so nothing is renewed.
+        let lone: SplitExpect =
+            serde_norway::from_str("by: body\nweights: { a: 0, b: 100 }\n").unwrap();
+        let (settings, connection) = step_checks(&lone, stats::CheckSettings::default()).unwrap();
+        assert!(connection.is_none());
+        assert_eq!(settings.alpha, 1e-4);
+    }
+}

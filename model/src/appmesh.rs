@@ -5,7 +5,7 @@
 //! outlier detection, logging, status) is not modelled; such fields are accepted and reported
 //! as ignored by the loader.
 
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +138,7 @@ pub struct PortMapping {
 /// Spec of an App Mesh `Mesh` (cluster scoped).
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "appmesh.k8s.aws",
     version = "v1beta2",
     kind = "Mesh",
@@ -186,6 +187,7 @@ pub enum EgressFilterType {
 /// Spec of an App Mesh `VirtualNode`.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "appmesh.k8s.aws",
     version = "v1beta2",
     kind = "VirtualNode",
@@ -338,6 +340,7 @@ impl Backend {
 /// Spec of an App Mesh `VirtualService`.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "appmesh.k8s.aws",
     version = "v1beta2",
     kind = "VirtualService",
@@ -434,6 +437,7 @@ schema_via!(Provider, RawProvider, "Provider");
 /// Spec of an App Mesh `VirtualRouter`.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "appmesh.k8s.aws",
     version = "v1beta2",
     kind = "VirtualRouter",

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +90,7 @@ impl ResourceRef {
 /// Spec of a Gloo `VirtualService` (gateway.solo.io/v1).
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "gateway.solo.io",
     version = "v1",
     kind = "VirtualService",
@@ -571,6 +572,7 @@ pub struct HeaderValue {
 /// Spec of a Gloo `Upstream` (gloo.solo.io/v1).
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "gloo.solo.io",
     version = "v1",
     kind = "Upstream",
@@ -690,6 +692,7 @@ pub struct DiscoveryMetadata {
 /// Spec of a Gloo `UpstreamGroup` (gloo.solo.io/v1).
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "gloo.solo.io",
     version = "v1",
     kind = "UpstreamGroup",

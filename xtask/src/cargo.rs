@@ -147,3 +147,80 @@ mod tests {
         );
     }
 }
+
+/// The crates that a local build (`cargo build`) and the test build (`cargo xtask test`) would
+/// compile with different features, workspace members aside (the test build turns on their
+/// cluster features by design): `name version: +features`. Each one is compiled twice and, worse,
+/// so is everything above it; `workspace-hack/Cargo.toml` pins them away.
+pub(crate) fn feature_drift(root: &Path) -> anyhow::Result<Vec<String>> {
+    let local = resolved_features(root, &["-e", "normal,build"])?;
+    let test = resolved_features(root, &["--all-features", "-e", "normal,build,dev"])?;
+    let mut drift = Vec::new();
+    for (package, features) in &local {
+        if package.contains(" (/") {
+            continue; // a workspace member
+        }
+        if let Some(more) = test.get(package) {
+            let extra: Vec<&str> = more.difference(features).map(String::as_str).collect();
+            if !extra.is_empty() {
+                drift.push(format!("{package}: +{}", extra.join(",")));
+            }
+        }
+    }
+    Ok(drift)
+}
+
+/// `cargo tree --workspace` as `package -> features` (host and target contexts merged).
+fn resolved_features(
+    root: &Path,
+    args: &[&str],
+) -> anyhow::Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>> {
+    let output = command(root)
+        .args(["tree", "--workspace", "--locked", "--prefix", "none"])
+        .args(["--format", "{p}|{f}"])
+        .args(args)
+        .output()
+        .context("starting cargo tree")?;
+    if !output.status.success() {
+        bail!(
+            "cargo tree {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut packages =
+        std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((package, features)) = line.trim_end_matches(" (*)").split_once('|') else {
+            continue;
+        };
+        let features = features.trim_end_matches(" (*)");
+        packages
+            .entry(package.trim_end_matches(" (proc-macro)").to_owned())
+            .or_default()
+            .extend(
+                features
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned),
+            );
+    }
+    Ok(packages)
+}
+
+#[cfg(test)]
+mod drift_tests {
+    use super::*;
+
+    #[test]
+    fn the_local_and_the_test_build_share_every_dependency() {
+        let drift = feature_drift(&crate::workspace_root()).expect("cargo tree runs");
+        assert!(
+            drift.is_empty(),
+            "these dependencies get more features in the test build than in a local build, so \
+             both compile them (and everything above them): pin the features in \
+             workspace-hack/Cargo.toml\n{}",
+            drift.join("\n")
+        );
+    }
+}

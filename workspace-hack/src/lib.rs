@@ -1,0 +1,1 @@
+//! Feature pins and nothing else: see this crate's `Cargo.toml`.

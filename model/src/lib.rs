@@ -6,6 +6,7 @@
 //! files.
 
 pub mod appmesh;
+mod choice;
 pub mod discovery;
 pub mod dns;
 mod duration;
@@ -18,4 +19,5 @@ pub use load::{
     LoadError, Loaded, Origin, Parsed, Resource, ResourceKey, ResourceKind, is_tool_config,
     load_dir, load_paths, parse_documents, to_yaml, to_yaml_documents,
 };
+pub use choice::ChoiceError;
 pub use set::ResourceSet;

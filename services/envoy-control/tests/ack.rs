@@ -10,13 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use envoy_control::render::ROUTE_CONFIGURATION_NAME;
 use envoy_control::{EnvoyAdmin, EnvoySource, XdsFiles};
-use gateway_proxy::table::{
+use gateway_proxy::{ConfigSource, LoadOutcome, ProxyOptions, ProxyState};
+use model::gloo::State;
+use routing::table::{
     Cluster, Fallback, ForwardAction, HeaderEdits, PathRewrite, Route, RouteAction, RouteMatcher,
     RouteTable, VirtualHost, WeightedClusters,
 };
-use gateway_proxy::{
-    ConfigSource, LoadOutcome, ProxyOptions, ProxyState, ResourceStatus, State, Translation,
-};
+use routing::{ResourceStatus, Translation};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_proxy::table::{
+use routing::table::{
     Cluster, Fallback, HeaderEdits, PathRewrite, RetryOn, RetryPolicy, Route, RouteAction,
     RouteMatcher, RouteTable, VirtualHost,
 };
@@ -176,7 +176,7 @@ async fn local_answers_for_missing_route_endpoints_and_connections() {
         ),
         Route {
             name: "direct".to_owned(),
-            matcher: RouteMatcher::path(gateway_proxy::table::PathMatcher::Exact(
+            matcher: RouteMatcher::path(routing::table::PathMatcher::Exact(
                 "/direct".to_owned(),
             )),
             action: RouteAction::Respond {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use gateway_proxy::table::{PathMatcher, PathRewrite, WeightedClusters};
+use routing::table::{PathMatcher, PathRewrite, WeightedClusters};
 use rand::RngCore;
 
 /// One fault of the ingress data plane. Every mutation but [`Mutation::None`] breaks a promise the
@@ -172,7 +172,7 @@ fn interval_walk(weights: &[u32], selected: u32, inclusive: bool) -> usize {
 mod tests {
     use std::sync::Arc;
 
-    use gateway_proxy::table::Cluster;
+    use routing::table::Cluster;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_proxy::table::{
+use routing::table::{
     Cluster, Fallback, ForwardAction, HeaderEdits, PathMatcher, PathRewrite, Route, RouteAction,
     RouteMatcher, RouteTable, VirtualHost, WeightedClusters,
 };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gateway_proxy::table::{
+use routing::table::{
     Cluster, Fallback, ForwardAction, HeaderEdits, PathMatcher, PathRewrite, RequestView, Route,
     RouteAction, RouteDecision, RouteMatcher, RouteTable, VirtualHost, WeightedClusters,
 };

@@ -17,7 +17,6 @@ use crate::k8s::LabelSelector;
 /// Schema stand-in for `LabelSelector` (k8s-openapi's `schemars` feature is not enabled).
 type LabelSelectorSchema = serde_json::Map<String, serde_json::Value>;
 
-
 /// A reference to another App Mesh resource; an absent namespace means the referrer's.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,

@@ -30,7 +30,6 @@ macro_rules! schema_via {
 }
 pub(crate) use schema_via;
 
-
 /// A reference to a namespaced Gloo resource (`core.solo.io.ResourceRef`). An absent namespace
 /// means "the namespace of the referring resource".
 #[derive(

@@ -15,9 +15,9 @@ pub mod k8s;
 mod load;
 mod set;
 
+pub use choice::ChoiceError;
 pub use load::{
     LoadError, Loaded, Origin, Parsed, Resource, ResourceKey, ResourceKind, is_tool_config,
     load_dir, load_paths, parse_documents, to_yaml, to_yaml_documents,
 };
-pub use choice::ChoiceError;
 pub use set::ResourceSet;

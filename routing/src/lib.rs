@@ -26,4 +26,6 @@
 pub mod table;
 pub mod translate;
 
-pub use translate::{ResourceStatus, Role, Translated, Translation, translate, translate_resources};
+pub use translate::{
+    ResourceStatus, Role, Translated, Translation, translate, translate_resources,
+};

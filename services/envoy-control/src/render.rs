@@ -554,9 +554,9 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use routing::table::{FullRegex, RetryOn, RetryPolicy, RouteMatcher, WeightedClusters};
     use http::{HeaderName, HeaderValue, Method, StatusCode};
     use pretty_assertions::assert_eq;
+    use routing::table::{FullRegex, RetryOn, RetryPolicy, RouteMatcher, WeightedClusters};
 
     use super::*;
 

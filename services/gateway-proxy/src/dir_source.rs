@@ -263,9 +263,9 @@ spec: {static: {hosts: [{addr: 127.0.0.2, port: 9002}]}}
         assert_eq!(error.file, group_file);
         assert_eq!(error.line, Some(7));
         assert!(
-            error
-                .message
-                .starts_with("UpstreamGroup gloo-system/ug: spec.destinations[0].weight: invalid type"),
+            error.message.starts_with(
+                "UpstreamGroup gloo-system/ug: spec.destinations[0].weight: invalid type"
+            ),
             "{}",
             error.message
         );

@@ -308,6 +308,9 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(reply(TryFailure::Reset), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(reply(TryFailure::PerTryTimeout), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            reply(TryFailure::PerTryTimeout),
+            StatusCode::GATEWAY_TIMEOUT
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header;
 use http::uri::{Authority, PathAndQuery};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Incoming};
 use rand::rngs::SmallRng;
@@ -27,7 +27,7 @@ use crate::forward::{
     empty_reply, ensure_request_id, local_reply, request_authority, upstream_headers,
     upstream_path, upstream_request,
 };
-use crate::metrics::{CodeCounters, DestinationMetrics, RouteMetrics};
+use crate::metrics::{CodeCounters, RouteMetrics};
 use crate::{Shared, Snapshot};
 
 /// Bodies up to this size are buffered when a retry policy may need to resend them.
@@ -178,68 +178,29 @@ async fn forward_request(
     upstream_headers(&mut headers, &authority);
     ensure_request_id(&mut headers, rng);
     forward.request_headers.apply(&mut headers);
-
-    let deadline = forward.timeout.map(|timeout| Instant::now() + timeout);
     let retry = forward.retry.as_ref();
-    let mut body = match RequestBody::read(body, &headers, retry).await {
+    let body = match RequestBody::read(body, &headers, retry).await {
         Ok(body) => body,
-        Err(reply) => return reply,
+        Err(unreadable) => return unreadable.reply(),
     };
-    let max_tries = body.max_tries(retry);
-
-    let mut tries = 0;
+    let mut tries = Tries {
+        made: 0,
+        max: body.max_tries(retry),
+        deadline: forward.timeout.map(|timeout| Instant::now() + timeout),
+        body,
+        headers,
+    };
+    let target = UpstreamTarget {
+        method: &parts.method,
+        path_and_query: &path_and_query,
+    };
     loop {
-        tries += 1;
-        let destination = forward.destinations.pick_index(rng.next_u64());
-        let metrics = matched
-            .metrics
-            .and_then(|metrics| metrics.destinations.get(destination));
-        let requests = metrics.map(|metrics| &metrics.requests);
-        let Some(endpoint) = matched.snapshot.next_endpoint(
-            matched.virtual_host,
-            matched.route,
-            destination,
-        ) else {
-            return recorded(
-                requests,
-                local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_NO_HEALTHY_UPSTREAM),
-            );
+        let (outcome, requests) = match try_once(shared, &matched, &target, &mut tries, rng).await {
+            TryEnd::Sent { outcome, requests } => (outcome, requests),
+            TryEnd::Answered(response) => return response,
         };
-        let Some(try_body) = body.for_next_try() else {
-            return internal_error();
-        };
-        // The last try may have the headers; earlier ones need a copy for the next.
-        let try_headers = if tries < max_tries {
-            headers.clone()
-        } else {
-            std::mem::take(&mut headers)
-        };
-        let Ok(request) = upstream_request(
-            parts.method.clone(),
-            endpoint.clone(),
-            path_and_query.clone(),
-            try_headers,
-            try_body,
-        ) else {
-            return internal_error();
-        };
-
-        let now = Instant::now();
-        if deadline.is_some_and(|deadline| deadline <= now) {
-            return recorded(
-                requests,
-                local_reply(StatusCode::GATEWAY_TIMEOUT, BODY_TIMEOUT),
-            );
-        }
-        let outcome = shared
-            .upstream
-            .send(request, try_deadline(deadline, retry, now))
-            .await;
-        observe_latency(metrics, now);
-        let retry_wanted = retry.is_some_and(|retry| wants_retry(&outcome, retry.retry_on));
-        let route_deadline_hit = deadline.is_some_and(|deadline| deadline <= Instant::now());
-        if retry_wanted && tries < max_tries && !route_deadline_hit {
-            back_off(tries, deadline, rng).await;
+        if tries.another_wanted(&outcome, retry) {
+            back_off(tries.made, tries.deadline, rng).await;
             continue;
         }
         return recorded(
@@ -249,6 +210,109 @@ async fn forward_request(
     }
 }
 
+/// What every try of one request sends, whatever destination it picks.
+struct UpstreamTarget<'r> {
+    method: &'r Method,
+    path_and_query: &'r PathAndQuery,
+}
+
+/// The state of a request's tries.
+struct Tries {
+    made: u32,
+    max: u32,
+    /// The route's deadline for the whole request, tries and back-offs included.
+    deadline: Option<Instant>,
+    body: RequestBody,
+    headers: HeaderMap,
+}
+
+impl Tries {
+    /// The headers of the next try: the last try may have them, earlier ones need a copy.
+    fn headers_for_next_try(&mut self) -> HeaderMap {
+        if self.made < self.max {
+            self.headers.clone()
+        } else {
+            std::mem::take(&mut self.headers)
+        }
+    }
+
+    /// Whether to try again after `outcome`: the policy asks for it, a try is left, and the
+    /// route's deadline has not passed.
+    fn another_wanted(
+        &self,
+        outcome: &Result<Response<Incoming>, TryFailure>,
+        retry: Option<&RetryPolicy>,
+    ) -> bool {
+        let wanted = retry.is_some_and(|retry| wants_retry(outcome, retry.retry_on));
+        let deadline_hit = self
+            .deadline
+            .is_some_and(|deadline| deadline <= Instant::now());
+        wanted && self.made < self.max && !deadline_hit
+    }
+}
+
+/// How one try ended.
+enum TryEnd<'m> {
+    /// It reached the upstream; the outcome decides between answering and retrying.
+    Sent {
+        outcome: Result<Response<Incoming>, TryFailure>,
+        /// Where the answer is counted.
+        requests: Option<&'m CodeCounters>,
+    },
+    /// It could not be sent; this is the (already counted) answer.
+    Answered(Response<ProxyBody>),
+}
+
+/// One try: picks a destination and its next endpoint, sends, and measures the upstream's time.
+async fn try_once<'m>(
+    shared: &Shared,
+    matched: &Matched<'m>,
+    target: &UpstreamTarget<'_>,
+    tries: &mut Tries,
+    rng: &mut SmallRng,
+) -> TryEnd<'m> {
+    tries.made += 1;
+    let destination = matched.forward.destinations.pick_index(rng.next_u64());
+    let metrics = matched
+        .metrics
+        .and_then(|metrics| metrics.destinations.get(destination));
+    let requests = metrics.map(|metrics| &metrics.requests);
+    let endpoint = matched
+        .snapshot
+        .next_endpoint(matched.virtual_host, matched.route, destination);
+    let Some(endpoint) = endpoint else {
+        let reply = local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_NO_HEALTHY_UPSTREAM);
+        return TryEnd::Answered(recorded(requests, reply));
+    };
+    let Some(body) = tries.body.for_next_try() else {
+        return TryEnd::Answered(internal_error());
+    };
+    let headers = tries.headers_for_next_try();
+    let Ok(request) = upstream_request(
+        target.method.clone(),
+        endpoint.clone(),
+        target.path_and_query.clone(),
+        headers,
+        body,
+    ) else {
+        return TryEnd::Answered(internal_error());
+    };
+    let now = Instant::now();
+    if tries.deadline.is_some_and(|deadline| deadline <= now) {
+        let reply = local_reply(StatusCode::GATEWAY_TIMEOUT, BODY_TIMEOUT);
+        return TryEnd::Answered(recorded(requests, reply));
+    }
+    let per_try = matched.forward.retry.as_ref();
+    let outcome = shared
+        .upstream
+        .send(request, try_deadline(tries.deadline, per_try, now))
+        .await;
+    if let Some(metrics) = metrics {
+        metrics.latency.observe(now.elapsed());
+    }
+    TryEnd::Sent { outcome, requests }
+}
+
 /// The request body, as the retry policy needs it: only a small, fully known body can be
 /// replayed; anything else is streamed to a single try.
 enum RequestBody {
@@ -256,23 +320,29 @@ enum RequestBody {
     Buffered(Bytes),
 }
 
+/// A request body that failed while it was being buffered for retries.
+#[derive(Debug)]
+struct UnreadableBody;
+
+impl UnreadableBody {
+    fn reply(self) -> Response<ProxyBody> {
+        local_reply(StatusCode::BAD_REQUEST, "request body could not be read")
+    }
+}
+
 impl RequestBody {
-    /// Buffers the body when a retry may resend it and it fits; a body that cannot be read
-    /// answers 400.
+    /// Buffers the body when a retry may resend it and it fits.
     async fn read(
         body: Incoming,
         headers: &HeaderMap,
         retry: Option<&RetryPolicy>,
-    ) -> Result<Self, Response<ProxyBody>> {
+    ) -> Result<Self, UnreadableBody> {
         if retry.is_none() || !body_fits_retry_buffer(&body, headers) {
             return Ok(Self::Streamed(Some(body)));
         }
         match Limited::new(body, MAX_RETRY_BODY).collect().await {
             Ok(collected) => Ok(Self::Buffered(collected.to_bytes())),
-            Err(_) => Err(local_reply(
-                StatusCode::BAD_REQUEST,
-                "request body could not be read",
-            )),
+            Err(_) => Err(UnreadableBody),
         }
     }
 
@@ -398,12 +468,6 @@ fn should_retry_failure(failure: TryFailure, retry_on: RetryOn) -> bool {
         }
         TryFailure::Reset => retry_on.server_error || retry_on.gateway_error || retry_on.reset,
         TryFailure::PerTryTimeout => retry_on.server_error || retry_on.gateway_error,
-    }
-}
-
-fn observe_latency(metrics: Option<&DestinationMetrics>, started: Instant) {
-    if let Some(metrics) = metrics {
-        metrics.latency.observe(started.elapsed());
     }
 }
 

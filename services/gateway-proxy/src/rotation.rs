@@ -112,7 +112,12 @@ mod tests {
         }
     }
 
-    fn next(rotations: &EndpointRotations, route: usize, destination: usize, of: &Cluster) -> String {
+    fn next(
+        rotations: &EndpointRotations,
+        route: usize,
+        destination: usize,
+        of: &Cluster,
+    ) -> String {
         rotations
             .get(0, route, destination)
             .and_then(|rotation| rotation.next_endpoint(of))
@@ -152,7 +157,10 @@ mod tests {
         assert_eq!(next(&rotations, 1, 0, &shared), "127.0.0.1:1");
         assert_eq!(next(&rotations, 0, 1, &other), "127.0.0.1:9");
         assert_eq!(next(&rotations, 1, 1, &empty), "");
-        assert!(rotations.get(0, 2, 0).is_none(), "a direct response has no destinations");
+        assert!(
+            rotations.get(0, 2, 0).is_none(),
+            "a direct response has no destinations"
+        );
         assert!(rotations.get(1, 0, 0).is_none());
     }
 }

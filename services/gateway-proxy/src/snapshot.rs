@@ -58,7 +58,12 @@ impl Snapshot {
         route: usize,
         destination: usize,
     ) -> Option<&Authority> {
-        let entry = self.table.virtual_hosts().get(virtual_host)?.routes.get(route)?;
+        let entry = self
+            .table
+            .virtual_hosts()
+            .get(virtual_host)?
+            .routes
+            .get(route)?;
         let RouteAction::Forward(forward) = &entry.action else {
             return None;
         };

@@ -11,11 +11,11 @@ use bytes::Bytes;
 use gateway_proxy::{
     ConfigSource, DirSource, FileLoadFailure, LoadOutcome, ProxyOptions, ProxyState, watch_dir,
 };
+use http::{Request, StatusCode};
+use http_body_util::Full;
 use model::gloo::State;
 use routing::table::{Cluster, PathRewrite, RouteTable};
 use routing::{ResourceStatus, Role, Translation};
-use http::{Request, StatusCode};
-use http_body_util::Full;
 use serde_json::Value;
 use support::*;
 

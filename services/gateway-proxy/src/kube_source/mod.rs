@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use kube::Client;
-use tokio::sync::{mpsc, watch as latest};
 use routing::Role;
+use tokio::sync::{mpsc, watch as latest};
 use tokio::task::JoinHandle;
 
 use crate::ProxyState;

@@ -9,15 +9,13 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::gloo::{present, schema_via};
+use crate::ChoiceError;
+use crate::choice::present;
+use crate::gloo::schema_via;
 use crate::k8s::LabelSelector;
 
 /// Schema stand-in for `LabelSelector` (k8s-openapi's `schemars` feature is not enabled).
 type LabelSelectorSchema = serde_json::Map<String, serde_json::Value>;
-
-fn one_of_error(what: &str, present: &[&str], allowed: &[&str]) -> String {
-    crate::gloo::one_of_error(what, present, allowed)
-}
 
 /// A reference to another App Mesh resource; an absent namespace means the referrer's.
 #[derive(
@@ -392,20 +390,18 @@ pub(crate) struct VirtualRouterProvider {
 }
 
 impl TryFrom<RawProvider> for Provider {
-    type Error = String;
+    type Error = ChoiceError;
 
-    fn try_from(raw: RawProvider) -> Result<Self, String> {
+    fn try_from(raw: RawProvider) -> Result<Self, ChoiceError> {
         match (raw.virtual_node, raw.virtual_router) {
             (Some(n), None) => Ok(Provider::VirtualNode(n.virtual_node_ref)),
             (None, Some(r)) => Ok(Provider::VirtualRouter(r.virtual_router_ref)),
-            (n, r) => {
-                let present = present!("virtualNode" => n, "virtualRouter" => r);
-                Err(one_of_error(
-                    "provider",
-                    &present,
-                    &["virtualNode", "virtualRouter"],
-                ))
-            }
+            (n, r) => Err(ChoiceError::NotExactlyOne {
+                what: "provider",
+                present: present!("virtualNode" => n, "virtualRouter" => r),
+                allowed: &["virtualNode", "virtualRouter"],
+                note: None,
+            }),
         }
     }
 }
@@ -509,9 +505,9 @@ pub(crate) struct RawRoute {
 }
 
 impl TryFrom<RawRoute> for Route {
-    type Error = String;
+    type Error = ChoiceError;
 
-    fn try_from(raw: RawRoute) -> Result<Self, String> {
+    fn try_from(raw: RawRoute) -> Result<Self, ChoiceError> {
         let spec = match (
             raw.http_route,
             raw.tcp_route,
@@ -521,12 +517,14 @@ impl TryFrom<RawRoute> for Route {
             (Some(h), None, None, None) => RouteSpec::Http(h),
             (None, Some(t), None, None) => RouteSpec::Tcp(t),
             (h, t, h2, g) => {
-                let present = present!("httpRoute" => h, "tcpRoute" => t, "http2Route" => h2, "grpcRoute" => g);
-                let mut message = one_of_error("route", &present, &["httpRoute", "tcpRoute"]);
-                if h2.is_some() || g.is_some() {
-                    message.push_str(" (http2Route and grpcRoute are not supported by colormesh)");
-                }
-                return Err(message);
+                let unsupported = h2.is_some() || g.is_some();
+                return Err(ChoiceError::NotExactlyOne {
+                    what: "route",
+                    present: present!("httpRoute" => h, "tcpRoute" => t, "http2Route" => h2, "grpcRoute" => g),
+                    allowed: &["httpRoute", "tcpRoute"],
+                    note: unsupported
+                        .then_some("http2Route and grpcRoute are not supported by colormesh"),
+                });
             }
         };
         Ok(Route {
@@ -619,16 +617,18 @@ pub(crate) struct RawPathMatch {
 }
 
 impl TryFrom<RawPathMatch> for PathMatch {
-    type Error = String;
+    type Error = ChoiceError;
 
-    fn try_from(raw: RawPathMatch) -> Result<Self, String> {
+    fn try_from(raw: RawPathMatch) -> Result<Self, ChoiceError> {
         match (raw.exact, raw.regex) {
             (Some(e), None) => Ok(PathMatch::Exact(e)),
             (None, Some(r)) => Ok(PathMatch::Regex(r)),
-            (e, r) => {
-                let present = present!("exact" => e, "regex" => r);
-                Err(one_of_error("path", &present, &["exact", "regex"]))
-            }
+            (e, r) => Err(ChoiceError::NotExactlyOne {
+                what: "path",
+                present: present!("exact" => e, "regex" => r),
+                allowed: &["exact", "regex"],
+                note: None,
+            }),
         }
     }
 }
@@ -705,23 +705,21 @@ pub(crate) struct RawHeaderMatchMethod {
 }
 
 impl TryFrom<RawHeaderMatchMethod> for HeaderMatchMethod {
-    type Error = String;
+    type Error = ChoiceError;
 
-    fn try_from(raw: RawHeaderMatchMethod) -> Result<Self, String> {
+    fn try_from(raw: RawHeaderMatchMethod) -> Result<Self, ChoiceError> {
         match (raw.exact, raw.prefix, raw.suffix, raw.regex, raw.range) {
             (Some(v), None, None, None, None) => Ok(HeaderMatchMethod::Exact(v)),
             (None, Some(v), None, None, None) => Ok(HeaderMatchMethod::Prefix(v)),
             (None, None, Some(v), None, None) => Ok(HeaderMatchMethod::Suffix(v)),
             (None, None, None, Some(v), None) => Ok(HeaderMatchMethod::Regex(v)),
             (None, None, None, None, Some(r)) => Ok(HeaderMatchMethod::Range(r)),
-            (e, p, s, x, r) => {
-                let present = present!("exact" => e, "prefix" => p, "suffix" => s, "regex" => x, "range" => r);
-                Err(one_of_error(
-                    "header match",
-                    &present,
-                    &["exact", "prefix", "suffix", "regex", "range"],
-                ))
-            }
+            (e, p, s, x, r) => Err(ChoiceError::NotExactlyOne {
+                what: "header match",
+                present: present!("exact" => e, "prefix" => p, "suffix" => s, "regex" => x, "range" => r),
+                allowed: &["exact", "prefix", "suffix", "regex", "range"],
+                note: None,
+            }),
         }
     }
 }

@@ -11,6 +11,8 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::ChoiceError;
+use crate::choice::present;
 pub use crate::duration::{DurationParseError, ProtoDuration};
 
 /// Implements `JsonSchema` for a type that is (de)serialised through a raw twin, by delegating.
@@ -27,29 +29,6 @@ macro_rules! schema_via {
     };
 }
 pub(crate) use schema_via;
-
-/// Builds the message for a one-of field that has zero or several alternatives set.
-pub(crate) fn one_of_error(what: &str, present: &[&str], allowed: &[&str]) -> String {
-    let allowed = allowed.join(", ");
-    if present.is_empty() {
-        format!("{what} needs exactly one of {allowed}, found none")
-    } else {
-        format!(
-            "{what} needs exactly one of {allowed}, found {}",
-            present.join(" and ")
-        )
-    }
-}
-
-/// Names of the `Some` alternatives, in declaration order.
-macro_rules! present {
-    ($($name:literal => $value:expr),* $(,)?) => {{
-        let mut names: Vec<&'static str> = Vec::new();
-        $(if $value.is_some() { names.push($name); })*
-        names
-    }};
-}
-pub(crate) use present;
 
 /// A reference to a namespaced Gloo resource (`core.solo.io.ResourceRef`). An absent namespace
 /// means "the namespace of the referring resource".
@@ -165,29 +144,30 @@ pub(crate) struct RawRoute {
 }
 
 impl TryFrom<RawRoute> for Route {
-    type Error = String;
+    type Error = ChoiceError;
 
-    fn try_from(raw: RawRoute) -> Result<Self, String> {
+    fn try_from(raw: RawRoute) -> Result<Self, ChoiceError> {
         for (field, value) in [
             ("redirectAction", &raw.redirect_action),
             ("delegateAction", &raw.delegate_action),
         ] {
             if value.is_some() {
-                return Err(format!(
-                    "{field} is not supported by colormesh (use routeAction or directResponseAction)"
-                ));
+                return Err(ChoiceError::Unsupported {
+                    field,
+                    instead: "routeAction or directResponseAction",
+                });
             }
         }
         let action = match (raw.route_action, raw.direct_response_action) {
             (Some(route), None) => Action::Route(route),
             (None, Some(direct)) => Action::DirectResponse(direct),
             (route, direct) => {
-                let present = present!("routeAction" => route, "directResponseAction" => direct);
-                return Err(one_of_error(
-                    "route",
-                    &present,
-                    &["routeAction", "directResponseAction"],
-                ));
+                return Err(ChoiceError::NotExactlyOne {
+                    what: "route",
+                    present: present!("routeAction" => route, "directResponseAction" => direct),
+                    allowed: &["routeAction", "directResponseAction"],
+                    note: None,
+                });
             }
         };
         Ok(Route {
@@ -265,20 +245,20 @@ pub(crate) struct RawMatcher {
 }
 
 impl TryFrom<RawMatcher> for Matcher {
-    type Error = String;
+    type Error = ChoiceError;
 
-    fn try_from(raw: RawMatcher) -> Result<Self, String> {
+    fn try_from(raw: RawMatcher) -> Result<Self, ChoiceError> {
         let path = match (raw.prefix, raw.exact, raw.regex) {
             (None, None, None) => None,
             (Some(p), None, None) => Some(PathMatcher::Prefix(p)),
             (None, Some(e), None) => Some(PathMatcher::Exact(e)),
             (None, None, Some(r)) => Some(PathMatcher::Regex(r)),
             (p, e, r) => {
-                let present = present!("prefix" => p, "exact" => e, "regex" => r);
-                return Err(format!(
-                    "matcher may set only one of prefix, exact, regex, found {}",
-                    present.join(" and ")
-                ));
+                return Err(ChoiceError::MoreThanOne {
+                    what: "matcher",
+                    present: present!("prefix" => p, "exact" => e, "regex" => r),
+                    allowed: &["prefix", "exact", "regex"],
+                });
             }
         };
         Ok(Matcher {
@@ -378,21 +358,19 @@ pub(crate) struct RawRouteAction {
 }
 
 impl TryFrom<RawRouteAction> for RouteAction {
-    type Error = String;
+    type Error = ChoiceError;
 
-    fn try_from(raw: RawRouteAction) -> Result<Self, String> {
+    fn try_from(raw: RawRouteAction) -> Result<Self, ChoiceError> {
         match (raw.single, raw.multi, raw.upstream_group) {
             (Some(s), None, None) => Ok(RouteAction::Single(s)),
             (None, Some(m), None) => Ok(RouteAction::Multi(m)),
             (None, None, Some(g)) => Ok(RouteAction::UpstreamGroup(g)),
-            (s, m, g) => {
-                let present = present!("single" => s, "multi" => m, "upstreamGroup" => g);
-                Err(one_of_error(
-                    "routeAction",
-                    &present,
-                    &["single", "multi", "upstreamGroup"],
-                ))
-            }
+            (s, m, g) => Err(ChoiceError::NotExactlyOne {
+                what: "routeAction",
+                present: present!("single" => s, "multi" => m, "upstreamGroup" => g),
+                allowed: &["single", "multi", "upstreamGroup"],
+                note: None,
+            }),
         }
     }
 }
@@ -609,19 +587,19 @@ pub(crate) struct RawUpstreamSpec {
 }
 
 impl TryFrom<RawUpstreamSpec> for UpstreamSpec {
-    type Error = String;
+    type Error = ChoiceError;
 
-    fn try_from(raw: RawUpstreamSpec) -> Result<Self, String> {
+    fn try_from(raw: RawUpstreamSpec) -> Result<Self, ChoiceError> {
         let upstream_type = match (raw.kube, raw.static_) {
             (Some(k), None) => UpstreamType::Kube(k),
             (None, Some(s)) => UpstreamType::Static(s),
             (k, s) => {
-                let present = present!("kube" => k, "static" => s);
-                return Err(one_of_error(
-                    "upstream spec (colormesh supports kube and static upstreams)",
-                    &present,
-                    &["kube", "static"],
-                ));
+                return Err(ChoiceError::NotExactlyOne {
+                    what: "upstream spec (colormesh supports kube and static upstreams)",
+                    present: present!("kube" => k, "static" => s),
+                    allowed: &["kube", "static"],
+                    note: None,
+                });
             }
         };
         Ok(UpstreamSpec {

@@ -6,6 +6,7 @@
 //! files.
 
 pub mod appmesh;
+mod choice;
 pub mod discovery;
 pub mod dns;
 mod duration;
@@ -14,6 +15,7 @@ pub mod k8s;
 mod load;
 mod set;
 
+pub use choice::ChoiceError;
 pub use load::{
     LoadError, Loaded, Origin, Parsed, Resource, ResourceKey, ResourceKind, is_tool_config,
     load_dir, load_paths, parse_documents, to_yaml, to_yaml_documents,

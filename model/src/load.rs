@@ -442,6 +442,17 @@ pub fn parse_documents(text: &str, file: &Path) -> Parsed {
     parsed
 }
 
+/// Why a document's header (`apiVersion`, `kind`) could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum HeaderError {
+    #[error("expected a Kubernetes object (a mapping), found {0}")]
+    NotAnObject(&'static str),
+    #[error("missing apiVersion")]
+    MissingApiVersion,
+    #[error("missing kind")]
+    MissingKind,
+}
+
 /// The header fields needed to dispatch a document and to name it in errors.
 struct Header {
     api_version: String,
@@ -451,16 +462,13 @@ struct Header {
 }
 
 impl Header {
-    fn read(value: &Value) -> Result<Header, String> {
+    fn read(value: &Value) -> Result<Header, HeaderError> {
         let Value::Mapping(map) = value else {
-            return Err(format!(
-                "expected a Kubernetes object (a mapping), found {}",
-                value_kind(value)
-            ));
+            return Err(HeaderError::NotAnObject(value_kind(value)));
         };
         let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
-        let api_version = text("apiVersion").ok_or("missing apiVersion")?;
-        let kind = text("kind").ok_or("missing kind")?;
+        let api_version = text("apiVersion").ok_or(HeaderError::MissingApiVersion)?;
+        let kind = text("kind").ok_or(HeaderError::MissingKind)?;
         let metadata = map.get("metadata");
         let meta_text = |key: &str| {
             metadata
@@ -540,7 +548,9 @@ fn parse_document(document: &Document<'_>, file: &Path, parsed: &mut Parsed) {
     let header = match Header::read(&value) {
         Ok(header) => header,
         Err(cause) => {
-            parsed.errors.push(error(line, None, None, None, cause));
+            parsed
+                .errors
+                .push(error(line, None, None, None, cause.to_string()));
             return;
         }
     };
@@ -570,7 +580,7 @@ fn parse_document(document: &Document<'_>, file: &Path, parsed: &mut Parsed) {
                 Err(cause) => {
                     parsed
                         .errors
-                        .push(error(line, None, None, Some(prefix), cause));
+                        .push(error(line, None, None, Some(prefix), cause.to_string()));
                     continue;
                 }
             };

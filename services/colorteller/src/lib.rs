@@ -126,7 +126,7 @@ impl Teller {
                 tracing::debug!(?delay, "delaying the answer as the Latency header asks");
                 tokio::time::sleep(delay).await;
             }
-            Some(Err(reason)) => return go_error(StatusCode::BAD_REQUEST, &reason),
+            Some(Err(invalid)) => return go_error(StatusCode::BAD_REQUEST, &invalid.to_string()),
         }
         let failure = {
             let mut flake = self.flake.lock().unwrap_or_else(PoisonError::into_inner);
@@ -143,9 +143,9 @@ impl Teller {
     fn set_flake(&self, query: &str) -> HttpResponse {
         let setting = match FlakeSetting::parse(query) {
             Ok(setting) => setting,
-            Err(reason) => {
-                tracing::info!(%reason, "refusing /setFlake");
-                return go_error(StatusCode::BAD_REQUEST, &reason);
+            Err(refusal) => {
+                tracing::info!(reason = %refusal, "refusing /setFlake");
+                return go_error(StatusCode::BAD_REQUEST, &refusal.to_string());
             }
         };
         let mut flake = self.flake.lock().unwrap_or_else(PoisonError::into_inner);
@@ -161,6 +161,31 @@ impl Teller {
     }
 }
 
+/// Why `/setFlake` refused its query, worded as the Go original words it (the texts are the
+/// reply bodies clients see).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum FlakeRefusal {
+    #[error("rate must be specified")]
+    MissingRate,
+    /// Go's `strconv.ParseFloat` message.
+    #[error("strconv.ParseFloat: parsing {0:?}: invalid syntax")]
+    RateSyntax(String),
+    #[error("rate must be between 0.0 and 1.0")]
+    RateOutOfRange,
+    #[error("code must be specified")]
+    MissingCode,
+    /// Go's `strconv.ParseInt` message; `why` is `invalid syntax` or `value out of range`.
+    #[error("strconv.ParseInt: parsing {raw:?}: {why}")]
+    CodeSyntax { raw: String, why: &'static str },
+    #[error("code must be an HTTP status between 200 and 999, not {0}")]
+    CodeNotAStatus(i32),
+}
+
+/// A `Latency` header that is neither whole seconds nor a duration; holds the value as sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Latency header {0:?}: expected whole seconds (\"2\") or a duration (\"250ms\")")]
+struct InvalidLatency(String);
+
 #[derive(Debug, PartialEq)]
 struct FlakeSetting {
     rate: f32,
@@ -170,20 +195,20 @@ struct FlakeSetting {
 impl FlakeSetting {
     /// Reads `rate` and `code` as the original does (first value of each wins) and words its
     /// refusals the same way, Go's strconv messages included.
-    fn parse(query: &str) -> Result<Self, String> {
+    fn parse(query: &str) -> Result<Self, FlakeRefusal> {
         let first = |name: &str| {
             url::form_urlencoded::parse(query.as_bytes())
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.into_owned())
         };
-        let raw_rate = first("rate").ok_or("rate must be specified")?;
+        let raw_rate = first("rate").ok_or(FlakeRefusal::MissingRate)?;
         let rate: f32 = raw_rate
             .parse()
-            .map_err(|_| format!("strconv.ParseFloat: parsing {raw_rate:?}: invalid syntax"))?;
+            .map_err(|_| FlakeRefusal::RateSyntax(raw_rate.clone()))?;
         if !(0.0..=1.0).contains(&rate) {
-            return Err("rate must be between 0.0 and 1.0".to_owned());
+            return Err(FlakeRefusal::RateOutOfRange);
         }
-        let raw_code = first("code").ok_or("code must be specified")?;
+        let raw_code = first("code").ok_or(FlakeRefusal::MissingCode)?;
         let code: i32 = raw_code.parse().map_err(|error: std::num::ParseIntError| {
             let why = match error.kind() {
                 std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
@@ -191,28 +216,24 @@ impl FlakeSetting {
                 }
                 _ => "invalid syntax",
             };
-            format!("strconv.ParseInt: parsing {raw_code:?}: {why}")
+            FlakeRefusal::CodeSyntax {
+                raw: raw_code.clone(),
+                why,
+            }
         })?;
         let code = u16::try_from(code)
             .ok()
             .and_then(|code| StatusCode::from_u16(code).ok())
             .filter(|code| !code.is_informational())
-            .ok_or_else(|| {
-                format!("code must be an HTTP status between 200 and 999, not {code}")
-            })?;
+            .ok_or(FlakeRefusal::CodeNotAStatus(code))?;
         Ok(Self { rate, code })
     }
 }
 
 /// Reads a `Latency` header: empty means no delay, a bare integer is seconds, anything else must
 /// be a humantime duration such as `250ms`.
-fn parse_latency(value: &HeaderValue) -> Result<Option<Duration>, String> {
-    let reason = || {
-        format!(
-            "invalid Latency header {:?}: expected whole seconds (\"2\") or a duration (\"250ms\")",
-            String::from_utf8_lossy(value.as_bytes())
-        )
-    };
+fn parse_latency(value: &HeaderValue) -> Result<Option<Duration>, InvalidLatency> {
+    let reason = || InvalidLatency(String::from_utf8_lossy(value.as_bytes()).into_owned());
     let text = value.to_str().map_err(|_| reason())?.trim();
     if text.is_empty() {
         return Ok(None);
@@ -285,7 +306,7 @@ mod tests {
         assert_eq!(parse("1s"), Ok(Some(Duration::from_secs(1))));
         assert_eq!(parse(""), Ok(None));
         for bad in ["-1", "soon", "1.5.2s", "99999999999999999999999"] {
-            let reason = parse(bad).unwrap_err();
+            let reason = parse(bad).unwrap_err().to_string();
             assert!(reason.contains(bad) && !reason.contains('\n'), "{reason}");
         }
     }
@@ -306,7 +327,7 @@ mod tests {
                 code: StatusCode::INTERNAL_SERVER_ERROR
             })
         );
-        let refusal = |q| FlakeSetting::parse(q).unwrap_err();
+        let refusal = |q| FlakeSetting::parse(q).unwrap_err().to_string();
         assert_eq!(refusal("code=500"), "rate must be specified");
         assert_eq!(
             refusal("rate=abc&code=500"),

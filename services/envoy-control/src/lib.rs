@@ -5,9 +5,9 @@
 //! `--listen`, `--admin`, `--seed`) plus `--envoy-bin PATH`, and serves the same YAML with a real
 //! Envoy as the data plane:
 //!
-//! - gateway-proxy's translator turns the config directory into a
-//!   [`RouteTable`](gateway_proxy::table::RouteTable) (Gloo and App Mesh semantics live there and
-//!   only there);
+//! - the `routing` crate's translator (read through gateway-proxy's `DirSource`) turns the
+//!   config directory into a [`RouteTable`](routing::table::RouteTable) (Gloo and App Mesh
+//!   semantics live there and only there);
 //! - [`render`] turns the table into Envoy v3 clusters and a route configuration;
 //! - [`source::EnvoySource`] writes them as file-based xDS ([`xds`]) and waits until Envoy's
 //!   `/config_dump` shows them, so a generation appears in `/status` only once Envoy serves it;

@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use envoy_control::{EnvoyProcess, EnvoySource, XdsFiles};
 use gateway_proxy::cli::{GatewayArgs, RoleCommand};
-use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve_admin, watch_dir};
+use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve_admin, watch_dir};
+use routing::Role;
 use tokio::net::TcpListener;
 
 /// Bursts of file events closer together than this give a single reload (as gateway-proxy).

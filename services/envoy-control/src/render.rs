@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use gateway_proxy::table::{
+use routing::table::{
     Cluster, Fallback, ForwardAction, HeaderEdits, HeaderMatcher, PathMatcher, PathRewrite,
     QueryParameterMatcher, Route, RouteAction, RouteTable, ValueMatcher, VirtualHost,
 };
@@ -554,9 +554,9 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use gateway_proxy::table::{FullRegex, RetryOn, RetryPolicy, RouteMatcher, WeightedClusters};
     use http::{HeaderName, HeaderValue, Method, StatusCode};
     use pretty_assertions::assert_eq;
+    use routing::table::{FullRegex, RetryOn, RetryPolicy, RouteMatcher, WeightedClusters};
 
     use super::*;
 

@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gateway_proxy::table::RouteTable;
-use gateway_proxy::{ConfigSource, LoadError, LoadOutcome, State};
+use gateway_proxy::{ConfigSource, FileLoadFailure, LoadOutcome};
+use model::gloo::State;
+use routing::table::RouteTable;
 use serde_json::Value;
 
 use crate::envoy::{self, EnvoyAdmin, Rejections};
@@ -303,7 +304,7 @@ impl<S: ConfigSource> ConfigSource for EnvoySource<S> {
             Err(failure) => {
                 tracing::error!(generation, file = %failure.file.display(), "{}", failure.message);
                 mark_not_served(&mut outcome, &failure.message);
-                outcome.load_errors.push(LoadError {
+                outcome.load_errors.push(FileLoadFailure {
                     file: failure.file,
                     line: None,
                     message: failure.message,
@@ -330,8 +331,8 @@ fn mark_not_served(outcome: &mut LoadOutcome, reason: &str) {
 
 #[cfg(test)]
 mod tests {
-    use gateway_proxy::table::Fallback;
-    use gateway_proxy::{ResourceStatus, Translation};
+    use routing::table::Fallback;
+    use routing::{ResourceStatus, Translation};
 
     use super::*;
 

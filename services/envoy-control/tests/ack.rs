@@ -10,17 +10,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use envoy_control::render::ROUTE_CONFIGURATION_NAME;
 use envoy_control::{EnvoyAdmin, EnvoySource, XdsFiles};
-use gateway_proxy::table::{
-    Cluster, Fallback, ForwardAction, HeaderEdits, PathRewrite, Route, RouteAction, RouteMatcher,
-    RouteTable, VirtualHost, WeightedClusters,
-};
-use gateway_proxy::{
-    ConfigSource, LoadOutcome, ProxyOptions, ProxyState, ResourceStatus, State, Translation,
-};
+use gateway_proxy::{ConfigSource, LoadOutcome, ProxyOptions, ProxyState};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use model::gloo::State;
+use routing::table::{
+    Cluster, Fallback, ForwardAction, HeaderEdits, PathRewrite, Route, RouteAction, RouteMatcher,
+    RouteTable, VirtualHost, WeightedClusters,
+};
+use routing::{ResourceStatus, Translation};
 use serde_json::{Value, json};
 
 /// What the fake admin reports.

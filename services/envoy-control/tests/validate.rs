@@ -7,7 +7,8 @@ use std::path::Path;
 
 use envoy_control::XdsFiles;
 use envoy_control::render::{render, static_bootstrap};
-use gateway_proxy::{ConfigSource, DirSource, Role};
+use gateway_proxy::{ConfigSource, DirSource};
+use routing::Role;
 use support::*;
 
 fn validate(envoy: &Path, bootstrap: &Path) {
@@ -34,7 +35,7 @@ fn validate_translation(envoy: &Path, dir: &Path, role: Role) -> envoy_control::
     let outcome = DirSource::new(dir, role).load();
     assert!(outcome.load_errors.is_empty(), "{:?}", outcome.load_errors);
     for status in &outcome.translation.statuses {
-        assert_eq!(status.state, gateway_proxy::State::Accepted, "{status:?}");
+        assert_eq!(status.state, model::gloo::State::Accepted, "{status:?}");
     }
     let resources = render(&outcome.translation.table).expect("renders");
     let bootstrap = dir.join("static-bootstrap.json");

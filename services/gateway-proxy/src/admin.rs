@@ -10,11 +10,13 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use routing::table::{
+    Fallback, HeaderEdits, PathMatcher, PathRewrite, RouteAction, RouteTable, ValueMatcher,
+    WeightedClusters,
+};
+
 use crate::ProxyState;
 use crate::snapshot::Snapshot;
-use crate::table::{
-    Fallback, PathMatcher, PathRewrite, RouteAction, RouteTable, ValueMatcher, WeightedClusters,
-};
 
 type AdminResponse = Response<Full<Bytes>>;
 
@@ -229,7 +231,7 @@ fn action_json(action: &RouteAction) -> Value {
                     "retry_on": retry.retry_on.names(),
                 })
             });
-            let edits = |edits: &crate::table::HeaderEdits| {
+            let edits = |edits: &HeaderEdits| {
                 json!({
                     "add": edits.add.iter().map(|(name, value, append)| json!({
                         "name": name.as_str(),

@@ -8,8 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args, Subcommand};
-
-use crate::Role;
+use routing::Role;
 
 /// `ingress` or `sidecar --node N --namespace NS`, each with the common arguments.
 #[derive(Debug, Clone, Subcommand)]

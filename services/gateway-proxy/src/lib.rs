@@ -1,15 +1,17 @@
 //! The Rust stand-in for the walkthrough's Envoys: Gloo's ingress proxy and the App Mesh sidecar.
 //!
 //! One library, one binary (`gateway-proxy ingress|sidecar`). The data plane routes with an
-//! immutable [`table::RouteTable`] held in an atomically swapped [`Snapshot`]; a reload builds a
-//! new table and swaps it in without disturbing requests in flight.
+//! immutable [`routing::table::RouteTable`] held in an atomically swapped [`Snapshot`]; a reload
+//! builds a new table and swaps it in without disturbing requests in flight. The table and the
+//! translators that build it live in the `routing` crate; this crate serves them: configuration
+//! sources and reloads, the request path, metrics and the admin API.
 //!
 //! Starting a proxy in process (this is what the integration tests do):
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use gateway_proxy::table::{Fallback, RouteTable};
 //! use gateway_proxy::{ProxyOptions, ProxyState, serve};
+//! use routing::table::{Fallback, RouteTable};
 //!
 //! let state = ProxyState::new(ProxyOptions::default());
 //! state.install_table(RouteTable::empty(Fallback::NotFound));
@@ -24,27 +26,29 @@
 //! ```
 //!
 //! The binary builds its [`ProxyState`] from a config directory instead, with a
-//! [`ConfigSource`] that reads the resources and translates them (see `reload`), or, in a
-//! cluster, from the API server (`kube_source`, behind the `kubernetes` feature).
+//! [`ConfigSource`] that reads the resources and translates them ([`DirSource`]), or, in a
+//! cluster, from the API server (`kube_source`, behind the `kubernetes` feature). [`forward`] holds
+//! the request path's building blocks for data planes that compose their own (the mutant gateway).
 
 mod admin;
 pub mod cli;
+mod dir_source;
+pub mod forward;
 mod headers;
 #[cfg(feature = "kubernetes")]
 pub mod kube_source;
 mod metrics;
 mod proxy;
 mod reload;
+mod rotation;
 mod server;
 mod snapshot;
-pub mod table;
-mod translate;
 
 pub use admin::serve_admin;
+pub use dir_source::DirSource;
 pub use reload::{ConfigSource, DirWatch, LoadOutcome, ReloadError, ReloadReport, watch_dir};
 pub use server::{ServeError, serve};
-pub use snapshot::{LoadError, ResourceStatus, Role, Snapshot, State, Translation};
-pub use translate::{DirSource, translate};
+pub use snapshot::{FileLoadFailure, Snapshot};
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -52,8 +56,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
+use routing::Translation;
+use routing::table::RouteTable;
+
+use crate::forward::Upstream;
 use crate::metrics::Metrics;
-use crate::proxy::UpstreamClient;
+use crate::rotation::EndpointRotations;
 
 /// Settings of a proxy that do not change with its configuration.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +87,7 @@ pub(crate) struct Shared {
     /// The last installed generation; held while installing so generations are strictly ordered.
     last_generation: Mutex<u64>,
     metrics: Metrics,
-    client: UpstreamClient,
+    upstream: Upstream,
     options: ProxyOptions,
     /// Counts accepted downstream connections; with a seed, connection N's generator is seeded
     /// from `seed + N`.
@@ -90,13 +98,13 @@ pub(crate) struct Shared {
 impl ProxyState {
     /// A proxy with no configuration yet: it answers 503 and `/ready` says so until the first install.
     pub fn new(options: ProxyOptions) -> Self {
-        let client = proxy::upstream_client(&options);
+        let upstream = Upstream::new(&options);
         Self {
             shared: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
                 last_generation: Mutex::new(0),
                 metrics: Metrics::new(),
-                client,
+                upstream,
                 options,
                 connections: AtomicU64::new(0),
                 source: Mutex::new(None),
@@ -105,7 +113,7 @@ impl ProxyState {
     }
 
     /// Installs a translated configuration as the next generation and returns that generation.
-    pub fn install(&self, translation: Translation, load_errors: Vec<LoadError>) -> u64 {
+    pub fn install(&self, translation: Translation, load_errors: Vec<FileLoadFailure>) -> u64 {
         let mut last_generation = self
             .shared
             .last_generation
@@ -113,12 +121,14 @@ impl ProxyState {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let generation = *last_generation + 1;
         let metrics = self.shared.metrics.for_table(&translation.table);
+        let rotations = EndpointRotations::for_table(&translation.table);
         let snapshot = Snapshot {
             generation,
             table: translation.table,
             statuses: translation.statuses,
             load_errors,
             metrics,
+            rotations,
         };
         self.shared.current.store(Some(Arc::new(snapshot)));
         *last_generation = generation;
@@ -127,7 +137,7 @@ impl ProxyState {
     }
 
     /// Installs a hand-built table with no statuses (tests, benchmarks).
-    pub fn install_table(&self, table: table::RouteTable) -> u64 {
+    pub fn install_table(&self, table: RouteTable) -> u64 {
         self.install(
             Translation {
                 table,

@@ -15,7 +15,8 @@ use clap::Parser;
 use gateway_proxy::cli::{RoleCommand, SourceChoice, check_dir};
 #[cfg(feature = "kubernetes")]
 use gateway_proxy::kube_source::{self, DEFAULT_WRITER_NAMESPACE, KubeOptions};
-use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve, watch_dir};
+use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve, watch_dir};
+use routing::Role;
 use tokio::net::TcpListener;
 
 /// Bursts of file events closer together than this give a single reload.

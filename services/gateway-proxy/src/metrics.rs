@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::table::{RouteAction, RouteTable};
+use routing::table::{RouteAction, RouteTable};
 
 /// Labels of `gateway_requests_total`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -1,4 +1,8 @@
 //! The request path: route, rewrite, pick, forward (with timeout and retries), answer.
+//!
+//! The steps of one try are the public building blocks in [`crate::forward`]; this module adds
+//! what only gateway-proxy does: metrics, retries with Envoy's back-off, and the sidecar's
+//! passthrough.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -6,52 +10,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http::header;
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
+use routing::table::{
+    Fallback, ForwardAction, RequestView, RetryOn, RetryPolicy, RouteAction, RouteDecision,
+};
 use tokio::time::Instant;
 
-use crate::headers::strip_hop_by_hop;
+use crate::forward::{
+    BODY_NO_HEALTHY_UPSTREAM, BODY_TIMEOUT, ProxyBody, TryFailure, direct_reply, downstream_reply,
+    empty_reply, ensure_request_id, local_reply, request_authority, upstream_headers,
+    upstream_path, upstream_request,
+};
 use crate::metrics::{CodeCounters, RouteMetrics};
-use crate::table::{Fallback, ForwardAction, RequestView, RouteAction, RouteDecision};
-use crate::{ProxyOptions, Shared, Snapshot};
-
-/// Body type of everything the proxy sends: a streamed hyper body or a buffered one.
-pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
-pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
+use crate::{Shared, Snapshot};
 
 /// Bodies up to this size are buffered when a retry policy may need to resend them.
 const MAX_RETRY_BODY: usize = 64 * 1024;
 /// Envoy's default retry back-off base interval.
 const RETRY_BACKOFF_BASE: Duration = Duration::from_millis(25);
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-const BODY_TIMEOUT: &str = "upstream request timeout";
-const BODY_NO_HEALTHY_UPSTREAM: &str = "no healthy upstream";
-const BODY_CONNECT_FAILURE: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
-const BODY_RESET: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
-
-pub(crate) fn upstream_client(options: &ProxyOptions) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(
-        options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-    ));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(usize::MAX)
-        // The Host header is always set by the proxy itself (kept as received).
-        .set_host(false)
-        .build(connector)
-}
 
 /// The per-connection request service: owns the connection's random generator.
 pub(crate) struct ConnectionService {
@@ -116,10 +98,7 @@ async fn handle(
             match &entry.action {
                 RouteAction::Respond { status, body } => {
                     record(route_metrics.map(|metrics| &metrics.direct), *status);
-                    Response::builder()
-                        .status(*status)
-                        .body(Either::Right(Full::new(body.clone())))
-                        .unwrap_or_else(|_| internal_error())
+                    direct_reply(*status, body.clone())
                 }
                 RouteAction::Forward(forward) => {
                     let rewritten = forward.rewrite.apply(
@@ -127,13 +106,24 @@ async fn handle(
                         parts.uri.path(),
                         parts.uri.query(),
                     );
+                    let path_and_query = match upstream_path(&parts.uri, rewritten) {
+                        Ok(path_and_query) => path_and_query,
+                        Err(invalid) => return invalid.reply(),
+                    };
+                    let matched = Matched {
+                        snapshot: &snapshot,
+                        virtual_host,
+                        route,
+                        forward,
+                        metrics: route_metrics,
+                    };
                     let request = Downstream {
                         parts,
                         body,
                         authority,
-                        rewritten,
+                        path_and_query,
                     };
-                    forward_request(shared, route_metrics, forward, request, &mut rng).await
+                    forward_request(shared, matched, request, &mut rng).await
                 }
             }
         }
@@ -152,35 +142,28 @@ async fn handle(
     }
 }
 
-/// The authority a request is addressed to: the absolute-form URI's, else the Host header.
-fn request_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    uri.authority().map(Authority::as_str).or_else(|| {
-        headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-    })
+/// The route a request matched, with what forwarding it needs from the snapshot.
+struct Matched<'s> {
+    snapshot: &'s Snapshot,
+    virtual_host: usize,
+    route: usize,
+    forward: &'s ForwardAction,
+    metrics: Option<&'s RouteMetrics>,
 }
 
+/// The downstream request, taken apart, with the path and query to send upstream.
 struct Downstream {
     parts: http::request::Parts,
     body: Incoming,
     authority: String,
-    /// The rewritten path and query, when the route rewrites.
-    rewritten: Option<String>,
+    path_and_query: PathAndQuery,
 }
 
-/// How one try ended without a usable response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TryFailure {
-    ConnectFailure,
-    Reset,
-    PerTryTimeout,
-}
-
+/// Forwards a request that matched a forwarding route: picks a destination per try, and retries
+/// as the route's policy says until it runs out of tries or of time.
 async fn forward_request(
     shared: &Shared,
-    route_metrics: Option<&RouteMetrics>,
-    forward: &ForwardAction,
+    matched: Matched<'_>,
     downstream: Downstream,
     rng: &mut SmallRng,
 ) -> Response<ProxyBody> {
@@ -188,135 +171,224 @@ async fn forward_request(
         parts,
         body,
         authority,
-        rewritten,
+        path_and_query,
     } = downstream;
-    let path_and_query = match rewritten {
-        Some(rewritten) => match PathAndQuery::try_from(rewritten) {
-            Ok(path_and_query) => path_and_query,
-            Err(_) => {
-                return local_reply(
-                    StatusCode::BAD_REQUEST,
-                    "rewritten path is not a valid URI path",
-                );
-            }
-        },
-        None => parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    };
+    let forward = matched.forward;
     let mut headers = parts.headers;
-    prepare_upstream_headers(&mut headers, &authority, rng);
+    upstream_headers(&mut headers, &authority);
+    ensure_request_id(&mut headers, rng);
     forward.request_headers.apply(&mut headers);
-
-    let deadline = forward.timeout.map(|timeout| Instant::now() + timeout);
     let retry = forward.retry.as_ref();
-    // Only a small, fully known body can be replayed; anything else gets a single try.
-    let (mut streamed, buffered) = match retry {
-        Some(_) if body_fits_retry_buffer(&body, &headers) => {
-            match Limited::new(body, MAX_RETRY_BODY).collect().await {
-                Ok(collected) => (None, Some(collected.to_bytes())),
-                Err(_) => {
-                    return local_reply(StatusCode::BAD_REQUEST, "request body could not be read");
-                }
-            }
-        }
-        _ => (Some(body), None),
+    let body = match RequestBody::read(body, &headers, retry).await {
+        Ok(body) => body,
+        Err(unreadable) => return unreadable.reply(),
     };
-    let max_tries = match (&buffered, retry) {
-        (Some(_), Some(retry)) => retry.num_retries.saturating_add(1),
-        _ => 1,
+    let mut tries = Tries {
+        made: 0,
+        max: body.max_tries(retry),
+        deadline: forward.timeout.map(|timeout| Instant::now() + timeout),
+        body,
+        headers,
     };
-
-    let mut tries = 0;
+    let target = UpstreamTarget {
+        method: &parts.method,
+        path_and_query: &path_and_query,
+    };
     loop {
-        tries += 1;
-        let destination = forward.destinations.pick_index(rng.next_u64());
-        let Some((cluster, _)) = forward.destinations.iter().nth(destination) else {
-            return internal_error();
+        let (outcome, requests) = match try_once(shared, &matched, &target, &mut tries, rng).await {
+            TryEnd::Sent { outcome, requests } => (outcome, requests),
+            TryEnd::Answered(response) => return response,
         };
-        let metrics = route_metrics.and_then(|metrics| metrics.destinations.get(destination));
-        let Some(endpoint) = cluster.next_endpoint_authority() else {
-            return recorded(
-                metrics.map(|m| &m.requests),
-                local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_NO_HEALTHY_UPSTREAM),
-            );
-        };
-        let body = match (&buffered, streamed.take()) {
-            (Some(bytes), _) => Either::Right(Full::new(bytes.clone())),
-            (None, Some(incoming)) => Either::Left(incoming),
-            (None, None) => return internal_error(),
-        };
-        let mut uri_parts = http::uri::Parts::default();
-        uri_parts.scheme = Some(Scheme::HTTP);
-        uri_parts.authority = Some(endpoint.clone());
-        uri_parts.path_and_query = Some(path_and_query.clone());
-        let Ok(uri) = Uri::from_parts(uri_parts) else {
-            return internal_error();
-        };
-        let mut request = Request::new(body);
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = uri;
-        *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = if tries < max_tries {
-            headers.clone()
-        } else {
-            std::mem::take(&mut headers)
-        };
-
-        let now = Instant::now();
-        if deadline.is_some_and(|deadline| deadline <= now) {
-            return recorded(
-                metrics.map(|m| &m.requests),
-                local_reply(StatusCode::GATEWAY_TIMEOUT, BODY_TIMEOUT),
-            );
-        }
-        let per_try_deadline = retry
-            .and_then(|retry| retry.per_try_timeout)
-            .map(|timeout| now + timeout);
-        let try_deadline = match (deadline, per_try_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let outcome = send_once(&shared.client, request, try_deadline).await;
-        if let Some(metrics) = metrics {
-            metrics.latency.observe(now.elapsed());
-        }
-        let retry_wanted = match (&outcome, retry) {
-            (_, None) => false,
-            (Ok(response), Some(retry)) => should_retry_status(response.status(), retry.retry_on),
-            (Err(failure), Some(retry)) => should_retry_failure(*failure, retry.retry_on),
-        };
-        let route_deadline_hit = deadline.is_some_and(|deadline| deadline <= Instant::now());
-        if retry_wanted && tries < max_tries && !route_deadline_hit {
-            // Envoy's default back-off: a random wait below base * 2^(tries-1), capped at 10 * base.
-            let ceiling =
-                (RETRY_BACKOFF_BASE * 2u32.saturating_pow(tries - 1)).min(RETRY_BACKOFF_BASE * 10);
-            let wait = ceiling.mul_f64(rng.random::<f64>());
-            let wake = Instant::now() + wait;
-            tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
+        if tries.another_wanted(&outcome, retry) {
+            back_off(tries.made, tries.deadline, rng).await;
             continue;
         }
-        let response = match outcome {
-            Ok(response) => {
-                let (mut response_parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut response_parts.headers);
-                forward.response_headers.apply(&mut response_parts.headers);
-                Response::from_parts(response_parts, Either::Left(body))
-            }
-            Err(TryFailure::ConnectFailure) => {
-                local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_CONNECT_FAILURE)
-            }
-            Err(TryFailure::Reset) => local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_RESET),
-            Err(TryFailure::PerTryTimeout) => {
-                local_reply(StatusCode::GATEWAY_TIMEOUT, BODY_TIMEOUT)
-            }
-        };
-        return recorded(metrics.map(|m| &m.requests), response);
+        return recorded(
+            requests,
+            downstream_reply(outcome, Some(&forward.response_headers)),
+        );
     }
 }
 
+/// What every try of one request sends, whatever destination it picks.
+struct UpstreamTarget<'r> {
+    method: &'r Method,
+    path_and_query: &'r PathAndQuery,
+}
+
+/// The state of a request's tries.
+struct Tries {
+    made: u32,
+    max: u32,
+    /// The route's deadline for the whole request, tries and back-offs included.
+    deadline: Option<Instant>,
+    body: RequestBody,
+    headers: HeaderMap,
+}
+
+impl Tries {
+    /// The headers of the next try: the last try may have them, earlier ones need a copy.
+    fn headers_for_next_try(&mut self) -> HeaderMap {
+        if self.made < self.max {
+            self.headers.clone()
+        } else {
+            std::mem::take(&mut self.headers)
+        }
+    }
+
+    /// Whether to try again after `outcome`: the policy asks for it, a try is left, and the
+    /// route's deadline has not passed.
+    fn another_wanted(
+        &self,
+        outcome: &Result<Response<Incoming>, TryFailure>,
+        retry: Option<&RetryPolicy>,
+    ) -> bool {
+        let wanted = retry.is_some_and(|retry| wants_retry(outcome, retry.retry_on));
+        let deadline_hit = self
+            .deadline
+            .is_some_and(|deadline| deadline <= Instant::now());
+        wanted && self.made < self.max && !deadline_hit
+    }
+}
+
+/// How one try ended.
+enum TryEnd<'m> {
+    /// It reached the upstream; the outcome decides between answering and retrying.
+    Sent {
+        outcome: Result<Response<Incoming>, TryFailure>,
+        /// Where the answer is counted.
+        requests: Option<&'m CodeCounters>,
+    },
+    /// It could not be sent; this is the (already counted) answer.
+    Answered(Response<ProxyBody>),
+}
+
+/// One try: picks a destination and its next endpoint, sends, and measures the upstream's time.
+async fn try_once<'m>(
+    shared: &Shared,
+    matched: &Matched<'m>,
+    target: &UpstreamTarget<'_>,
+    tries: &mut Tries,
+    rng: &mut SmallRng,
+) -> TryEnd<'m> {
+    tries.made += 1;
+    let destination = matched.forward.destinations.pick_index(rng.next_u64());
+    let metrics = matched
+        .metrics
+        .and_then(|metrics| metrics.destinations.get(destination));
+    let requests = metrics.map(|metrics| &metrics.requests);
+    let endpoint = matched
+        .snapshot
+        .next_endpoint(matched.virtual_host, matched.route, destination);
+    let Some(endpoint) = endpoint else {
+        let reply = local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_NO_HEALTHY_UPSTREAM);
+        return TryEnd::Answered(recorded(requests, reply));
+    };
+    let Some(body) = tries.body.for_next_try() else {
+        return TryEnd::Answered(internal_error());
+    };
+    let headers = tries.headers_for_next_try();
+    let Ok(request) = upstream_request(
+        target.method.clone(),
+        endpoint.clone(),
+        target.path_and_query.clone(),
+        headers,
+        body,
+    ) else {
+        return TryEnd::Answered(internal_error());
+    };
+    let now = Instant::now();
+    if tries.deadline.is_some_and(|deadline| deadline <= now) {
+        let reply = local_reply(StatusCode::GATEWAY_TIMEOUT, BODY_TIMEOUT);
+        return TryEnd::Answered(recorded(requests, reply));
+    }
+    let per_try = matched.forward.retry.as_ref();
+    let outcome = shared
+        .upstream
+        .send(request, try_deadline(tries.deadline, per_try, now))
+        .await;
+    if let Some(metrics) = metrics {
+        metrics.latency.observe(now.elapsed());
+    }
+    TryEnd::Sent { outcome, requests }
+}
+
+/// The request body, as the retry policy needs it: only a small, fully known body can be
+/// replayed; anything else is streamed to a single try.
+enum RequestBody {
+    Streamed(Option<Incoming>),
+    Buffered(Bytes),
+}
+
+/// A request body that failed while it was being buffered for retries.
+#[derive(Debug)]
+struct UnreadableBody;
+
+impl UnreadableBody {
+    fn reply(self) -> Response<ProxyBody> {
+        local_reply(StatusCode::BAD_REQUEST, "request body could not be read")
+    }
+}
+
+impl RequestBody {
+    /// Buffers the body when a retry may resend it and it fits.
+    async fn read(
+        body: Incoming,
+        headers: &HeaderMap,
+        retry: Option<&RetryPolicy>,
+    ) -> Result<Self, UnreadableBody> {
+        if retry.is_none() || !body_fits_retry_buffer(&body, headers) {
+            return Ok(Self::Streamed(Some(body)));
+        }
+        match Limited::new(body, MAX_RETRY_BODY).collect().await {
+            Ok(collected) => Ok(Self::Buffered(collected.to_bytes())),
+            Err(_) => Err(UnreadableBody),
+        }
+    }
+
+    fn max_tries(&self, retry: Option<&RetryPolicy>) -> u32 {
+        match (self, retry) {
+            (Self::Buffered(_), Some(retry)) => retry.num_retries.saturating_add(1),
+            _ => 1,
+        }
+    }
+
+    /// The body of the next try; a streamed body can be sent only once.
+    fn for_next_try(&mut self) -> Option<ProxyBody> {
+        match self {
+            Self::Buffered(bytes) => Some(Either::Right(Full::new(bytes.clone()))),
+            Self::Streamed(incoming) => incoming.take().map(Either::Left),
+        }
+    }
+}
+
+/// When a try must have its response headers: the route's deadline or the per-try timeout from
+/// `now`, whichever comes first.
+fn try_deadline(
+    route_deadline: Option<Instant>,
+    retry: Option<&RetryPolicy>,
+    now: Instant,
+) -> Option<Instant> {
+    let per_try_deadline = retry
+        .and_then(|retry| retry.per_try_timeout)
+        .map(|timeout| now + timeout);
+    match (route_deadline, per_try_deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Envoy's default back-off before try `tries + 1`: a random wait below
+/// base * 2^(tries-1), capped at 10 * base, and never past the route's deadline.
+async fn back_off(tries: u32, deadline: Option<Instant>, rng: &mut SmallRng) {
+    let ceiling =
+        (RETRY_BACKOFF_BASE * 2u32.saturating_pow(tries - 1)).min(RETRY_BACKOFF_BASE * 10);
+    let wait = ceiling.mul_f64(rng.random::<f64>());
+    let wake = Instant::now() + wait;
+    tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
+}
+
+/// Forwards a request no virtual host took to its own authority (App Mesh egress ALLOW_ALL).
 async fn passthrough(
     shared: &Shared,
     snapshot: &Snapshot,
@@ -327,82 +399,32 @@ async fn passthrough(
     rng: &mut SmallRng,
 ) -> Response<ProxyBody> {
     let metrics = snapshot.metrics.passthrough();
-    let Ok(authority_value) = Authority::try_from(authority.as_str()) else {
+    let Ok(endpoint) = Authority::try_from(authority.as_str()) else {
         metrics.requests.record(404);
         return empty_reply(StatusCode::NOT_FOUND);
     };
-    let mut uri_parts = http::uri::Parts::default();
-    uri_parts.scheme = Some(Scheme::HTTP);
-    uri_parts.authority = Some(authority_value);
-    uri_parts.path_and_query = Some(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    let Ok(uri) = Uri::from_parts(uri_parts) else {
+    let Ok(path_and_query) = upstream_path(&parts.uri, None) else {
         return internal_error();
     };
     let mut headers = parts.headers;
-    prepare_upstream_headers(&mut headers, &authority, rng);
-    let mut request = Request::new(Either::Left(body));
-    *request.method_mut() = parts.method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
-    let started = Instant::now();
-    let outcome = send_once(
-        &shared.client,
-        request,
-        timeout.map(|timeout| started + timeout),
-    )
-    .await;
-    metrics.latency.observe(started.elapsed());
-    let response = match outcome {
-        Ok(response) => {
-            let (mut response_parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut response_parts.headers);
-            Response::from_parts(response_parts, Either::Left(body))
-        }
-        Err(TryFailure::ConnectFailure) => {
-            local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_CONNECT_FAILURE)
-        }
-        Err(TryFailure::Reset) => local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_RESET),
-        Err(TryFailure::PerTryTimeout) => local_reply(StatusCode::GATEWAY_TIMEOUT, BODY_TIMEOUT),
+    upstream_headers(&mut headers, &authority);
+    ensure_request_id(&mut headers, rng);
+    let Ok(request) = upstream_request(
+        parts.method,
+        endpoint,
+        path_and_query,
+        headers,
+        Either::Left(body),
+    ) else {
+        return internal_error();
     };
-    recorded(Some(&metrics.requests), response)
-}
-
-/// Headers every forwarded request gets, in Envoy's manner.
-fn prepare_upstream_headers(headers: &mut HeaderMap, authority: &str, rng: &mut SmallRng) {
-    strip_hop_by_hop(headers);
-    // Keep Host as received; absolute-form and HTTP/2 requests carry it in the URI instead.
-    if !headers.contains_key(header::HOST)
-        && let Ok(host) = HeaderValue::from_str(authority)
-    {
-        headers.insert(header::HOST, host);
-    }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if !headers.contains_key("x-request-id")
-        && let Ok(id) = HeaderValue::try_from(uuid_v4(rng))
-    {
-        headers.insert("x-request-id", id);
-    }
-}
-
-/// A random (version 4) UUID in its canonical text form, as Envoy generates for `x-request-id`.
-fn uuid_v4(rng: &mut SmallRng) -> String {
-    let high = (rng.next_u64() & !0xf000) | 0x4000;
-    let low = (rng.next_u64() & !(0xc << 60)) | (0x8 << 60);
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        high >> 32,
-        (high >> 16) & 0xffff,
-        high & 0xffff,
-        low >> 48,
-        low & 0xffff_ffff_ffff
-    )
+    let started = Instant::now();
+    let outcome = shared
+        .upstream
+        .send(request, timeout.map(|timeout| started + timeout))
+        .await;
+    metrics.latency.observe(started.elapsed());
+    recorded(Some(&metrics.requests), downstream_reply(outcome, None))
 }
 
 fn body_fits_retry_buffer(body: &Incoming, headers: &HeaderMap) -> bool {
@@ -416,30 +438,15 @@ fn body_fits_retry_buffer(body: &Incoming, headers: &HeaderMap) -> bool {
     declared.is_some_and(|length| length <= MAX_RETRY_BODY as u64)
 }
 
-async fn send_once(
-    client: &UpstreamClient,
-    request: Request<ProxyBody>,
-    deadline: Option<Instant>,
-) -> Result<Response<Incoming>, TryFailure> {
-    let sent = client.request(request);
-    let result = match deadline {
-        Some(deadline) => match tokio::time::timeout_at(deadline, sent).await {
-            Ok(result) => result,
-            Err(_) => return Err(TryFailure::PerTryTimeout),
-        },
-        None => sent.await,
-    };
-    result.map_err(|error| {
-        tracing::debug!(%error, "upstream try failed");
-        if error.is_connect() {
-            TryFailure::ConnectFailure
-        } else {
-            TryFailure::Reset
-        }
-    })
+/// Whether `retry_on` asks for another try after this outcome.
+fn wants_retry(outcome: &Result<Response<Incoming>, TryFailure>, retry_on: RetryOn) -> bool {
+    match outcome {
+        Ok(response) => should_retry_status(response.status(), retry_on),
+        Err(failure) => should_retry_failure(*failure, retry_on),
+    }
 }
 
-fn should_retry_status(status: StatusCode, retry_on: crate::table::RetryOn) -> bool {
+fn should_retry_status(status: StatusCode, retry_on: RetryOn) -> bool {
     (retry_on.server_error && status.is_server_error())
         || (retry_on.gateway_error
             && matches!(
@@ -451,7 +458,7 @@ fn should_retry_status(status: StatusCode, retry_on: crate::table::RetryOn) -> b
         || (retry_on.retriable_4xx && status == StatusCode::CONFLICT)
 }
 
-fn should_retry_failure(failure: TryFailure, retry_on: crate::table::RetryOn) -> bool {
+fn should_retry_failure(failure: TryFailure, retry_on: RetryOn) -> bool {
     match failure {
         TryFailure::ConnectFailure => {
             retry_on.connect_failure
@@ -475,24 +482,6 @@ fn recorded(counters: Option<&CodeCounters>, response: Response<ProxyBody>) -> R
     response
 }
 
-/// A locally generated plain-text answer, like Envoy's local replies.
-pub(crate) fn local_reply(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
-        body.as_bytes(),
-    ))));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    response
-}
-
-fn empty_reply(status: StatusCode) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
-    *response.status_mut() = status;
-    response
-}
-
 fn internal_error() -> Response<ProxyBody> {
     empty_reply(StatusCode::INTERNAL_SERVER_ERROR)
 }
@@ -502,19 +491,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uuid_has_version_and_variant_bits() {
-        let mut rng = SmallRng::seed_from_u64(7);
-        for _ in 0..100 {
-            let id = uuid_v4(&mut rng);
-            assert_eq!(id.len(), 36, "{id}");
-            assert_eq!(&id[14..15], "4", "{id}");
-            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
-        }
-    }
-
-    #[test]
     fn retry_classes_follow_envoy() {
-        let retry_on = |list: &str| crate::table::RetryOn::parse(list).expect("valid retry_on");
+        let retry_on = |list: &str| RetryOn::parse(list).expect("valid retry_on");
         assert!(should_retry_status(
             StatusCode::INTERNAL_SERVER_ERROR,
             retry_on("5xx")

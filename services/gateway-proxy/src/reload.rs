@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::ProxyState;
-use crate::snapshot::{LoadError, Translation};
+use routing::Translation;
+
+use crate::snapshot::FileLoadFailure;
 
 /// Where a proxy's configuration comes from. `load` runs on a blocking thread, one call at a
 /// time, and must always produce a translation: problems belong in statuses and load errors,
@@ -26,7 +28,7 @@ pub struct LoadOutcome {
     /// The table and statuses to install.
     pub translation: Translation,
     /// Files that could not be read or parsed this time.
-    pub load_errors: Vec<LoadError>,
+    pub load_errors: Vec<FileLoadFailure>,
 }
 
 /// The result of a successful reload.

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_proxy::table::{Cluster, PathRewrite, RouteTable};
 use gateway_proxy::{
-    ConfigSource, DirSource, LoadError, LoadOutcome, ProxyOptions, ProxyState, ResourceStatus,
-    Role, State, Translation, watch_dir,
+    ConfigSource, DirSource, FileLoadFailure, LoadOutcome, ProxyOptions, ProxyState, watch_dir,
 };
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use model::gloo::State;
+use routing::table::{Cluster, PathRewrite, RouteTable};
+use routing::{ResourceStatus, Role, Translation};
 use serde_json::Value;
 use support::*;
 
@@ -70,7 +71,7 @@ async fn admin_reports_readiness_status_config_and_metrics() {
                 resource_version: Some("42".to_owned()),
             }],
         },
-        vec![LoadError {
+        vec![FileLoadFailure {
             file: "bad.yaml".into(),
             line: Some(3),
             message: "mapping values are not allowed".to_owned(),

@@ -9,10 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use gateway_proxy::kube_source::{KubeOptions, KubeSourceError, KubeSync, start};
-use gateway_proxy::table::RouteAction;
-use gateway_proxy::{ProxyOptions, ProxyState, Role, State};
+use gateway_proxy::{ProxyOptions, ProxyState};
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
+use model::gloo::State;
+use routing::Role;
+use routing::table::RouteAction;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_proxy::table::{
-    Cluster, Fallback, HeaderEdits, PathRewrite, RetryOn, RetryPolicy, Route, RouteAction,
-    RouteMatcher, RouteTable, VirtualHost,
-};
 use gateway_proxy::{ProxyOptions, ProxyState};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
+use routing::table::{
+    Cluster, Fallback, HeaderEdits, PathRewrite, RetryOn, RetryPolicy, Route, RouteAction,
+    RouteMatcher, RouteTable, VirtualHost,
+};
 use support::*;
 
 #[tokio::test]
@@ -176,9 +176,7 @@ async fn local_answers_for_missing_route_endpoints_and_connections() {
         ),
         Route {
             name: "direct".to_owned(),
-            matcher: RouteMatcher::path(gateway_proxy::table::PathMatcher::Exact(
-                "/direct".to_owned(),
-            )),
+            matcher: RouteMatcher::path(routing::table::PathMatcher::Exact("/direct".to_owned())),
             action: RouteAction::Respond {
                 status: StatusCode::IM_A_TEAPOT,
                 body: Bytes::from_static(b"short and stout"),

@@ -1,57 +1,45 @@
-//! A minimal ingress data plane over gateway-proxy's public table API, with the fault built in.
+//! A minimal ingress data plane composed of gateway-proxy's own pieces, with the fault built in.
 //!
 //! gateway-proxy draws every pick from a per-connection generator inside its request path and
 //! swaps configurations in atomically; neither is reachable from outside, and a faulty gateway
 //! must not add fault hooks to the real one. So this data plane routes with the live
 //! [`Snapshot`]'s [`RouteTable::route`], rewrites with [`PathRewrite::apply`] (through
-//! [`Mutation::rewrite`]), picks with [`Mutation::pick`] over [`WeightedClusters`], and forwards
-//! once over a pooled HTTP/1.1 client. Deliberately left out, because no mutant scenario needs
-//! them: retries, `x-request-id`, metrics and the sidecar's passthrough fallback. Timeouts and
-//! header edits are honoured.
+//! [`Mutation::rewrite`]) and picks with [`Mutation::pick`] over [`WeightedClusters`]: that is
+//! where the faults are. Everything else is gateway-proxy's request path, step by step from
+//! [`gateway_proxy::forward`] (authority, upstream path and headers, one try over the pooled
+//! client, the reply or Envoy's local reply) and the snapshot's round robin
+//! ([`Snapshot::next_endpoint`]). Deliberately left out, because no mutant scenario needs them:
+//! retries, `x-request-id`, metrics and the sidecar's passthrough fallback. Timeouts and header
+//! edits are honoured.
 //!
-//! [`RouteTable::route`]: gateway_proxy::table::RouteTable::route
-//! [`PathRewrite::apply`]: gateway_proxy::table::PathRewrite::apply
-//! [`WeightedClusters`]: gateway_proxy::table::WeightedClusters
+//! [`RouteTable::route`]: routing::table::RouteTable::route
+//! [`PathRewrite::apply`]: routing::table::PathRewrite::apply
+//! [`WeightedClusters`]: routing::table::WeightedClusters
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use gateway_proxy::table::{RequestView, RouteAction, RouteDecision};
-use gateway_proxy::{ProxyState, Snapshot};
-use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderMap, Request, Response, StatusCode, Uri};
-use http_body_util::{Either, Full};
+use gateway_proxy::forward::{
+    BODY_NO_HEALTHY_UPSTREAM, ProxyBody, Upstream, direct_reply, downstream_reply, empty_reply,
+    local_reply, request_authority, upstream_headers, upstream_path, upstream_request,
+};
+use gateway_proxy::{ProxyOptions, ProxyState, Snapshot};
+use http::{Request, Response, StatusCode};
+use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+use routing::table::{RequestView, RouteAction, RouteDecision};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::Mutation;
 
-type Body = Either<Incoming, Full<Bytes>>;
-type UpstreamClient = Client<HttpConnector, Incoming>;
-
 /// How often the stale-config history looks for a new snapshot.
 const HISTORY_POLL: Duration = Duration::from_millis(5);
-
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// What the data plane needs besides the proxy state.
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +102,7 @@ impl History {
 struct Shared {
     state: ProxyState,
     options: DataPlaneOptions,
-    client: UpstreamClient,
+    upstream: Upstream,
     connections: AtomicU64,
     history: Mutex<History>,
 }
@@ -129,17 +117,10 @@ pub async fn serve_data_plane(
     options: DataPlaneOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), DataPlaneError> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(usize::MAX)
-        .set_host(false)
-        .build(connector);
     let shared = Arc::new(Shared {
         state,
         options,
-        client,
+        upstream: Upstream::new(&ProxyOptions::default()),
         connections: AtomicU64::new(0),
         history: Mutex::new(History::default()),
     });
@@ -228,23 +209,14 @@ impl Connection {
         }
     }
 
-    async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         let Some(current) = self.shared.state.snapshot() else {
             return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no configuration loaded");
         };
         let (parts, body) = request.into_parts();
-        let authority = parts
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
+        let authority = request_authority(&parts.uri, &parts.headers)
+            .unwrap_or_default()
+            .to_owned();
         let view = RequestView {
             authority: &authority,
             path: parts.uri.path(),
@@ -253,95 +225,51 @@ impl Connection {
             headers: &parts.headers,
         };
         let snapshot = self.served_snapshot(current, &view);
-        let RouteDecision::Matched { entry, .. } = snapshot.table.route(&view) else {
+        let RouteDecision::Matched {
+            virtual_host,
+            route,
+            entry,
+        } = snapshot.table.route(&view)
+        else {
             return empty_reply(StatusCode::NOT_FOUND);
         };
         let forward = match &entry.action {
-            RouteAction::Respond { status, body } => {
-                let mut response = Response::new(Either::Right(Full::new(body.clone())));
-                *response.status_mut() = *status;
-                return response;
-            }
+            RouteAction::Respond { status, body } => return direct_reply(*status, body.clone()),
             RouteAction::Forward(forward) => forward,
         };
         let mutation = self.shared.options.mutation;
-        let path_and_query = match mutation.rewrite(
+        let rewritten = mutation.rewrite(
             &forward.rewrite,
             &entry.matcher.path,
             parts.uri.path(),
             parts.uri.query(),
-        ) {
-            Some(rewritten) => match PathAndQuery::try_from(rewritten) {
-                Ok(path_and_query) => path_and_query,
-                Err(_) => {
-                    return local_reply(
-                        StatusCode::BAD_REQUEST,
-                        "rewritten path is not a valid URI path",
-                    );
-                }
-            },
-            None => parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
+        let path_and_query = match upstream_path(&parts.uri, rewritten) {
+            Ok(path_and_query) => path_and_query,
+            Err(invalid) => return invalid.reply(),
         };
-        let index = {
+        let destination = {
             let mut draws = lock(&self.draws);
             mutation.pick(&forward.destinations, &mut *draws, self.sticky)
         };
-        let Some(endpoint) = forward
-            .destinations
-            .iter()
-            .nth(index)
-            .and_then(|(cluster, _)| cluster.next_endpoint())
-        else {
-            return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream");
-        };
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = endpoint.to_string().parse().ok();
-        uri.path_and_query = Some(path_and_query);
-        let Ok(uri) = Uri::from_parts(uri) else {
-            return empty_reply(StatusCode::INTERNAL_SERVER_ERROR);
+        let Some(endpoint) = snapshot.next_endpoint(virtual_host, route, destination) else {
+            return local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_NO_HEALTHY_UPSTREAM);
         };
         let mut headers = parts.headers;
-        strip_hop_by_hop(&mut headers);
-        if !headers.contains_key(header::HOST)
-            && let Ok(host) = HeaderValue::from_str(&authority)
-        {
-            headers.insert(header::HOST, host);
-        }
+        upstream_headers(&mut headers, &authority);
         forward.request_headers.apply(&mut headers);
-        let mut upstream = Request::new(body);
-        *upstream.method_mut() = parts.method;
-        *upstream.uri_mut() = uri;
-        *upstream.headers_mut() = headers;
-        let sent = self.shared.client.request(upstream);
-        let outcome = match forward.timeout {
-            Some(timeout) => match tokio::time::timeout(timeout, sent).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    return local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout");
-                }
-            },
-            None => sent.await,
+        let Ok(upstream) = upstream_request(
+            parts.method,
+            endpoint.clone(),
+            path_and_query,
+            headers,
+            Either::Left(body),
+        ) else {
+            return empty_reply(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        match outcome {
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                forward.response_headers.apply(&mut parts.headers);
-                Response::from_parts(parts, Either::Left(body))
-            }
-            Err(error) => {
-                tracing::debug!(%error, "upstream request failed");
-                local_reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "upstream connect error or disconnect/reset before headers",
-                )
-            }
-        }
+        let deadline = forward.timeout.map(|timeout| Instant::now() + timeout);
+        let outcome = self.shared.upstream.send(upstream, deadline).await;
+        downstream_reply(outcome, Some(&forward.response_headers))
     }
 
     /// The configuration to route this request with: the live one, except under
@@ -364,43 +292,10 @@ impl Connection {
     }
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-fn local_reply(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
-        body.as_bytes(),
-    ))));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    response
-}
-
-fn empty_reply(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
-    *response.status_mut() = status;
-    response
-}
-
 #[cfg(test)]
 mod tests {
-    use gateway_proxy::table::{Fallback, RouteTable};
-    use gateway_proxy::{ProxyOptions, Translation};
+    use routing::Translation;
+    use routing::table::{Fallback, RouteTable};
 
     use super::*;
 
@@ -448,17 +343,5 @@ mod tests {
         // Recording the same generation twice changes nothing.
         history.record(snapshot_of(&state), at(2501));
         assert_eq!(generations(history.lagging(at(2501), stale_for)), vec![3]);
-    }
-
-    #[test]
-    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert("connection", HeaderValue::from_static("x-private"));
-        headers.insert("x-private", HeaderValue::from_static("1"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key("x-kept"));
     }
 }

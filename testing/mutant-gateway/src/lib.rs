@@ -12,9 +12,10 @@
 //! [`gateway_proxy::ProxyState`] and [`gateway_proxy::watch_dir`], and reported on the admin
 //! listener by [`gateway_proxy::serve`]. So `/ready` and `/status` (which the harness uses to see
 //! a change as live) always tell the truth about the configuration, and only the requests are
-//! served wrong. The ingress data plane ([`serve_data_plane`]) is a small one of its own over
-//! gateway-proxy's public route table, because gateway-proxy's picks and swaps cannot be reached
-//! from outside (see [`dataplane`]). Sidecars run gateway-proxy's data plane unmutated: every
+//! served wrong. The ingress data plane ([`serve_data_plane`]) is a small one of its own,
+//! because gateway-proxy's picks and swaps cannot be reached from outside: it routes with the
+//! `routing` crate's table, where the faults are injected, and forwards with gateway-proxy's
+//! public request-path pieces ([`gateway_proxy::forward`]; see [`dataplane`]). Sidecars run gateway-proxy's data plane unmutated: every
 //! mutation is about the ingress.
 //!
 //! [`Mutation`] defines each fault precisely. `--mutation none` is the control and must pass

@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use gateway_proxy::cli::RoleCommand;
-use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve, watch_dir};
+use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve, watch_dir};
 use mutant_gateway::{DataPlaneOptions, Mutation, serve_data_plane};
+use routing::Role;
 use tokio::net::TcpListener;
 
 /// The same debounce as gateway-proxy, so reloads happen at the same moments.

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use gateway_proxy::table::{PathMatcher, PathRewrite, WeightedClusters};
 use rand::RngCore;
+use routing::table::{PathMatcher, PathRewrite, WeightedClusters};
 
 /// One fault of the ingress data plane. Every mutation but [`Mutation::None`] breaks a promise the
 /// walkthrough relies on; the harness must fail each of them every time.
@@ -172,9 +172,9 @@ fn interval_walk(weights: &[u32], selected: u32, inclusive: bool) -> usize {
 mod tests {
     use std::sync::Arc;
 
-    use gateway_proxy::table::Cluster;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
+    use routing::table::Cluster;
 
     use super::*;
 

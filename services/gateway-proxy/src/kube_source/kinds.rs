@@ -2,8 +2,7 @@
 
 use kube::core::{ApiResource, DynamicObject};
 use model::{ResourceKey, ResourceKind};
-
-use crate::snapshot::Role;
+use routing::Role;
 
 /// Where the CRDs of the Gloo kinds are kept, for the "install the CRDs" hint.
 pub(crate) const GLOO_CRDS: &str = "../shared/schemas/gloo/";

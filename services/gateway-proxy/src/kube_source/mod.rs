@@ -10,7 +10,8 @@
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use gateway_proxy::kube_source::{KubeOptions, start};
-//! use gateway_proxy::{ProxyOptions, ProxyState, Role};
+//! use gateway_proxy::{ProxyOptions, ProxyState};
+//! use routing::Role;
 //!
 //! let client = kube::Client::try_default().await?;
 //! let state = ProxyState::new(ProxyOptions::default());
@@ -29,12 +30,12 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use kube::Client;
+use routing::Role;
 use tokio::sync::{mpsc, watch as latest};
 use tokio::task::JoinHandle;
 
 use crate::ProxyState;
 use crate::reload::ReloadError;
-use crate::snapshot::Role;
 
 pub use source::KubeSource;
 

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use kube::core::DynamicObject;
 use model::{Loaded, ResourceKey, ResourceSet};
+use routing::{Role, translate_resources};
 use serde_json::Value;
 
 use super::kinds::WatchedKind;
 use super::watch::Watched;
 use crate::reload::{ConfigSource, LoadOutcome};
-use crate::snapshot::{LoadError, Role};
-use crate::translate::translate_resources;
+use crate::snapshot::FileLoadFailure;
 
 /// Serves what the API server holds: every load reads the watchers' stores, decodes each object
 /// into the model (through the same loader as config files, so errors name the resource and the
@@ -105,7 +105,7 @@ impl ConfigSource for KubeSource {
                             .entry(key)
                             .or_default()
                             .push(format!("{error}; {consequence}"));
-                        load_errors.push(LoadError {
+                        load_errors.push(FileLoadFailure {
                             file: error.file.clone(),
                             line: Some(error.line),
                             message: format!("{}; {consequence}", describe(error)),

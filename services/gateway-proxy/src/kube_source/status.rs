@@ -8,11 +8,12 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DynamicObject;
 use model::ResourceKind;
-use model::gloo::{NamespacedStatus, State as GlooState};
+use model::gloo::NamespacedStatus;
+use routing::ResourceStatus;
 use serde_json::{Value, json};
 
 use super::watch::Watched;
-use crate::snapshot::{ResourceStatus, Snapshot, State};
+use crate::snapshot::Snapshot;
 
 /// Gloo's gateway translator reports as `gateway`; `glooctl` shows statuses by reporter.
 pub(crate) const REPORTED_BY: &str = "gateway";
@@ -21,14 +22,8 @@ const FIELD_MANAGER: &str = "gateway-proxy";
 
 /// The status entry the gateway wants an object to carry for a translation verdict.
 pub(crate) fn desired_status(status: &ResourceStatus) -> NamespacedStatus {
-    let state = match status.state {
-        State::Pending => GlooState::Pending,
-        State::Accepted => GlooState::Accepted,
-        State::Rejected => GlooState::Rejected,
-        State::Warning => GlooState::Warning,
-    };
     NamespacedStatus {
-        state,
+        state: status.state,
         reason: (!status.reasons.is_empty()).then(|| status.reasons.join("\n")),
         reported_by: Some(REPORTED_BY.to_owned()),
     }
@@ -197,6 +192,8 @@ impl StatusWriter {
 
 #[cfg(test)]
 mod tests {
+    use model::gloo::State;
+
     use super::*;
 
     fn verdict(state: State, reasons: &[&str]) -> ResourceStatus {
@@ -222,7 +219,7 @@ mod tests {
     #[test]
     fn reasons_are_joined_one_per_line() {
         let desired = desired_status(&verdict(State::Warning, &["a: first", "b: second"]));
-        assert_eq!(desired.state, GlooState::Warning);
+        assert_eq!(desired.state, State::Warning);
         assert_eq!(desired.reason.as_deref(), Some("a: first\nb: second"));
         assert_eq!(
             patch_body("custom-ns", &desired)["status"]["statuses"]["custom-ns"]["reason"],
@@ -243,7 +240,7 @@ mod tests {
         assert_eq!(
             current_status(&object, "gloo-system"),
             Some(NamespacedStatus {
-                state: GlooState::Rejected,
+                state: State::Rejected,
                 reason: Some("bad".into()),
                 reported_by: Some("gateway".into()),
             })

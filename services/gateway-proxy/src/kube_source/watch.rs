@@ -186,9 +186,10 @@ pub(crate) fn fatal_initial_error(
 mod tests {
     use kube::core::Status;
 
+    use routing::Role;
+
     use super::*;
     use crate::kube_source::kinds::for_role;
-    use crate::snapshot::Role;
 
     /// As kube reports an error answer whose body is not a Status (`404 page not found`).
     fn list_failed(code: u16) -> watcher::Error {

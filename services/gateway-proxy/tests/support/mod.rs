@@ -9,10 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_proxy::table::{
-    Cluster, Fallback, ForwardAction, HeaderEdits, PathMatcher, PathRewrite, Route, RouteAction,
-    RouteMatcher, RouteTable, VirtualHost, WeightedClusters,
-};
 use gateway_proxy::{ProxyOptions, ProxyState, ServeError, serve};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -20,6 +16,10 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use routing::table::{
+    Cluster, Fallback, ForwardAction, HeaderEdits, PathMatcher, PathRewrite, Route, RouteAction,
+    RouteMatcher, RouteTable, VirtualHost, WeightedClusters,
+};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -1,5 +1,6 @@
-//! Test support for the translator's integration tests: named in-process backends, a proxy
-//! started from a config directory, and small HTTP helpers.
+//! Test support for the Kubernetes source's tests: named in-process backends, a proxy started
+//! from a config directory, and small HTTP helpers. (The translator's own end-to-end tests moved
+//! to the `routing` crate with a copy of this module, until a shared test-support crate holds it.)
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
@@ -10,13 +11,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway_proxy::{DirSource, ProxyOptions, ProxyState, Role, serve};
+use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use routing::Role;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;

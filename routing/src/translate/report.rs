@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use model::gloo::State;
 use model::{Loaded, ResourceKey};
 
-use super::Problem;
-use crate::snapshot::{ResourceStatus, State};
+use super::{Problem, ResourceStatus};
 use crate::table::TableError;
 
 #[derive(Debug, Default)]

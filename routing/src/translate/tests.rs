@@ -10,9 +10,9 @@ use model::ResourceSet;
 use model::discovery::{PodLabels, discover_upstreams};
 use model::gloo::Upstream;
 
+use model::gloo::State;
+
 use super::*;
-use crate::reload::ConfigSource;
-use crate::snapshot::{ResourceStatus, State};
 use crate::table::{
     ForwardAction, PathMatcher, PathRewrite, RequestView, RouteAction, RouteDecision, ValueMatcher,
 };
@@ -25,7 +25,7 @@ fn parse(yaml: &str) -> ResourceSet {
 
 fn manifest(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../manifests")
+        .join("../manifests")
         .join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|error| panic!("{}: {error}", full.display()))
 }
@@ -1056,109 +1056,4 @@ fn egress_filter_sets_the_fallback() {
             .fallback(),
         &passthrough
     );
-}
-
-#[test]
-fn dir_source_keeps_the_last_good_resources_of_a_broken_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let group_file = dir.path().join("ug.yaml");
-    let group = |weight: &str| {
-        format!(
-            "apiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {{name: ug, namespace: gloo-system}}\nspec:\n  destinations:\n  - destination: {{upstream: {{name: a}}}}\n    weight: {weight}\n  - destination: {{upstream: {{name: b}}}}\n    weight: 1\n"
-        )
-    };
-    std::fs::write(
-        dir.path().join("base.yaml"),
-        with_upstreams(&virtual_service(
-            "vs",
-            "    routes: [{routeAction: {upstreamGroup: {name: ug}}}]\n",
-        )),
-    )
-    .expect("write");
-    std::fs::write(&group_file, group("3")).expect("write");
-    let mut source = DirSource::new(dir.path(), Role::Ingress);
-    let weights_now = |outcome: &crate::reload::LoadOutcome| {
-        weights(forward_of(
-            &outcome.translation.table.virtual_hosts()[0].routes[0],
-        ))
-    };
-
-    let outcome = source.load();
-    assert!(outcome.load_errors.is_empty(), "{:?}", outcome.load_errors);
-    assert_all_accepted(&outcome.translation);
-    assert_eq!(
-        weights_now(&outcome),
-        [
-            ("a_gloo-system".to_owned(), 3),
-            ("b_gloo-system".to_owned(), 1)
-        ]
-    );
-
-    // A bad field: the file's error names file, line, resource and field; the old group stays.
-    std::fs::write(&group_file, group("-1")).expect("write");
-    let outcome = source.load();
-    let [error] = outcome.load_errors.as_slice() else {
-        panic!("{:?}", outcome.load_errors)
-    };
-    assert_eq!(error.file, group_file);
-    assert_eq!(error.line, Some(7));
-    assert!(
-        error
-            .message
-            .starts_with("UpstreamGroup gloo-system/ug: spec.destinations[0].weight: invalid type"),
-        "{}",
-        error.message
-    );
-    let ug = status_of(&outcome.translation, "UpstreamGroup gloo-system/ug");
-    assert_eq!(ug.state, State::Rejected);
-    assert!(
-        ug.reasons[0]
-            .contains("ug.yaml:7: UpstreamGroup gloo-system/ug: spec.destinations[0].weight"),
-        "{ug:#?}"
-    );
-    assert!(ug.reasons[0].contains("still served"), "{ug:#?}");
-    assert_eq!(
-        weights_now(&outcome),
-        [
-            ("a_gloo-system".to_owned(), 3),
-            ("b_gloo-system".to_owned(), 1)
-        ]
-    );
-
-    // Bad YAML: same, the error has the file and line.
-    std::fs::write(
-        &group_file,
-        "apiVersion: gloo.solo.io/v1\nkind: [UpstreamGroup\n",
-    )
-    .expect("write");
-    let outcome = source.load();
-    assert_eq!(outcome.load_errors.len(), 1);
-    assert_eq!(
-        weights_now(&outcome),
-        [
-            ("a_gloo-system".to_owned(), 3),
-            ("b_gloo-system".to_owned(), 1)
-        ]
-    );
-
-    // Fixed: the new version is served and the errors are gone.
-    std::fs::write(&group_file, group("5")).expect("write");
-    let outcome = source.load();
-    assert!(outcome.load_errors.is_empty());
-    assert_all_accepted(&outcome.translation);
-    assert_eq!(
-        weights_now(&outcome),
-        [
-            ("a_gloo-system".to_owned(), 5),
-            ("b_gloo-system".to_owned(), 1)
-        ]
-    );
-
-    // Removing the file removes its resources: the route now points at a missing group.
-    std::fs::remove_file(&group_file).expect("remove");
-    let outcome = source.load();
-    assert!(matches!(
-        &outcome.translation.table.virtual_hosts()[0].routes[0].action,
-        RouteAction::Respond { .. }
-    ));
 }

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gateway_proxy::table::{
-    Cluster, Fallback, ForwardAction, HeaderEdits, PathMatcher, PathRewrite, RequestView, Route,
-    RouteAction, RouteDecision, RouteMatcher, RouteTable, VirtualHost, WeightedClusters,
-};
 use http::{HeaderMap, HeaderValue, Method};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+use routing::table::{
+    Cluster, Fallback, ForwardAction, HeaderEdits, PathMatcher, PathRewrite, RequestView, Route,
+    RouteAction, RouteDecision, RouteMatcher, RouteTable, VirtualHost, WeightedClusters,
+};
 
 fn cluster(name: &str, address: &str) -> Arc<Cluster> {
     let endpoint: SocketAddr = address.parse().expect("address");

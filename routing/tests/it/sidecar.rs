@@ -1,13 +1,12 @@
 //! The sidecar role end to end: colorgateway's App Mesh Envoy, translated from the colorapp
 //! manifests, proxying absolute-form requests to in-process colortellers.
 
-mod translate_support;
-
 use std::collections::BTreeMap;
 
-use gateway_proxy::Role;
 use http::StatusCode;
-use translate_support::*;
+use routing::Role;
+
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn colorteller_calls_are_split_over_the_routed_tellers_only() {

@@ -222,7 +222,9 @@ fn compile_upstream(
                 }
                 match resolver.resolve(&host.addr, port) {
                     Ok(addresses) => endpoints.extend(addresses),
-                    Err(message) => findings.warning(&field.field("addr"), message),
+                    Err(unresolved) => {
+                        findings.warning(&field.field("addr"), unresolved.to_string());
+                    }
                 }
             }
             endpoints

@@ -1,5 +1,6 @@
 //! The translator: from the resource model (`model::ResourceSet`) to the runtime
 //! [`RouteTable`](crate::table::RouteTable) plus one [`ResourceStatus`] per resource, for either role.
+//! One module per flavour; a new one (Gateway API) is one more module beside them.
 //!
 //! - Ingress ([`Role::Ingress`]): Gloo Edge 1.x semantics, as Gloo's translator configures Envoy
 //!   (see `gloo.rs`).
@@ -9,14 +10,14 @@
 //! Every resource is validated on its own and against the resources it references. A resource
 //! whose current version is rejected never replaces its last accepted version: when the caller
 //! passes the last accepted set, that version keeps being served (and the status says so); a
-//! resource that was never accepted is left out. [`DirSource`] is the [`crate::ConfigSource`] that
-//! reads a config directory and keeps that history between loads.
+//! resource that was never accepted is left out. The caller keeps that history between
+//! translations ([`Translated::accepted`]); gateway-proxy's `DirSource` and Kubernetes source do.
 
 mod appmesh;
 mod endpoints;
 mod gloo;
+mod output;
 mod report;
-mod source;
 #[cfg(test)]
 mod tests;
 
@@ -24,10 +25,9 @@ use std::collections::BTreeMap;
 
 use model::{Loaded, ResourceKey, ResourceKind, ResourceSet};
 
-use crate::snapshot::{Role, Translation};
-use crate::table::{Fallback, RouteTable, VirtualHost};
+use crate::table::{Fallback, RouteTable, TableError, VirtualHost};
 
-pub use source::DirSource;
+pub use output::{ResourceStatus, Role, Translation};
 
 use report::Report;
 
@@ -45,22 +45,23 @@ pub fn translate(
 
 /// A translation plus the versions it accepted, for the next translation's `last_accepted`.
 #[derive(Debug)]
-pub(crate) struct Outcome {
-    pub(crate) translation: Translation,
+pub struct Translated {
+    /// The table and statuses to serve.
+    pub translation: Translation,
     /// For every resource in the input: the version in effect (the current one unless it was
     /// rejected, then the last accepted one); rejected resources never accepted are absent.
-    pub(crate) accepted: ResourceSet,
+    pub accepted: ResourceSet,
 }
 
 /// [`translate`] with rejections decided before translation: `preset_rejections` maps resources
 /// whose latest version could not even be read (the caller substituted an older version) to the
 /// reasons, which are reported as `Rejected` while the substituted version is served.
-pub(crate) fn translate_resources(
+pub fn translate_resources(
     resources: &ResourceSet,
     role: &Role,
     last_accepted: Option<&ResourceSet>,
     preset_rejections: &BTreeMap<ResourceKey, Vec<String>>,
-) -> Outcome {
+) -> Translated {
     let empty = ResourceSet::new();
     let history = History {
         last_accepted: last_accepted.unwrap_or(&empty),
@@ -93,7 +94,7 @@ pub(crate) fn translate_resources(
     }
     let table = build_table(virtual_hosts, fallback, &mut report);
     let accepted = effective.accepted_set(resources);
-    Outcome {
+    Translated {
         translation: Translation {
             table,
             statuses: report.finish(preset_rejections),
@@ -274,9 +275,9 @@ impl Findings {
 }
 
 /// The status reason for a regex that does not compile, shared by both roles' translators.
-fn invalid_regex(error: &crate::table::TableError) -> String {
+fn invalid_regex(error: &TableError) -> String {
     match error {
-        crate::table::TableError::InvalidRegex { pattern, source } => {
+        TableError::InvalidRegex { pattern, source } => {
             format!("invalid regex {pattern:?}: {source}")
         }
         other => other.to_string(),

@@ -20,13 +20,16 @@
 //! (anchored to match the whole subject, as Envoy's `safe_regex` does), virtual host domains are
 //! indexed for Envoy's selection order, weighted totals are summed. Lookup (see [`RouteTable::route`])
 //! takes no locks and allocates only when a case-insensitive matcher needs a lowered path.
+//!
+//! The table is pure data: it holds no counters. What changes per request (the round-robin
+//! position over a cluster's endpoints) is kept by whoever serves the table, per installed table,
+//! and passed in as a turn number ([`Cluster::endpoint`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -401,6 +404,13 @@ impl WeightedClusters {
         self.total
     }
 
+    /// The destination at `index` (as [`Self::pick_index`] returns) with its weight.
+    pub fn get(&self, index: usize) -> Option<(&Arc<Cluster>, u32)> {
+        self.entries
+            .get(index)
+            .map(|entry| (&entry.cluster, entry.weight))
+    }
+
     /// The destinations with their weights, in configuration order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Arc<Cluster>, u32)> {
         self.entries
@@ -418,7 +428,6 @@ pub struct Cluster {
     pub endpoints: Vec<SocketAddr>,
     /// The endpoints as URI authorities, prepared once so forwarding does not format addresses.
     authorities: Vec<Authority>,
-    next_endpoint: AtomicUsize,
 }
 
 impl Cluster {
@@ -432,26 +441,24 @@ impl Cluster {
             name: name.into(),
             endpoints,
             authorities,
-            next_endpoint: AtomicUsize::new(0),
         }
     }
 
-    /// Like [`Self::next_endpoint`], as a URI authority.
-    pub(crate) fn next_endpoint_authority(&self) -> Option<&Authority> {
-        if self.authorities.is_empty() {
-            return None;
-        }
-        let turn = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
-        Some(&self.authorities[turn % self.authorities.len()])
-    }
-
-    /// The next endpoint in round-robin order, or `None` when the cluster has none.
-    pub fn next_endpoint(&self) -> Option<SocketAddr> {
+    /// The endpoint whose round-robin turn `turn` is (`turn` counts up from 0 and wraps over the
+    /// endpoints), or `None` when the cluster has none.
+    pub fn endpoint(&self, turn: usize) -> Option<SocketAddr> {
         if self.endpoints.is_empty() {
             return None;
         }
-        let turn = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
         Some(self.endpoints[turn % self.endpoints.len()])
+    }
+
+    /// Like [`Self::endpoint`], as a URI authority (prepared when the table was built).
+    pub fn endpoint_authority(&self, turn: usize) -> Option<&Authority> {
+        if self.authorities.is_empty() {
+            return None;
+        }
+        Some(&self.authorities[turn % self.authorities.len()])
     }
 }
 
@@ -482,8 +489,8 @@ pub struct RetryOn {
 }
 
 impl RetryOn {
-    /// Parses Envoy's comma-separated `retry_on` list; unknown names are returned as the error.
-    pub fn parse(list: &str) -> Result<Self, String> {
+    /// Parses Envoy's comma-separated `retry_on` list; the first unknown name is the error.
+    pub fn parse(list: &str) -> Result<Self, UnknownRetryOn> {
         let mut retry_on = Self::default();
         for name in list
             .split(',')
@@ -496,7 +503,7 @@ impl RetryOn {
                 "connect-failure" => retry_on.connect_failure = true,
                 "retriable-4xx" => retry_on.retriable_4xx = true,
                 "reset" => retry_on.reset = true,
-                unknown => return Err(unknown.to_owned()),
+                unknown => return Err(UnknownRetryOn(unknown.to_owned())),
             }
         }
         Ok(retry_on)
@@ -516,6 +523,11 @@ impl RetryOn {
         .collect()
     }
 }
+
+/// A `retry_on` condition colormesh does not support; holds the name as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported retryOn condition {0:?}")]
+pub struct UnknownRetryOn(pub String);
 
 /// Header edits, applied in order: removals first, then additions.
 #[derive(Debug, Default, Clone)]
@@ -1516,22 +1528,31 @@ mod tests {
     }
 
     #[test]
-    fn round_robin_over_endpoints() {
+    fn endpoint_turns_wrap_over_the_endpoints() {
         let addresses: Vec<SocketAddr> = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
             .iter()
             .map(|a| a.parse().expect("addr"))
             .collect();
         let cluster = Cluster::new("rr", addresses.clone());
-        let picked: Vec<SocketAddr> = (0..6).filter_map(|_| cluster.next_endpoint()).collect();
+        let picked: Vec<SocketAddr> = (0..6).filter_map(|turn| cluster.endpoint(turn)).collect();
         assert_eq!(picked, [addresses.clone(), addresses].concat());
-        assert_eq!(Cluster::new("empty", Vec::new()).next_endpoint(), None);
+        assert_eq!(
+            cluster.endpoint_authority(4).map(Authority::as_str),
+            Some("127.0.0.1:2")
+        );
+        let empty = Cluster::new("empty", Vec::new());
+        assert_eq!(empty.endpoint(0), None);
+        assert!(empty.endpoint_authority(0).is_none());
     }
 
     #[test]
     fn retry_on_parses_envoy_names() {
         let parsed = RetryOn::parse("5xx, connect-failure,reset").expect("valid");
         assert_eq!(parsed.names(), ["5xx", "connect-failure", "reset"]);
-        assert_eq!(RetryOn::parse("bogus"), Err("bogus".to_owned()));
+        assert_eq!(
+            RetryOn::parse("bogus"),
+            Err(UnknownRetryOn("bogus".to_owned()))
+        );
     }
 
     #[test]

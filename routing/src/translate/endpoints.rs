@@ -91,15 +91,29 @@ pub(crate) fn service_endpoints(
     endpoints
 }
 
+/// A static upstream host that resolved to nothing usable; reported as a warning on the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UnresolvedHost {
+    #[error("{host:?} resolves to no address")]
+    NoAddress { host: String },
+    /// The resolver's error, kept as text so that a cached failure can be reported again.
+    #[error("cannot resolve {host:?}: {reason}")]
+    Failed { host: String, reason: String },
+}
+
 /// Resolves static host names, each `(host, port)` at most once per translation.
 #[derive(Debug, Default)]
 pub(crate) struct Resolver {
-    cache: HashMap<(String, u16), Result<Vec<SocketAddr>, String>>,
+    cache: HashMap<(String, u16), Result<Vec<SocketAddr>, UnresolvedHost>>,
 }
 
 impl Resolver {
     /// IP literals are used as they are; names go through the system resolver.
-    pub(crate) fn resolve(&mut self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    pub(crate) fn resolve(
+        &mut self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, UnresolvedHost> {
         if let Ok(ip) = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -113,12 +127,17 @@ impl Resolver {
                 Ok(addresses) => {
                     let addresses: Vec<SocketAddr> = addresses.collect();
                     if addresses.is_empty() {
-                        Err(format!("{host:?} resolves to no address"))
+                        Err(UnresolvedHost::NoAddress {
+                            host: host.to_owned(),
+                        })
                     } else {
                         Ok(addresses)
                     }
                 }
-                Err(error) => Err(format!("cannot resolve {host:?}: {error}")),
+                Err(error) => Err(UnresolvedHost::Failed {
+                    host: host.to_owned(),
+                    reason: error.to_string(),
+                }),
             })
             .clone()
     }

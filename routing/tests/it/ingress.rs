@@ -1,20 +1,20 @@
 //! The ingress role end to end: the walkthrough's Gloo resources in a config directory, translated
 //! and served by the real listeners to in-process upstreams.
 
-mod translate_support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use gateway_proxy::{Role, watch_dir};
+use gateway_proxy::watch_dir;
 use http::StatusCode;
 use model::discovery::{PodLabels, discover_upstreams};
+use routing::Role;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use translate_support::*;
+
+use crate::support::*;
 
 /// The colorgateway v1 and v2 apps with Gloo's discovered upstreams and EndpointSlices pointing
 /// at the two in-process backends; the upstream group file is written separately.

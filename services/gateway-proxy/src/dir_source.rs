@@ -1,0 +1,325 @@
+//! [`DirSource`]: the binary's configuration source, a directory of Kubernetes YAML.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use model::{Loaded, ResourceKey, ResourceSet};
+use routing::{Role, translate_resources};
+
+use crate::reload::{ConfigSource, LoadOutcome};
+use crate::snapshot::FileLoadFailure;
+
+/// Reads every `*.yaml`/`*.yml` file below a directory and translates it for one role.
+///
+/// Nothing a user applied is lost to a bad edit:
+/// - a file that fails to parse keeps contributing the resources it last contributed (those of
+///   its documents that did not parse again), and the file's errors are reported;
+/// - a resource whose new version is rejected keeps being served in its last accepted version.
+#[derive(Debug)]
+pub struct DirSource {
+    dir: PathBuf,
+    role: Role,
+    last_accepted: ResourceSet,
+    last_good_by_file: BTreeMap<PathBuf, Vec<Loaded>>,
+}
+
+impl DirSource {
+    /// A source for `dir` that has loaded nothing yet.
+    pub fn new(dir: impl Into<PathBuf>, role: Role) -> Self {
+        Self {
+            dir: dir.into(),
+            role,
+            last_accepted: ResourceSet::new(),
+            last_good_by_file: BTreeMap::new(),
+        }
+    }
+
+    /// The directory read.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The role translated for.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+}
+
+impl ConfigSource for DirSource {
+    fn load(&mut self) -> LoadOutcome {
+        let parsed = match model::load_dir(&self.dir) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                // The directory itself is unreadable: serve everything it last contributed.
+                let resources =
+                    ResourceSet::from_loaded(self.last_good_by_file.values().flatten().cloned());
+                let outcome = translate_resources(
+                    &resources,
+                    &self.role,
+                    Some(&self.last_accepted),
+                    &BTreeMap::new(),
+                );
+                self.last_accepted = outcome.accepted;
+                let load_error = FileLoadFailure {
+                    file: self.dir.clone(),
+                    line: None,
+                    message: format!(
+                        "cannot read the configuration directory: {error}; the last good configuration is still served"
+                    ),
+                };
+                return LoadOutcome {
+                    translation: outcome.translation,
+                    load_errors: vec![load_error],
+                };
+            }
+        };
+
+        let failed_files: BTreeSet<PathBuf> = parsed
+            .errors
+            .iter()
+            .map(|error| error.file.clone())
+            .collect();
+        let mut by_file: BTreeMap<PathBuf, Vec<Loaded>> = BTreeMap::new();
+        for loaded in &parsed.resources {
+            by_file
+                .entry(loaded.origin.file.clone())
+                .or_default()
+                .push(loaded.clone());
+        }
+        let mut resources = ResourceSet::from_loaded(parsed.resources);
+        let mut carried: BTreeMap<PathBuf, Vec<ResourceKey>> = BTreeMap::new();
+        for file in &failed_files {
+            for previous in self.last_good_by_file.get(file).into_iter().flatten() {
+                let key = previous.resource.key();
+                if !resources.contains(&key) {
+                    resources.insert(previous.clone());
+                    by_file
+                        .entry(file.clone())
+                        .or_default()
+                        .push(previous.clone());
+                    carried.entry(file.clone()).or_default().push(key);
+                }
+            }
+        }
+
+        // A carried-over resource whose new document names it is reported Rejected, with the
+        // parse error, while its last good version is served.
+        let mut preset_rejections: BTreeMap<ResourceKey, Vec<String>> = BTreeMap::new();
+        let mut load_errors = Vec::with_capacity(parsed.errors.len());
+        for error in &parsed.errors {
+            let carried_here = carried
+                .get(&error.file)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if let Some(label) = &error.resource {
+                for key in carried_here.iter().filter(|key| key.to_string() == *label) {
+                    preset_rejections
+                        .entry(key.clone())
+                        .or_default()
+                        .push(format!(
+                            "{error}; the last good version read from this file is still served"
+                        ));
+                }
+            }
+            let mut message = String::new();
+            if let Some(resource) = &error.resource {
+                message.push_str(resource);
+                message.push_str(": ");
+            }
+            if let Some(field) = &error.field {
+                message.push_str(field);
+                message.push_str(": ");
+            }
+            message.push_str(&error.cause);
+            if !carried_here.is_empty() {
+                message.push_str("; the resources this file last provided are still served");
+            }
+            load_errors.push(FileLoadFailure {
+                file: error.file.clone(),
+                line: Some(error.line),
+                message,
+            });
+        }
+
+        let outcome = translate_resources(
+            &resources,
+            &self.role,
+            Some(&self.last_accepted),
+            &preset_rejections,
+        );
+        self.last_accepted = outcome.accepted;
+        self.last_good_by_file = by_file;
+        for error in &load_errors {
+            tracing::warn!(file = %error.file.display(), line = ?error.line, message = %error.message, "configuration file error");
+        }
+        LoadOutcome {
+            translation: outcome.translation,
+            load_errors,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use model::gloo::State;
+    use routing::table::{ForwardAction, Route, RouteAction};
+    use routing::{ResourceStatus, Translation};
+
+    use super::*;
+
+    const UPSTREAMS: &str = "\
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: a, namespace: gloo-system}
+spec: {static: {hosts: [{addr: 127.0.0.1, port: 9001}]}}
+---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: b, namespace: gloo-system}
+spec: {static: {hosts: [{addr: 127.0.0.2, port: 9002}]}}
+";
+
+    fn with_upstreams(yaml: &str) -> String {
+        format!("{UPSTREAMS}---\n{yaml}")
+    }
+
+    fn virtual_service(name: &str, virtual_host: &str) -> String {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: gloo-system, resourceVersion: '7'}}\nspec:\n  virtualHost:\n{virtual_host}"
+        )
+    }
+
+    fn status_of<'a>(translation: &'a Translation, resource: &str) -> &'a ResourceStatus {
+        translation
+            .statuses
+            .iter()
+            .find(|status| status.resource == resource)
+            .unwrap_or_else(|| panic!("no status for {resource}: {:#?}", translation.statuses))
+    }
+
+    fn assert_all_accepted(translation: &Translation) {
+        for status in &translation.statuses {
+            assert_eq!(status.state, State::Accepted, "{status:#?}");
+        }
+    }
+
+    fn forward_of(route: &Route) -> &ForwardAction {
+        match &route.action {
+            RouteAction::Forward(forward) => forward,
+            other => panic!("expected a forward action: {other:?}"),
+        }
+    }
+
+    fn weights(forward: &ForwardAction) -> Vec<(String, u32)> {
+        forward
+            .destinations
+            .iter()
+            .map(|(cluster, weight)| (cluster.name.clone(), weight))
+            .collect()
+    }
+
+    #[test]
+    fn dir_source_keeps_the_last_good_resources_of_a_broken_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let group_file = dir.path().join("ug.yaml");
+        let group = |weight: &str| {
+            format!(
+                "apiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {{name: ug, namespace: gloo-system}}\nspec:\n  destinations:\n  - destination: {{upstream: {{name: a}}}}\n    weight: {weight}\n  - destination: {{upstream: {{name: b}}}}\n    weight: 1\n"
+            )
+        };
+        std::fs::write(
+            dir.path().join("base.yaml"),
+            with_upstreams(&virtual_service(
+                "vs",
+                "    routes: [{routeAction: {upstreamGroup: {name: ug}}}]\n",
+            )),
+        )
+        .expect("write");
+        std::fs::write(&group_file, group("3")).expect("write");
+        let mut source = DirSource::new(dir.path(), Role::Ingress);
+        let weights_now = |outcome: &LoadOutcome| {
+            weights(forward_of(
+                &outcome.translation.table.virtual_hosts()[0].routes[0],
+            ))
+        };
+
+        let outcome = source.load();
+        assert!(outcome.load_errors.is_empty(), "{:?}", outcome.load_errors);
+        assert_all_accepted(&outcome.translation);
+        assert_eq!(
+            weights_now(&outcome),
+            [
+                ("a_gloo-system".to_owned(), 3),
+                ("b_gloo-system".to_owned(), 1)
+            ]
+        );
+
+        // A bad field: the file's error names file, line, resource and field; the old group stays.
+        std::fs::write(&group_file, group("-1")).expect("write");
+        let outcome = source.load();
+        let [error] = outcome.load_errors.as_slice() else {
+            panic!("{:?}", outcome.load_errors)
+        };
+        assert_eq!(error.file, group_file);
+        assert_eq!(error.line, Some(7));
+        assert!(
+            error.message.starts_with(
+                "UpstreamGroup gloo-system/ug: spec.destinations[0].weight: invalid type"
+            ),
+            "{}",
+            error.message
+        );
+        let ug = status_of(&outcome.translation, "UpstreamGroup gloo-system/ug");
+        assert_eq!(ug.state, State::Rejected);
+        assert!(
+            ug.reasons[0]
+                .contains("ug.yaml:7: UpstreamGroup gloo-system/ug: spec.destinations[0].weight"),
+            "{ug:#?}"
+        );
+        assert!(ug.reasons[0].contains("still served"), "{ug:#?}");
+        assert_eq!(
+            weights_now(&outcome),
+            [
+                ("a_gloo-system".to_owned(), 3),
+                ("b_gloo-system".to_owned(), 1)
+            ]
+        );
+
+        // Bad YAML: same, the error has the file and line.
+        std::fs::write(
+            &group_file,
+            "apiVersion: gloo.solo.io/v1\nkind: [UpstreamGroup\n",
+        )
+        .expect("write");
+        let outcome = source.load();
+        assert_eq!(outcome.load_errors.len(), 1);
+        assert_eq!(
+            weights_now(&outcome),
+            [
+                ("a_gloo-system".to_owned(), 3),
+                ("b_gloo-system".to_owned(), 1)
+            ]
+        );
+
+        // Fixed: the new version is served and the errors are gone.
+        std::fs::write(&group_file, group("5")).expect("write");
+        let outcome = source.load();
+        assert!(outcome.load_errors.is_empty());
+        assert_all_accepted(&outcome.translation);
+        assert_eq!(
+            weights_now(&outcome),
+            [
+                ("a_gloo-system".to_owned(), 5),
+                ("b_gloo-system".to_owned(), 1)
+            ]
+        );
+
+        // Removing the file removes its resources: the route now points at a missing group.
+        std::fs::remove_file(&group_file).expect("remove");
+        let outcome = source.load();
+        assert!(matches!(
+            &outcome.translation.table.virtual_hosts()[0].routes[0].action,
+            RouteAction::Respond { .. }
+        ));
+    }
+}

@@ -1,0 +1,316 @@
+//! The building blocks of the request path, public so that another data plane can compose the
+//! same forwarding instead of copying it: the mutant gateway routes with its faults and forwards
+//! with these, so it differs from gateway-proxy only where it means to.
+//!
+//! One forwarded try, in order:
+//! 1. [`request_authority`]: what the request is addressed to;
+//! 2. [`upstream_path`]: the path and query to send (rewritten or as received);
+//! 3. [`upstream_headers`] (and [`ensure_request_id`]): the headers Envoy would send;
+//! 4. [`upstream_request`]: the request to one endpoint;
+//! 5. [`Upstream::send`]: one try over the pooled client, bounded by a deadline;
+//! 6. [`downstream_reply`]: the response, or Envoy's local reply for a failed try.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, InvalidUriParts, PathAndQuery, Scheme};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rand::RngCore;
+use routing::table::HeaderEdits;
+use tokio::time::Instant;
+
+use crate::ProxyOptions;
+use crate::headers::strip_hop_by_hop;
+
+/// Body type of everything the proxy sends: a streamed hyper body or a buffered one.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// Envoy's answer when a request's deadline passes before the upstream's response headers.
+pub const BODY_TIMEOUT: &str = "upstream request timeout";
+/// Envoy's answer when the picked cluster has no endpoint.
+pub const BODY_NO_HEALTHY_UPSTREAM: &str = "no healthy upstream";
+const BODY_CONNECT_FAILURE: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+const BODY_RESET: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+/// Gloo's default upstream connect timeout.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The authority a request is addressed to: the absolute-form URI's, else the Host header.
+pub fn request_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority().map(Authority::as_str).or_else(|| {
+        headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+    })
+}
+
+/// A route's rewrite produced something that is not a URI path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rewritten path is not a valid URI path")]
+pub struct InvalidRewrite;
+
+impl InvalidRewrite {
+    /// The downstream answer: 400, as Envoy rejects a request it cannot forward.
+    pub fn reply(self) -> Response<ProxyBody> {
+        local_reply(
+            StatusCode::BAD_REQUEST,
+            "rewritten path is not a valid URI path",
+        )
+    }
+}
+
+/// The path and query to send upstream: `rewritten` (a route's rewrite result) when there is
+/// one, else the request's own (`/` when it has none).
+pub fn upstream_path(uri: &Uri, rewritten: Option<String>) -> Result<PathAndQuery, InvalidRewrite> {
+    match rewritten {
+        Some(rewritten) => PathAndQuery::try_from(rewritten).map_err(|_| InvalidRewrite),
+        None => Ok(uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"))),
+    }
+}
+
+/// Makes downstream headers into the headers of the upstream request, in Envoy's manner: the
+/// hop-by-hop ones go, `Host` is kept as received (absolute-form and HTTP/2 requests carry it in
+/// the URI, so it is set from `authority` then) and `x-forwarded-proto` is set.
+pub fn upstream_headers(headers: &mut HeaderMap, authority: &str) {
+    strip_hop_by_hop(headers);
+    if !headers.contains_key(header::HOST)
+        && let Ok(host) = HeaderValue::from_str(authority)
+    {
+        headers.insert(header::HOST, host);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+}
+
+/// Gives the request an `x-request-id` (a random UUID, as Envoy generates) unless it has one.
+pub fn ensure_request_id(headers: &mut HeaderMap, rng: &mut impl RngCore) {
+    if !headers.contains_key("x-request-id")
+        && let Ok(id) = HeaderValue::try_from(uuid_v4(rng))
+    {
+        headers.insert("x-request-id", id);
+    }
+}
+
+/// A random (version 4) UUID in its canonical text form.
+fn uuid_v4(rng: &mut impl RngCore) -> String {
+    let high = (rng.next_u64() & !0xf000) | 0x4000;
+    let low = (rng.next_u64() & !(0xc << 60)) | (0x8 << 60);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0xffff,
+        low >> 48,
+        low & 0xffff_ffff_ffff
+    )
+}
+
+/// The HTTP/1.1 request to `endpoint`, with the method, path and headers already prepared.
+pub fn upstream_request(
+    method: Method,
+    endpoint: Authority,
+    path_and_query: PathAndQuery,
+    headers: HeaderMap,
+    body: ProxyBody,
+) -> Result<Request<ProxyBody>, InvalidUriParts> {
+    let mut uri_parts = http::uri::Parts::default();
+    uri_parts.scheme = Some(Scheme::HTTP);
+    uri_parts.authority = Some(endpoint);
+    uri_parts.path_and_query = Some(path_and_query);
+    let uri = Uri::from_parts(uri_parts)?;
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// How one try ended without a usable response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryFailure {
+    /// The upstream connection could not be established.
+    ConnectFailure,
+    /// The upstream reset or closed the connection before response headers.
+    Reset,
+    /// The try's deadline passed before response headers.
+    PerTryTimeout,
+}
+
+/// The pooled upstream client every forwarded request goes through.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: Client<HttpConnector, ProxyBody>,
+}
+
+impl Upstream {
+    /// A client with the proxy's connect timeout (5 s unless set), no Nagle delay and an
+    /// unbounded keep-alive pool.
+    pub fn new(options: &ProxyOptions) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(
+            options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        ));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(usize::MAX)
+            // The Host header is always set by the proxy itself (kept as received).
+            .set_host(false)
+            .build(connector);
+        Self { client }
+    }
+
+    /// Sends one try and waits for its response headers, until `deadline` if there is one.
+    pub async fn send(
+        &self,
+        request: Request<ProxyBody>,
+        deadline: Option<Instant>,
+    ) -> Result<Response<Incoming>, TryFailure> {
+        let sent = self.client.request(request);
+        let result = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, sent).await {
+                Ok(result) => result,
+                Err(_) => return Err(TryFailure::PerTryTimeout),
+            },
+            None => sent.await,
+        };
+        result.map_err(|error| {
+            tracing::debug!(%error, "upstream try failed");
+            if error.is_connect() {
+                TryFailure::ConnectFailure
+            } else {
+                TryFailure::Reset
+            }
+        })
+    }
+}
+
+/// What the client gets for a try's outcome: the upstream's response without its hop-by-hop
+/// headers and with the route's `response_edits`, or Envoy's local reply for the failure.
+pub fn downstream_reply(
+    outcome: Result<Response<Incoming>, TryFailure>,
+    response_edits: Option<&HeaderEdits>,
+) -> Response<ProxyBody> {
+    match outcome {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            if let Some(edits) = response_edits {
+                edits.apply(&mut parts.headers);
+            }
+            Response::from_parts(parts, Either::Left(body))
+        }
+        Err(TryFailure::ConnectFailure) => {
+            local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_CONNECT_FAILURE)
+        }
+        Err(TryFailure::Reset) => local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_RESET),
+        Err(TryFailure::PerTryTimeout) => local_reply(StatusCode::GATEWAY_TIMEOUT, BODY_TIMEOUT),
+    }
+}
+
+/// A locally generated plain-text answer, like Envoy's local replies.
+pub fn local_reply(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// A route's direct response (Gloo `directResponseAction`), sent as configured.
+pub fn direct_reply(status: StatusCode, body: Bytes) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(body)));
+    *response.status_mut() = status;
+    response
+}
+
+/// An answer with no body (404 for an unrouted request, 500 for a request the proxy could not
+/// build).
+pub fn empty_reply(status: StatusCode) -> Response<ProxyBody> {
+    direct_reply(status, Bytes::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    use super::*;
+
+    #[test]
+    fn uuid_has_version_and_variant_bits() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        for _ in 0..100 {
+            let id = uuid_v4(&mut rng);
+            assert_eq!(id.len(), 36, "{id}");
+            assert_eq!(&id[14..15], "4", "{id}");
+            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        }
+    }
+
+    #[test]
+    fn the_upstream_path_is_the_rewrite_or_the_request_s_own() {
+        let uri: Uri = "/appmesh/color?x=1".parse().expect("uri");
+        assert_eq!(
+            upstream_path(&uri, None).map(|path| path.to_string()),
+            Ok("/appmesh/color?x=1".to_owned())
+        );
+        assert_eq!(
+            upstream_path(&uri, Some("/color?x=1".to_owned())).map(|path| path.to_string()),
+            Ok("/color?x=1".to_owned())
+        );
+        assert_eq!(
+            upstream_path(&uri, Some("/bad path".to_owned())),
+            Err(InvalidRewrite)
+        );
+        let authority_only: Uri = "http://colorteller:9080".parse().expect("uri");
+        assert_eq!(
+            upstream_path(&authority_only, None).map(|path| path.to_string()),
+            Ok("/".to_owned())
+        );
+    }
+
+    #[test]
+    fn upstream_headers_keep_host_and_set_the_forwarded_proto() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", HeaderValue::from_static("close"));
+        upstream_headers(&mut headers, "colorteller:9080");
+        assert_eq!(headers["host"], "colorteller:9080");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert!(!headers.contains_key("connection"));
+        let mut with_host = HeaderMap::new();
+        with_host.insert("host", HeaderValue::from_static("as-sent"));
+        with_host.insert("x-request-id", HeaderValue::from_static("given"));
+        upstream_headers(&mut with_host, "other");
+        ensure_request_id(&mut with_host, &mut SmallRng::seed_from_u64(1));
+        assert_eq!(with_host["host"], "as-sent");
+        assert_eq!(with_host["x-request-id"], "given");
+    }
+
+    #[test]
+    fn failed_tries_get_envoy_s_local_replies() {
+        let reply = |failure| downstream_reply(Err(failure), None).status();
+        assert_eq!(
+            reply(TryFailure::ConnectFailure),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(reply(TryFailure::Reset), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            reply(TryFailure::PerTryTimeout),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+    }
+}

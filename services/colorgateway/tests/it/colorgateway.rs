@@ -2,15 +2,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions panic on purpose
 
-mod support;
-
 use std::time::Duration;
 
-use colorgateway::{Config, Flavor, ProxySettings, parse_reply};
-use pretty_assertions::assert_eq;
-use support::{
+use crate::support::{
     GUARD, client, gateway, get, recording_proxy, refused_addr, scripted_teller, silent_teller,
 };
+use colorgateway::{Config, Flavor, ProxySettings, parse_reply};
+use pretty_assertions::assert_eq;
 
 #[tokio::test]
 async fn color_replies_are_byte_exact_with_sorted_keys() {
@@ -172,7 +170,7 @@ async fn a_silent_teller_times_out_into_a_500() {
 
 #[tokio::test]
 async fn the_real_colorteller_works_end_to_end() {
-    let (listener, teller_addr) = support::local_listener().await;
+    let (listener, teller_addr) = crate::support::local_listener().await;
     let (stop_teller, teller_stopped) = tokio::sync::oneshot::channel::<()>();
     let teller = tokio::spawn(colorteller::run(
         listener,
@@ -275,7 +273,7 @@ async fn double_slash_color_is_a_301_to_color() {
 
 #[tokio::test]
 async fn tcpecho_relays_the_greeting_line() {
-    let (listener, echo_addr) = support::local_listener().await;
+    let (listener, echo_addr) = crate::support::local_listener().await;
     let (stop_echo, echo_stopped) = tokio::sync::oneshot::channel::<()>();
     let greeting = tcpecho::Config {
         node_name: Some("mesh/color-mesh/virtualNode/tcpecho-vn".into()),
@@ -331,7 +329,7 @@ async fn tcpecho_failures_use_the_original_texts() {
     dial.stop().await;
 
     // A server that closes without ever ending a line: Go's ReadString reports EOF.
-    let (listener, mute) = support::local_listener().await;
+    let (listener, mute) = crate::support::local_listener().await;
     let closer = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         drop(stream);
@@ -429,13 +427,13 @@ async fn no_proxy_hosts_are_called_directly() {
 
 #[tokio::test]
 async fn bad_configuration_is_refused_at_start() {
-    let (listener, _) = support::local_listener().await;
+    let (listener, _) = crate::support::local_listener().await;
     let error = colorgateway::run(listener, Config::new("bad host:80"), async {})
         .await
         .unwrap_err();
     assert!(error.to_string().contains("bad host:80"), "{error}");
 
-    let (listener, _) = support::local_listener().await;
+    let (listener, _) = crate::support::local_listener().await;
     let proxy = ProxySettings {
         http_proxy: Some("http://[::1".into()),
         no_proxy: None,

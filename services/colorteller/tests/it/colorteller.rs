@@ -2,36 +2,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions panic on purpose
 
-use std::net::SocketAddr;
-
 use colorteller::Config;
-use tokio::{sync::oneshot, task::JoinHandle};
+use test_support::Served;
 
-struct Teller {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), colorteller::Error>>,
-}
-
-impl Teller {
-    async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(colorteller::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, stop, task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
+async fn teller(config: Config) -> Served<colorteller::Error> {
+    Served::start(|listener, stop| colorteller::run(listener, config, stop)).await
 }
 
 fn seeded(color: &str, seed: u64) -> Config {
@@ -49,7 +24,7 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, String) {
 
 #[tokio::test]
 async fn every_path_and_method_answers_the_color_without_newline() {
-    let teller = Teller::start(seeded("blue", 1)).await;
+    let teller = teller(seeded("blue", 1)).await;
     let client = reqwest::Client::new();
     for path in ["/", "/color", "/x/y?z=1", "//double", "/pingx", "/ping/"] {
         assert_eq!(
@@ -81,7 +56,7 @@ async fn every_path_and_method_answers_the_color_without_newline() {
 
 #[tokio::test]
 async fn ping_answers_an_empty_200() {
-    let teller = Teller::start(Config::default()).await;
+    let teller = teller(Config::default()).await;
     let client = reqwest::Client::new();
     assert_eq!(
         get(&client, teller.url("/ping")).await,
@@ -97,7 +72,7 @@ async fn ping_answers_an_empty_200() {
 
 #[tokio::test(start_paused = true)]
 async fn latency_header_delays_the_answer() {
-    let teller = Teller::start(seeded("red", 1)).await;
+    let teller = teller(seeded("red", 1)).await;
     let client = reqwest::Client::new();
     for (value, at_least) in [("5", 5_000), ("250ms", 250), ("2s", 2_000)] {
         let started = tokio::time::Instant::now();
@@ -120,7 +95,7 @@ async fn latency_header_delays_the_answer() {
 
 #[tokio::test]
 async fn malformed_latency_is_a_400_with_a_reason() {
-    let teller = Teller::start(seeded("red", 1)).await;
+    let teller = teller(seeded("red", 1)).await;
     let client = reqwest::Client::new();
     let response = client
         .get(teller.url("/"))
@@ -137,7 +112,7 @@ async fn malformed_latency_is_a_400_with_a_reason() {
 
 #[tokio::test]
 async fn set_flake_reports_the_old_settings_and_flakes_at_the_rate() {
-    let teller = Teller::start(seeded("white", 42)).await;
+    let teller = teller(seeded("white", 42)).await;
     let client = reqwest::Client::new();
     let (status, body) = get(&client, teller.url("/setFlake?rate=0.3&code=503")).await;
     assert_eq!((status, body.as_str()), (200, "rate: 0, code: 200"));
@@ -187,7 +162,7 @@ async fn set_flake_reports_the_old_settings_and_flakes_at_the_rate() {
 #[tokio::test]
 async fn the_same_seed_flakes_the_same_way() {
     async fn statuses(seed: u64) -> Vec<u16> {
-        let teller = Teller::start(seeded("white", seed)).await;
+        let teller = teller(seeded("white", seed)).await;
         let client = reqwest::Client::new();
         get(&client, teller.url("/setFlake?rate=0.5&code=502")).await;
         let mut seen = Vec::new();
@@ -205,7 +180,7 @@ async fn the_same_seed_flakes_the_same_way() {
 
 #[tokio::test]
 async fn bad_set_flake_requests_are_400_and_change_nothing() {
-    let teller = Teller::start(seeded("white", 1)).await;
+    let teller = teller(seeded("white", 1)).await;
     let client = reqwest::Client::new();
     let cases = [
         ("/setFlake?code=500", "rate must be specified\n"),

@@ -6,40 +6,16 @@
 use std::{net::SocketAddr, time::Duration};
 
 use tcpecho::Config;
+use test_support::Served;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
-    sync::oneshot,
-    task::JoinHandle,
 };
 
 const GUARD: Duration = Duration::from_secs(10);
 
-struct Echo {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), tcpecho::Error>>,
-}
-
-impl Echo {
-    async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tcpecho::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(GUARD, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
+async fn start(config: Config) -> Served<tcpecho::Error> {
+    Served::start(|listener, stop| tcpecho::run(listener, config, stop)).await
 }
 
 /// What colorgateway's `/tcpecho` does: write without a newline, then read one line.
@@ -61,7 +37,7 @@ async fn the_demo_greeting_reaches_a_gateway_style_client() {
         node_name: Some("mesh/color-mesh/virtualNode/tcpecho-vn".into()),
         ..Config::default()
     };
-    let echo = Echo::start(config).await;
+    let echo = start(config).await;
     assert_eq!(
         gateway_style_exchange(echo.addr).await,
         "Welcome, you are connected to node mesh/color-mesh/virtualNode/tcpecho-vn.\n"
@@ -71,7 +47,7 @@ async fn the_demo_greeting_reaches_a_gateway_style_client() {
 
 #[tokio::test]
 async fn with_no_environment_the_gateway_style_read_does_not_hang() {
-    let echo = Echo::start(Config::default()).await;
+    let echo = start(Config::default()).await;
     assert_eq!(
         gateway_style_exchange(echo.addr).await,
         "Welcome, you are connected.\n"
@@ -81,7 +57,7 @@ async fn with_no_environment_the_gateway_style_read_does_not_hang() {
 
 #[tokio::test]
 async fn greets_then_echoes_every_chunk_verbatim() {
-    let echo = Echo::start(Config {
+    let echo = start(Config {
         pod_name: Some("tcpecho-0".into()),
         ..Config::default()
     })
@@ -119,7 +95,7 @@ async fn greets_then_echoes_every_chunk_verbatim() {
 
 #[tokio::test]
 async fn shutdown_closes_open_connections() {
-    let echo = Echo::start(Config::default()).await;
+    let echo = start(Config::default()).await;
     let mut stream = TcpStream::connect(echo.addr).await.unwrap();
     let mut greeting = vec![0_u8; tcpecho::BARE_GREETING.len()];
     tokio::time::timeout(GUARD, stream.read_exact(&mut greeting))

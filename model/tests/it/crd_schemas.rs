@@ -22,13 +22,10 @@ use model::appmesh::{
 use model::gloo::{self, Action, Matcher, ProtoDuration, RouteAction, RouteOptions};
 use model::{Resource, load_dir};
 use serde_json::{Map, Value, json};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use test_support::workspace_root;
 
 fn schemas_dir() -> PathBuf {
-    let dir = repo_root().join("../shared/schemas");
+    let dir = workspace_root().join("../shared/schemas");
     assert!(
         dir.is_dir(),
         "CRD schemas not found at {}: the `../shared` directory must sit beside the repository",
@@ -202,7 +199,7 @@ fn manifest_files() -> Vec<PathBuf> {
         }
     }
     let mut files = Vec::new();
-    walk(&repo_root().join("manifests"), &mut files);
+    walk(&workspace_root().join("manifests"), &mut files);
     files.sort();
     files
 }
@@ -237,7 +234,7 @@ fn walkthrough_manifests_match_the_crds() {
 #[test]
 fn model_serialisation_of_the_manifests_matches_the_crds() {
     let schemas = Schemas::load();
-    let parsed = load_dir(&repo_root().join("manifests")).expect("manifests readable");
+    let parsed = load_dir(&workspace_root().join("manifests")).expect("manifests readable");
     assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
     let mut checked = 0;
     for loaded in &parsed.resources {

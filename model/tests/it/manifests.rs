@@ -5,14 +5,11 @@ use std::path::{Path, PathBuf};
 use model::appmesh::{Provider, Reference, RouteSpec};
 use model::gloo::{Action, RouteAction, UpstreamGroup};
 use model::{Resource, ResourceKind, ResourceSet, load_dir, load_paths};
-
-fn manifests() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
+use test_support::manifests_dir;
 
 #[test]
 fn every_manifest_loads_without_errors_or_ignored_fields() {
-    let parsed = load_dir(&manifests()).expect("manifests readable");
+    let parsed = load_dir(&manifests_dir()).expect("manifests readable");
     let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     for loaded in &parsed.resources {
@@ -74,7 +71,7 @@ fn cluster_only_built_in_kinds_deserialise_into_their_k8s_openapi_types() {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 
-    let parsed = load_dir(&manifests()).expect("manifests readable");
+    let parsed = load_dir(&manifests_dir()).expect("manifests readable");
     let mut files: Vec<PathBuf> = parsed
         .resources
         .iter()
@@ -123,7 +120,7 @@ fn cluster_only_built_in_kinds_deserialise_into_their_k8s_openapi_types() {
 
 #[test]
 fn tool_configs_are_kind_and_eksctl_files_the_loader_passes_over() {
-    let cluster = manifests().join("cluster");
+    let cluster = manifests_dir().join("cluster");
     for (file, api_version, kind) in [
         ("kind-config.yaml", "kind.x-k8s.io/v1alpha4", "Cluster"),
         ("eksctl-cluster.yaml", "eksctl.io/v1alpha5", "ClusterConfig"),
@@ -144,8 +141,8 @@ fn tool_configs_are_kind_and_eksctl_files_the_loader_passes_over() {
 #[test]
 fn colorapp_matches_the_walkthrough() {
     let parsed = load_paths(&[
-        manifests().join("colorapp"),
-        manifests().join("colorgatewayv2"),
+        manifests_dir().join("colorapp"),
+        manifests_dir().join("colorgatewayv2"),
     ])
     .expect("readable");
     assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
@@ -312,7 +309,7 @@ fn colorapp_matches_the_walkthrough() {
 }
 
 fn group_in(file: &str) -> (UpstreamGroup, model::gloo::VirtualService) {
-    let parsed = load_paths(&[manifests().join("gloo").join(file)]).expect("readable");
+    let parsed = load_paths(&[manifests_dir().join("gloo").join(file)]).expect("readable");
     assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
     let set = ResourceSet::from_loaded(parsed.resources);
     let group = set
@@ -384,7 +381,8 @@ fn canary_steps_have_the_walkthrough_weights() {
             )))
         );
     }
-    let parsed = load_paths(&[manifests().join("gloo/virtualservice-colorgateway.yaml")]).unwrap();
+    let parsed =
+        load_paths(&[manifests_dir().join("gloo/virtualservice-colorgateway.yaml")]).unwrap();
     let Resource::GlooVirtualService(vs) = &parsed.resources[0].resource else {
         panic!()
     };

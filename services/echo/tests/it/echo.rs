@@ -6,61 +6,43 @@
 use std::net::SocketAddr;
 
 use echo::{Config, EchoReply};
+use test_support::Served;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    sync::oneshot,
-    task::JoinHandle,
 };
 
-struct Echo {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), echo::Error>>,
+async fn start(config: Config) -> Served<echo::Error> {
+    Served::start(|listener, stop| echo::run(listener, config, stop)).await
 }
 
-impl Echo {
-    async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(echo::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-
-    /// Sends `head` (request line and headers, without the blank line) and returns the status
-    /// line, the raw response head and the decoded reply.
-    async fn exchange(&self, head: &str) -> (String, String, EchoReply) {
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        stream
-            .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.unwrap();
-        let (response_head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let status = response_head.lines().next().unwrap().to_owned();
-        (
-            status,
-            response_head.to_owned(),
-            serde_json::from_str(body).unwrap(),
-        )
-    }
+/// Sends `head` (request line and headers, without the blank line) and returns the status line,
+/// the raw response head and the decoded reply.
+async fn exchange(addr: SocketAddr, head: &str) -> (String, String, EchoReply) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (response_head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = response_head.lines().next().unwrap().to_owned();
+    (
+        status,
+        response_head.to_owned(),
+        serde_json::from_str(body).unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn reports_method_raw_path_query_host_and_protocol() {
-    let echo = Echo::start(Config::default()).await;
-    let (status, head, reply) = echo
-        .exchange("DELETE //color/%2e%2E/a%20b?q=%41&q=2 HTTP/1.1\r\nHost: gw.example:8080")
-        .await;
+    let echo = start(Config::default()).await;
+    let (status, head, reply) = exchange(
+        echo.addr,
+        "DELETE //color/%2e%2E/a%20b?q=%41&q=2 HTTP/1.1\r\nHost: gw.example:8080",
+    )
+    .await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(head.contains("Content-Type: application/json"), "{head}");
     assert_eq!(reply.method, "DELETE");
@@ -73,8 +55,8 @@ async fn reports_method_raw_path_query_host_and_protocol() {
 
 #[tokio::test]
 async fn no_query_is_null_and_http_1_0_is_reported() {
-    let echo = Echo::start(Config::default()).await;
-    let (_, _, reply) = echo.exchange("GET /plain HTTP/1.0\r\nHost: h").await;
+    let echo = start(Config::default()).await;
+    let (_, _, reply) = exchange(echo.addr, "GET /plain HTTP/1.0\r\nHost: h").await;
     assert_eq!(reply.query, None);
     assert_eq!(reply.protocol, "HTTP/1.0");
     assert_eq!(reply.path, "/plain");
@@ -83,13 +65,13 @@ async fn no_query_is_null_and_http_1_0_is_reported() {
 
 #[tokio::test]
 async fn repeated_headers_keep_every_value_in_order() {
-    let echo = Echo::start(Config::default()).await;
-    let (_, _, reply) = echo
-        .exchange(
-            "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Canary: b\r\n\
+    let echo = start(Config::default()).await;
+    let (_, _, reply) = exchange(
+        echo.addr,
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Canary: b\r\n\
              x-forwarded-for: 10.0.0.2\r\nX-Forwarded-For: 10.0.0.3",
-        )
-        .await;
+    )
+    .await;
     assert_eq!(
         reply.headers["x-forwarded-for"],
         ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
@@ -102,9 +84,10 @@ async fn repeated_headers_keep_every_value_in_order() {
 
 #[tokio::test]
 async fn absolute_form_target_reports_path_and_host() {
-    let echo = Echo::start(Config::default()).await;
-    let (_, _, reply) = echo
-        .exchange("GET http://colorteller.appmesh-demo:9080/x?y HTTP/1.1\r\nHost: colorteller.appmesh-demo:9080")
+    let echo = start(Config::default()).await;
+    let (_, _, reply) = exchange(
+        echo.addr,
+        "GET http://colorteller.appmesh-demo:9080/x?y HTTP/1.1\r\nHost: colorteller.appmesh-demo:9080")
         .await;
     assert_eq!(reply.path, "/x");
     assert_eq!(reply.query.as_deref(), Some("y"));
@@ -119,7 +102,7 @@ async fn identity_comes_from_the_config_and_keep_alive_survives_a_body() {
         pod: Some("colorgateway-v2-7d9f".into()),
         namespace: Some("appmesh-demo".into()),
     };
-    let echo = Echo::start(config).await;
+    let echo = start(config).await;
     let client = reqwest::Client::new();
     for _ in 0..3 {
         let response = client

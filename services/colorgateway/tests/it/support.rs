@@ -16,32 +16,13 @@ use http_body_util::Full;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
-    sync::{mpsc, oneshot},
+    sync::mpsc,
     task::JoinHandle,
 };
 
+pub use test_support::Served;
+
 pub const GUARD: Duration = Duration::from_secs(20);
-
-pub struct Served<E> {
-    pub addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), E>>,
-}
-
-impl<E: std::fmt::Debug> Served<E> {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(GUARD, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-}
 
 pub async fn local_listener() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -50,12 +31,7 @@ pub async fn local_listener() -> (TcpListener, SocketAddr) {
 }
 
 pub async fn gateway(config: Config) -> Served<colorgateway::Error> {
-    let (listener, addr) = local_listener().await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(colorgateway::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    Served { addr, stop, task }
+    Served::start(|listener, stop| colorgateway::run(listener, config, stop)).await
 }
 
 /// A teller that answers the scripted `(status, body)` pairs in order, then repeats the last.
@@ -65,14 +41,8 @@ pub async fn scripted_teller(script: &[(u16, &str)]) -> Served<service_kit::Serv
         .map(|(status, body)| (*status, (*body).to_owned()))
         .collect();
     let script = Arc::new(Mutex::new(script));
-    let (listener, addr) = local_listener().await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(service_kit::serve_http(
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-        move |_request| {
+    Served::start(|listener, stop| {
+        service_kit::serve_http(listener, stop, move |_request| {
             let script = Arc::clone(&script);
             async move {
                 let (status, body) = {
@@ -87,9 +57,9 @@ pub async fn scripted_teller(script: &[(u16, &str)]) -> Served<service_kit::Serv
                 *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
                 response
             }
-        },
-    ));
-    Served { addr, stop, task }
+        })
+    })
+    .await
 }
 
 /// A teller that accepts connections and never answers; abort the handle to drop them.

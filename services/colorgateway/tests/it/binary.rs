@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions panic on purpose
 
-mod support;
-
 use std::process::Stdio;
 
+use crate::support::{GUARD, client, get, recording_proxy};
 use nix::{sys::signal, unistd::Pid};
-use support::{GUARD, client, get, recording_proxy};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,

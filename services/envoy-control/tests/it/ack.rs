@@ -22,6 +22,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use test_support::wait_until;
 
 /// What the fake admin reports.
 #[derive(Debug, Default)]
@@ -127,17 +128,6 @@ fn file_version(path: &std::path::Path) -> Option<String> {
     response["version_info"].as_str().map(ToOwned::to_owned)
 }
 
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 struct Setup {
     fake: Arc<Mutex<FakeEnvoy>>,
     files: XdsFiles,
@@ -183,7 +173,7 @@ async fn a_generation_is_installed_only_after_envoy_shows_each_pushed_version() 
     });
 
     // Clusters go first; until Envoy shows them, routes are not even written.
-    wait_until("the CDS file at version 1", || {
+    wait_until("the CDS file at version 1", Duration::from_secs(10), || {
         file_version(&files.cds).as_deref() == Some("1")
     })
     .await;
@@ -191,7 +181,7 @@ async fn a_generation_is_installed_only_after_envoy_shows_each_pushed_version() 
     assert!(state.snapshot().is_none(), "installed before any ack");
     fake.lock().expect("fake").clusters_version = Some("1".to_owned());
 
-    wait_until("the RDS file at version 1", || {
+    wait_until("the RDS file at version 1", Duration::from_secs(10), || {
         file_version(&files.rds).as_deref() == Some("1")
     })
     .await;
@@ -231,7 +221,7 @@ async fn a_rejection_is_reported_and_the_served_file_put_back() {
         let state = state.clone();
         async move { state.reload().await }
     });
-    wait_until("the RDS file at version 1", || {
+    wait_until("the RDS file at version 1", Duration::from_secs(10), || {
         file_version(&files.rds).as_deref() == Some("1")
     })
     .await;

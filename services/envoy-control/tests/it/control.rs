@@ -1,13 +1,11 @@
 //! envoy-control end to end with real Envoy: the binary on a config directory, in-process
 //! backends, traffic through Envoy and `/status` from the control plane.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const UPSTREAM_GROUP: &str = "UpstreamGroup gloo-system/upstreamgroup-gateway";
 
@@ -54,9 +52,9 @@ async fn names_of(client: &reqwest::Client, url: &str, requests: usize) -> BTree
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingress_rewrites_routes_and_reports_a_weight_change_only_once_envoy_serves_it() {
-    let Some(envoy) = envoy_binary() else { return };
-    let blue = Backend::start("blue").await;
-    let green = Backend::start("green").await;
+    let envoy = envoy_binary();
+    let blue = Upstream::echo("blue").await;
+    let green = Upstream::echo("green").await;
     let dir = tempfile::tempdir().expect("tempdir");
     write_by_rename(
         dir.path(),
@@ -158,14 +156,14 @@ async fn ingress_rewrites_routes_and_reports_a_weight_change_only_once_envoy_ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecar_routes_absolute_form_requests_and_passes_unknown_hosts_through() {
-    let Some(envoy) = envoy_binary() else { return };
+    let envoy = envoy_binary();
     let tellers = [
-        ("colorteller", Backend::start("white").await),
-        ("colorteller-blue", Backend::start("blue").await),
-        ("colorteller-black", Backend::start("black").await),
-        ("colorteller-red", Backend::start("red").await),
+        ("colorteller", Upstream::echo("white").await),
+        ("colorteller-blue", Upstream::echo("blue").await),
+        ("colorteller-black", Upstream::echo("black").await),
+        ("colorteller-red", Upstream::echo("red").await),
     ];
-    let outside = Backend::start("outside").await;
+    let outside = Upstream::echo("outside").await;
     let dir = tempfile::tempdir().expect("tempdir");
     for file in [
         "namespace.yaml",
@@ -222,8 +220,8 @@ async fn sidecar_routes_absolute_form_requests_and_passes_unknown_hosts_through(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_envoy_rejects_is_reported_and_the_previous_one_keeps_serving() {
-    let Some(envoy) = envoy_binary() else { return };
-    let blue = Backend::start("blue").await;
+    let envoy = envoy_binary();
+    let blue = Upstream::echo("blue").await;
     let dir = tempfile::tempdir().expect("tempdir");
     write_by_rename(
         dir.path(),
@@ -313,7 +311,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_does_not_outlive_the_control_plane() {
-    let Some(envoy) = envoy_binary() else { return };
+    let envoy = envoy_binary();
     let dir = tempfile::tempdir().expect("tempdir");
     write_by_rename(dir.path(), "upstreams.yaml", &static_upstream("blue", 9));
 

@@ -1,104 +1,23 @@
-//! Test support: finding Envoy, in-process backends, and an `envoy-control` process whose
-//! listeners are read from its `colormesh::listening` announcements.
+//! Test support: an `envoy-control` process whose listeners are read from its
+//! `colormesh::listening` announcements, and HTTP clients. The helpers every crate's tests share
+//! (the Envoy binary, in-process upstreams, config files) come from `test_support`.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::Value;
+pub use test_support::{
+    Upstream, endpoint_slice, envoy_binary, manifest, process_alive, static_upstream, wait_for,
+    write_by_rename,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-/// The Envoy binary the tests run, or `None` (test skipped) when it is not installed. With `CI`
-/// set a missing Envoy fails the test instead.
-pub fn envoy_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("COLORMESH_ENVOY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/envoy/bin/envoy")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "Envoy not installed at {} (CI is set): run `cargo xtask envoy`",
-        path.display()
-    );
-    eprintln!("skipped: Envoy not installed, run `cargo xtask envoy`");
-    None
-}
-
-/// A backend that answers every request with `{"name", "target", "host"}`.
-#[derive(Debug)]
-pub struct Backend {
-    pub name: String,
-    pub addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Backend {
-    pub async fn start(name: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind backend");
-        let addr = listener.local_addr().expect("backend address");
-        let served_name = name.to_owned();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let name = served_name.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let body = json!({
-                            "name": name,
-                            "target": request.uri().to_string(),
-                            "host": request.headers().get("host").and_then(|h| h.to_str().ok()),
-                        });
-                        async move {
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
-                                body.to_string(),
-                            ))))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            name: name.to_owned(),
-            addr,
-            task,
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-}
 
 /// A running `envoy-control`, stopped with SIGTERM when dropped (so that it removes its work
 /// directory), and killed if that does not work.
@@ -273,16 +192,6 @@ fn note(seen: &mut Announced, event: &Value) {
     }
 }
 
-/// Whether a process with this pid exists (and is not a zombie).
-pub fn process_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 /// An HTTP client that never uses a proxy from the environment.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -329,52 +238,4 @@ pub fn reported_version(status: &Value, resource: &str) -> Option<String> {
         .find(|entry| entry["resource"] == resource)?["resource_version"]
         .as_str()
         .map(ToOwned::to_owned)
-}
-
-/// Writes a file the way the harness does: a temporary file, then a rename.
-pub fn write_by_rename(dir: &Path, name: &str, contents: &str) {
-    let temporary = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&temporary, contents).expect("write temporary file");
-    std::fs::rename(&temporary, dir.join(name)).expect("rename into place");
-}
-
-/// Polls `check` every 10 ms until it returns `Some`, failing after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A manifest from the repository's `manifests/` folder.
-pub fn manifest(relative: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../manifests")
-        .join(relative);
-    std::fs::read_to_string(&full).unwrap_or_else(|error| panic!("{}: {error}", full.display()))
-}
-
-/// An EndpointSlice of `service` with one ready endpoint on loopback.
-pub fn endpoint_slice(service: &str, namespace: &str, port_name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-local\n  namespace: {namespace}\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\nports: [{{name: {port_name}, port: {port}, protocol: TCP}}]\n"
-    )
-}
-
-/// A static Gloo Upstream named like the one discovery makes for a Service.
-pub fn static_upstream(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system, resourceVersion: \"1\"}}\nspec: {{static: {{hosts: [{{addr: 127.0.0.1, port: {port}}}]}}}}\n"
-    )
 }

@@ -1,12 +1,11 @@
 //! The admin interface and reloads: by hand, through `POST /reload`, under load, and from a
 //! watched config directory.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use gateway_proxy::table::{Cluster, PathRewrite, RouteTable};
 use gateway_proxy::{
@@ -16,7 +15,6 @@ use gateway_proxy::{
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
-use support::*;
 
 fn json(reply: &Reply) -> Value {
     serde_json::from_slice(&reply.body)
@@ -335,29 +333,19 @@ spec:
     )
 }
 
-/// Writes `contents` to `dir/name` the way the harness does: a temporary file renamed into place.
-fn write_by_rename(dir: &std::path::Path, name: &str, contents: &str) {
-    let temporary = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&temporary, contents).expect("write temporary file");
-    std::fs::rename(&temporary, dir.join(name)).expect("rename into place");
-}
-
 async fn wait_for_generation(client: &TestClient, proxy: &RunningProxy, above: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = json(&admin_get(client, proxy, "/status").await);
-        if status["generation"]
-            .as_u64()
-            .is_some_and(|generation| generation > above)
-        {
-            return status;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no reload past generation {above}: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(
+        &format!("a reload past generation {above}"),
+        Duration::from_secs(10),
+        || async {
+            let status = json(&admin_get(client, proxy, "/status").await);
+            status["generation"]
+                .as_u64()
+                .is_some_and(|generation| generation > above)
+                .then_some(status)
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

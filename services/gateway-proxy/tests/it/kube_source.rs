@@ -1,22 +1,21 @@
 //! The Kubernetes configuration source against a mocked API server (tower-test behind a real
 //! `kube::Client`): initial lists, watch events, status write-back and the failure modes.
 
-mod translate_support;
-
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::{RunningProxy, client, get, get_url};
 use gateway_proxy::kube_source::{KubeOptions, KubeSourceError, KubeSync, start};
 use gateway_proxy::table::RouteAction;
 use gateway_proxy::{ProxyOptions, ProxyState, Role, State};
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::{Value, json};
+use test_support::{Upstream, manifest, wait_for};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tower_test::mock::SendResponse;
-use translate_support::{Backend, Proxy, client, get, wait_for};
 
 /// Generous: only reached when something is broken.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -488,7 +487,7 @@ fn first_route_weights(state: &ProxyState) -> Vec<(String, u32)> {
 
 #[tokio::test]
 async fn initial_lists_route_through_the_upstream_to_the_endpoint_slice() {
-    let backend = Backend::start("colorgateway").await;
+    let backend = Upstream::echo("colorgateway").await;
     let api = MockApi::start(colorgateway_setup(backend.port()));
     let state = proxy_state();
     let _sync = start_ingress(&api, &state).await;
@@ -511,9 +510,9 @@ async fn initial_lists_route_through_the_upstream_to_the_endpoint_slice() {
         State::Accepted
     );
 
-    let proxy = Proxy::start(state).await;
-    let reply = get(&client(), &proxy.url("/appmesh/color")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let proxy = RunningProxy::start(state).await;
+    let reply = get_url(&client(), &proxy.url("/appmesh/color")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json()["name"], "colorgateway");
     assert_eq!(reply.json()["target"], "/color");
     proxy.stop().await;
@@ -521,12 +520,12 @@ async fn initial_lists_route_through_the_upstream_to_the_endpoint_slice() {
 
 #[tokio::test]
 async fn ready_stays_unavailable_until_every_kind_is_listed() {
-    let backend = Backend::start("colorgateway").await;
+    let backend = Upstream::echo("colorgateway").await;
     let mut setup = colorgateway_setup(backend.port());
     setup.held.insert(ENDPOINT_SLICES.to_owned());
     let mut api = MockApi::start(setup);
     let state = proxy_state();
-    let proxy = Proxy::start(state.clone()).await;
+    let proxy = RunningProxy::start(state.clone()).await;
     let starting = tokio::spawn(start(
         api.client.clone(),
         state.clone(),
@@ -545,7 +544,7 @@ async fn ready_stays_unavailable_until_every_kind_is_listed() {
     })
     .await
     .expect("every kind listed in time");
-    let not_ready = get(&client, &proxy.admin_url("/ready")).await;
+    let not_ready = get_url(&client, &proxy.admin_url("/ready")).await;
     assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(state.snapshot().is_none());
 
@@ -555,15 +554,15 @@ async fn ready_stays_unavailable_until_every_kind_is_listed() {
         .expect("started in time")
         .expect("start task")
         .expect("started");
-    let ready = get(&client, &proxy.admin_url("/ready")).await;
-    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    let ready = get_url(&client, &proxy.admin_url("/ready")).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
     drop(sync);
     proxy.stop().await;
 }
 
 #[tokio::test]
 async fn a_watch_event_changing_weights_installs_a_new_generation() {
-    let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
+    let (blue, green) = (Upstream::echo("blue").await, Upstream::echo("green").await);
     let api = MockApi::start(
         Setup::default()
             .with(
@@ -623,7 +622,7 @@ async fn a_watch_event_changing_weights_installs_a_new_generation() {
 
 #[tokio::test]
 async fn statuses_are_patched_on_the_status_subresource_only_when_they_change() {
-    let backend = Backend::start("colorgateway").await;
+    let backend = Upstream::echo("colorgateway").await;
     let mut api = MockApi::start(colorgateway_setup(backend.port()));
     let state = proxy_state();
     let sync = start_ingress(&api, &state).await;
@@ -692,7 +691,7 @@ async fn statuses_are_patched_on_the_status_subresource_only_when_they_change() 
 
 #[tokio::test]
 async fn without_a_status_subresource_the_status_is_patched_on_the_object() {
-    let backend = Backend::start("colorgateway").await;
+    let backend = Upstream::echo("colorgateway").await;
     let mut setup = colorgateway_setup(backend.port());
     setup.no_status_subresource = true;
     let mut api = MockApi::start(setup);
@@ -737,7 +736,7 @@ async fn without_a_status_subresource_the_status_is_patched_on_the_object() {
 
 #[tokio::test]
 async fn the_writer_namespace_names_the_status_entry() {
-    let backend = Backend::start("colorgateway").await;
+    let backend = Upstream::echo("colorgateway").await;
     let mut api = MockApi::start(colorgateway_setup(backend.port()));
     let state = proxy_state();
     let options = KubeOptions {
@@ -794,7 +793,7 @@ async fn a_missing_crd_is_an_error_naming_the_kind() {
 
 #[tokio::test]
 async fn a_malformed_object_is_a_load_error_and_its_last_good_version_is_served() {
-    let backend = Backend::start("colorgateway").await;
+    let backend = Upstream::echo("colorgateway").await;
     let mut api = MockApi::start(colorgateway_setup(backend.port()));
     let state = proxy_state();
     let sync = start_ingress(&api, &state).await;
@@ -830,9 +829,9 @@ async fn a_malformed_object_is_a_load_error_and_its_last_good_version_is_served(
     let (vs_state, reasons) = status_of(&state, "VirtualService gloo-system/colorgateway");
     assert_eq!(vs_state, State::Rejected, "{reasons:?}");
 
-    let proxy = Proxy::start(state).await;
-    let reply = get(&client(), &proxy.url("/appmesh/color")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let proxy = RunningProxy::start(state).await;
+    let reply = get_url(&client(), &proxy.url("/appmesh/color")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json()["name"], "colorgateway");
 
     let patch = api.next_patch().await;
@@ -846,7 +845,7 @@ async fn a_malformed_object_is_a_load_error_and_its_last_good_version_is_served(
 
 #[tokio::test]
 async fn a_failed_status_patch_is_retried_after_the_next_reload_and_serving_continues() {
-    let backend = Backend::start("colorgateway").await;
+    let backend = Upstream::echo("colorgateway").await;
     let mut setup = Setup::default()
         .with(
             VIRTUAL_SERVICES,
@@ -858,19 +857,19 @@ async fn a_failed_status_patch_is_retried_after_the_next_reload_and_serving_cont
     let mut api = MockApi::start(setup);
     let state = proxy_state();
     let sync = start_ingress(&api, &state).await;
-    let proxy = Proxy::start(state.clone()).await;
+    let proxy = RunningProxy::start(state.clone()).await;
     let client = client();
 
     // Generation 1: both patches (VirtualService, Upstream) fail.
     api.next_patch().await;
     api.next_patch().await;
     wait_reconciled(&sync, 1).await;
-    let reply = get(&client, &proxy.url("/appmesh/color")).await;
+    let reply = get_url(&client, &proxy.url("/appmesh/color")).await;
     assert_eq!(
         reply.status,
         StatusCode::OK,
         "serving goes on: {}",
-        reply.body
+        reply.text()
     );
 
     // Any change reloads, and the failed statuses are written again (successfully now).
@@ -897,14 +896,14 @@ async fn a_failed_status_patch_is_retried_after_the_next_reload_and_serving_cont
         .filter(|seen| seen.method == Method::PATCH)
         .collect();
     assert!(again.is_empty(), "{again:#?}");
-    let reply = get(&client, &proxy.url("/appmesh/color")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = get_url(&client, &proxy.url("/appmesh/color")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     proxy.stop().await;
 }
 
 #[tokio::test]
 async fn watch_namespaces_restrict_every_namespaced_list() {
-    let backend = Backend::start("colorgateway").await;
+    let backend = Upstream::echo("colorgateway").await;
     let mut api = MockApi::start(colorgateway_setup(backend.port()));
     let state = proxy_state();
     let options = KubeOptions {
@@ -939,15 +938,15 @@ async fn watch_namespaces_restrict_every_namespaced_list() {
     }
     assert_eq!(lists, expected);
     // The objects of both namespaces were read: the route reaches the slice's endpoint.
-    let proxy = Proxy::start(state).await;
-    let reply = get(&client(), &proxy.url("/appmesh/color")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let proxy = RunningProxy::start(state).await;
+    let reply = get_url(&client(), &proxy.url("/appmesh/color")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     proxy.stop().await;
 }
 
 #[tokio::test]
 async fn the_sidecar_reads_app_mesh_kinds_and_writes_no_status() {
-    let backend = Backend::start("colorteller").await;
+    let backend = Upstream::echo("colorteller").await;
     let mut setup = Setup::default();
     for file in [
         "mesh.yaml",
@@ -955,7 +954,7 @@ async fn the_sidecar_reads_app_mesh_kinds_and_writes_no_status() {
         "colorteller.yaml",
         "tcpecho.yaml",
     ] {
-        let text = translate_support::manifest(&format!("colorapp/{file}"));
+        let text = manifest(&format!("colorapp/{file}"));
         let parsed = model::parse_documents(&text, Path::new(file));
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         for loaded in parsed.resources {
@@ -1002,14 +1001,9 @@ async fn the_sidecar_reads_app_mesh_kinds_and_writes_no_status() {
     for status in &snapshot.statuses {
         assert_eq!(status.state, State::Accepted, "{status:?}");
     }
-    let proxy = Proxy::start(state.clone()).await;
-    let reply = translate_support::get_with_host(
-        &client(),
-        &proxy.url("/"),
-        "colorteller.appmesh-demo:9080",
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let proxy = RunningProxy::start(state.clone()).await;
+    let reply = get(&client(), &proxy.url("/"), "colorteller.appmesh-demo:9080").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json()["name"], "colorteller");
 
     // A change reloads; no status is ever written for App Mesh objects.

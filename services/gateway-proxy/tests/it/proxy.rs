@@ -1,11 +1,10 @@
 //! Data-plane behaviour through the real listeners, against in-process upstreams.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use gateway_proxy::table::{
     Cluster, Fallback, HeaderEdits, PathRewrite, RetryOn, RetryPolicy, Route, RouteAction,
@@ -14,7 +13,6 @@ use gateway_proxy::table::{
 use gateway_proxy::{ProxyOptions, ProxyState};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
-use support::*;
 
 #[tokio::test]
 async fn forwards_with_prefix_rewrite_keeping_host_and_query() {

@@ -1,11 +1,9 @@
-//! In-process upstreams and a proxy harness for the integration tests.
+//! A proxy harness for the integration tests; the in-process upstreams and the helpers every
+//! crate's tests share come from `test_support`.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,161 +13,25 @@ use gateway_proxy::table::{
 };
 use gateway_proxy::{ProxyOptions, ProxyState, ServeError, serve};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde::Deserialize;
+use hyper_util::rt::TokioExecutor;
+pub use test_support::{Behaviour, Echo, Upstream, wait_for, write_by_rename};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// How a test upstream answers.
-#[derive(Debug, Clone)]
-pub enum Behaviour {
-    /// 200 with an [`Echo`] JSON body.
-    Echo,
-    /// The first `failures` requests get `status`, later ones are echoed.
-    FailFirst { failures: usize, status: StatusCode },
-    /// Never answers (until the test ends).
-    Hang,
+/// What only gateway-proxy's tests ask of an upstream: the route-table cluster that sends to it.
+pub trait UpstreamCluster {
+    fn cluster(&self) -> Arc<Cluster>;
 }
 
-/// What an echo upstream saw, sent back as its JSON body.
-#[derive(Debug, Deserialize)]
-pub struct Echo {
-    pub name: String,
-    pub method: String,
-    /// The request target exactly as received (origin form expected).
-    pub target: String,
-    pub headers: BTreeMap<String, Vec<String>>,
-    pub body_len: usize,
-}
-
-impl Echo {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .and_then(|values| values.first())
-            .map(String::as_str)
-    }
-}
-
-/// A running test upstream.
-#[derive(Debug)]
-pub struct Upstream {
-    pub name: String,
-    pub addr: SocketAddr,
-    pub connections: Arc<AtomicUsize>,
-    pub requests: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Upstream {
-    pub async fn start(name: &str, behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
-        let addr = listener.local_addr().expect("upstream addr");
-        let connections = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let task = {
-            let (name, connections, requests) =
-                (name.to_owned(), connections.clone(), requests.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        return;
-                    };
-                    connections.fetch_add(1, Ordering::SeqCst);
-                    let (name, requests, behaviour) =
-                        (name.clone(), requests.clone(), behaviour.clone());
-                    tokio::spawn(async move {
-                        let service =
-                            hyper::service::service_fn(move |request: Request<Incoming>| {
-                                let seen = requests.fetch_add(1, Ordering::SeqCst);
-                                let (name, behaviour) = (name.clone(), behaviour.clone());
-                                async move {
-                                    Ok::<_, Infallible>(
-                                        answer(&name, &behaviour, seen, request).await,
-                                    )
-                                }
-                            });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            })
-        };
-        Self {
-            name: name.to_owned(),
-            addr,
-            connections,
-            requests,
-            task,
-        }
-    }
-
-    pub fn cluster(&self) -> Arc<Cluster> {
+impl UpstreamCluster for Upstream {
+    fn cluster(&self) -> Arc<Cluster> {
         Arc::new(Cluster::new(self.name.clone(), vec![self.addr]))
     }
-}
-
-async fn answer(
-    name: &str,
-    behaviour: &Behaviour,
-    seen: usize,
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    match behaviour {
-        Behaviour::Hang => std::future::pending().await,
-        Behaviour::FailFirst { failures, status } if seen < *failures => {
-            let mut response = Response::new(Full::new(Bytes::from(format!("{name} failing"))));
-            *response.status_mut() = *status;
-            return response;
-        }
-        _ => {}
-    }
-    let (parts, body) = request.into_parts();
-    let body_len = body
-        .collect()
-        .await
-        .map(|body| body.to_bytes().len())
-        .unwrap_or(usize::MAX);
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (header, value) in &parts.headers {
-        headers
-            .entry(header.as_str().to_owned())
-            .or_default()
-            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
-    }
-    let echo = serde_json::json!({
-        "name": name,
-        "method": parts.method.as_str(),
-        "target": parts.uri.to_string(),
-        "headers": headers,
-        "body_len": body_len,
-    });
-    let mut response = Response::new(Full::new(Bytes::from(echo.to_string())));
-    response
-        .headers_mut()
-        .insert("x-upstream", name.parse().expect("header value"));
-    response
-        .headers_mut()
-        .insert("x-hop-secret", "1".parse().expect("header value"));
-    response
-        .headers_mut()
-        .insert("connection", "x-hop-secret".parse().expect("header value"));
-    response
 }
 
 /// A proxy serving on ephemeral ports.
@@ -259,6 +121,11 @@ impl Reply {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|error| panic!("not an echo ({error}): {}", self.text()))
     }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text()))
+    }
 }
 
 pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> Reply {
@@ -278,6 +145,14 @@ pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> Reply {
 pub async fn get(client: &TestClient, url: &str, host: &str) -> Reply {
     let request = Request::get(url)
         .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    send(client, request).await
+}
+
+/// A GET with the `Host` the client derives from `url` (its authority).
+pub async fn get_url(client: &TestClient, url: &str) -> Reply {
+    let request = Request::get(url)
         .body(Full::new(Bytes::new()))
         .expect("request");
     send(client, request).await
@@ -343,21 +218,18 @@ pub fn table(domains: &[&str], routes: Vec<Route>) -> RouteTable {
 
 /// Polls `url` until it answers `status`, failing after 10 s.
 pub async fn wait_for_status(client: &TestClient, url: &str, status: StatusCode) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let request = Request::get(url)
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        if let Ok(Ok(response)) =
-            tokio::time::timeout(Duration::from_secs(1), client.request(request)).await
-            && response.status() == status
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{url} never answered {status}"
-        );
-        tokio::task::yield_now().await;
-    }
+    wait_for(
+        &format!("{url} to answer {status}"),
+        Duration::from_secs(10),
+        || async {
+            let request = Request::get(url)
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            match tokio::time::timeout(Duration::from_secs(1), client.request(request)).await {
+                Ok(Ok(response)) if response.status() == status => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
 }

@@ -3,28 +3,16 @@
 use std::path::PathBuf;
 
 use harness::backend::local::GatewayCommand;
+pub(crate) use test_support::workspace_root;
 
-pub(crate) fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `envoy-control` driving the installed Envoy, or `None` (skip) when Envoy is not installed
-/// outside CI; in CI (`CI` set) a missing Envoy fails the test.
-pub(crate) fn envoy_gateway() -> Option<GatewayCommand> {
-    let path = std::env::var_os("COLORMESH_ENVOY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/envoy/bin/envoy"));
-    if !path.is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Envoy not installed at {} (CI is set): run `cargo xtask envoy`",
-            path.display()
-        );
-        eprintln!("skipped: Envoy not installed, run `cargo xtask envoy`");
-        return None;
-    }
-    Some(GatewayCommand {
+/// `envoy-control` driving the Envoy under test. Without an installed Envoy the test fails
+/// (`test_support::envoy_binary`); it never passes by skipping.
+pub(crate) fn envoy_gateway() -> GatewayCommand {
+    GatewayCommand {
         program: PathBuf::from("envoy-control"),
-        extra_args: vec!["--envoy-bin".to_owned(), path.display().to_string()],
-    })
+        extra_args: vec![
+            "--envoy-bin".to_owned(),
+            test_support::envoy_binary().display().to_string(),
+        ],
+    }
 }

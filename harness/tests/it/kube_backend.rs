@@ -2,7 +2,7 @@
 //! apply, delete and cleanup, how it reads rollouts, Gloo statuses and load balancers, and the
 //! errors it gives for missing CRDs and conflicts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use kube::client::Body;
 use serde_json::{Value, json};
+use test_support::manifests_dir;
 
 const RUN: &str = "run-1";
 const RUN_SELECTOR: &str = "labelSelector=colormesh.dev%2Frun%3Drun-1";
@@ -177,10 +178,6 @@ fn accepting_cluster(request: &Recorded, gloo_installed: bool, versions: &Mutex<
         ),
         _ => not_found(&request.path),
     }
-}
-
-fn manifests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
 }
 
 fn settings(provider: Provider) -> KubeSettings {

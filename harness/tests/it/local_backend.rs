@@ -4,8 +4,8 @@
 //! Needs the workspace binaries next to this test's profile (`cargo test --workspace` builds them;
 //! for `cargo test -p harness` run `cargo build --bins` first).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::Bytes;
 use harness::backend::local::{GatewayCommand, LocalBackend, LocalConfig};
@@ -14,25 +14,15 @@ use harness::scenario::WaitCondition;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use test_support::{built_binaries, process_alive, wait_until};
 
 const BINARIES: [&str; 4] = ["gateway-proxy", "colorteller", "colorgateway", "tcpecho"];
 
 fn config() -> LocalConfig {
-    let bin_dir = LocalConfig::bin_dir_of_current_exe().expect("the test executable has a folder");
-    let missing: Vec<&str> = BINARIES
-        .iter()
-        .copied()
-        .filter(|b| !bin_dir.join(b).is_file())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "the local backend test needs the workspace binaries {missing:?} in {}: run `cargo build --bins` first",
-        bin_dir.display()
-    );
     LocalConfig {
-        bin_dir,
+        bin_dir: built_binaries(&BINARIES),
         gateway: GatewayCommand::builtin(),
-        manifests_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests"),
+        manifests_dir: test_support::manifests_dir(),
         work_dir: None,
         seed: 7,
     }
@@ -58,30 +48,13 @@ async fn get(url: &str) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// A zombie counts as gone: it has exited and only waits to be reaped.
-fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(") ")
-                .map(|(_, rest)| !rest.starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
 async fn assert_all_exit(pids: &[u32], what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let alive: Vec<u32> = pids.iter().copied().filter(|p| is_alive(*p)).collect();
-        if alive.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: processes {alive:?} are still running"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        &format!("{what}: processes {pids:?} to exit"),
+        Duration::from_secs(10),
+        || !pids.iter().any(|p| process_alive(*p)),
+    )
+    .await;
 }
 
 async fn walkthrough(backend: &mut LocalBackend) -> Result<(), BackendError> {
@@ -222,7 +195,7 @@ async fn dropping_the_backend_kills_every_child() {
         .expect("colorapp runs");
     let pids = backend.child_pids();
     assert!(pids.len() > 1, "{pids:?}");
-    assert!(pids.iter().all(|p| is_alive(*p)));
+    assert!(pids.iter().all(|p| process_alive(*p)));
     let work = backend.work_dir().to_owned();
     drop(backend);
     assert_all_exit(&pids, "after drop").await;
@@ -258,7 +231,7 @@ async fn unsupported_manifests_are_refused_before_anything_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_template_replaces_the_pods_and_an_unchanged_one_does_not() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let original = include_str!("../../manifests/colorapp/tcpecho.yaml");
+    let original = include_str!("../../../manifests/colorapp/tcpecho.yaml");
     let file = dir.path().join("tcpecho.yaml");
     std::fs::write(&file, original).expect("write");
     let mut config = config();

@@ -5,16 +5,14 @@
 // Test helpers outside #[test] functions unwrap too: a failed setup should panic loudly.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::support::{FakeBackend, FakeGateway, Mode, manifests};
 use harness::backend::CommandOutput;
 use harness::runner::{RunSettings, StepOutcome, run_all, run_scenario};
 use harness::scenario::{self, Scenario};
 use harness::stats;
-use support::{FakeBackend, FakeGateway, Mode, manifests};
 
 fn scenario(text: &str) -> Scenario {
     scenario::parse(text, Path::new("scenarios/test.yaml")).unwrap()

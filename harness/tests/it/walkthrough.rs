@@ -2,15 +2,10 @@
 //! binaries (`cargo test --workspace` builds them before any test runs), exactly as
 //! `cargo xtask e2e` runs it.
 
-use std::path::PathBuf;
-
 use harness::backend::Backend;
 use harness::backend::local::{GatewayCommand, LocalBackend, LocalConfig};
 use harness::runner::{RunSettings, run_all};
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use test_support::workspace_root;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_walkthrough_passes_on_the_local_backend() {

@@ -1,6 +1,6 @@
 //! Test doubles for the runner: a fake [`Backend`] and an in-process fake gateway.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // test doubles panic on purpose
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;

@@ -1,0 +1,569 @@
+//! Validates the walkthrough manifests and the model's own serialised values against the real
+//! CRD schemas (Gloo Edge 1.x, App Mesh controller v1beta2) kept in `../shared/schemas`.
+//!
+//! CRD schemas are OpenAPI v3 with Kubernetes extensions, not plain JSON Schema, so they are
+//! translated before use:
+//! - `nullable: true` adds `"null"` to the allowed types (Gloo's wrapper types use it);
+//! - `x-kubernetes-int-or-string: true` accepts an integer or a string, whatever `type` says;
+//! - an object that lists `properties` and has neither `additionalProperties` nor
+//!   `x-kubernetes-preserve-unknown-fields` rejects other fields, as `kubectl apply` with strict
+//!   field validation does (the API server would silently prune them, hiding typos);
+//! - the root always allows `apiVersion`, `kind` and `metadata`, which the API server validates
+//!   itself;
+//! - the remaining `x-kubernetes-*` markers only describe list/map merge semantics and are dropped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jsonschema::Validator;
+use model::appmesh::{
+    self, Duration as MeshDuration, HttpRoute, HttpRouteMatch, PortMapping, PortProtocol,
+};
+use model::gloo::{self, Action, Matcher, ProtoDuration, RouteAction, RouteOptions};
+use model::{Resource, load_dir};
+use serde_json::{Map, Value, json};
+use test_support::workspace_root;
+
+fn schemas_dir() -> PathBuf {
+    let dir = workspace_root().join("../shared/schemas");
+    assert!(
+        dir.is_dir(),
+        "CRD schemas not found at {}: the `../shared` directory must sit beside the repository",
+        dir.display()
+    );
+    dir
+}
+
+/// Rewrites one OpenAPI schema node (and its children) into plain JSON Schema.
+fn to_json_schema(node: &Value) -> Value {
+    let Value::Object(object) = node else {
+        return node.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in object {
+        let translated = match key.as_str() {
+            "properties" | "patternProperties" | "definitions" => Value::Object(
+                value
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), to_json_schema(v)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            "items" | "additionalProperties" | "not" => to_json_schema(value),
+            "allOf" | "anyOf" | "oneOf" => Value::Array(
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(to_json_schema)
+                    .collect(),
+            ),
+            k if k.starts_with("x-kubernetes-") || k == "nullable" => continue,
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), translated);
+    }
+    let flag = |name: &str| object.get(name).and_then(Value::as_bool).unwrap_or(false);
+    if flag("x-kubernetes-int-or-string") {
+        out.remove("type");
+        out.insert(
+            "anyOf".into(),
+            json!([{"type": "integer"}, {"type": "string"}]),
+        );
+    } else if flag("nullable")
+        && let Some(Value::String(ty)) = out.get("type").cloned()
+    {
+        out.insert("type".into(), json!([ty, "null"]));
+    }
+    if object.contains_key("properties")
+        && !object.contains_key("additionalProperties")
+        && !flag("x-kubernetes-preserve-unknown-fields")
+    {
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(out)
+}
+
+fn root_schema(openapi: &Value) -> Value {
+    let mut schema = to_json_schema(openapi);
+    let properties = schema
+        .as_object_mut()
+        .expect("root schema is an object")
+        .entry("properties")
+        .or_insert_with(|| json!({}));
+    let properties = properties.as_object_mut().expect("properties is an object");
+    properties
+        .entry("apiVersion")
+        .or_insert(json!({"type": "string"}));
+    properties
+        .entry("kind")
+        .or_insert(json!({"type": "string"}));
+    properties
+        .entry("metadata")
+        .or_insert(json!({"type": "object"}));
+    schema
+}
+
+/// Validators keyed by (apiVersion, kind), one per served CRD version.
+struct Schemas {
+    validators: BTreeMap<(String, String), Validator>,
+}
+
+impl Schemas {
+    fn load() -> Self {
+        let dir = schemas_dir();
+        let files = [
+            "gloo/gateway.solo.io_v1_VirtualService.yaml",
+            "gloo/gloo.solo.io_v1_Upstream.yaml",
+            "gloo/gloo.solo.io_v1_UpstreamGroup.yaml",
+            "appmesh/appmesh.k8s.aws_meshes.yaml",
+            "appmesh/appmesh.k8s.aws_virtualnodes.yaml",
+            "appmesh/appmesh.k8s.aws_virtualservices.yaml",
+            "appmesh/appmesh.k8s.aws_virtualrouters.yaml",
+        ];
+        let mut validators = BTreeMap::new();
+        for file in files {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let crd: Value =
+                serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let group = crd["spec"]["group"].as_str().expect("spec.group");
+            let kind = crd["spec"]["names"]["kind"]
+                .as_str()
+                .expect("spec.names.kind");
+            for version in crd["spec"]["versions"].as_array().expect("spec.versions") {
+                let name = version["name"].as_str().expect("version name");
+                let openapi = &version["schema"]["openAPIV3Schema"];
+                assert!(
+                    openapi.is_object(),
+                    "{file}: version {name} has no openAPIV3Schema"
+                );
+                let validator = jsonschema::draft4::new(&root_schema(openapi))
+                    .unwrap_or_else(|e| panic!("{file}: schema does not compile: {e}"));
+                validators.insert((format!("{group}/{name}"), kind.to_owned()), validator);
+            }
+        }
+        assert_eq!(validators.len(), 7);
+        Self { validators }
+    }
+
+    /// `None` when no CRD covers the document's type; otherwise every violation.
+    fn check(&self, document: &Value) -> Option<Vec<String>> {
+        let api_version = document["apiVersion"].as_str()?.to_owned();
+        let kind = document["kind"].as_str()?.to_owned();
+        let validator = self.validators.get(&(api_version, kind))?;
+        Some(
+            validator
+                .iter_errors(document)
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect(),
+        )
+    }
+
+    fn assert_valid(&self, what: &str, document: &Value) {
+        let errors = self.check(document).unwrap_or_else(|| {
+            panic!(
+                "{what}: no CRD schema for {} {}",
+                document["apiVersion"], document["kind"]
+            )
+        });
+        assert!(
+            errors.is_empty(),
+            "{what} violates its CRD schema:\n{}\n{document:#}",
+            errors.join("\n")
+        );
+    }
+
+    fn assert_rejected(&self, what: &str, document: &Value, expected_path: &str) {
+        let errors = self.check(document).expect("a CRD kind");
+        assert!(
+            errors.iter().any(|e| e.starts_with(expected_path)),
+            "{what}: expected a violation at {expected_path}, got {errors:?}"
+        );
+    }
+}
+
+fn manifest_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable manifests dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&workspace_root().join("manifests"), &mut files);
+    files.sort();
+    files
+}
+
+/// The documents of a file as written, not as the model reads them.
+fn raw_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).expect("readable manifest");
+    serde_norway::Deserializer::from_str(&text)
+        .map(|document| serde::Deserialize::deserialize(document).expect("valid YAML"))
+        .filter(|value: &Value| !value.is_null())
+        .collect()
+}
+
+#[test]
+fn walkthrough_manifests_match_the_crds() {
+    let schemas = Schemas::load();
+    let mut checked = 0;
+    for file in manifest_files() {
+        for (index, document) in raw_documents(&file).iter().enumerate() {
+            if schemas.check(document).is_some() {
+                schemas.assert_valid(&format!("{} document {index}", file.display()), document);
+                checked += 1;
+            }
+        }
+    }
+    // colorapp: mesh 1 + 4 tellers x VN + router + VS + gateway VN/VS + tcpecho VN/VS = 11;
+    // colorgatewayv2: 2; gloo: 3 x (UG + VS) + 1 VS = 7. Plus conformance/: mesh 1 + 3 teller VNs
+    // + gateway VN + VS + 2 routers + Gloo VS = 9; gloo 28 VSs + 5 UGs = 33.
+    assert_eq!(checked, 20 + 42);
+}
+
+#[test]
+fn model_serialisation_of_the_manifests_matches_the_crds() {
+    let schemas = Schemas::load();
+    let parsed = load_dir(&workspace_root().join("manifests")).expect("manifests readable");
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let mut checked = 0;
+    for loaded in &parsed.resources {
+        let value = serde_json::to_value(&loaded.resource).expect("serialisable");
+        if schemas.check(&value).is_some() {
+            schemas.assert_valid(&loaded.resource.key().to_string(), &value);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 20 + 42);
+}
+
+fn meta(name: &str, namespace: &str) -> model::k8s::ObjectMeta {
+    model::k8s::ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn fully_populated_model_values_match_the_crds() {
+    let schemas = Schemas::load();
+
+    let route: gloo::Route = serde_norway::from_str(
+        r#"
+name: everything
+matchers:
+- regex: '/color/.*'
+  caseSensitive: false
+  headers: [{name: x-canary, value: 'true', regex: false, invertMatch: true}]
+  queryParameters: [{name: v, value: '2'}]
+  methods: [GET]
+routeAction:
+  multi:
+    destinations:
+    - destination: {upstream: {name: appmesh-demo-colorgateway-9080, namespace: gloo-system}}
+      weight: 0
+    - destination: {upstream: {name: appmesh-demo-colorgatewayv2-9080}}
+options:
+  prefixRewrite: /color
+  regexRewrite: {pattern: {regex: '^/a/(.*)'}, substitution: '/\1'}
+  timeout: 1.5s
+  retries: {retryOn: 5xx, numRetries: 2, perTryTimeout: 0.25s}
+  headerManipulation:
+    requestHeadersToAdd: [{header: {key: x-from, value: gloo}, append: true}]
+    requestHeadersToRemove: [x-drop]
+    responseHeadersToAdd: [{header: {key: x-served-by, value: colormesh}}]
+    responseHeadersToRemove: [server]
+"#,
+    )
+    .expect("route parses");
+    let direct = gloo::Route {
+        name: None,
+        matchers: vec![Matcher::prefix("/")],
+        action: Action::DirectResponse(gloo::DirectResponseAction {
+            status: 404,
+            body: Some("none".into()),
+        }),
+        options: Some(RouteOptions {
+            timeout: Some(ProtoDuration(std::time::Duration::ZERO)),
+            ..Default::default()
+        }),
+    };
+    let mut vs = gloo::VirtualService::new(
+        "colorgateway",
+        gloo::VirtualServiceSpec {
+            display_name: Some("colorgateway".into()),
+            virtual_host: gloo::VirtualHost {
+                domains: vec!["*".into()],
+                routes: vec![route, direct],
+            },
+        },
+    );
+    vs.metadata.namespace = Some("gloo-system".into());
+    gloo::GlooStatus::set_on(
+        &mut vs.status,
+        "gloo-system",
+        gloo::State::Accepted,
+        None,
+        "gateway",
+    );
+
+    let mut upstream = gloo::Upstream::new(
+        "static",
+        gloo::UpstreamSpec {
+            upstream_type: gloo::UpstreamType::Static(gloo::StaticUpstream {
+                hosts: vec![gloo::StaticHost {
+                    addr: "127.0.0.1".into(),
+                    port: 9080,
+                }],
+            }),
+            discovery_metadata: Some(gloo::DiscoveryMetadata {
+                labels: BTreeMap::from([("app".into(), "x".into())]),
+            }),
+        },
+    );
+    upstream.metadata = meta("static", "gloo-system");
+    gloo::GlooStatus::set_on(
+        &mut upstream.status,
+        "gloo-system",
+        gloo::State::Rejected,
+        Some("bad".into()),
+        "gloo",
+    );
+
+    let group = gloo::UpstreamGroup::new(
+        "upstreamgroup-gateway",
+        gloo::UpstreamGroupSpec {
+            destinations: vec![gloo::WeightedDestination::upstream(
+                "gloo-system",
+                "static",
+                1,
+            )],
+        },
+    );
+
+    let router: appmesh::VirtualRouter = serde_norway::from_str(
+        r#"
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualRouter
+metadata: {name: colorteller-router, namespace: appmesh-demo}
+spec:
+  awsName: colorteller-router_appmesh-demo
+  listeners: [{portMapping: {port: 9080, protocol: http}}]
+  routes:
+  - name: color-route
+    priority: 10
+    httpRoute:
+      match:
+        prefix: /
+        path: {exact: /color}
+        headers: [{name: x-c, match: {range: {start: 1, end: 9}}, invert: false}, {name: y, match: {suffix: z}}]
+        method: GET
+        scheme: http
+        queryParameters: [{name: q, match: {exact: a}}]
+        port: 9080
+      action:
+        weightedTargets:
+        - {virtualNodeRef: {name: colorteller}, weight: 0, port: 9080}
+        - {virtualNodeRef: {name: colorteller-blue, namespace: appmesh-demo}, weight: 100}
+      retryPolicy:
+        httpRetryEvents: [server-error, gateway-error]
+        tcpRetryEvents: [connection-error]
+        maxRetries: 3
+        perRetryTimeout: {unit: ms, value: 250}
+      timeout: {perRequest: {unit: s, value: 15}, idle: {unit: ms, value: 1000}}
+  - name: tcp
+    tcpRoute:
+      action: {weightedTargets: [{virtualNodeRef: {name: tcpecho}, weight: 1}]}
+      match: {port: 2701}
+      timeout: {idle: {unit: s, value: 30}}
+"#,
+    )
+    .expect("router parses");
+
+    let node: appmesh::VirtualNode = serde_norway::from_str(
+        r#"
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualNode
+metadata: {name: colorteller, namespace: appmesh-demo}
+spec:
+  podSelector: {matchLabels: {app: colorteller, version: white}}
+  listeners:
+  - portMapping: {port: 9080, protocol: http}
+    healthCheck: {healthyThreshold: 2, intervalMillis: 5000, path: /ping, protocol: http, timeoutMillis: 2000, unhealthyThreshold: 2}
+    timeout: {http: {perRequest: {unit: s, value: 5}}, tcp: {idle: {unit: s, value: 5}}}
+  serviceDiscovery: {dns: {hostname: colorteller.appmesh-demo.svc.cluster.local, responseType: ENDPOINTS}}
+  backends: [{virtualService: {virtualServiceRef: {name: tcpecho.appmesh-demo, namespace: appmesh-demo}}}]
+  meshRef: {name: color-mesh, uid: 0d3c-1}
+"#,
+    )
+    .expect("node parses");
+
+    let mut mesh_vs = appmesh::VirtualService::new(
+        "colorteller.appmesh-demo",
+        appmesh::VirtualServiceSpec {
+            aws_name: Some("colorteller.appmesh-demo".into()),
+            provider: Some(appmesh::Provider::VirtualRouter(appmesh::Reference::named(
+                "colorteller-router",
+            ))),
+            mesh_ref: None,
+        },
+    );
+    mesh_vs.metadata.namespace = Some("appmesh-demo".into());
+
+    let mesh = appmesh::Mesh::new(
+        "color-mesh",
+        appmesh::MeshSpec {
+            egress_filter: Some(appmesh::EgressFilter {
+                type_: appmesh::EgressFilterType::DropAll,
+            }),
+            ..Default::default()
+        },
+    );
+
+    // A hand-built route too, so constructors stay in step with the schema.
+    let mut built_router = router.clone();
+    built_router.spec.routes.push(appmesh::Route {
+        name: "built".into(),
+        priority: None,
+        spec: appmesh::RouteSpec::Http(HttpRoute {
+            match_: HttpRouteMatch {
+                prefix: Some("/".into()),
+                ..Default::default()
+            },
+            action: appmesh::RouteAction {
+                weighted_targets: vec![appmesh::WeightedTarget::node("colorteller", 1)],
+            },
+            retry_policy: None,
+            timeout: Some(appmesh::HttpTimeout {
+                per_request: Some(MeshDuration::millis(500)),
+                idle: None,
+            }),
+        }),
+    });
+    built_router.spec.listeners.push(appmesh::RouterListener {
+        port_mapping: PortMapping {
+            port: 2701,
+            protocol: PortProtocol::Tcp,
+        },
+    });
+
+    let resources = [
+        Resource::GlooVirtualService(Box::new(vs)),
+        Resource::Upstream(Box::new(upstream)),
+        Resource::UpstreamGroup(Box::new(group)),
+        Resource::VirtualRouter(Box::new(built_router)),
+        Resource::VirtualNode(Box::new(node)),
+        Resource::AppMeshVirtualService(Box::new(mesh_vs)),
+        Resource::Mesh(Box::new(mesh)),
+    ];
+    for resource in &resources {
+        let value = serde_json::to_value(resource).expect("serialisable");
+        schemas.assert_valid(&resource.key().to_string(), &value);
+    }
+    // Sanity: the route action kept its weights, including the explicit 0.
+    let Resource::GlooVirtualService(vs) = &resources[0] else {
+        unreachable!()
+    };
+    let Action::Route(RouteAction::Multi(multi)) = &vs.spec.virtual_host.routes[0].action else {
+        panic!("multi expected")
+    };
+    assert_eq!(multi.destinations[0].weight, Some(0));
+}
+
+#[test]
+fn the_validator_rejects_wrong_documents() {
+    let schemas = Schemas::load();
+    let ug = |weight: Value| {
+        json!({
+            "apiVersion": "gloo.solo.io/v1", "kind": "UpstreamGroup",
+            "metadata": {"name": "g", "namespace": "gloo-system"},
+            "spec": {"destinations": [{"destination": {"upstream": {"name": "u"}}, "weight": weight}]}
+        })
+    };
+    schemas.assert_valid("null weight (nullable)", &ug(Value::Null));
+    schemas.assert_valid("weight 0", &ug(json!(0)));
+    schemas.assert_rejected(
+        "string weight",
+        &ug(json!("eighty")),
+        "/spec/destinations/0/weight",
+    );
+    schemas.assert_rejected(
+        "negative weight",
+        &ug(json!(-1)),
+        "/spec/destinations/0/weight",
+    );
+
+    // The 0.x `matcher:` (singular) and `routePlugins:` shapes are typos in 1.x.
+    let old_vs = json!({
+        "apiVersion": "gateway.solo.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "colorgateway", "namespace": "gloo-system"},
+        "spec": {"virtualHost": {"domains": ["*"], "routes": [{
+            "matcher": {"prefix": "/appmesh/color"},
+            "routeAction": {"single": {"upstream": {"name": "appmesh-demo-colorgateway-9080", "namespace": "gloo-system"}}},
+            "routePlugins": {"prefixRewrite": {"prefixRewrite": "/color"}}
+        }]}}
+    });
+    schemas.assert_rejected("0.x route shape", &old_vs, "/spec/virtualHost/routes/0");
+
+    // Kubernetes int-or-string fields accept both forms.
+    let reset_header = |format: Value| {
+        json!({
+            "apiVersion": "gateway.solo.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "v", "namespace": "gloo-system"},
+            "spec": {"virtualHost": {"routes": [{"options": {"retries": {"rateLimitedRetryBackOff": {
+                "resetHeaders": [{"name": "retry-after", "format": format}]
+            }}}}]}}
+        })
+    };
+    schemas.assert_valid("int-or-string as integer", &reset_header(json!(0)));
+    schemas.assert_valid("int-or-string as string", &reset_header(json!("SECONDS")));
+    schemas.assert_rejected(
+        "int-or-string as list",
+        &reset_header(json!([1])),
+        "/spec/virtualHost/routes/0",
+    );
+
+    let router = |weight: Value, protocol: &str| {
+        json!({
+            "apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "VirtualRouter",
+            "metadata": {"name": "r", "namespace": "appmesh-demo"},
+            "spec": {"listeners": [{"portMapping": {"port": 9080, "protocol": protocol}}],
+                     "routes": [{"name": "a", "httpRoute": {"match": {"prefix": "/"},
+                        "action": {"weightedTargets": [{"virtualNodeRef": {"name": "n"}, "weight": weight}]}}}]}
+        })
+    };
+    schemas.assert_valid("router", &router(json!(100), "http"));
+    schemas.assert_rejected(
+        "weight over 100",
+        &router(json!(101), "http"),
+        "/spec/routes/0/httpRoute/action/weightedTargets/0/weight",
+    );
+    schemas.assert_rejected(
+        "unknown protocol",
+        &router(json!(1), "udp"),
+        "/spec/listeners/0/portMapping/protocol",
+    );
+
+    let mesh = json!({"apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "Mesh", "metadata": {"name": "m"},
+                      "spec": {"egressFilter": {"type": "SOMETIMES"}}});
+    schemas.assert_rejected("bad egress filter", &mesh, "/spec/egressFilter/type");
+
+    let node = json!({"apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "VirtualNode", "metadata": {"name": "n"},
+                      "spec": {"serviceDiscovery": {"dns": {"hostName": "colorteller.appmesh-demo"}}}});
+    schemas.assert_rejected(
+        "v1beta1 hostName casing",
+        &node,
+        "/spec/serviceDiscovery/dns",
+    );
+}

@@ -152,7 +152,8 @@ mod tests {
 /// compile with different features, workspace members aside (the test build turns on their
 /// cluster features by design): `name version: +features`. Each one is compiled twice and, worse,
 /// so is everything above it; `workspace-hack/Cargo.toml` pins them away.
-pub(crate) fn feature_drift(root: &Path) -> anyhow::Result<Vec<String>> {
+#[cfg(test)]
+fn feature_drift(root: &Path) -> anyhow::Result<Vec<String>> {
     let local = resolved_features(root, &["-e", "normal,build"])?;
     let test = resolved_features(root, &["--all-features", "-e", "normal,build,dev"])?;
     let mut drift = Vec::new();
@@ -171,6 +172,7 @@ pub(crate) fn feature_drift(root: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// `cargo tree --workspace` as `package -> features` (host and target contexts merged).
+#[cfg(test)]
 fn resolved_features(
     root: &Path,
     args: &[&str],

@@ -144,7 +144,7 @@ pub(crate) async fn run(
             cluster::up(
                 root,
                 &ClusterTarget {
-                    provider: cluster::Provider::Kind,
+                    provider: Provider::Kind,
                     name: args.cluster_name.clone(),
                     region: args.region.clone(),
                 },
@@ -230,15 +230,11 @@ async fn install_gateway(
     args: &ClusterRunArgs,
     backend: &mut KubeBackend,
 ) -> anyhow::Result<()> {
-    let provider = match plan.provider {
-        Provider::Eks => cluster::Provider::Eks,
-        Provider::Kind | Provider::K3s => cluster::Provider::Kind,
-    };
     if plan.provider == Provider::Eks {
         cluster::install_appmesh_controller(&args.region)?;
     }
     match plan.gateway {
-        ClusterGateway::Gloo => cluster::install_gloo(provider, &args.gloo.gloo_version),
+        ClusterGateway::Gloo => cluster::install_gloo(plan.provider, &args.gloo.gloo_version),
         ClusterGateway::Builtin => {
             let schemas = if args.schemas.is_absolute() {
                 args.schemas.clone()
@@ -271,7 +267,7 @@ async fn install_gateway(
                 .await
                 .context("deploying gateway-proxy")?;
             let gloo_system = harness::scenario::WaitCondition::Rollout {
-                namespace: cluster::GLOO_NAMESPACE.to_owned(),
+                namespace: model::gloo::GLOO_NAMESPACE.to_owned(),
             };
             let timeout = gloo_system.default_timeout();
             harness::backend::Backend::wait(backend, &gloo_system, timeout)

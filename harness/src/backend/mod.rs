@@ -15,6 +15,9 @@ use crate::scenario::WaitCondition;
 
 pub mod kube;
 pub mod local;
+mod provider;
+
+pub use provider::Provider;
 
 /// Which backend a run uses (`cargo xtask e2e --backend ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

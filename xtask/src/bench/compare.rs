@@ -100,10 +100,10 @@ pub(crate) async fn bench(args: &CompareArgs) -> anyhow::Result<()> {
         rate: args.rate,
         work_dir: out_dir.join("work"),
     };
-    let outcome = run(&plan).await?;
-    print!("{}", outcome.table());
+    let results = run(&plan).await?;
+    print!("{}", results.table());
     let json_path = out_dir.join("bench.json");
-    let text = serde_json::to_string_pretty(&outcome.json()).context("encoding bench.json")?;
+    let text = serde_json::to_string_pretty(&results.json()).context("encoding bench.json")?;
     std::fs::write(&json_path, text + "\n")
         .with_context(|| format!("writing {}", json_path.display()))?;
     println!("\nwritten: {}", json_path.display());
@@ -141,7 +141,7 @@ fn build_release(root: &Path, with_envoy: bool) -> anyhow::Result<PathBuf> {
 
 /// What one gateway measured over all rounds.
 #[derive(Debug)]
-pub(crate) struct GatewayOutcome {
+pub(crate) struct GatewayResults {
     pub(crate) name: &'static str,
     pub(crate) closed: Vec<ClosedLoop>,
     pub(crate) open: Vec<OpenLoop>,
@@ -158,11 +158,11 @@ pub(crate) struct Direct {
 
 /// A finished bench run.
 #[derive(Debug)]
-pub(crate) struct Outcome {
+pub(crate) struct BenchResults {
     pub(crate) plan: Plan,
     pub(crate) rate: f64,
     pub(crate) direct: Direct,
-    pub(crate) gateways: Vec<GatewayOutcome>,
+    pub(crate) gateways: Vec<GatewayResults>,
 }
 
 struct Running {
@@ -172,7 +172,7 @@ struct Running {
 }
 
 /// Starts the upstreams and the gateways, runs every phase, stops everything.
-pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(plan: &Plan) -> anyhow::Result<BenchResults> {
     if plan.gateways.is_empty() {
         bail!("no gateway to measure");
     }
@@ -217,9 +217,9 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         }
     }
     upstreams.stop()?;
-    let outcome = result?;
+    let results = result?;
     stopped?;
-    Ok(outcome)
+    Ok(results)
 }
 
 async fn phases(
@@ -227,7 +227,7 @@ async fn phases(
     running: &[Running],
     direct: &Target,
     client: &gateway::AdminClient,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<BenchResults> {
     // The generator straight against an upstream: the ceiling and the latency floor of the setup.
     let direct_closed = {
         let (target, connections, warmup, duration) =
@@ -329,7 +329,7 @@ async fn phases(
     for (((entry, closed), open), propagation) in
         running.iter().zip(closed).zip(open).zip(propagations)
     {
-        gateways.push(GatewayOutcome {
+        gateways.push(GatewayResults {
             name: entry.gateway.name,
             closed,
             open,
@@ -337,7 +337,7 @@ async fn phases(
             rss: entry.gateway.peak_rss()?,
         });
     }
-    Ok(Outcome {
+    Ok(BenchResults {
         plan: plan.clone(),
         rate,
         direct: Direct {
@@ -382,9 +382,9 @@ enum Better {
     Lower,
 }
 
-impl Outcome {
+impl BenchResults {
     fn metrics(&self) -> Vec<Metric> {
-        let per = |f: &dyn Fn(&GatewayOutcome) -> Vec<f64>| -> Vec<Vec<f64>> {
+        let per = |f: &dyn Fn(&GatewayResults) -> Vec<f64>| -> Vec<Vec<f64>> {
             self.gateways.iter().map(f).collect()
         };
         let open_stat = |pick: fn(&LatencyStats) -> u64| {
@@ -688,10 +688,10 @@ mod tests {
             rate: None,
             work_dir: work.path().to_owned(),
         };
-        let outcome = run(&plan).await.expect("the bench runs");
-        assert_eq!(outcome.gateways.len(), plan.gateways.len());
-        assert!(outcome.rate >= 100.0, "{}", outcome.rate);
-        for gateway in &outcome.gateways {
+        let results = run(&plan).await.expect("the bench runs");
+        assert_eq!(results.gateways.len(), plan.gateways.len());
+        assert!(results.rate >= 100.0, "{}", results.rate);
+        for gateway in &results.gateways {
             assert_eq!(gateway.closed.len(), 2, "{}", gateway.name);
             assert_eq!(gateway.open.len(), 2, "{}", gateway.name);
             assert_eq!(gateway.propagation.len(), 2, "{}", gateway.name);
@@ -722,9 +722,9 @@ mod tests {
             }
             assert!(gateway.rss.data_plane_kib > 0);
         }
-        let table = outcome.table();
+        let table = results.table();
         assert!(table.contains("closed loop throughput"), "{table}");
-        let json = outcome.json();
+        let json = results.json();
         assert_eq!(
             json["gateways"][0]["closed_loop"].as_array().map(Vec::len),
             Some(2)

@@ -82,27 +82,7 @@ const LOAD_BALANCER_TIMEOUT: Duration = Duration::from_secs(300);
 /// The install hint for a missing glooctl.
 const GLOOCTL_INSTALL: &str = "curl -sL https://run.solo.io/gloo/install | sh";
 
-/// Which kind of cluster runs the scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    /// kind (Kubernetes in Docker).
-    Kind,
-    /// Amazon EKS, with the real App Mesh controller.
-    Eks,
-    /// A disposable K3s in Docker via testcontainers ([`k3s`]).
-    K3s,
-}
-
-impl Provider {
-    /// The backend's report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Provider::Kind => "kind",
-            Provider::Eks => "eks",
-            Provider::K3s => "k3s",
-        }
-    }
-}
+pub use super::Provider;
 
 /// Which gateway serves the Gloo resources in the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +136,7 @@ impl KubeSettings {
             run_id: run_id.into(),
             registry: None,
             tag: "latest".into(),
-            gateway_namespace: workload::GLOO_NAMESPACE.into(),
+            gateway_namespace: model::gloo::GLOO_NAMESPACE.into(),
             glooctl: PathBuf::from("glooctl"),
             kubeconfig: None,
             context: None,

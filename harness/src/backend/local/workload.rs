@@ -12,12 +12,11 @@ use model::gloo::Upstream;
 use model::k8s::openapi::api::core::v1::Container;
 use model::k8s::openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
 use model::k8s::{Deployment, EndpointSlice, LabelSelector, ObjectMeta, Service};
+use model::gloo::GLOO_NAMESPACE;
 use model::{Loaded, Resource, ResourceKind, ResourceSet};
 
 use crate::backend::BackendError;
 
-/// The namespace Gloo's discovery writes upstreams to.
-pub(crate) const GLOO_NAMESPACE: &str = "gloo-system";
 /// The label App Mesh's injector looks for on a namespace.
 pub(crate) const INJECTOR_LABEL: &str = "appmesh.k8s.aws/sidecarInjectorWebhook";
 /// The label that ties an EndpointSlice to its Service.

@@ -1,29 +1,114 @@
-//! Child processes of the local backend: started with a clean environment, their output copied to
-//! a log file line by line and scanned for the `colormesh::listening` events that say which port
-//! each listener bound.
+//! The one process supervisor: the local backend's pods and gateways, and the gateways `cargo
+//! xtask bench` measures, are all started and stopped here.
+//!
+//! A child starts with a clean environment; its output is copied to a log file line by line and
+//! scanned for the service-kit announcements ([`service_kit::Listening`]) that say which port
+//! each listener bound. Stopping is SIGTERM first, so the service can finish what is in flight.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use service_kit::Listening;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use crate::backend::BackendError;
 
-use service_kit::LISTENING_TARGET;
 /// Variables passed through from the harness to every child; nothing else leaks in (a proxy
 /// variable of the harness's own environment must not reach the pods).
 const INHERITED_ENV: [&str; 3] = ["PATH", "RUST_LOG", "RUST_BACKTRACE"];
 
+/// Why a child could not be started or did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot create {}", .path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start {name} ({})", .program.display())]
+    Spawn {
+        name: String,
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The child did not announce every listener in time.
+    #[error(
+        "timed out after {} waiting for {name} to announce its listeners ({wanted}): announced so far: {announced:?}; log: {}",
+        humantime::format_duration(*.timeout),
+        .log.display()
+    )]
+    Timeout {
+        name: String,
+        wanted: String,
+        timeout: Duration,
+        announced: BTreeMap<String, SocketAddr>,
+        log: PathBuf,
+    },
+    /// The child misbehaved (exited, announced the wrong thing); `tail` quotes its last log lines.
+    #[error("{name} {what}; log {}:\n  {tail}", .log.display())]
+    Failed {
+        name: String,
+        what: String,
+        log: PathBuf,
+        tail: String,
+    },
+}
+
+impl From<ProcessError> for BackendError {
+    fn from(error: ProcessError) -> Self {
+        match error {
+            ProcessError::Log { path, source } => BackendError::Io {
+                context: format!("cannot create {}", path.display()),
+                source,
+            },
+            ProcessError::Spawn {
+                name,
+                program,
+                source,
+            } => BackendError::Io {
+                context: format!("cannot start {name} ({})", program.display()),
+                source,
+            },
+            ProcessError::Timeout {
+                name,
+                wanted,
+                timeout,
+                announced,
+                log,
+            } => BackendError::Timeout {
+                condition: format!("{name} to announce its listeners ({wanted})"),
+                timeout,
+                detail: Some(format!(
+                    "announced so far: {announced:?}; log: {}",
+                    log.display()
+                )),
+            },
+            failed @ ProcessError::Failed { .. } => BackendError::Other(failed.to_string()),
+        }
+    }
+}
+
+/// How [`Process::terminate`] ended the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It exited, by itself or on SIGTERM, with this status.
+    Exited(ExitStatus),
+    /// It was still running when the grace period ended, and was killed.
+    Killed,
+}
+
 /// A running child process.
 #[derive(Debug)]
-pub(crate) struct Process {
+pub struct Process {
     name: String,
     child: Child,
     pid: u32,
@@ -32,19 +117,20 @@ pub(crate) struct Process {
 }
 
 impl Process {
-    /// Starts `program` with exactly `env` (plus PATH and RUST_LOG), logging to `<log_dir>/<name>.log`.
-    pub(crate) fn spawn(
+    /// Starts `program` with exactly `env` (plus PATH, RUST_LOG and RUST_BACKTRACE), logging its
+    /// stdout and stderr to `<log_dir>/<name>.log`.
+    pub fn spawn(
         name: &str,
         program: &Path,
         args: &[String],
         env: &[(String, String)],
         log_dir: &Path,
-    ) -> Result<Self, BackendError> {
+    ) -> Result<Self, ProcessError> {
         let log = log_dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).map_err(|source| BackendError::Io {
-            context: format!("cannot create {}", log.display()),
-            source,
-        })?;
+        let file = match std::fs::File::create(&log) {
+            Ok(file) => file,
+            Err(source) => return Err(ProcessError::Log { path: log, source }),
+        };
         let mut command = Command::new(program);
         command
             .args(args)
@@ -59,8 +145,9 @@ impl Process {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| BackendError::Io {
-            context: format!("cannot start {name} ({})", program.display()),
+        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+            name: name.to_owned(),
+            program: program.to_owned(),
             source,
         })?;
         let pid = child.id().unwrap_or_default();
@@ -83,30 +170,31 @@ impl Process {
         })
     }
 
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.name
     }
 
-    pub(crate) fn pid(&self) -> u32 {
+    /// The operating system's id of the child, for signals and `/proc`.
+    pub fn pid(&self) -> u32 {
         self.pid
     }
 
-    pub(crate) fn log(&self) -> &Path {
+    pub fn log(&self) -> &Path {
         &self.log
     }
 
     /// Whether the process is still running.
-    pub(crate) fn is_running(&mut self) -> bool {
+    pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits until the process announced every listener in `names` (or, for `"*"`, any listener
     /// other than `admin`), and returns the announced addresses.
-    pub(crate) async fn wait_listening(
+    pub async fn wait_listening(
         &mut self,
         names: &[&str],
         timeout: Duration,
-    ) -> Result<BTreeMap<String, SocketAddr>, BackendError> {
+    ) -> Result<BTreeMap<String, SocketAddr>, ProcessError> {
         let complete = |found: &BTreeMap<String, SocketAddr>| {
             names.iter().all(|wanted| match *wanted {
                 "*" => found.keys().any(|k| k != "admin"),
@@ -127,10 +215,12 @@ impl Process {
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    return Err(BackendError::Timeout {
-                        condition: format!("{} to announce its listeners ({})", self.name, names.join(", ")),
+                    return Err(ProcessError::Timeout {
+                        name: self.name.clone(),
+                        wanted: names.join(", "),
                         timeout,
-                        detail: Some(format!("announced so far: {:?}; log: {}", *self.listeners.borrow(), self.log.display())),
+                        announced: self.listeners.borrow().clone(),
+                        log: self.log.clone(),
                     });
                 }
             }
@@ -138,24 +228,26 @@ impl Process {
     }
 
     /// An error about this process that points at its log and quotes its last lines.
-    pub(crate) fn failure(&self, what: &str) -> BackendError {
+    pub fn failure(&self, what: &str) -> ProcessError {
         let tail = std::fs::read_to_string(&self.log)
             .map(|text| {
                 let lines: Vec<&str> = text.lines().collect();
                 lines[lines.len().saturating_sub(5)..].join("\n  ")
             })
             .unwrap_or_default();
-        BackendError::Other(format!(
-            "{} {what}; log {}:\n  {tail}",
-            self.name,
-            self.log.display()
-        ))
+        ProcessError::Failed {
+            name: self.name.clone(),
+            what: what.to_owned(),
+            log: self.log.clone(),
+            tail,
+        }
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
-    pub(crate) async fn terminate(&mut self, grace: Duration) {
-        if !self.is_running() {
-            return;
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`; says which ended it. A child
+    /// that had already exited is only reaped.
+    pub async fn terminate(&mut self, grace: Duration) -> Stopped {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Stopped::Exited(status);
         }
         if let Ok(pid) = i32::try_from(self.pid) {
             let _ = nix::sys::signal::kill(
@@ -163,11 +255,12 @@ impl Process {
                 nix::sys::signal::Signal::SIGTERM,
             );
         }
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(Ok(status)) => Stopped::Exited(status),
+            Ok(Err(_)) | Err(_) => {
+                let _ = self.child.kill().await;
+                Stopped::Killed
+            }
         }
     }
 }
@@ -182,7 +275,7 @@ async fn scan(
         if let Ok(mut file) = log.lock() {
             let _ = writeln!(file, "{line}");
         }
-        if let Some((name, addr)) = listening_event(&line) {
+        if let Some(Listening { name, addr }) = Listening::parse(&line) {
             found.send_modify(|map| {
                 map.insert(name, addr);
             });
@@ -190,76 +283,9 @@ async fn scan(
     }
 }
 
-/// Reads a `colormesh::listening` event from a log line: `(name, addr)`. JSON lines
-/// (`LOG_FORMAT=json`) are the contract; tracing's plain text format (`... colormesh::listening:
-/// listening name="http" addr=127.0.0.1:8080`, possibly with colour codes) is read too, so a
-/// binary that ignores `LOG_FORMAT` still works.
-pub(crate) fn listening_event(line: &str) -> Option<(String, SocketAddr)> {
-    let line = line.trim();
-    if line.starts_with('{') {
-        let value: serde_json::Value = serde_json::from_str(line).ok()?;
-        if value.get("target")?.as_str()? != LISTENING_TARGET {
-            return None;
-        }
-        let fields = value.get("fields")?;
-        let name = fields.get("name")?.as_str()?.to_owned();
-        let addr = fields.get("addr")?.as_str()?.parse().ok()?;
-        return Some((name, addr));
-    }
-    let plain = strip_ansi(line);
-    let (_, rest) = plain.split_once(&format!("{LISTENING_TARGET}:"))?;
-    let mut name = None;
-    let mut addr = None;
-    for token in rest.split_whitespace() {
-        if let Some(value) = token.strip_prefix("name=") {
-            name = Some(value.trim_matches('"').to_owned());
-        } else if let Some(value) = token.strip_prefix("addr=") {
-            addr = value.trim_matches('"').parse().ok();
-        }
-    }
-    Some((name?, addr?))
-}
-
-/// Removes terminal colour sequences (`ESC [ ... letter`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for next in chars.by_ref() {
-                if next.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_service_kits_json_listening_events() {
-        let line = r#"{"timestamp":"2025-01-01T00:00:00.000000Z","level":"INFO","fields":{"message":"listening","name":"http","addr":"127.0.0.1:41234"},"target":"colormesh::listening"}"#;
-        assert_eq!(
-            listening_event(line),
-            Some(("http".into(), SocketAddr::from(([127, 0, 0, 1], 41234))))
-        );
-        assert_eq!(
-            listening_event(&line.replace("colormesh::listening", "colorteller")),
-            None
-        );
-        assert_eq!(listening_event("listening on 127.0.0.1:80"), None);
-        let plain = "2025-01-01T00:00:00.000000Z  INFO \u{1b}[2mcolormesh::listening\u{1b}[0m\u{1b}[2m:\u{1b}[0m listening \u{1b}[3mname\u{1b}[0m\u{1b}[2m=\u{1b}[0m\"admin\" \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:19001";
-        assert_eq!(
-            listening_event(plain),
-            Some(("admin".into(), SocketAddr::from(([127, 0, 0, 1], 19001))))
-        );
-    }
 
     #[tokio::test]
     async fn a_child_that_exits_early_is_reported_with_its_log() {
@@ -302,7 +328,38 @@ mod tests {
         )
         .expect("sh starts");
         assert!(process.is_running());
-        process.terminate(Duration::from_secs(5)).await;
+        let stopped = process.terminate(Duration::from_secs(5)).await;
+        assert!(
+            matches!(stopped, Stopped::Exited(status) if !status.success()),
+            "{stopped:?}"
+        );
+        assert!(!process.is_running());
+        assert_eq!(process.terminate(Duration::from_secs(5)).await, stopped);
+    }
+
+    #[tokio::test]
+    async fn a_child_that_ignores_sigterm_is_killed_and_its_listeners_are_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The announcement comes after the trap, so SIGTERM cannot arrive before it is ignored;
+        // an ignored signal stays ignored across exec.
+        let script = r#"trap '' TERM; echo '{"fields":{"name":"tcp","addr":"127.0.0.1:4321"},"target":"colormesh::listening"}'; exec sleep 30"#;
+        let mut process = Process::spawn(
+            "stubborn",
+            Path::new("/bin/sh"),
+            &["-c".into(), script.into()],
+            &[],
+            dir.path(),
+        )
+        .expect("sh starts");
+        let listeners = process
+            .wait_listening(&["tcp"], Duration::from_secs(10))
+            .await
+            .expect("announced");
+        assert_eq!(listeners["tcp"], SocketAddr::from(([127, 0, 0, 1], 4321)));
+        assert_eq!(
+            process.terminate(Duration::from_millis(200)).await,
+            Stopped::Killed
+        );
         assert!(!process.is_running());
     }
 }

@@ -183,8 +183,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<BenchResults> {
     let mut running = Vec::new();
     for spec in &plan.gateways {
         let config = ConfigDir::create(&plan.work_dir, spec.name, upstreams.blue, upstreams.green)?;
-        let log = plan.work_dir.join(format!("{}.log", spec.name));
-        let gateway = Gateway::start(spec, &config.dir, &log, &client)
+        let gateway = Gateway::start(spec, &config.dir, &plan.work_dir, &client)
             .await
             .with_context(|| format!("starting {}", spec.name))?;
         println!(
@@ -192,7 +191,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<BenchResults> {
             spec.name,
             gateway.data,
             gateway.admin,
-            log.display()
+            gateway.log().display()
         );
         let target = Target {
             addr: gateway.data,

@@ -63,18 +63,17 @@ use model::{Loaded, Origin, Resource, ResourceKey, ResourceKind};
 
 use crate::backend::{Applied, Backend, BackendError, CommandOutput};
 use crate::glooctl::{self, GlooKind, GlooStore};
+use crate::process::Process;
 use crate::scenario::WaitCondition;
 
 pub(crate) mod admin;
 mod cluster;
 mod forward;
-mod process;
 pub(crate) mod workload;
 
 use admin::{HttpProbe, ProxyStatus};
 use cluster::Cluster;
 use forward::Forwarder;
-use process::Process;
 use workload::{EnvContext, PodTemplate, ReadyPod};
 
 /// How long a process may take to start and become ready.
@@ -376,7 +375,7 @@ impl LocalBackend {
                 break;
             }
             if !process.is_running() {
-                return Err(process.failure("exited before it was ready"));
+                return Err(process.failure("exited before it was ready").into());
             }
             if Instant::now() >= deadline {
                 return Err(BackendError::Timeout {
@@ -582,7 +581,7 @@ impl LocalBackend {
             let deadline = Instant::now() + START_TIMEOUT;
             while let Err(error) = self.probe.get(addr, "/ping").await {
                 if !app.is_running() {
-                    return Err(app.failure("exited before answering /ping"));
+                    return Err(app.failure("exited before answering /ping").into());
                 }
                 if Instant::now() >= deadline {
                     return Err(BackendError::Timeout {
@@ -745,7 +744,7 @@ impl LocalBackend {
                     };
                     for pod in &mut state.pods {
                         if !pod.app.is_running() {
-                            return Err(pod.app.failure("is not running"));
+                            return Err(pod.app.failure("is not running").into());
                         }
                     }
                     if state.pods.len() != state.template.replicas as usize {

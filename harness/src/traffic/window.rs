@@ -441,7 +441,7 @@ mod tests {
                 let served = Arc::clone(&served);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |_| {
-                        let body = if served.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                        let body = if served.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
                             "a"
                         } else {
                             "b"

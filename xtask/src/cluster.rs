@@ -51,20 +51,22 @@ pub(crate) const GATEWAY_PROXY: &str = "gateway-proxy";
 /// walkthrough reaches the gateway through an ELB (`glooctl proxy url`).
 pub(crate) const GATEWAY_PROXY_LOAD_BALANCER_PATCH: &str = r#"{"spec":{"type":"LoadBalancer"}}"#;
 
-/// `--provider`: the clusters this command manages, a local kind cluster (Docker) or Amazon EKS
-/// through eksctl (creates billable AWS resources). K3s is not among them: `--backend k3s` starts
+/// `--provider`: the clusters this command manages. K3s is not among them: `--backend k3s` starts
 /// a disposable one for each run.
 fn managed_provider() -> impl clap::builder::TypedValueParser<Value = Provider> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new([Provider::Kind.name(), Provider::Eks.name()]).map(
-        |name| {
-            if name == Provider::Eks.name() {
-                Provider::Eks
-            } else {
-                Provider::Kind
-            }
-        },
-    )
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new(Provider::Kind.name()).help("A local kind cluster (Docker)"),
+        PossibleValue::new(Provider::Eks.name())
+            .help("Amazon EKS through eksctl (creates billable AWS resources)"),
+    ])
+    .map(|name| {
+        if name == Provider::Eks.name() {
+            Provider::Eks
+        } else {
+            Provider::Kind
+        }
+    })
 }
 
 /// Why `cluster up|down` refuses K3s when called with it from code.

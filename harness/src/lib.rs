@@ -12,6 +12,7 @@ pub mod backend;
 pub mod classify;
 pub mod features;
 pub mod glooctl;
+pub mod process;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -439,7 +439,7 @@ struct RawStatusWait {
 }
 
 fn gloo_system() -> String {
-    "gloo-system".to_owned()
+    model::gloo::GLOO_NAMESPACE.to_owned()
 }
 
 fn accepted() -> String {

@@ -15,6 +15,10 @@ use crate::ChoiceError;
 use crate::choice::present;
 pub use crate::duration::{DurationParseError, ProtoDuration};
 
+/// The namespace Gloo is installed into, where its discovery writes Upstreams and under which its
+/// gateway reports statuses (`status.statuses.gloo-system`).
+pub const GLOO_NAMESPACE: &str = "gloo-system";
+
 /// Implements `JsonSchema` for a type that is (de)serialised through a raw twin, by delegating.
 macro_rules! schema_via {
     ($public:ty, $raw:ty, $name:literal) => {

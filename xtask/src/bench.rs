@@ -39,10 +39,8 @@ pub(crate) struct BenchArgs {
     deadline: Duration,
 }
 
-fn humantime_duration(text: &str) -> Result<Duration, String> {
-    text.parse::<humantime::Duration>()
-        .map(Into::into)
-        .map_err(|error| error.to_string())
+fn humantime_duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    text.parse::<humantime::Duration>().map(Into::into)
 }
 
 /// One measurement's figures.

@@ -80,6 +80,14 @@ pub(crate) fn build_binaries(root: &Path) -> anyhow::Result<PathBuf> {
         .context("the xtask binary has no parent folder")
 }
 
+/// `cargo build --release --bins` for the whole workspace (the bench measures release builds).
+pub(crate) fn build_release_binaries(root: &Path) -> anyhow::Result<()> {
+    let mut command = command(root);
+    command.args(["build", "--release", "--bins"]);
+    println!("Building release binaries (cargo build --release --bins)");
+    run(command, "cargo build --release --bins")
+}
+
 /// Replaces this process with xtask built with the `cluster` feature (kube-rs and testcontainers),
 /// given the same arguments, so its output and exit code are the run's. The first time, cargo
 /// builds the cluster stack (with its progress shown); after that the build is fresh. Returns only

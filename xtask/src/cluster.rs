@@ -9,7 +9,9 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+use harness::backend::Provider;
+use model::gloo::GLOO_NAMESPACE;
 
 use crate::command::{CommandLine, Step, run_plan};
 use crate::images;
@@ -24,7 +26,6 @@ pub(crate) const DEFAULT_REGION: &str = "us-west-2";
 /// 1.x patch release on github.com/solo-io/gloo/releases when this was written (v1.22.3).
 pub(crate) const GLOO_VERSION: &str = "1.22.3";
 pub(crate) const GLOO_HELM_REPO: &str = "https://storage.googleapis.com/solo-public-helm";
-pub(crate) const GLOO_NAMESPACE: &str = "gloo-system";
 
 pub(crate) const EKS_HELM_REPO: &str = "https://aws.github.io/eks-charts";
 /// The App Mesh CRDs, applied with `kubectl apply -k` as the appmesh-controller chart's README does.
@@ -46,14 +47,27 @@ pub(crate) const GATEWAY_PROXY: &str = "gateway-proxy";
 /// walkthrough reaches the gateway through an ELB (`glooctl proxy url`).
 pub(crate) const GATEWAY_PROXY_LOAD_BALANCER_PATCH: &str = r#"{"spec":{"type":"LoadBalancer"}}"#;
 
-/// Where a cluster runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Provider {
-    /// A local kind cluster (Docker).
-    Kind,
-    /// Amazon EKS through eksctl (creates billable AWS resources).
-    Eks,
+/// `--provider`: the clusters this command manages. K3s is not among them: `--backend k3s` starts
+/// a disposable one for each run.
+fn managed_provider() -> impl clap::builder::TypedValueParser<Value = Provider> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new(Provider::Kind.name()).help("A local kind cluster (Docker)"),
+        PossibleValue::new(Provider::Eks.name())
+            .help("Amazon EKS through eksctl (creates billable AWS resources)"),
+    ])
+    .map(|name| {
+        if name == Provider::Eks.name() {
+            Provider::Eks
+        } else {
+            Provider::Kind
+        }
+    })
 }
+
+/// Why `cluster up|down` refuses K3s when called with it from code.
+const K3S_NOT_MANAGED: &str =
+    "K3s clusters are not managed here: `cargo xtask e2e --backend k3s` starts a disposable one";
 
 #[derive(Debug, Args)]
 pub(crate) struct ClusterArgs {
@@ -69,7 +83,7 @@ enum ClusterAction {
     Down(ClusterTarget),
     /// Install Gloo Edge (helm chart gloo/gloo) into gloo-system of the current kubectl context.
     InstallGloo {
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = managed_provider())]
         provider: Provider,
         #[command(flatten)]
         gloo: GlooArgs,
@@ -82,7 +96,7 @@ enum ClusterAction {
     /// Deploy the builtin gateway (manifests/cluster/gateway-proxy/) into the current kubectl
     /// context and wait for its rollout.
     DeployGateway {
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = managed_provider())]
         provider: Provider,
         /// Image tag of colormesh/gateway-proxy.
         #[arg(long, default_value = images::DEFAULT_TAG)]
@@ -96,7 +110,7 @@ enum ClusterAction {
 /// Which cluster: `--provider`, `--name`, `--region` (EKS only).
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub(crate) struct ClusterTarget {
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = managed_provider())]
     pub(crate) provider: Provider,
     /// Cluster name (kind: the kubectl context is `kind-<name>`).
     #[arg(long, default_value = DEFAULT_CLUSTER_NAME)]
@@ -169,6 +183,7 @@ pub(crate) fn up(root: &Path, target: &ClusterTarget) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", config.path().display()))?;
             run_plan(&eks_up_plan(config.path()))
         }
+        Provider::K3s => bail!(K3S_NOT_MANAGED),
     }
 }
 
@@ -185,6 +200,7 @@ pub(crate) fn down(target: &ClusterTarget) -> anyhow::Result<()> {
             require(&[Tool::Eksctl])?;
             run_plan(&eks_down_plan(&target.name, &target.region))
         }
+        Provider::K3s => bail!(K3S_NOT_MANAGED),
     }
 }
 
@@ -332,7 +348,8 @@ pub(crate) fn gloo_install_plan(provider: Provider, version: &str) -> Vec<Step> 
         .args(["--namespace", GLOO_NAMESPACE, "--create-namespace"])
         .args(["--version", version])
         .args(["--wait", "--timeout", HELM_TIMEOUT]);
-    if provider == Provider::Kind {
+    // Only EKS gives a LoadBalancer an address; elsewhere helm --wait would wait for one forever.
+    if provider != Provider::Eks {
         install = install.args([
             "--set",
             "gatewayProxies.gatewayProxy.service.type=ClusterIP",

@@ -26,9 +26,9 @@ use anyhow::Context as _;
 use anyhow::bail;
 use clap::Args;
 use harness::backend::BackendKind;
-use harness::backend::cluster::{ClusterGateway, Provider};
 #[cfg(feature = "cluster")]
 use harness::backend::kube::{KubeBackend, KubeSettings, k3s::K3sCluster};
+use harness::backend::{ClusterGateway, Provider};
 use harness::runner::RunSettings;
 use harness::scenario::Scenario;
 
@@ -183,7 +183,7 @@ async fn run(
             cluster::up(
                 root,
                 &ClusterTarget {
-                    provider: cluster::Provider::Kind,
+                    provider: Provider::Kind,
                     name: args.cluster_name.clone(),
                     region: args.region.clone(),
                 },
@@ -270,15 +270,11 @@ async fn install_gateway(
     args: &ClusterRunArgs,
     backend: &mut KubeBackend,
 ) -> anyhow::Result<()> {
-    let provider = match plan.provider {
-        Provider::Eks => cluster::Provider::Eks,
-        Provider::Kind | Provider::K3s => cluster::Provider::Kind,
-    };
     if plan.provider == Provider::Eks {
         cluster::install_appmesh_controller(&args.region)?;
     }
     match plan.gateway {
-        ClusterGateway::Gloo => cluster::install_gloo(provider, &args.gloo.gloo_version),
+        ClusterGateway::Gloo => cluster::install_gloo(plan.provider, &args.gloo.gloo_version),
         ClusterGateway::Builtin => {
             let schemas = if args.schemas.is_absolute() {
                 args.schemas.clone()
@@ -311,7 +307,7 @@ async fn install_gateway(
                 .await
                 .context("deploying gateway-proxy")?;
             let gloo_system = harness::scenario::WaitCondition::Rollout {
-                namespace: cluster::GLOO_NAMESPACE.to_owned(),
+                namespace: model::gloo::GLOO_NAMESPACE.to_owned(),
             };
             let timeout = gloo_system.default_timeout();
             harness::backend::Backend::wait(backend, &gloo_system, timeout)

@@ -14,7 +14,7 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// The backend's report name.
+    /// The backend's report name, and the `--provider` value.
     pub fn name(self) -> &'static str {
         match self {
             Provider::Kind => "kind",

@@ -18,6 +18,8 @@ pub mod cluster;
 pub mod kube;
 pub mod local;
 
+pub use cluster::{ClusterGateway, Provider};
+
 /// Which backend a run uses (`cargo xtask e2e --backend ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

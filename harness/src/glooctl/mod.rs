@@ -28,7 +28,7 @@ mod table;
 use table::Table;
 
 /// The namespace glooctl reads and writes by default (`-n`).
-pub const DEFAULT_NAMESPACE: &str = "gloo-system";
+pub const DEFAULT_NAMESPACE: &str = model::gloo::GLOO_NAMESPACE;
 
 /// The commands [`run`] understands, for error messages.
 pub const EMULATED_COMMANDS: &str = "create virtualservice, add route, remove route, delete virtualservice, get upstream, get upstreamgroup, get virtualservice, proxy url, proxy address";

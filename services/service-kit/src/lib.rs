@@ -3,17 +3,22 @@
 //! - [`init_tracing`]: structured logs on stderr, filtered by `RUST_LOG` (default `info`);
 //!   `LOG_FORMAT=json` switches to one JSON object per line for log collectors.
 //! - [`bind`]: the listening socket from `BIND_ADDR` (default `127.0.0.1`) and a port.
+//! - [`announce_listening`] and [`Listening::parse`]: the announcement of a bound port, written
+//!   by services and read by their supervisors.
 //! - [`shutdown_signal`]: a future that completes on SIGTERM or SIGINT, for graceful shutdown.
 //! - [`serve_connections`] and [`serve_http`]: the accept loops the service libraries share, which
 //!   stop accepting on shutdown and let in-flight work finish.
 //!
-//! The libraries themselves never read the environment; only binaries call into this crate.
+//! The libraries themselves never read the environment; only binaries call into this crate, and
+//! supervisors for [`Listening::parse`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tokio::net::TcpListener;
 
+mod listening;
 mod serve;
+pub use listening::{LISTENING_TARGET, Listening, announce_listening};
 pub use serve::{HttpResponse, ServeError, serve_connections, serve_http};
 
 /// The address services bind when `BIND_ADDR` is unset: loopback, so that nothing is exposed
@@ -81,19 +86,6 @@ pub async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })
-}
-
-/// The `tracing` target of [`announce_listening`] events.
-pub const LISTENING_TARGET: &str = "colormesh::listening";
-
-/// Logs that a listener is accepting connections, with its real address.
-///
-/// Binaries call this right after binding, once per listener (`name` tells them apart: `http`,
-/// `tcp`, `admin`). Supervisors that start a service on port 0 (the harness's local backend)
-/// learn the port from this event: with `LOG_FORMAT=json` it is one line on stderr whose
-/// `target` is [`LISTENING_TARGET`] and whose `fields` hold `name` and `addr`.
-pub fn announce_listening(name: &str, addr: SocketAddr) {
-    tracing::info!(target: "colormesh::listening", name, addr = %addr, "listening");
 }
 
 /// Completes when the process receives SIGTERM (Kubernetes, the harness) or SIGINT (Ctrl-C).

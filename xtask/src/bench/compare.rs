@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use xshell::{Shell, cmd};
 
 use super::config::{ConfigDir, ROUTE_PREFIX};
 use super::gateway::{self, Gateway, GatewaySpec, PeakRss};
@@ -100,36 +99,26 @@ pub(crate) async fn bench(args: &CompareArgs) -> anyhow::Result<()> {
         rate: args.rate,
         work_dir: out_dir.join("work"),
     };
-    let outcome = run(&plan).await?;
-    print!("{}", outcome.table());
+    let results = run(&plan).await?;
+    print!("{}", results.table());
     let json_path = out_dir.join("bench.json");
-    let text = serde_json::to_string_pretty(&outcome.json()).context("encoding bench.json")?;
+    let text = serde_json::to_string_pretty(&results.json()).context("encoding bench.json")?;
     std::fs::write(&json_path, text + "\n")
         .with_context(|| format!("writing {}", json_path.display()))?;
     println!("\nwritten: {}", json_path.display());
     Ok(())
 }
 
-/// `cargo build --release` of gateway-proxy (and envoy-control); returns the release folder.
+/// `cargo build --release --bins` for the whole workspace (gateway-proxy and envoy-control among
+/// them); returns the release folder. Not `-p gateway-proxy`: cargo would resolve features for
+/// those packages alone, and a later `cargo build --release` would compile the tree again.
 fn build_release(root: &Path, with_envoy: bool) -> anyhow::Result<PathBuf> {
-    let mut packages = vec!["-p", "gateway-proxy"];
-    if with_envoy {
-        if !root.join("services/envoy-control/Cargo.toml").is_file() {
-            bail!(
-                "services/envoy-control is not in this checkout, so Envoy cannot be configured; run with --no-envoy to measure gateway-proxy alone"
-            );
-        }
-        packages.extend(["-p", "envoy-control"]);
+    if with_envoy && !root.join("services/envoy-control/Cargo.toml").is_file() {
+        bail!(
+            "services/envoy-control is not in this checkout, so Envoy cannot be configured; run with --no-envoy to measure gateway-proxy alone"
+        );
     }
-    let shell = Shell::new().context("starting a shell for cargo")?;
-    shell.change_dir(root);
-    println!(
-        "building release binaries: cargo build --release {}",
-        packages.join(" ")
-    );
-    cmd!(shell, "cargo build --quiet --release {packages...} --bins")
-        .run()
-        .context("cargo build --release failed")?;
+    crate::cargo::build_release_binaries(root)?;
     // xtask itself runs from <target>/<profile>/xtask; the release folder is its sibling.
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let target = exe
@@ -141,7 +130,7 @@ fn build_release(root: &Path, with_envoy: bool) -> anyhow::Result<PathBuf> {
 
 /// What one gateway measured over all rounds.
 #[derive(Debug)]
-pub(crate) struct GatewayOutcome {
+pub(crate) struct GatewayResults {
     pub(crate) name: &'static str,
     pub(crate) closed: Vec<ClosedLoop>,
     pub(crate) open: Vec<OpenLoop>,
@@ -158,11 +147,11 @@ pub(crate) struct Direct {
 
 /// A finished bench run.
 #[derive(Debug)]
-pub(crate) struct Outcome {
+pub(crate) struct BenchResults {
     pub(crate) plan: Plan,
     pub(crate) rate: f64,
     pub(crate) direct: Direct,
-    pub(crate) gateways: Vec<GatewayOutcome>,
+    pub(crate) gateways: Vec<GatewayResults>,
 }
 
 struct Running {
@@ -172,7 +161,7 @@ struct Running {
 }
 
 /// Starts the upstreams and the gateways, runs every phase, stops everything.
-pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(plan: &Plan) -> anyhow::Result<BenchResults> {
     if plan.gateways.is_empty() {
         bail!("no gateway to measure");
     }
@@ -183,8 +172,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     let mut running = Vec::new();
     for spec in &plan.gateways {
         let config = ConfigDir::create(&plan.work_dir, spec.name, upstreams.blue, upstreams.green)?;
-        let log = plan.work_dir.join(format!("{}.log", spec.name));
-        let gateway = Gateway::start(spec, &config.dir, &log, &client)
+        let gateway = Gateway::start(spec, &config.dir, &plan.work_dir, &client)
             .await
             .with_context(|| format!("starting {}", spec.name))?;
         println!(
@@ -192,7 +180,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
             spec.name,
             gateway.data,
             gateway.admin,
-            log.display()
+            gateway.log().display()
         );
         let target = Target {
             addr: gateway.data,
@@ -217,9 +205,9 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         }
     }
     upstreams.stop()?;
-    let outcome = result?;
+    let results = result?;
     stopped?;
-    Ok(outcome)
+    Ok(results)
 }
 
 async fn phases(
@@ -227,7 +215,7 @@ async fn phases(
     running: &[Running],
     direct: &Target,
     client: &gateway::AdminClient,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<BenchResults> {
     // The generator straight against an upstream: the ceiling and the latency floor of the setup.
     let direct_closed = {
         let (target, connections, warmup, duration) =
@@ -329,7 +317,7 @@ async fn phases(
     for (((entry, closed), open), propagation) in
         running.iter().zip(closed).zip(open).zip(propagations)
     {
-        gateways.push(GatewayOutcome {
+        gateways.push(GatewayResults {
             name: entry.gateway.name,
             closed,
             open,
@@ -337,7 +325,7 @@ async fn phases(
             rss: entry.gateway.peak_rss()?,
         });
     }
-    Ok(Outcome {
+    Ok(BenchResults {
         plan: plan.clone(),
         rate,
         direct: Direct {
@@ -382,9 +370,9 @@ enum Better {
     Lower,
 }
 
-impl Outcome {
+impl BenchResults {
     fn metrics(&self) -> Vec<Metric> {
-        let per = |f: &dyn Fn(&GatewayOutcome) -> Vec<f64>| -> Vec<Vec<f64>> {
+        let per = |f: &dyn Fn(&GatewayResults) -> Vec<f64>| -> Vec<Vec<f64>> {
             self.gateways.iter().map(f).collect()
         };
         let open_stat = |pick: fn(&LatencyStats) -> u64| {
@@ -688,10 +676,10 @@ mod tests {
             rate: None,
             work_dir: work.path().to_owned(),
         };
-        let outcome = run(&plan).await.expect("the bench runs");
-        assert_eq!(outcome.gateways.len(), plan.gateways.len());
-        assert!(outcome.rate >= 100.0, "{}", outcome.rate);
-        for gateway in &outcome.gateways {
+        let results = run(&plan).await.expect("the bench runs");
+        assert_eq!(results.gateways.len(), plan.gateways.len());
+        assert!(results.rate >= 100.0, "{}", results.rate);
+        for gateway in &results.gateways {
             assert_eq!(gateway.closed.len(), 2, "{}", gateway.name);
             assert_eq!(gateway.open.len(), 2, "{}", gateway.name);
             assert_eq!(gateway.propagation.len(), 2, "{}", gateway.name);
@@ -722,9 +710,9 @@ mod tests {
             }
             assert!(gateway.rss.data_plane_kib > 0);
         }
-        let table = outcome.table();
+        let table = results.table();
         assert!(table.contains("closed loop throughput"), "{table}");
-        let json = outcome.json();
+        let json = results.json();
         assert_eq!(
             json["gateways"][0]["closed_loop"].as_array().map(Vec::len),
             Some(2)

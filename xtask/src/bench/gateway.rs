@@ -1,22 +1,18 @@
-//! The gateways under test as child processes: started on port 0, found through their
-//! `colormesh::listening` announcements, stopped with SIGTERM, measured through `/proc`.
+//! The gateways under test as child processes of the harness's supervisor
+//! ([`harness::process::Process`]): started on port 0, found through their `colormesh::listening`
+//! announcements, stopped with SIGTERM, measured through `/proc`.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use harness::process::{Process, Stopped};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// How long a gateway may take to announce its listeners and serve its first configuration.
@@ -42,9 +38,7 @@ pub(crate) struct Gateway {
     pub(crate) name: &'static str,
     pub(crate) data: SocketAddr,
     pub(crate) admin: SocketAddr,
-    child: Child,
-    pid: u32,
-    log: PathBuf,
+    process: Process,
 }
 
 pub(crate) type AdminClient = Client<HttpConnector, Empty<Bytes>>;
@@ -54,63 +48,44 @@ pub(crate) fn admin_client() -> AdminClient {
 }
 
 impl Gateway {
-    /// Starts the gateway with its output in `log`, and returns once it announced both listeners
-    /// and `/status` reports a served configuration.
+    /// Starts the gateway with its output in `<log_dir>/<name>.log`, and returns once it
+    /// announced both listeners and `/status` reports a served configuration.
     pub(crate) async fn start(
         spec: &GatewaySpec,
         config_dir: &Path,
-        log: &Path,
+        log_dir: &Path,
         client: &AdminClient,
     ) -> anyhow::Result<Self> {
-        let mut command = Command::new(&spec.program);
-        command
-            .arg("ingress")
-            .arg("--config-dir")
-            .arg(config_dir)
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .args(&spec.extra_args)
-            // Announcements only: per-request logging would be measured as gateway cost.
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn,colormesh::listening=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {}", spec.program.display()))?;
-        let pid = child.id().context("the gateway exited at once")?;
-        let stderr = child.stderr.take().context("the gateway's stderr")?;
-        let file = std::fs::File::create(log)
-            .with_context(|| format!("creating the log {}", log.display()))?;
-        let (found, mut listening) = watch::channel(BTreeMap::<String, SocketAddr>::new());
-        tokio::spawn(copy_log(stderr, file, found));
-
+        let mut args = vec![
+            "ingress".to_owned(),
+            "--config-dir".to_owned(),
+            config_dir.display().to_string(),
+        ];
+        args.extend(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"].map(str::to_owned));
+        args.extend(spec.extra_args.iter().cloned());
+        // Announcements only: per-request logging would be measured as gateway cost.
+        let env = [
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "warn,colormesh::listening=info"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
         let deadline = Instant::now() + START_TIMEOUT;
-        let addresses = loop {
-            let map = listening.borrow_and_update().clone();
-            if let (Some(data), Some(admin)) = (map.get("http"), map.get("admin")) {
-                break (*data, *admin);
-            }
-            tokio::select! {
-                changed = listening.changed() => if changed.is_err() {
-                    bail!("{} exited before announcing its listeners; see {}", spec.name, log.display());
-                },
-                () = tokio::time::sleep_until(deadline) => {
-                    bail!("{} announced no listeners within {START_TIMEOUT:?}; see {}", spec.name, log.display());
-                }
-            }
-        };
+        let mut process = Process::spawn(spec.name, &spec.program, &args, &env, log_dir)?;
+        let listeners = process
+            .wait_listening(&["http", "admin"], START_TIMEOUT)
+            .await?;
         let mut gateway = Self {
             name: spec.name,
-            data: addresses.0,
-            admin: addresses.1,
-            child,
-            pid,
-            log: log.to_owned(),
+            data: listeners["http"],
+            admin: listeners["admin"],
+            process,
         };
         gateway.wait_serving(client, deadline).await?;
         Ok(gateway)
+    }
+
+    pub(crate) fn log(&self) -> &Path {
+        self.process.log()
     }
 
     /// Polls `/status` until it reports a generation (envoy-control reports one only once Envoy
@@ -126,18 +101,14 @@ impl Gateway {
             {
                 return Ok(());
             }
-            if let Ok(Some(exit)) = self.child.try_wait() {
-                bail!(
-                    "{} exited ({exit}) while starting; see {}",
-                    self.name,
-                    self.log.display()
-                );
+            if !self.process.is_running() {
+                return Err(self.process.failure("exited while starting").into());
             }
             if Instant::now() >= deadline {
                 bail!(
                     "{} served no configuration within {START_TIMEOUT:?}; see {}",
                     self.name,
-                    self.log.display()
+                    self.log().display()
                 );
             }
             tokio::time::sleep(READY_POLL).await;
@@ -166,8 +137,9 @@ impl Gateway {
     /// Peak resident memory (VmHWM) of the data-plane process: the gateway itself or, for a
     /// control program that runs the proxy as a child (envoy-control), its children.
     pub(crate) fn peak_rss(&self) -> anyhow::Result<PeakRss> {
-        let own = vm_hwm_kib(self.pid)?;
-        let children = child_pids(self.pid);
+        let pid = self.process.pid();
+        let own = vm_hwm_kib(pid)?;
+        let children = child_pids(pid);
         let mut data_plane = 0;
         for child in &children {
             data_plane += vm_hwm_kib(*child)?;
@@ -187,27 +159,17 @@ impl Gateway {
 
     /// SIGTERM, then SIGKILL if it does not exit in time; a non-zero exit is reported.
     pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid).context("pid out of range")?);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
-            Ok(status) => {
-                let status = status.with_context(|| format!("waiting for {}", self.name))?;
-                if !status.success() {
-                    bail!(
-                        "{} exited with {status}; see {}",
-                        self.name,
-                        self.log.display()
-                    );
-                }
-                Ok(())
-            }
-            Err(_) => {
-                let _ = self.child.kill().await;
-                bail!(
-                    "{} ignored SIGTERM for {STOP_TIMEOUT:?} and was killed",
-                    self.name
-                )
-            }
+        match self.process.terminate(STOP_TIMEOUT).await {
+            Stopped::Exited(status) if status.success() => Ok(()),
+            Stopped::Exited(status) => bail!(
+                "{} exited with {status}; see {}",
+                self.name,
+                self.log().display()
+            ),
+            Stopped::Killed => bail!(
+                "{} ignored SIGTERM for {STOP_TIMEOUT:?} and was killed",
+                self.name
+            ),
         }
     }
 }
@@ -253,55 +215,9 @@ fn child_pids(pid: u32) -> Vec<u32> {
     children
 }
 
-/// Copies the child's stderr into its log and publishes every listener it announces.
-async fn copy_log(
-    stderr: tokio::process::ChildStderr,
-    mut file: std::fs::File,
-    found: watch::Sender<BTreeMap<String, SocketAddr>>,
-) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let _ = writeln!(file, "{line}");
-        if let Some((name, addr)) = listening_event(&line) {
-            found.send_modify(|map| {
-                map.insert(name, addr);
-            });
-        }
-    }
-}
-
-/// `(name, addr)` of a JSON `colormesh::listening` event line.
-fn listening_event(line: &str) -> Option<(String, SocketAddr)> {
-    let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
-    if value.get("target")?.as_str()? != service_kit_listening_target() {
-        return None;
-    }
-    let fields = value.get("fields")?;
-    let name = fields.get("name")?.as_str()?.to_owned();
-    let addr = fields.get("addr")?.as_str()?.parse().ok()?;
-    Some((name, addr))
-}
-
-/// service-kit's `LISTENING_TARGET`; xtask does not link service-kit, so the contract is restated.
-const fn service_kit_listening_target() -> &'static str {
-    "colormesh::listening"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_listening_announcements_and_ignores_other_lines() {
-        let line = r#"{"timestamp":"t","level":"INFO","fields":{"message":"listening","name":"admin","addr":"127.0.0.1:4567"},"target":"colormesh::listening"}"#;
-        assert_eq!(
-            listening_event(line),
-            Some(("admin".to_owned(), "127.0.0.1:4567".parse().expect("addr")))
-        );
-        let other = r#"{"fields":{"name":"admin","addr":"127.0.0.1:1"},"target":"gateway_proxy"}"#;
-        assert_eq!(listening_event(other), None);
-        assert_eq!(listening_event("plain text"), None);
-    }
 
     #[test]
     fn reads_vm_hwm_from_proc_status() {

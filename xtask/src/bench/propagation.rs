@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::config::{ConfigDir, GROUP_STATUS_NAME, Weights};
 use super::gateway::{AdminClient, Gateway};
-use super::load::{Connection, Destination, Target};
+use super::load::{Destination, Probe, Target};
 
 /// Consecutive replies from the new upstream that count as "serving only the new config".
 pub(crate) const STREAK: u32 = 50;
@@ -60,13 +60,13 @@ pub(crate) async fn measure(
 ) -> anyhow::Result<Propagation> {
     let (weights, destination, version) = change(index);
     // Connect before the change so connection setup is not part of the measurement.
-    let connection = Connection::open(target).await?;
+    let probe = Probe::open(target).await?;
     let changed = Instant::now();
     config.set_weights(weights, &version)?;
     let deadline = changed + PROPAGATION_TIMEOUT;
     let (status, data_plane) = tokio::join!(
         wait_status(gateway, client, &version, deadline),
-        wait_data_plane(connection, target, destination, deadline),
+        wait_data_plane(probe, target, destination, deadline),
     );
     let status = status.with_context(|| {
         format!(
@@ -127,7 +127,7 @@ pub(crate) fn reports_version(status: &serde_json::Value, resource: &str, versio
 /// Sends requests back to back until [`STREAK`] consecutive replies come from `destination`;
 /// returns when the first of them was sent. Errors and other replies restart the count.
 async fn wait_data_plane(
-    mut connection: Connection,
+    mut probe: Probe,
     target: &Target,
     destination: Destination,
     deadline: Instant,
@@ -139,7 +139,7 @@ async fn wait_data_plane(
             bail!("timed out after {PROPAGATION_TIMEOUT:?}");
         }
         let sent = Instant::now();
-        match connection.get().await {
+        match probe.get().await {
             Ok(reply) if reply == destination => {
                 if streak == 0 {
                     streak_start = sent;
@@ -154,7 +154,7 @@ async fn wait_data_plane(
                 // A gateway may close connections when it reconfigures; carry on with a new one.
                 tracing::debug!(%error, "propagation probe failed; reconnecting");
                 streak = 0;
-                connection = Connection::open(target).await?;
+                probe = Probe::open(target).await?;
             }
         }
     }

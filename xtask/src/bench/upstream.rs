@@ -147,26 +147,26 @@ fn answer(path: &str, body: Bytes) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::load::{Connection, Target};
+    use crate::bench::load::{Probe, Target};
 
     #[tokio::test]
     async fn each_upstream_names_itself_only_on_rewritten_paths() {
         let upstreams = Upstreams::start().expect("upstreams start");
-        let mut blue = Connection::open(&Target {
+        let mut blue = Probe::open(&Target {
             addr: upstreams.blue,
             path: "/color".to_owned(),
         })
         .await
         .expect("connect");
         assert_eq!(blue.get().await.expect("reply"), Destination::Blue);
-        let mut green = Connection::open(&Target {
+        let mut green = Probe::open(&Target {
             addr: upstreams.green,
             path: "/color/x".to_owned(),
         })
         .await
         .expect("connect");
         assert_eq!(green.get().await.expect("reply"), Destination::Green);
-        let mut raw = Connection::open(&Target {
+        let mut raw = Probe::open(&Target {
             addr: upstreams.green,
             path: "/appmesh/color".to_owned(),
         })

@@ -130,7 +130,7 @@ impl KubeSettings {
             run_id: run_id.into(),
             registry: None,
             tag: "latest".into(),
-            gateway_namespace: workload::GLOO_NAMESPACE.into(),
+            gateway_namespace: model::gloo::GLOO_NAMESPACE.into(),
             glooctl: PathBuf::from("glooctl"),
             kubeconfig: None,
             context: None,

@@ -63,19 +63,18 @@ use model::{Loaded, Origin, Resource, ResourceKey, ResourceKind};
 
 use crate::backend::{Applied, Backend, BackendError, CommandOutput};
 use crate::glooctl::{self, GlooKind, GlooStore, GlooctlError};
+use crate::process::Process;
 use crate::scenario::WaitCondition;
 
 pub(crate) mod admin;
 mod cluster;
 mod forward;
-mod process;
 pub(crate) mod workload;
 
 pub use admin::AdminError;
 use admin::{HttpProbe, ProxyStatus};
 use cluster::Cluster;
 use forward::Forwarder;
-use process::Process;
 use workload::{EnvContext, PodTemplate, ReadyPod};
 
 /// How long a process may take to start and become ready.
@@ -383,7 +382,7 @@ impl LocalBackend {
                 break;
             }
             if !process.is_running() {
-                return Err(process.failure("exited before it was ready"));
+                return Err(process.failure("exited before it was ready").into());
             }
             if Instant::now() >= deadline {
                 return Err(BackendError::Timeout {
@@ -597,7 +596,7 @@ impl LocalBackend {
             let deadline = Instant::now() + START_TIMEOUT;
             while let Err(error) = self.probe.get(addr, "/ping").await {
                 if !app.is_running() {
-                    return Err(app.failure("exited before answering /ping"));
+                    return Err(app.failure("exited before answering /ping").into());
                 }
                 if Instant::now() >= deadline {
                     return Err(BackendError::Timeout {
@@ -757,7 +756,7 @@ impl LocalBackend {
                     };
                     for pod in &mut state.pods {
                         if !pod.app.is_running() {
-                            return Err(pod.app.failure("is not running"));
+                            return Err(pod.app.failure("is not running").into());
                         }
                     }
                     if state.pods.len() != state.template.replicas as usize {

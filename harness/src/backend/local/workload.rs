@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use model::appmesh::{PortProtocol, Provider, VirtualNode};
 use model::discovery::{DISCOVERED_BY_LABEL, PodLabels, discover_upstreams};
 use model::dns::ServiceHost;
+use model::gloo::GLOO_NAMESPACE;
 use model::gloo::Upstream;
 use model::k8s::openapi::api::core::v1::Container;
 use model::k8s::openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
@@ -16,8 +17,6 @@ use model::{Loaded, Resource, ResourceKind, ResourceSet};
 
 use crate::backend::BackendError;
 
-/// The namespace Gloo's discovery writes upstreams to.
-pub(crate) const GLOO_NAMESPACE: &str = "gloo-system";
 /// The label App Mesh's injector looks for on a namespace.
 pub(crate) const INJECTOR_LABEL: &str = "appmesh.k8s.aws/sidecarInjectorWebhook";
 /// The label that ties an EndpointSlice to its Service.

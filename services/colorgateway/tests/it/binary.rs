@@ -50,12 +50,10 @@ async fn http_proxy_from_the_environment_carries_the_teller_call() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = tokio::time::timeout(GUARD, async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if entry["target"] == service_kit::LISTENING_TARGET && entry["fields"]["name"] == "http"
+            if let Some(listening) = service_kit::Listening::parse(&line)
+                && listening.name == "http"
             {
-                return entry["fields"]["addr"].as_str().unwrap().to_owned();
+                return listening.addr.to_string();
             }
         }
         panic!("colorgateway exited without announcing its address");

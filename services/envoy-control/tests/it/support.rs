@@ -171,11 +171,8 @@ impl ControlPlane {
 
 fn note(seen: &mut Announced, event: &Value) {
     let fields = &event["fields"];
-    if event["target"] == "colormesh::listening"
-        && let (Some(name), Some(addr)) = (fields["name"].as_str(), fields["addr"].as_str())
-        && let Ok(addr) = addr.parse()
-    {
-        seen.listeners.insert(name.to_owned(), addr);
+    if let Some(listening) = service_kit::Listening::from_json(event) {
+        seen.listeners.insert(listening.name, listening.addr);
     }
     if let Some(addr) = fields["envoy_admin"].as_str().and_then(|a| a.parse().ok()) {
         seen.envoy_admin = Some(addr);

@@ -41,7 +41,7 @@ pub use source::KubeSource;
 
 /// The namespace the gateway reports statuses under when `POD_NAMESPACE` does not say
 /// (where Gloo runs).
-pub const DEFAULT_WRITER_NAMESPACE: &str = "gloo-system";
+pub const DEFAULT_WRITER_NAMESPACE: &str = model::gloo::GLOO_NAMESPACE;
 
 /// Changes closer together than this give a single reload (as for a config directory).
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);

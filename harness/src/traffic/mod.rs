@@ -1,4 +1,10 @@
-//! The traffic generator: closed-loop HTTP/1.1 workers, each owning one keep-alive connection.
+//! The traffic generator: HTTP/1.1 workers, each owning one keep-alive [`Connection`].
+//!
+//! Two ways to drive them share that machinery:
+//! - [`drive`], for scenario steps: closed loop, every reply handed to an observer that judges it
+//!   and may stop the run or ask for fresh connections. Described below.
+//! - [`window`], for `cargo xtask bench`: a warm-up, then a measured window, either closed loop
+//!   (throughput) or open loop on a fixed schedule (latency corrected for coordinated omission).
 //!
 //! A split check needs independent, correctly counted samples more than it needs load, but the
 //! generator must never be the bottleneck either (`cargo xtask bench-traffic` measures that). The
@@ -24,17 +30,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// Replies larger than this are cut off and reported as an error: every reply the harness judges
-/// is a small JSON document or a color.
-const MAX_BODY_BYTES: usize = 1 << 20;
+mod connection;
+pub mod window;
+
+pub use connection::{Connection, RequestTemplate, Response, SendError};
 
 /// What to send: one request, repeated.
 #[derive(Debug, Clone)]
@@ -312,63 +316,11 @@ impl Shared {
     }
 }
 
-/// The parts of the request that are the same every time, validated once.
-struct RequestTemplate {
-    method: Method,
-    uri: http::Uri,
-    host: HeaderValue,
-    headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl RequestTemplate {
-    fn new(request: &TrafficRequest) -> Result<Self, TrafficError> {
-        let url = request.base.as_str().to_owned();
-        let bad = |message: String| TrafficError::Request {
-            url: url.clone(),
-            message,
-        };
-        let uri: http::Uri = request
-            .path_and_query
-            .parse()
-            .map_err(|error| bad(format!("path {:?}: {error}", request.path_and_query)))?;
-        let host = match &request.host {
-            Some(host) => host.clone(),
-            None => authority_of(&request.base)
-                .ok_or_else(|| bad("the base URL has no host".to_owned()))?,
-        };
-        let host =
-            HeaderValue::from_str(&host).map_err(|error| bad(format!("host {host:?}: {error}")))?;
-        Ok(Self {
-            method: request.method.clone(),
-            uri,
-            host,
-            headers: request.headers.clone(),
-        })
-    }
-
-    fn build(&self) -> Request<Empty<Bytes>> {
-        let mut request = Request::new(Empty::new());
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        let headers = request.headers_mut();
-        headers.insert(http::header::HOST, self.host.clone());
-        for (name, value) in &self.headers {
-            headers.append(name.clone(), value.clone());
-        }
-        request
-    }
-}
-
-fn authority_of(url: &url::Url) -> Option<String> {
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
-}
-
 /// Resolves the base URL to one socket address, enforcing the loopback rule.
-async fn resolve(base: &url::Url, loopback_only: bool) -> Result<SocketAddr, TrafficError> {
+pub(crate) async fn resolve(
+    base: &url::Url,
+    loopback_only: bool,
+) -> Result<SocketAddr, TrafficError> {
     let url = base.as_str().to_owned();
     if base.scheme() != "http" {
         return Err(TrafficError::Target {
@@ -413,10 +365,8 @@ async fn resolve(base: &url::Url, loopback_only: bool) -> Result<SocketAddr, Tra
         })
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
-
-/// A worker's open connection: the sender, its index and the epoch it was opened in.
-type Open = (Sender, u32, u64);
+/// A worker's open connection: the connection, its index and the epoch it was opened in.
+type Open = (Connection, u32, u64);
 
 async fn run_worker(
     worker: usize,
@@ -433,24 +383,19 @@ async fn run_worker(
             send_one(&mut connection, address, &template, &shared),
         )
         .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "no complete reply within {}",
-                humantime::format_duration(shared.request_timeout)
-            ))
-        });
+        .unwrap_or(Err(SendError::TimedOut(shared.request_timeout)));
         let connection_index = connection.as_ref().map_or(
             shared.connections.load(Ordering::Relaxed).saturating_sub(1),
             |(_, index, _)| *index,
         );
         let reply = match outcome {
-            Ok((status, headers, body)) => Reply {
+            Ok(response) => Reply {
                 index,
                 worker,
                 connection: connection_index,
-                status: Some(status),
-                headers,
-                body,
+                status: Some(response.status),
+                headers: response.headers,
+                body: response.body,
                 latency: started.elapsed(),
                 error: None,
             },
@@ -465,7 +410,7 @@ async fn run_worker(
                     headers: HeaderMap::new(),
                     body: Bytes::new(),
                     latency: started.elapsed(),
-                    error: Some(error),
+                    error: Some(error.to_string()),
                 }
             }
         };
@@ -475,54 +420,30 @@ async fn run_worker(
     }
 }
 
+/// Sends one request over the worker's connection, first replacing it when the server closed it
+/// or the observer asked for fresh connections since it was opened.
 async fn send_one(
     connection: &mut Option<Open>,
     address: SocketAddr,
     template: &RequestTemplate,
     shared: &Shared,
-) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+) -> Result<Response, SendError> {
     let epoch = shared.epoch.load(Ordering::Relaxed);
     if connection
         .as_ref()
-        .is_some_and(|(sender, _, opened)| sender.is_closed() || *opened < epoch)
+        .is_some_and(|(open, _, opened)| open.is_closed() || *opened < epoch)
     {
         *connection = None;
     }
-    if connection.is_none() {
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(|error| format!("connect to {address}: {error}"))?;
-        // Latency matters more than packet count for small request/reply pairs.
-        let _ = stream.set_nodelay(true);
-        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| format!("HTTP/1.1 handshake with {address}: {error}"))?;
-        tokio::spawn(async move {
-            if let Err(error) = driver.await {
-                tracing::debug!(%error, "traffic connection ended");
-            }
-        });
-        let index = shared.connections.fetch_add(1, Ordering::Relaxed);
-        *connection = Some((sender, index, epoch));
-    }
-    let Some((sender, _, _)) = connection.as_mut() else {
-        return Err("no connection".to_owned());
+    let open = match connection {
+        Some((open, _, _)) => open,
+        None => {
+            let opened = Connection::open(address).await?;
+            let index = shared.connections.fetch_add(1, Ordering::Relaxed);
+            &mut connection.insert((opened, index, epoch)).0
+        }
     };
-    sender
-        .ready()
-        .await
-        .map_err(|error| format!("connection closed: {error}"))?;
-    let response = sender
-        .send_request(template.build())
-        .await
-        .map_err(|error| format!("request failed: {error}"))?;
-    let (parts, body) = response.into_parts();
-    let body = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|error| format!("reading the body: {error}"))?
-        .to_bytes();
-    Ok((parts.status, parts.headers, body))
+    open.send(template).await
 }
 
 mod duration_ms {
@@ -539,6 +460,7 @@ mod duration_ms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper_util::rt::TokioIo;
 
     #[tokio::test]
     async fn non_loopback_targets_are_refused_on_the_local_backend() {
@@ -559,29 +481,6 @@ mod tests {
                 .to_string()
                 .contains("scheme")
         );
-    }
-
-    #[test]
-    fn template_uses_the_base_authority_as_host() {
-        let request = TrafficRequest {
-            base: url::Url::parse("http://127.0.0.1:9999/ignored").unwrap(),
-            path_and_query: "/appmesh/color?x=1".to_owned(),
-            method: Method::GET,
-            host: None,
-            headers: vec![(
-                HeaderName::from_static("x-a"),
-                HeaderValue::from_static("1"),
-            )],
-        };
-        let built = RequestTemplate::new(&request).unwrap().build();
-        assert_eq!(built.uri(), "/appmesh/color?x=1");
-        assert_eq!(built.headers()["host"], "127.0.0.1:9999");
-        assert_eq!(built.headers()["x-a"], "1");
-        let bad = TrafficRequest {
-            path_and_query: "not a path".to_owned(),
-            ..request
-        };
-        assert!(RequestTemplate::new(&bad).is_err());
     }
 
     /// An HTTP/1.1 server on 127.0.0.1:0 that answers `ok` and counts accepted connections.

@@ -92,7 +92,7 @@ impl From<ProcessError> for BackendError {
                     log.display()
                 )),
             },
-            failed @ ProcessError::Failed { .. } => BackendError::Other(failed.to_string()),
+            failed @ ProcessError::Failed { .. } => BackendError::Process(failed),
         }
     }
 }

@@ -102,15 +102,28 @@ pub(crate) fn exec_with_cluster_feature(root: &Path) -> anyhow::Error {
     anyhow::Error::new(command.exec()).context("running cargo run --features xtask/cluster")
 }
 
-/// `cargo test --workspace --all-features` plus `extra` (after the set-up `cargo xtask test` did);
-/// returns cargo's exit status.
+/// `cargo test --workspace --all-features` plus `extra` (after the set-up `cargo xtask test` did;
+/// without `--workspace` when `extra` selects packages); returns cargo's exit status.
 pub(crate) fn test(root: &Path, extra: &[String], envoy: &Path) -> anyhow::Result<ExitStatus> {
     let mut command = command(root);
+    command.arg("test");
+    // `-p harness` narrows the run; `--workspace` would override it.
+    if !names_packages(extra) {
+        command.arg("--workspace");
+    }
     command
-        .args(["test", "--workspace", "--all-features"])
+        .arg("--all-features")
         .args(extra)
         .env(crate::envoy::ENVOY_BIN_ENV, envoy);
     command.status().context("starting cargo test")
+}
+
+/// Whether cargo arguments select packages (`-p`, `--package`), up to a `--` (after it, they are
+/// the test binaries' own).
+fn names_packages(args: &[String]) -> bool {
+    args.iter().take_while(|arg| *arg != "--").any(|arg| {
+        arg == "-p" || arg.starts_with("--package") || (arg.starts_with("-p") && arg.len() > 2)
+    })
 }
 
 #[cfg(test)]
@@ -137,6 +150,16 @@ mod tests {
         ] {
             assert!(!is_run_env(name), "{name}");
         }
+    }
+
+    #[test]
+    fn package_selections_are_recognised_before_the_double_dash_only() {
+        let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(names_packages(&args(&["-p", "harness"])));
+        assert!(names_packages(&args(&["--package=model"])));
+        assert!(names_packages(&args(&["-pmodel"])));
+        assert!(!names_packages(&args(&["--locked"])));
+        assert!(!names_packages(&args(&["--", "-p"])));
     }
 
     #[test]

@@ -127,9 +127,9 @@ pub enum BackendError {
         source: Box<BackendError>,
         logs: PathBuf,
     },
-    /// A message without a variant of its own yet (the process supervisor's failures).
-    #[error("{0}")]
-    Other(String),
+    /// A workload or gateway process misbehaved (exited early, announced the wrong thing).
+    #[error(transparent)]
+    Process(crate::process::ProcessError),
 }
 
 /// Where a scenario runs. Implementations own every process or cluster object they create and

@@ -327,7 +327,6 @@ impl LocalBackend {
                 timeout,
                 detail: Some(detail.map_or(logs.clone(), |d| format!("{d} ({logs})"))),
             },
-            BackendError::Other(message) => BackendError::Other(format!("{message} ({logs})")),
             BackendError::Io { context, source } => BackendError::Io {
                 context: format!("{context} ({logs})"),
                 source,

@@ -4,10 +4,9 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve};
@@ -18,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::Role;
+pub use test_support::{endpoint_slice, manifest, wait_for, write_by_rename};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -281,50 +281,6 @@ impl RawConnection {
             status,
             body: String::from_utf8_lossy(&body).into_owned(),
         }
-    }
-}
-
-/// The repository's `manifests/` file at `path`.
-pub fn manifest(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../manifests")
-        .join(path);
-    std::fs::read_to_string(&full).unwrap_or_else(|error| panic!("{}: {error}", full.display()))
-}
-
-/// An EndpointSlice of `service` with one ready endpoint on loopback.
-pub fn endpoint_slice(service: &str, namespace: &str, port_name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-local\n  namespace: {namespace}\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\nports: [{{name: {port_name}, port: {port}, protocol: TCP}}]\n"
-    )
-}
-
-/// Writes a file the way the harness does: a temporary file in the same directory, then a rename,
-/// so a reader never sees half a file.
-pub fn write_by_rename(dir: &Path, name: &str, contents: &str) -> PathBuf {
-    let target = dir.join(name);
-    let temporary = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&temporary, contents).expect("write temporary file");
-    std::fs::rename(&temporary, &target).expect("rename into place");
-    target
-}
-
-/// Polls `check` until it returns `Some`, failing the test after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -663,9 +663,7 @@ mod tests {
             program: gateway_proxy,
             extra_args: vec!["--workers".to_owned(), "1".to_owned()],
         }];
-        if let Some(envoy) = envoy_side(&bin_dir) {
-            gateways.push(envoy);
-        }
+        gateways.push(envoy_side(&bin_dir));
         let work = tempfile::tempdir().expect("temp dir");
         let plan = Plan {
             gateways,
@@ -719,33 +717,20 @@ mod tests {
         );
     }
 
-    /// Envoy through envoy-control when both are present; otherwise the test says what it skipped,
-    /// and fails under CI where Envoy must be installed.
-    fn envoy_side(bin_dir: &Path) -> Option<GatewaySpec> {
-        let root = crate::workspace_root();
-        let envoy = std::env::var_os(crate::envoy::ENVOY_BIN_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| crate::envoy::managed_binary(&root));
+    /// Envoy through envoy-control. Like every Envoy test, this one needs the pinned Envoy
+    /// (`cargo xtask test` installs it) and fails without it rather than skipping.
+    fn envoy_side(bin_dir: &Path) -> GatewaySpec {
+        let envoy = test_support::envoy_binary();
         let control = bin_dir.join("envoy-control");
-        let in_ci = std::env::var_os("CI").is_some();
-        if !envoy.is_file() {
-            assert!(!in_ci, "Envoy is not installed at {}", envoy.display());
-            eprintln!("skipped Envoy: Envoy not installed, run `cargo xtask envoy`");
-            return None;
-        }
-        if !control.is_file() {
-            assert!(
-                !in_ci || !root.join("services/envoy-control/Cargo.toml").is_file(),
-                "{} is missing: run `cargo build --bins` first",
-                control.display()
-            );
-            eprintln!("skipped Envoy: {} not built", control.display());
-            return None;
-        }
-        Some(GatewaySpec {
+        assert!(
+            control.is_file(),
+            "{} is missing: run `cargo build --bins` first",
+            control.display()
+        );
+        GatewaySpec {
             name: "envoy",
             program: control,
             extra_args: vec!["--envoy-bin".to_owned(), envoy.display().to_string()],
-        })
+        }
     }
 }

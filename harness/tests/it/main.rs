@@ -12,4 +12,3 @@ mod local_backend;
 mod runner;
 mod support;
 mod walkthrough;
-mod walkthrough_envoy;

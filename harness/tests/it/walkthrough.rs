@@ -1,14 +1,28 @@
 //! The gate itself in CI: the real `scenarios/walkthrough.yaml` on the local backend, with the real
 //! binaries (`cargo test --workspace` builds them before any test runs), exactly as
-//! `cargo xtask e2e` runs it.
+//! `cargo xtask e2e` runs it: once with gateway-proxy and once with real Envoy (`envoy-control` as
+//! the ingress and every sidecar, `cargo xtask e2e --gateway envoy`). Without Envoy the second
+//! test fails.
 
 use harness::backend::Backend;
 use harness::backend::local::{GatewayCommand, LocalBackend, LocalConfig};
 use harness::runner::{RunSettings, run_all};
-use test_support::workspace_root;
+
+use crate::gate::{envoy_gateway, workspace_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_walkthrough_passes_on_the_local_backend() {
+    walkthrough_passes(GatewayCommand::builtin(), "gateway-proxy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walkthrough_passes_with_envoy_as_the_gateway() {
+    walkthrough_passes(envoy_gateway(), "Envoy").await;
+}
+
+/// Runs the walkthrough with `gateway` under test and asserts that it passed, with every canary
+/// step judged.
+async fn walkthrough_passes(gateway: GatewayCommand, label: &str) {
     let root = workspace_root();
     let scenario = harness::scenario::load(&root.join("scenarios/walkthrough.yaml")).unwrap();
     let settings = RunSettings::builder(root.join("manifests"))
@@ -16,7 +30,7 @@ async fn the_walkthrough_passes_on_the_local_backend() {
         .build();
     let config = LocalConfig {
         bin_dir: LocalConfig::bin_dir_of_current_exe().unwrap(),
-        gateway: GatewayCommand::builtin(),
+        gateway,
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed: settings.seed,
@@ -26,12 +40,18 @@ async fn the_walkthrough_passes_on_the_local_backend() {
     let report = run_all(&mut backend, &[scenario], &settings, &mut transcript).await;
     backend.shutdown().await.unwrap();
     let transcript = String::from_utf8_lossy(&transcript);
-    assert!(report.passed(), "the walkthrough failed:\n{transcript}");
+    assert!(
+        report.passed(),
+        "the walkthrough failed with {label}:\n{transcript}"
+    );
     // The canary's three weight changes were all judged, not skipped.
     for step in ["canary 80/20", "canary 50/50", "canary 0/100"] {
         let passed = transcript
             .lines()
             .any(|line| line.starts_with("PASS step") && line.contains(step));
-        assert!(passed, "no PASS line for {step}:\n{transcript}");
+        assert!(
+            passed,
+            "no PASS line for {step} with {label}:\n{transcript}"
+        );
     }
 }

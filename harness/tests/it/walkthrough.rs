@@ -24,21 +24,24 @@ async fn the_walkthrough_passes_with_envoy_as_the_gateway() {
 /// step judged.
 async fn walkthrough_passes(gateway: GatewayCommand, label: &str) {
     let root = workspace_root();
-    let scenario = harness::scenario::load(&root.join("scenarios/walkthrough.yaml")).unwrap();
+    let scenario = harness::scenario::load(&root.join("scenarios/walkthrough.yaml"))
+        .expect("scenarios/walkthrough.yaml loads");
     let settings = RunSettings::builder(root.join("manifests"))
         .seed(20261122)
         .build();
     let config = LocalConfig {
-        bin_dir: LocalConfig::bin_dir_of_current_exe().unwrap(),
+        bin_dir: LocalConfig::bin_dir_of_current_exe().expect("the test binary has a folder"),
         gateway,
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed: settings.seed,
     };
-    let mut backend = LocalBackend::start(config).await.unwrap();
+    let mut backend = LocalBackend::start(config)
+        .await
+        .expect("the local backend starts");
     let mut transcript = Vec::new();
     let report = run_all(&mut backend, &[scenario], &settings, &mut transcript).await;
-    backend.shutdown().await.unwrap();
+    backend.shutdown().await.expect("the local backend stops");
     let transcript = String::from_utf8_lossy(&transcript);
     assert!(
         report.passed(),

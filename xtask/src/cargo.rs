@@ -49,43 +49,37 @@ pub(crate) fn command(root: &Path) -> Command {
     command
 }
 
-/// Runs a cargo command with its output on the terminal (cargo's progress bar shows what is being
-/// built and how far along it is) and fails unless it succeeds.
-fn run(mut command: Command, what: &str) -> anyhow::Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("starting cargo ({what})"))?;
-    if !status.success() {
-        bail!("{what} failed ({status})");
-    }
-    Ok(())
-}
-
 /// `cargo build --bins` for the whole workspace with the profile xtask itself was built with;
 /// returns the binaries' folder (xtask's own).
 pub(crate) fn build_binaries(root: &Path) -> anyhow::Result<PathBuf> {
-    let mut command = command(root);
-    command.args(["build", "--bins"]);
-    if !cfg!(debug_assertions) {
-        command.arg("--release");
-    }
-    println!("Building the workspace binaries the scenarios run (cargo build --bins)");
-    run(
-        command,
-        "cargo build --bins (the scenarios need the workspace binaries)",
-    )?;
+    build_workspace_binaries(root, !cfg!(debug_assertions))?;
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     exe.parent()
         .map(Path::to_path_buf)
         .context("the xtask binary has no parent folder")
 }
 
-/// `cargo build --release --bins` for the whole workspace (the bench measures release builds).
-pub(crate) fn build_release_binaries(root: &Path) -> anyhow::Result<()> {
+/// `cargo build --bins` for the whole workspace, `--release` or not, with its progress on the
+/// terminal; fails unless cargo succeeds.
+pub(crate) fn build_workspace_binaries(root: &Path, release: bool) -> anyhow::Result<()> {
     let mut command = command(root);
-    command.args(["build", "--release", "--bins"]);
-    println!("Building release binaries (cargo build --release --bins)");
-    run(command, "cargo build --release --bins")
+    command.args(["build", "--bins"]);
+    if release {
+        command.arg("--release");
+    }
+    let what = if release {
+        "cargo build --bins --release"
+    } else {
+        "cargo build --bins"
+    };
+    println!("Building the workspace binaries ({what})");
+    let status = command
+        .status()
+        .with_context(|| format!("starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
 }
 
 /// Replaces this process with xtask built with the `cluster` feature (kube-rs and testcontainers),
@@ -121,9 +115,9 @@ pub(crate) fn test(root: &Path, extra: &[String], envoy: &Path) -> anyhow::Resul
 /// Whether cargo arguments select packages (`-p`, `--package`), up to a `--` (after it, they are
 /// the test binaries' own).
 fn names_packages(args: &[String]) -> bool {
-    args.iter().take_while(|arg| *arg != "--").any(|arg| {
-        arg == "-p" || arg.starts_with("--package") || (arg.starts_with("-p") && arg.len() > 2)
-    })
+    args.iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"))
 }
 
 #[cfg(test)]

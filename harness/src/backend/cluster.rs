@@ -1,6 +1,6 @@
 //! What a cluster run is, decided before anything talks to a cluster: which provider and which
-//! gateway. These live outside `backend::kube` (the `kube` feature) so that `cargo xtask` can check a
-//! cluster run's flags and tools without building kube-rs.
+//! gateway (used as `backend::{Provider, ClusterGateway}`). They live outside `backend::kube` (the
+//! `kube` feature) so that `cargo xtask` can check a cluster run's flags and tools without kube-rs.
 
 /// Which kind of cluster runs the scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

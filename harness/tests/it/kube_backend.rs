@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::backend::kube::{ClusterGateway, KubeBackend, KubeSettings, Provider};
+use harness::backend::kube::{KubeBackend, KubeSettings};
 use harness::backend::{Backend, BackendError};
+use harness::backend::{ClusterGateway, Provider};
 use harness::scenario::WaitCondition;
 use http::{Request, Response};
 use http_body_util::BodyExt;

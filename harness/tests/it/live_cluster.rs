@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use harness::backend::Backend;
 use harness::backend::kube::k3s::{K3sCluster, docker_available};
-use harness::backend::kube::{ClusterGateway, KubeBackend, KubeSettings, Provider};
+use harness::backend::kube::{KubeBackend, KubeSettings};
+use harness::backend::{ClusterGateway, Provider};
 use harness::scenario::WaitCondition;
 use test_support::workspace_root;
 

@@ -118,7 +118,7 @@ fn build_release(root: &Path, with_envoy: bool) -> anyhow::Result<PathBuf> {
             "services/envoy-control is not in this checkout, so Envoy cannot be configured; run with --no-envoy to measure gateway-proxy alone"
         );
     }
-    crate::cargo::build_release_binaries(root)?;
+    crate::cargo::build_workspace_binaries(root, true)?;
     // xtask itself runs from <target>/<profile>/xtask; the release folder is its sibling.
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let target = exe

@@ -64,7 +64,7 @@ mod forward;
 pub mod k3s;
 mod transform;
 
-pub use super::cluster::{ClusterGateway, Provider};
+use super::{ClusterGateway, Provider};
 pub use error::{KubeError, MissingKind};
 use error::{NotYet, TimedOut, wait_timeout};
 pub use forward::ForwardError;

@@ -1,5 +1,5 @@
-//! The resource model shared by gateway-proxy and the harness: Gloo and App Mesh custom
-//! resources, the Kubernetes kinds colormesh reads, and multi-document YAML loading with precise
+//! The resource model shared by gateway-proxy and the harness: Gloo, App Mesh and Gateway API
+//! custom resources, the Kubernetes kinds colormesh reads, and multi-document YAML loading with precise
 //! errors.
 //!
 //! Nothing here is async or touches the network; only [`load_dir`] and [`load_paths`] read
@@ -10,6 +10,7 @@ mod choice;
 pub mod discovery;
 pub mod dns;
 mod duration;
+pub mod gateway_api;
 pub mod gloo;
 pub mod k8s;
 mod load;

@@ -9,6 +9,7 @@ use serde::{Deserializer, Serialize, Serializer};
 use serde_norway::Value;
 
 use crate::appmesh;
+use crate::gateway_api;
 use crate::gloo;
 use crate::k8s::{ConfigMap, Deployment, EndpointSlice, Namespace, ObjectMeta, Service};
 
@@ -39,6 +40,14 @@ pub enum ResourceKind {
     AppMeshVirtualService,
     /// `appmesh.k8s.aws/v1beta2 VirtualRouter`.
     VirtualRouter,
+    /// `gateway.networking.k8s.io/v1 GatewayClass` (cluster scoped).
+    GatewayClass,
+    /// `gateway.networking.k8s.io/v1 Gateway`.
+    Gateway,
+    /// `gateway.networking.k8s.io/v1 HTTPRoute`.
+    HttpRoute,
+    /// `gateway.networking.k8s.io/v1 ReferenceGrant`.
+    ReferenceGrant,
     /// Any other apiVersion/kind; kept by header only.
     Other {
         /// The document's apiVersion.
@@ -48,7 +57,7 @@ pub enum ResourceKind {
     },
 }
 
-const KNOWN_KINDS: [(ResourceKind, &str, &str); 12] = [
+const KNOWN_KINDS: [(ResourceKind, &str, &str); 16] = [
     (ResourceKind::Namespace, "v1", "Namespace"),
     (ResourceKind::Deployment, "apps/v1", "Deployment"),
     (ResourceKind::Service, "v1", "Service"),
@@ -85,11 +94,45 @@ const KNOWN_KINDS: [(ResourceKind, &str, &str); 12] = [
         "appmesh.k8s.aws/v1beta2",
         "VirtualRouter",
     ),
+    (
+        ResourceKind::GatewayClass,
+        "gateway.networking.k8s.io/v1",
+        "GatewayClass",
+    ),
+    (
+        ResourceKind::Gateway,
+        "gateway.networking.k8s.io/v1",
+        "Gateway",
+    ),
+    (
+        ResourceKind::HttpRoute,
+        "gateway.networking.k8s.io/v1",
+        "HTTPRoute",
+    ),
+    (
+        ResourceKind::ReferenceGrant,
+        "gateway.networking.k8s.io/v1",
+        "ReferenceGrant",
+    ),
+];
+
+/// Older versions the API server still serves for a kind, read as the kind's current version
+/// (the Gateway API CRDs v1.6.1 serve `v1beta1` beside `v1`, and ReferenceGrant stores `v1beta1`).
+/// The fields colormesh reads are the same in both versions.
+const SERVED_ALIASES: [(&str, &str); 4] = [
+    ("gateway.networking.k8s.io/v1beta1", "GatewayClass"),
+    ("gateway.networking.k8s.io/v1beta1", "Gateway"),
+    ("gateway.networking.k8s.io/v1beta1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
 ];
 
 impl ResourceKind {
     /// The kind for an apiVersion and kind pair.
     pub fn from_type(api_version: &str, kind: &str) -> Self {
+        let api_version = SERVED_ALIASES
+            .iter()
+            .find(|(v, k)| *v == api_version && *k == kind)
+            .map_or(api_version, |_| "gateway.networking.k8s.io/v1");
         KNOWN_KINDS
             .iter()
             .find(|(_, v, k)| *v == api_version && *k == kind)
@@ -125,7 +168,9 @@ impl ResourceKind {
     /// Whether objects of this kind live in a namespace (`None` for unknown kinds).
     pub fn is_namespaced(&self) -> Option<bool> {
         match self {
-            ResourceKind::Namespace | ResourceKind::Mesh => Some(false),
+            ResourceKind::Namespace | ResourceKind::Mesh | ResourceKind::GatewayClass => {
+                Some(false)
+            }
             ResourceKind::Other { .. } => None,
             _ => Some(true),
         }
@@ -215,6 +260,14 @@ pub enum Resource {
     AppMeshVirtualService(Box<appmesh::VirtualService>),
     /// `appmesh.k8s.aws/v1beta2 VirtualRouter`.
     VirtualRouter(Box<appmesh::VirtualRouter>),
+    /// `gateway.networking.k8s.io/v1 GatewayClass`.
+    GatewayClass(Box<gateway_api::GatewayClass>),
+    /// `gateway.networking.k8s.io/v1 Gateway`.
+    Gateway(Box<gateway_api::Gateway>),
+    /// `gateway.networking.k8s.io/v1 HTTPRoute`.
+    HttpRoute(Box<gateway_api::HTTPRoute>),
+    /// `gateway.networking.k8s.io/v1 ReferenceGrant`.
+    ReferenceGrant(Box<gateway_api::ReferenceGrant>),
     /// Any other kind: only the header is kept (its body is not written back by [`to_yaml`]).
     Other {
         /// apiVersion.
@@ -242,6 +295,10 @@ impl Resource {
             Resource::VirtualNode(_) => ResourceKind::VirtualNode,
             Resource::AppMeshVirtualService(_) => ResourceKind::AppMeshVirtualService,
             Resource::VirtualRouter(_) => ResourceKind::VirtualRouter,
+            Resource::GatewayClass(_) => ResourceKind::GatewayClass,
+            Resource::Gateway(_) => ResourceKind::Gateway,
+            Resource::HttpRoute(_) => ResourceKind::HttpRoute,
+            Resource::ReferenceGrant(_) => ResourceKind::ReferenceGrant,
             Resource::Other {
                 api_version, kind, ..
             } => ResourceKind::Other {
@@ -266,6 +323,33 @@ impl Resource {
             Resource::VirtualNode(r) => &r.metadata,
             Resource::AppMeshVirtualService(r) => &r.metadata,
             Resource::VirtualRouter(r) => &r.metadata,
+            Resource::GatewayClass(r) => &r.metadata,
+            Resource::Gateway(r) => &r.metadata,
+            Resource::HttpRoute(r) => &r.metadata,
+            Resource::ReferenceGrant(r) => &r.metadata,
+            Resource::Other { metadata, .. } => metadata,
+        }
+    }
+
+    /// The resource's metadata, to stamp (resource versions, generations, labels).
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Resource::Namespace(r) => &mut r.metadata,
+            Resource::Deployment(r) => &mut r.metadata,
+            Resource::Service(r) => &mut r.metadata,
+            Resource::EndpointSlice(r) => &mut r.metadata,
+            Resource::ConfigMap(r) => &mut r.metadata,
+            Resource::GlooVirtualService(r) => &mut r.metadata,
+            Resource::Upstream(r) => &mut r.metadata,
+            Resource::UpstreamGroup(r) => &mut r.metadata,
+            Resource::Mesh(r) => &mut r.metadata,
+            Resource::VirtualNode(r) => &mut r.metadata,
+            Resource::AppMeshVirtualService(r) => &mut r.metadata,
+            Resource::VirtualRouter(r) => &mut r.metadata,
+            Resource::GatewayClass(r) => &mut r.metadata,
+            Resource::Gateway(r) => &mut r.metadata,
+            Resource::HttpRoute(r) => &mut r.metadata,
+            Resource::ReferenceGrant(r) => &mut r.metadata,
             Resource::Other { metadata, .. } => metadata,
         }
     }
@@ -291,6 +375,10 @@ impl Serialize for Resource {
             Resource::VirtualNode(r) => r.serialize(serializer),
             Resource::AppMeshVirtualService(r) => r.serialize(serializer),
             Resource::VirtualRouter(r) => r.serialize(serializer),
+            Resource::GatewayClass(r) => r.serialize(serializer),
+            Resource::Gateway(r) => r.serialize(serializer),
+            Resource::HttpRoute(r) => r.serialize(serializer),
+            Resource::ReferenceGrant(r) => r.serialize(serializer),
             Resource::Other {
                 api_version,
                 kind,
@@ -680,6 +768,10 @@ where
         ResourceKind::VirtualNode => typed(deserializer, Resource::VirtualNode),
         ResourceKind::AppMeshVirtualService => typed(deserializer, Resource::AppMeshVirtualService),
         ResourceKind::VirtualRouter => typed(deserializer, Resource::VirtualRouter),
+        ResourceKind::GatewayClass => typed(deserializer, Resource::GatewayClass),
+        ResourceKind::Gateway => typed(deserializer, Resource::Gateway),
+        ResourceKind::HttpRoute => typed(deserializer, Resource::HttpRoute),
+        ResourceKind::ReferenceGrant => typed(deserializer, Resource::ReferenceGrant),
         ResourceKind::Other { api_version, kind } => {
             #[derive(serde::Deserialize)]
             struct OtherDocument {

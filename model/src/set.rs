@@ -92,6 +92,14 @@ impl ResourceSet {
         appmesh_virtual_services => AppMeshVirtualService: appmesh::VirtualService;
         /// App Mesh virtual routers.
         virtual_routers => VirtualRouter: appmesh::VirtualRouter;
+        /// Gateway API gateway classes.
+        gateway_classes => GatewayClass: crate::gateway_api::GatewayClass;
+        /// Gateway API gateways.
+        gateways => Gateway: crate::gateway_api::Gateway;
+        /// Gateway API HTTP routes.
+        http_routes => HttpRoute: crate::gateway_api::HTTPRoute;
+        /// Gateway API reference grants.
+        reference_grants => ReferenceGrant: crate::gateway_api::ReferenceGrant;
         /// Kubernetes services.
         services => Service: Service;
         /// Kubernetes endpoint slices.

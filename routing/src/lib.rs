@@ -17,7 +17,7 @@
 //! use routing::table::{Fallback, RouteTable};
 //! use routing::{Role, translate};
 //!
-//! let translation = translate(&model::ResourceSet::new(), &Role::Ingress, None);
+//! let translation = translate(&model::ResourceSet::new(), &Role::ingress(), None);
 //! assert!(translation.table.virtual_hosts().is_empty());
 //! assert_eq!(translation.table.fallback(), &Fallback::NotFound);
 //! # let _ = RouteTable::empty(Fallback::NotFound);
@@ -27,5 +27,6 @@ pub mod table;
 pub mod translate;
 
 pub use translate::{
-    ResourceStatus, Role, Translated, Translation, translate, translate_resources,
+    GatewayApiStatus, GatewayName, ResourceStatus, Role, Translated, Translation, translate,
+    translate_resources,
 };

@@ -123,6 +123,11 @@ impl Schemas {
             "appmesh/appmesh.k8s.aws_virtualnodes.yaml",
             "appmesh/appmesh.k8s.aws_virtualservices.yaml",
             "appmesh/appmesh.k8s.aws_virtualrouters.yaml",
+            "gateway-api/standard/gateway.networking.k8s.io_gatewayclasses.yaml",
+            "gateway-api/standard/gateway.networking.k8s.io_gateways.yaml",
+            "gateway-api/standard/gateway.networking.k8s.io_referencegrants.yaml",
+            // The experimental HTTPRoute: a superset of the standard one that adds `retry`.
+            "gateway-api/experimental/gateway.networking.k8s.io_httproutes.yaml",
         ];
         let mut validators = BTreeMap::new();
         for file in files {
@@ -147,7 +152,8 @@ impl Schemas {
                 validators.insert((format!("{group}/{name}"), kind.to_owned()), validator);
             }
         }
-        assert_eq!(validators.len(), 7);
+        // Gloo 3 + App Mesh 4 + Gateway API 4 kinds x (v1, v1beta1).
+        assert_eq!(validators.len(), 7 + 8);
         Self { validators }
     }
 
@@ -565,5 +571,172 @@ fn the_validator_rejects_wrong_documents() {
         "v1beta1 hostName casing",
         &node,
         "/spec/serviceDiscovery/dns",
+    );
+}
+
+/// Every Gateway API field the model reads, serialised by the model, is valid under the official
+/// CRDs (v1.6.1; the experimental HTTPRoute for `retry`).
+#[test]
+fn fully_populated_gateway_api_values_match_the_crds() {
+    let schemas = Schemas::load();
+    let documents = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: colormesh}
+spec:
+  controllerName: colormesh.dev/gateway-proxy
+  description: gateway-proxy and envoy-control
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: gateway}
+spec:
+  gatewayClassName: colormesh
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    hostname: "*.example.com"
+    allowedRoutes:
+      namespaces:
+        from: Selector
+        selector:
+          matchLabels: {team: color}
+          matchExpressions: [{key: env, operator: In, values: [dev]}]
+      kinds: [{kind: HTTPRoute}]
+  - name: plain
+    port: 8080
+    protocol: HTTP
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: colorgateway, namespace: appmesh-demo}
+spec:
+  parentRefs:
+  - {name: edge, namespace: gateway, sectionName: http, port: 80}
+  - {group: "", kind: Service, name: colorteller, port: 9080}
+  hostnames: [color.example.com]
+  rules:
+  - name: canary
+    matches:
+    - path: {type: PathPrefix, value: /appmesh/color}
+      headers: [{name: x-canary, value: "true"}, {type: RegularExpression, name: x-v, value: "v[0-9]+"}]
+      queryParams: [{type: Exact, name: v, value: "2"}]
+      method: GET
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: colorgateway, path: {type: ReplacePrefixMatch, replacePrefixMatch: /color}}
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: x-from, value: edge}]
+        add: [{name: x-add, value: one}]
+        remove: [x-drop]
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {set: [{name: x-served-by, value: colormesh}]}
+    backendRefs:
+    - {name: colorgateway, port: 9080, weight: 80}
+    - name: colorgatewayv2
+      namespace: other
+      port: 9080
+      weight: 20
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier: {set: [{name: x-v2, value: "yes"}]}
+    timeouts: {request: 10s, backendRequest: 2s}
+    retry: {codes: [500, 503], attempts: 2, backoff: 100ms}
+  - matches:
+    - path: {type: Exact, value: /old}
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {scheme: https, hostname: new.example.com, port: 8443, statusCode: 301, path: {type: ReplaceFullPath, replaceFullPath: /new}}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: from-appmesh-demo, namespace: other}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: appmesh-demo}]
+  to: [{group: "", kind: Service, name: colorgatewayv2}]
+"#;
+    let parsed = model::parse_documents(documents, Path::new("gateway-api.yaml"));
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    assert_eq!(parsed.resources.len(), 4);
+    for loaded in &parsed.resources {
+        assert!(
+            loaded.ignored_fields.is_empty(),
+            "{}: the model dropped {:?}",
+            loaded.resource.key(),
+            loaded.ignored_fields
+        );
+        let value = serde_json::to_value(&loaded.resource).expect("serialisable");
+        schemas.assert_valid(&loaded.resource.key().to_string(), &value);
+    }
+    // The v1beta1 ReferenceGrant is read as the v1 kind.
+    assert!(matches!(
+        parsed.resources[3].resource,
+        Resource::ReferenceGrant(_)
+    ));
+}
+
+#[test]
+fn the_validator_rejects_wrong_gateway_api_documents() {
+    let schemas = Schemas::load();
+    let route = |rule: Value| {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "r", "namespace": "default"},
+            "spec": {"parentRefs": [{"name": "edge"}], "rules": [rule]}
+        })
+    };
+    schemas.assert_valid(
+        "weighted rule",
+        &route(json!({"backendRefs": [{"name": "svc", "port": 80, "weight": 0}]})),
+    );
+    schemas.assert_rejected(
+        "Gloo-style prefix type",
+        &route(json!({"matches": [{"path": {"type": "Prefix", "value": "/"}}]})),
+        "/spec/rules/0/matches/0/path/type",
+    );
+    schemas.assert_rejected(
+        "negative weight",
+        &route(json!({"backendRefs": [{"name": "svc", "port": 80, "weight": -1}]})),
+        "/spec/rules/0/backendRefs/0/weight",
+    );
+    schemas.assert_rejected(
+        "unknown filter type",
+        &route(json!({"filters": [{"type": "PrefixRewrite"}]})),
+        "/spec/rules/0/filters/0/type",
+    );
+}
+
+/// The loader refuses what the CRD's enumerations and CEL rules refuse, naming the field.
+#[test]
+fn the_loader_names_the_field_of_a_wrong_gateway_api_value() {
+    let route = |rule: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: demo}}\nspec:\n  rules:\n  - {rule}\n"
+        )
+    };
+    let error = |text: String| {
+        let parsed = model::parse_documents(&text, Path::new("routes.yaml"));
+        assert!(parsed.resources.is_empty(), "accepted: {text}");
+        parsed.errors[0].to_string()
+    };
+    let wrong_type = error(route("matches: [{path: {type: Prefix, value: /}}]"));
+    assert!(
+        wrong_type.starts_with("routes.yaml:")
+            && wrong_type.contains("HTTPRoute demo/r")
+            && wrong_type.contains("spec.rules[0].matches[0].path.type")
+            && wrong_type.contains("PathPrefix"),
+        "{wrong_type}"
+    );
+    let filter = error(route("filters: [{type: URLRewrite}]"));
+    assert!(
+        filter.contains("spec.rules[0].filters[0]") && filter.contains("urlRewrite"),
+        "{filter}"
+    );
+    let duration = error(route("timeouts: {request: 1.5s}"));
+    assert!(
+        duration.contains("spec.rules[0].timeouts.request") && duration.contains("1.5s"),
+        "{duration}"
     );
 }

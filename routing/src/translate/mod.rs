@@ -2,7 +2,7 @@
 //! [`RouteTable`](crate::table::RouteTable) plus one [`ResourceStatus`] per resource, for either role.
 //! One module per flavour; a new one (Gateway API) is one more module beside them.
 //!
-//! - Ingress ([`Role::Ingress`]): Gloo Edge 1.x semantics, as Gloo's translator configures Envoy
+//! - Ingress ([`Role::ingress()`]): Gloo Edge 1.x semantics, as Gloo's translator configures Envoy
 //!   (see `gloo.rs`).
 //! - Sidecar ([`Role::Sidecar`]): the App Mesh controller's v1beta2 semantics for the Envoy beside
 //!   one VirtualNode (see `appmesh.rs`).
@@ -27,7 +27,7 @@ use model::{Loaded, ResourceKey, ResourceKind, ResourceSet};
 
 use crate::table::{Fallback, RouteTable, TableError, VirtualHost};
 
-pub use output::{ResourceStatus, Role, Translation};
+pub use output::{GatewayApiStatus, GatewayName, ResourceStatus, Role, Translation};
 
 use report::Report;
 
@@ -69,7 +69,7 @@ pub fn translate_resources(
     let mut report = Report::default();
     let mut effective = Effective::default();
     let (virtual_hosts, fallback) = match role {
-        Role::Ingress => {
+        Role::Ingress { .. } => {
             let virtual_hosts = gloo::translate(resources, &history, &mut report, &mut effective);
             (virtual_hosts, Fallback::NotFound)
         }
@@ -81,6 +81,8 @@ pub fn translate_resources(
             &mut report,
             &mut effective,
         ),
+        // The GAMMA translator is being written (routing::translate::gateway_api).
+        Role::MeshSidecar { .. } => (Vec::new(), Fallback::NotFound),
     };
     // The Kubernetes resources the translators read are reported too (they are never rejected),
     // so that a change to one of them is visible in `/status` by its resourceVersion.

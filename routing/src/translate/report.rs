@@ -188,6 +188,7 @@ impl Report {
                     state,
                     reasons,
                     resource_version: entry.resource_version,
+                    gateway_api: None,
                 }
             })
             .collect();
@@ -197,6 +198,7 @@ impl Report {
                 state: State::Rejected,
                 reasons: self.table_errors,
                 resource_version: None,
+                gateway_api: None,
             });
         }
         statuses

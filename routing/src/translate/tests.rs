@@ -68,7 +68,7 @@ fn endpoints_of(forward: &ForwardAction) -> BTreeMap<String, Vec<SocketAddr>> {
 }
 
 fn ingress(yaml: &str) -> Translation {
-    translate(&parse(yaml), &Role::Ingress, None)
+    translate(&parse(yaml), &Role::ingress(), None)
 }
 
 fn sidecar(resources: &ResourceSet, node: &str) -> Translation {
@@ -235,7 +235,7 @@ fn walkthrough_ingress_manifests_are_all_accepted() {
         ("gloo/upstreamgroup-50-50.yaml", vec![50, 50]),
         ("gloo/upstreamgroup-0-100.yaml", vec![100]),
     ] {
-        let translation = translate(&parse(&walkthrough_ingress(file)), &Role::Ingress, None);
+        let translation = translate(&parse(&walkthrough_ingress(file)), &Role::ingress(), None);
         assert_all_accepted(&translation);
         status_of(
             &translation,
@@ -267,7 +267,7 @@ fn walkthrough_ingress_manifests_are_all_accepted() {
     }
     let translation = translate(
         &parse(&walkthrough_ingress("gloo/upstreamgroup-80-20.yaml")),
-        &Role::Ingress,
+        &Role::ingress(),
         None,
     );
     let forward = forward_of(&translation.table.virtual_hosts()[0].routes[0]);
@@ -293,7 +293,7 @@ fn walkthrough_ingress_manifests_are_all_accepted() {
 
     // Before the canary: one upstream.
     let single = walkthrough_ingress("gloo/virtualservice-colorgateway.yaml");
-    let translation = translate(&parse(&single), &Role::Ingress, None);
+    let translation = translate(&parse(&single), &Role::ingress(), None);
     assert_all_accepted(&translation);
     let forward = forward_of(&translation.table.virtual_hosts()[0].routes[0]);
     assert_eq!(
@@ -428,11 +428,11 @@ fn domain_conflict_keeps_serving_the_last_accepted_virtual_service() {
     let route =
         "    routes: [{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: a}}}}]\n";
     let first = parse(&with_upstreams(&virtual_service("one", route)));
-    let accepted = translate_resources(&first, &Role::Ingress, None, &BTreeMap::new()).accepted;
+    let accepted = translate_resources(&first, &Role::ingress(), None, &BTreeMap::new()).accepted;
     let both = parse(&with_upstreams(
         &[virtual_service("one", route), virtual_service("two", route)].join("---\n"),
     ));
-    let translation = translate(&both, &Role::Ingress, Some(&accepted));
+    let translation = translate(&both, &Role::ingress(), Some(&accepted));
     let one = status_of(&translation, "VirtualService gloo-system/one");
     assert_eq!(one.state, State::Rejected);
     assert!(one.reasons[0].contains("is still served"), "{one:#?}");
@@ -574,14 +574,14 @@ fn upstream_group_with_zero_weights_keeps_its_last_accepted_version() {
     };
     let first = translate_resources(
         &parse(&group((80, 20))),
-        &Role::Ingress,
+        &Role::ingress(),
         None,
         &BTreeMap::new(),
     );
     assert_all_accepted(&first.translation);
     let second = translate(
         &parse(&group((0, 0))),
-        &Role::Ingress,
+        &Role::ingress(),
         Some(&first.accepted),
     );
     let ug = status_of(&second, "UpstreamGroup gloo-system/ug");
@@ -835,7 +835,7 @@ fn rejected_virtual_service_keeps_its_last_accepted_version() {
         "vs",
         "    routes: [{matchers: [{prefix: /old}], routeAction: {single: {upstream: {name: a}}}}]\n",
     ));
-    let first = translate_resources(&parse(&good), &Role::Ingress, None, &BTreeMap::new());
+    let first = translate_resources(&parse(&good), &Role::ingress(), None, &BTreeMap::new());
     assert_all_accepted(&first.translation);
     let bad = with_upstreams(&virtual_service(
         "vs",
@@ -843,7 +843,7 @@ fn rejected_virtual_service_keeps_its_last_accepted_version() {
     ));
     let second = translate_resources(
         &parse(&bad),
-        &Role::Ingress,
+        &Role::ingress(),
         Some(&first.accepted),
         &BTreeMap::new(),
     );
@@ -862,7 +862,7 @@ fn rejected_virtual_service_keeps_its_last_accepted_version() {
     // The history still holds the good version, so a third bad load serves it too.
     let third = translate_resources(
         &parse(&bad),
-        &Role::Ingress,
+        &Role::ingress(),
         Some(&second.accepted),
         &BTreeMap::new(),
     );
@@ -870,7 +870,7 @@ fn rejected_virtual_service_keeps_its_last_accepted_version() {
     // Deleting the resource removes it from the history.
     let fourth = translate_resources(
         &parse(UPSTREAMS),
-        &Role::Ingress,
+        &Role::ingress(),
         Some(&third.accepted),
         &BTreeMap::new(),
     );

@@ -97,7 +97,7 @@ fn dumped_weights(dump: &Value) -> Vec<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walkthrough_canary_split_and_rewrite_are_served() {
     let (dir, v1, v2) = setup().await;
-    let proxy = Proxy::from_dir(dir.path(), Role::Ingress).await;
+    let proxy = Proxy::from_dir(dir.path(), Role::ingress()).await;
     let client = client();
 
     let status = admin_json(&client, &proxy, "/status").await;
@@ -156,7 +156,7 @@ async fn walkthrough_canary_split_and_rewrite_are_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_through_the_config_dir_under_load_loses_no_request() {
     let (dir, _v1, _v2) = setup().await;
-    let proxy = Proxy::from_dir(dir.path(), Role::Ingress).await;
+    let proxy = Proxy::from_dir(dir.path(), Role::ingress()).await;
     let _watch = watch_dir(proxy.state.clone(), dir.path(), Duration::from_millis(50))
         .expect("watch config dir");
     let client = client();
@@ -276,7 +276,7 @@ async fn reload_through_the_config_dir_under_load_loses_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_files_keep_the_last_good_configuration_and_say_why() {
     let (dir, _v1, _v2) = setup().await;
-    let proxy = Proxy::from_dir(dir.path(), Role::Ingress).await;
+    let proxy = Proxy::from_dir(dir.path(), Role::ingress()).await;
     let client = client();
     let good_weights = dumped_weights(&admin_json(&client, &proxy, "/config_dump").await);
     assert_eq!(good_weights.len(), 2);
@@ -379,7 +379,7 @@ async fn status_reports_resource_versions() {
         1,
     );
     write_by_rename(dir.path(), "gloo.yaml", &group);
-    let proxy = Proxy::from_dir(dir.path(), Role::Ingress).await;
+    let proxy = Proxy::from_dir(dir.path(), Role::ingress()).await;
     let client = client();
     let status = admin_json(&client, &proxy, "/status").await;
     assert_eq!(

@@ -342,6 +342,7 @@ mod tests {
             state,
             reasons: Vec::new(),
             resource_version: Some("3".to_owned()),
+            gateway_api: None,
         }
     }
 

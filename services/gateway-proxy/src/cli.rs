@@ -8,19 +8,29 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args, Subcommand};
-use routing::Role;
+use routing::{GatewayName, Role};
 
-/// `ingress` or `sidecar --node N --namespace NS`, each with the common arguments.
+/// `ingress [--gateway NS/NAME]` or `sidecar [--node N] --namespace NS`, each with the common
+/// arguments.
 #[derive(Debug, Clone, Subcommand)]
 pub enum RoleCommand {
-    /// Gloo's gateway-proxy: VirtualServices, Upstreams and UpstreamGroups.
-    Ingress(GatewayArgs),
-    /// The App Mesh Envoy beside one VirtualNode, routing its workload's outbound calls.
+    /// The edge proxy: Gloo's gateway-proxy (VirtualServices, Upstreams, UpstreamGroups) and a
+    /// Gateway API gateway (the Gateways whose GatewayClass names `colormesh.dev/gateway-proxy`,
+    /// and their HTTPRoutes).
+    Ingress {
+        /// Serve only this Gateway, given as NAMESPACE/NAME.
+        #[arg(long, value_name = "NAMESPACE/NAME")]
+        gateway: Option<GatewayName>,
+        #[command(flatten)]
+        common: GatewayArgs,
+    },
+    /// A workload's sidecar, routing its outbound calls: the App Mesh Envoy of one VirtualNode
+    /// (`--node`), or without `--node` a GAMMA mesh sidecar (HTTPRoutes whose parent is a Service).
     Sidecar {
-        /// The VirtualNode this sidecar belongs to.
+        /// The App Mesh VirtualNode this sidecar belongs to.
         #[arg(long)]
-        node: String,
-        /// The namespace of that VirtualNode.
+        node: Option<String>,
+        /// The namespace of the workload (and of its VirtualNode).
         #[arg(long)]
         namespace: String,
         #[command(flatten)]
@@ -32,12 +42,17 @@ impl RoleCommand {
     /// The role and the common arguments.
     pub fn into_parts(self) -> (Role, GatewayArgs) {
         match self {
-            Self::Ingress(common) => (Role::Ingress, common),
+            Self::Ingress { gateway, common } => (Role::Ingress { gateway }, common),
             Self::Sidecar {
-                node,
+                node: Some(node),
                 namespace,
                 common,
             } => (Role::Sidecar { node, namespace }, common),
+            Self::Sidecar {
+                node: None,
+                namespace,
+                common,
+            } => (Role::MeshSidecar { namespace }, common),
         }
     }
 }

@@ -236,7 +236,7 @@ spec: {static: {hosts: [{addr: 127.0.0.2, port: 9002}]}}
         )
         .expect("write");
         std::fs::write(&group_file, group("3")).expect("write");
-        let mut source = DirSource::new(dir.path(), Role::Ingress);
+        let mut source = DirSource::new(dir.path(), Role::ingress());
         let weights_now = |outcome: &LoadOutcome| {
             weights(forward_of(
                 &outcome.translation.table.virtual_hosts()[0].routes[0],

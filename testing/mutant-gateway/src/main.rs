@@ -65,8 +65,8 @@ async fn main() -> Result<()> {
         .local_addr()
         .context("reading the admin listener address")?;
     let mutation = match role {
-        Role::Ingress => cli.mutation,
-        Role::Sidecar { .. } => Mutation::None,
+        Role::Ingress { .. } => cli.mutation,
+        Role::Sidecar { .. } | Role::MeshSidecar { .. } => Mutation::None,
     };
     tracing::info!(
         %role,

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use model::k8s::ObjectMeta;
-use model::{Loaded, Resource, ResourceKey, ResourceSet};
+use model::{Loaded, ResourceKey, ResourceSet};
 
 use crate::backend::BackendError;
 
@@ -58,16 +57,16 @@ impl Cluster {
     /// version, or `None` when it equals the stored object (`kubectl apply` says "unchanged").
     pub(crate) fn apply(&mut self, mut loaded: Loaded) -> Result<Option<u64>, BackendError> {
         let key = loaded.resource.key();
-        metadata_mut(&mut loaded.resource).resource_version = None;
+        loaded.resource.metadata_mut().resource_version = None;
         if let Some(existing) = self.resources.get(&key) {
             let mut unstamped = existing.resource.clone();
-            metadata_mut(&mut unstamped).resource_version = None;
+            unstamped.metadata_mut().resource_version = None;
             if unstamped == loaded.resource {
                 return Ok(None);
             }
         }
         self.revision += 1;
-        metadata_mut(&mut loaded.resource).resource_version = Some(self.revision.to_string());
+        loaded.resource.metadata_mut().resource_version = Some(self.revision.to_string());
         self.write(&key, &model::to_yaml(&loaded.resource))?;
         self.resources.insert(loaded);
         Ok(Some(self.revision))
@@ -119,24 +118,6 @@ pub(crate) fn file_name(key: &ResourceKey) -> String {
         key.kind.kind().to_lowercase(),
         key.name
     )
-}
-
-pub(crate) fn metadata_mut(resource: &mut Resource) -> &mut ObjectMeta {
-    match resource {
-        Resource::Namespace(r) => &mut r.metadata,
-        Resource::Deployment(r) => &mut r.metadata,
-        Resource::Service(r) => &mut r.metadata,
-        Resource::EndpointSlice(r) => &mut r.metadata,
-        Resource::ConfigMap(r) => &mut r.metadata,
-        Resource::GlooVirtualService(r) => &mut r.metadata,
-        Resource::Upstream(r) => &mut r.metadata,
-        Resource::UpstreamGroup(r) => &mut r.metadata,
-        Resource::Mesh(r) => &mut r.metadata,
-        Resource::VirtualNode(r) => &mut r.metadata,
-        Resource::AppMeshVirtualService(r) => &mut r.metadata,
-        Resource::VirtualRouter(r) => &mut r.metadata,
-        Resource::Other { metadata, .. } => metadata,
-    }
 }
 
 #[cfg(test)]

@@ -115,6 +115,7 @@ impl ConfigSource for OneRoute {
                     state: State::Accepted,
                     reasons: Vec::new(),
                     resource_version: Some("7".to_owned()),
+                    gateway_api: None,
                 }],
             },
             load_errors: Vec::new(),

@@ -65,7 +65,7 @@ fn the_walkthrough_canary_ingress_validates() {
         "canary.yaml",
         &manifest("gloo/upstreamgroup-80-20.yaml"),
     );
-    let resources = validate_translation(&envoy, dir.path(), Role::Ingress);
+    let resources = validate_translation(&envoy, dir.path(), Role::ingress());
     let route = &resources.route_configuration["virtual_hosts"][0]["routes"][0];
     assert_eq!(route["route"]["prefix_rewrite"], "/color");
     assert_eq!(

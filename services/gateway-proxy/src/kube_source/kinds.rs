@@ -8,6 +8,8 @@ use routing::Role;
 pub(crate) const GLOO_CRDS: &str = "../shared/schemas/gloo/";
 /// Where the CRDs of the App Mesh kinds are kept.
 pub(crate) const APPMESH_CRDS: &str = "../shared/schemas/appmesh/";
+/// Where the Gateway API CRDs are kept (`standard/`, and `experimental/` for HTTPRoute's `retry`).
+pub(crate) const GATEWAY_API_CRDS: &str = "../shared/schemas/gateway-api/";
 
 /// One kind a role watches.
 #[derive(Debug, Clone)]
@@ -63,7 +65,7 @@ impl WatchedKind {
 pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
     use model::k8s::{EndpointSlice, Service};
     let mut kinds = match role {
-        Role::Ingress => vec![
+        Role::Ingress { .. } => vec![
             WatchedKind::new::<model::gloo::VirtualService>(
                 ResourceKind::GlooVirtualService,
                 true,
@@ -78,6 +80,40 @@ pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
                 ResourceKind::UpstreamGroup,
                 true,
                 Some(GLOO_CRDS),
+            ),
+            WatchedKind::new::<model::gateway_api::GatewayClass>(
+                ResourceKind::GatewayClass,
+                false,
+                Some(GATEWAY_API_CRDS),
+            ),
+            WatchedKind::new::<model::gateway_api::Gateway>(
+                ResourceKind::Gateway,
+                false,
+                Some(GATEWAY_API_CRDS),
+            ),
+            WatchedKind::new::<model::gateway_api::HTTPRoute>(
+                ResourceKind::HttpRoute,
+                false,
+                Some(GATEWAY_API_CRDS),
+            ),
+            WatchedKind::new::<model::gateway_api::ReferenceGrant>(
+                ResourceKind::ReferenceGrant,
+                false,
+                Some(GATEWAY_API_CRDS),
+            ),
+            // allowedRoutes.namespaces.selector reads namespace labels.
+            WatchedKind::new::<model::k8s::Namespace>(ResourceKind::Namespace, false, None),
+        ],
+        Role::MeshSidecar { .. } => vec![
+            WatchedKind::new::<model::gateway_api::HTTPRoute>(
+                ResourceKind::HttpRoute,
+                false,
+                Some(GATEWAY_API_CRDS),
+            ),
+            WatchedKind::new::<model::gateway_api::ReferenceGrant>(
+                ResourceKind::ReferenceGrant,
+                false,
+                Some(GATEWAY_API_CRDS),
             ),
         ],
         Role::Sidecar { .. } => vec![
@@ -112,6 +148,15 @@ pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
     kinds
 }
 
+/// The watched kind `kind` of `kinds` (tests look kinds up by name, not by position).
+#[cfg(test)]
+pub(crate) fn find(kinds: &[WatchedKind], kind: ResourceKind) -> &WatchedKind {
+    kinds
+        .iter()
+        .find(|watched| watched.kind == kind)
+        .expect("the role watches the kind")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,18 +171,42 @@ mod tests {
     #[test]
     fn ingress_reads_gloo_kinds_services_and_slices() {
         assert_eq!(
-            names(&Role::Ingress),
+            names(&Role::ingress()),
             [
                 "gateway.solo.io/v1 virtualservices.gateway.solo.io",
                 "gloo.solo.io/v1 upstreams.gloo.solo.io",
                 "gloo.solo.io/v1 upstreamgroups.gloo.solo.io",
+                "gateway.networking.k8s.io/v1 gatewayclasses.gateway.networking.k8s.io",
+                "gateway.networking.k8s.io/v1 gateways.gateway.networking.k8s.io",
+                "gateway.networking.k8s.io/v1 httproutes.gateway.networking.k8s.io",
+                "gateway.networking.k8s.io/v1 referencegrants.gateway.networking.k8s.io",
+                "v1 namespaces",
                 "v1 services",
                 "discovery.k8s.io/v1 endpointslices.discovery.k8s.io",
             ]
         );
-        let kinds = for_role(&Role::Ingress);
+        let kinds = for_role(&Role::ingress());
         assert!(kinds[..3].iter().all(|kind| kind.gloo_status));
         assert!(kinds[3..].iter().all(|kind| !kind.gloo_status));
+        // GatewayClass and Namespace are cluster scoped.
+        assert!(!kinds[3].namespaced && !kinds[7].namespaced);
+        assert!(kinds[4].namespaced && kinds[5].namespaced && kinds[6].namespaced);
+    }
+
+    #[test]
+    fn the_mesh_sidecar_reads_routes_grants_services_and_slices() {
+        let role = Role::MeshSidecar {
+            namespace: "appmesh-demo".into(),
+        };
+        assert_eq!(
+            names(&role),
+            [
+                "gateway.networking.k8s.io/v1 httproutes.gateway.networking.k8s.io",
+                "gateway.networking.k8s.io/v1 referencegrants.gateway.networking.k8s.io",
+                "v1 services",
+                "discovery.k8s.io/v1 endpointslices.discovery.k8s.io",
+            ]
+        );
     }
 
     #[test]

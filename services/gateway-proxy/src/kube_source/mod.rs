@@ -16,7 +16,7 @@
 //! let client = kube::Client::try_default().await?;
 //! let state = ProxyState::new(ProxyOptions::default());
 //! // Returns once every kind has been listed and the first configuration is installed.
-//! let sync = start(client, state.clone(), KubeOptions::new(Role::Ingress)).await?;
+//! let sync = start(client, state.clone(), KubeOptions::new(Role::ingress())).await?;
 //! // ... serve `state`; dropping `sync` stops watching ...
 //! # drop(sync); Ok(()) }
 //! ```
@@ -218,7 +218,7 @@ pub async fn start(
         options.debounce,
         generation_tx,
     )));
-    if matches!(options.role, Role::Ingress) {
+    if matches!(options.role, Role::Ingress { .. }) {
         let writer = status::StatusWriter::new(client, options.writer_namespace, &watched);
         tasks.0.push(tokio::spawn(write_statuses(
             state,

@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn objects_decode_with_a_pseudo_file_origin() {
-        let kinds = for_role(&Role::Ingress);
+        let kinds = for_role(&Role::ingress());
         let loaded = decode(
             &kinds[0],
             &virtual_service(json!([{
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_bad_object_is_an_error_naming_resource_and_field() {
-        let kinds = for_role(&Role::Ingress);
+        let kinds = for_role(&Role::ingress());
         let error = decode(
             &kinds[0],
             &virtual_service(json!([{"matchers": [{"prefix": ["/x"]}], "routeAction": {}}])),
@@ -314,12 +314,16 @@ mod tests {
 
     #[test]
     fn strings_that_look_like_other_yaml_types_stay_strings() {
-        let kinds = for_role(&Role::Ingress);
+        let kinds = for_role(&Role::ingress());
         let service = object(json!({
             "metadata": {"name": "s", "namespace": "n", "labels": {"on": "yes", "n": "0x10"}},
             "spec": {"ports": [{"name": "no", "port": 80}]},
         }));
-        let loaded = decode(&kinds[3], &service).expect("decodes");
+        let loaded = decode(
+            crate::kube_source::kinds::find(&kinds, model::ResourceKind::Service),
+            &service,
+        )
+        .expect("decodes");
         let labels = loaded
             .resource
             .metadata()

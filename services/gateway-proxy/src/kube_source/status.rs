@@ -202,6 +202,7 @@ mod tests {
             state,
             reasons: reasons.iter().map(|reason| (*reason).to_owned()).collect(),
             resource_version: Some("3".into()),
+            gateway_api: None,
         }
     }
 

@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_404_on_a_crd_kind_says_to_install_the_crds() {
-        let kinds = for_role(&Role::Ingress);
+        let kinds = for_role(&Role::ingress());
         let error = fatal_initial_error(&kinds[2], None, &list_failed(404))
             .expect("a 404 is fatal")
             .to_string();
@@ -215,10 +215,14 @@ mod tests {
 
     #[test]
     fn a_403_names_the_resource_and_scope() {
-        let kinds = for_role(&Role::Ingress);
-        let error = fatal_initial_error(&kinds[3], Some("gloo-system"), &list_failed(403))
-            .expect("a 403 is fatal")
-            .to_string();
+        let kinds = for_role(&Role::ingress());
+        let error = fatal_initial_error(
+            crate::kube_source::kinds::find(&kinds, model::ResourceKind::Service),
+            Some("gloo-system"),
+            &list_failed(403),
+        )
+        .expect("a 403 is fatal")
+        .to_string();
         assert!(
             error.contains("services in namespace gloo-system"),
             "{error}"
@@ -228,7 +232,7 @@ mod tests {
 
     #[test]
     fn server_errors_and_watch_errors_are_retried() {
-        let kinds = for_role(&Role::Ingress);
+        let kinds = for_role(&Role::ingress());
         assert!(fatal_initial_error(&kinds[0], None, &list_failed(500)).is_none());
         let watch_failed = watcher::Error::WatchFailed(kube::Error::Api(
             Status::failure("gone", "").with_code(404).boxed(),

@@ -67,6 +67,7 @@ async fn admin_reports_readiness_status_config_and_metrics() {
                 state: State::Warning,
                 reasons: vec!["unordered prefix routes".to_owned()],
                 resource_version: Some("42".to_owned()),
+                gateway_api: None,
             }],
         },
         vec![FileLoadFailure {
@@ -192,6 +193,7 @@ impl ConfigSource for RotatingSource {
                     state: State::Accepted,
                     reasons: Vec::new(),
                     resource_version: None,
+                    gateway_api: None,
                 }],
             },
             load_errors: Vec::new(),
@@ -361,7 +363,7 @@ async fn config_directory_changes_are_watched_and_bad_files_keep_the_last_good_c
     );
 
     let state = ProxyState::new(ProxyOptions::default());
-    state.set_source(DirSource::new(dir.path(), Role::Ingress));
+    state.set_source(DirSource::new(dir.path(), Role::ingress()));
     let first = state.reload().await.expect("initial load").generation;
     let _watch = watch_dir(state.clone(), dir.path(), Duration::from_millis(20)).expect("watch");
     let proxy = RunningProxy::start(state).await;

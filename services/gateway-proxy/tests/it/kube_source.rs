@@ -436,7 +436,7 @@ async fn start_ingress(api: &MockApi, state: &ProxyState) -> KubeSync {
         start(
             api.client.clone(),
             state.clone(),
-            KubeOptions::new(Role::Ingress),
+            KubeOptions::new(Role::ingress()),
         ),
     )
     .await
@@ -532,7 +532,7 @@ async fn ready_stays_unavailable_until_every_kind_is_listed() {
     let starting = tokio::spawn(start(
         api.client.clone(),
         state.clone(),
-        KubeOptions::new(Role::Ingress),
+        KubeOptions::new(Role::ingress()),
     ));
     let client = client();
     // All five kinds are asked for; four are answered, the slices are held back.
@@ -744,7 +744,7 @@ async fn the_writer_namespace_names_the_status_entry() {
     let state = proxy_state();
     let options = KubeOptions {
         writer_namespace: "colormesh-gw".into(),
-        ..KubeOptions::new(Role::Ingress)
+        ..KubeOptions::new(Role::ingress())
     };
     let _sync = tokio::time::timeout(DEADLINE, start(api.client.clone(), state.clone(), options))
         .await
@@ -772,7 +772,7 @@ async fn a_missing_crd_is_an_error_naming_the_kind() {
         start(
             api.client.clone(),
             state.clone(),
-            KubeOptions::new(Role::Ingress),
+            KubeOptions::new(Role::ingress()),
         ),
     )
     .await
@@ -911,7 +911,7 @@ async fn watch_namespaces_restrict_every_namespaced_list() {
     let state = proxy_state();
     let options = KubeOptions {
         watch_namespaces: vec!["gloo-system".into(), "appmesh-demo".into()],
-        ..KubeOptions::new(Role::Ingress)
+        ..KubeOptions::new(Role::ingress())
     };
     let _sync = tokio::time::timeout(DEADLINE, start(api.client.clone(), state.clone(), options))
         .await

@@ -28,6 +28,7 @@ fn forward(destinations: Vec<(Arc<Cluster>, u32)>, rewrite: PathRewrite) -> Rout
         retry: None,
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
+        host_rewrite: None,
     })
 }
 

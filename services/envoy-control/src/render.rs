@@ -1060,6 +1060,205 @@ mod tests {
         );
     }
 
+    fn separated_route(prefix: &str, action: RouteAction) -> Route {
+        Route {
+            name: "gateway-api".to_owned(),
+            matcher: RouteMatcher::path(PathMatcher::PathSeparatedPrefix(prefix.to_owned())),
+            action,
+        }
+    }
+
+    fn rendered_route(route: Route) -> Value {
+        only_route(&render(&table(vec![route], Fallback::NotFound)).expect("renders")).clone()
+    }
+
+    #[test]
+    fn separated_prefixes_and_gateway_api_rewrites() {
+        let with = |prefix: &str, rewrite: PathRewrite| {
+            let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
+            action.rewrite = rewrite;
+            action.host_rewrite = Some("rewritten.example".to_owned());
+            rendered_route(separated_route(prefix, RouteAction::Forward(action)))
+        };
+        let prefix = with("/foo", PathRewrite::ReplacePrefixMatch("/xyz/".to_owned()));
+        assert_eq!(
+            prefix["match"],
+            json!({ "path_separated_prefix": "/foo", "case_sensitive": true })
+        );
+        assert_eq!(
+            prefix["route"]["prefix_rewrite"], "/xyz",
+            "the trailing / is dropped"
+        );
+        assert_eq!(prefix["route"]["host_rewrite_literal"], "rewritten.example");
+
+        let to_root = with("/foo.v1", PathRewrite::ReplacePrefixMatch("/".to_owned()));
+        assert_eq!(
+            to_root["route"]["regex_rewrite"],
+            json!({ "pattern": { "regex": r"^\/foo\.v1/*" }, "substitution": "/" }),
+            "prefix_rewrite \"/\" would leave //"
+        );
+        assert!(to_root["route"].get("prefix_rewrite").is_none());
+
+        let root = with("/", PathRewrite::ReplacePrefixMatch("/xyz".to_owned()));
+        assert_eq!(
+            root["match"],
+            json!({ "prefix": "/", "case_sensitive": true })
+        );
+        assert_eq!(
+            root["route"]["prefix_rewrite"], "/xyz/",
+            "the matched / is replaced"
+        );
+        let root_to_root = with("/", PathRewrite::ReplacePrefixMatch(String::new()));
+        assert_eq!(
+            root_to_root["route"]["regex_rewrite"]["pattern"]["regex"],
+            "^/+"
+        );
+
+        let full = with("/foo", PathRewrite::FullPath(r"/a\b".to_owned()));
+        assert_eq!(
+            full["route"]["regex_rewrite"],
+            json!({ "pattern": { "regex": "^/.*$" }, "substitution": r"/a\\b" })
+        );
+
+        let mut insensitive =
+            RouteMatcher::path(PathMatcher::PathSeparatedPrefix("/Foo".to_owned()));
+        insensitive.case_sensitive = false;
+        let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
+        action.rewrite = PathRewrite::ReplacePrefixMatch("/".to_owned());
+        let route = render_forward(&action, &insensitive);
+        assert_eq!(route["regex_rewrite"]["pattern"]["regex"], r"(?i)^\/Foo/*");
+        assert!(route.get("host_rewrite_literal").is_none());
+    }
+
+    #[test]
+    fn redirects_render_envoy_s_redirect_action() {
+        let redirect = Redirect {
+            scheme: Some("https".to_owned()),
+            hostname: Some("other.example".to_owned()),
+            port: Some(8443),
+            path: RedirectPath::ReplacePrefixMatch("/new".to_owned()),
+            status: StatusCode::FOUND,
+        };
+        let rendered = rendered_route(separated_route(
+            "/old",
+            RouteAction::Redirect(redirect.clone()),
+        ));
+        assert_eq!(
+            rendered["redirect"],
+            json!({
+                "scheme_redirect": "https",
+                "host_redirect": "other.example",
+                "port_redirect": 8443,
+                "prefix_rewrite": "/new",
+                "response_code": "FOUND",
+            })
+        );
+        assert!(rendered.get("route").is_none());
+        let plain = Redirect {
+            scheme: None,
+            hostname: None,
+            port: None,
+            path: RedirectPath::FullPath("/fixed".to_owned()),
+            status: StatusCode::MOVED_PERMANENTLY,
+        };
+        assert_eq!(
+            rendered_route(separated_route(
+                "/old",
+                RouteAction::Redirect(plain.clone())
+            ))["redirect"],
+            json!({ "path_redirect": "/fixed", "response_code": "MOVED_PERMANENTLY" })
+        );
+        let strip = Redirect {
+            path: RedirectPath::ReplacePrefixMatch("/".to_owned()),
+            ..plain.clone()
+        };
+        assert_eq!(
+            rendered_route(separated_route("/old", RouteAction::Redirect(strip)))["redirect"]["regex_rewrite"],
+            json!({ "pattern": { "regex": r"^\/old/*" }, "substitution": "/" })
+        );
+        let teapot = Redirect {
+            status: StatusCode::IM_A_TEAPOT,
+            ..plain
+        };
+        let error = render(&table(
+            vec![separated_route("/old", RouteAction::Redirect(teapot))],
+            Fallback::NotFound,
+        ))
+        .expect_err("not a redirect status");
+        assert!(
+            matches!(error, RenderError::RedirectStatus { status: 418, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unresolved_destinations_stay_out_of_cds_and_answer_500() {
+        let split = WeightedClusters::new(vec![
+            (Arc::new(Cluster::unresolved("missing")), 1),
+            (cluster("real", &[9]), 3),
+        ])
+        .expect("weights");
+        let rendered = render(&table(
+            vec![separated_route("/", RouteAction::Forward(forward(split)))],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        assert_eq!(rendered.clusters.keys().collect::<Vec<_>>(), ["real"]);
+        let route = &only_route(&rendered)["route"];
+        assert_eq!(
+            route["cluster_not_found_response_code"],
+            "INTERNAL_SERVER_ERROR"
+        );
+        assert_eq!(
+            route["weighted_clusters"]["clusters"],
+            json!([{ "name": "missing", "weight": 1 }, { "name": "real", "weight": 3 }])
+        );
+        assert_eq!(rendered.route_configuration["validate_clusters"], false);
+
+        let resolved = render(&table(
+            vec![separated_route(
+                "/",
+                RouteAction::Forward(forward(WeightedClusters::single(cluster("real", &[9])))),
+            )],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        assert!(
+            resolved
+                .route_configuration
+                .get("validate_clusters")
+                .is_none()
+        );
+        assert!(
+            only_route(&resolved)["route"]
+                .get("cluster_not_found_response_code")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn retriable_status_codes_and_back_off() {
+        let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
+        action.retry = Some(RetryPolicy {
+            num_retries: 2,
+            per_try_timeout: None,
+            retry_on: RetryOn {
+                status_codes: vec![500, 503],
+                ..RetryOn::parse("connect-failure").expect("retry_on")
+            },
+            backoff_base: Some(Duration::from_millis(100)),
+        });
+        assert_eq!(
+            render_forward(&action, &RouteMatcher::any())["retry_policy"],
+            json!({
+                "retry_on": "connect-failure,retriable-status-codes",
+                "num_retries": 2,
+                "retriable_status_codes": [500, 503],
+                "retry_back_off": { "base_interval": "0.1s" },
+            })
+        );
+    }
+
     #[test]
     fn retry_policy_without_conditions_is_a_single_try() {
         let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));

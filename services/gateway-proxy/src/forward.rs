@@ -362,6 +362,32 @@ mod tests {
     }
 
     #[test]
+    fn the_scheme_is_the_uri_s_then_a_valid_forwarded_proto_then_http() {
+        let origin: Uri = "/x".parse().expect("uri");
+        let absolute: Uri = "https://h/x".parse().expect("uri");
+        let none = HeaderMap::new();
+        let mut https = HeaderMap::new();
+        https.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let mut bogus = HeaderMap::new();
+        bogus.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
+        assert_eq!(request_scheme(&origin, &none), "http");
+        assert_eq!(request_scheme(&origin, &https), "https");
+        assert_eq!(request_scheme(&origin, &bogus), "http");
+        assert_eq!(request_scheme(&absolute, &none), "https");
+    }
+
+    #[test]
+    fn a_host_rewrite_replaces_the_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("as-sent"));
+        rewrite_host(&mut headers, None);
+        assert_eq!(headers["host"], "as-sent");
+        rewrite_host(&mut headers, Some("rewritten.example"));
+        assert_eq!(headers["host"], "rewritten.example");
+        assert_eq!(headers.get_all("host").iter().count(), 1);
+    }
+
+    #[test]
     fn failed_tries_get_envoy_s_local_replies() {
         let reply = |failure| downstream_reply(Err(failure), None).status();
         assert_eq!(

@@ -555,5 +555,19 @@ mod tests {
             TryFailure::PerTryTimeout,
             &retry_on("5xx")
         ));
+        let codes = RetryOn {
+            status_codes: vec![418, 503],
+            ..RetryOn::default()
+        };
+        assert!(should_retry_status(StatusCode::IM_A_TEAPOT, &codes));
+        assert!(should_retry_status(StatusCode::SERVICE_UNAVAILABLE, &codes));
+        assert!(!should_retry_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &codes
+        ));
+        assert!(
+            !should_retry_failure(TryFailure::Reset, &codes),
+            "status codes say nothing about failed tries"
+        );
     }
 }

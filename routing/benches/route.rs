@@ -28,6 +28,7 @@ fn forward(destinations: Vec<(Arc<Cluster>, u32)>, rewrite: PathRewrite) -> Rout
         retry: None,
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
+        host_rewrite: None,
     })
 }
 
@@ -125,7 +126,7 @@ fn route_once(table: &RouteTable, request: &RequestView<'_>, rng: &mut SmallRng)
                 let cluster = forward.destinations.pick(rng.next_u64());
                 rewritten.map_or(0, |path| path.len()) + cluster.name.len()
             }
-            RouteAction::Respond { .. } => 1,
+            RouteAction::Respond { .. } | RouteAction::Redirect(_) => 1,
         },
         RouteDecision::NoRoute { .. } | RouteDecision::NoVirtualHost(_) => 0,
     }

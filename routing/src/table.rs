@@ -12,7 +12,8 @@
 //! │       ├── RouteMatcher                      path + case + headers + query + methods
 //! │       └── RouteAction
 //! │           ├── Forward(ForwardAction)        weighted clusters, rewrite, timeout, retry, headers
-//! │           └── Respond { status, body }      direct response
+//! │           ├── Respond { status, body }      direct response
+//! │           └── Redirect(Redirect)            3xx with a `location` built from the request
 //! └── Fallback                                  NotFound (404) or Passthrough (sidecar ALLOW_ALL)
 //! ```
 //!
@@ -169,6 +170,11 @@ pub enum PathMatcher {
     Exact(String),
     /// A regex that must match the whole path.
     Regex(FullRegex),
+    /// Element-wise prefix (Gateway API `PathPrefix`, Envoy `path_separated_prefix`): the prefix
+    /// has no trailing `/` and matches a path equal to it or continuing with `/`, so
+    /// `/appmesh/color` matches `/appmesh/color/x` but not `/appmesh/colorful`. The lone `/`
+    /// matches every path (Envoy cannot express it as `path_separated_prefix`; it is `prefix: "/"`).
+    PathSeparatedPrefix(String),
 }
 
 /// A regex that must match its whole subject, as Envoy's `safe_regex` matchers do.
@@ -292,6 +298,185 @@ pub enum RouteAction {
         /// The body to answer with (may be empty).
         body: Bytes,
     },
+    /// Answer with a redirect (Gateway API `RequestRedirect`, Envoy's route `redirect` action).
+    Redirect(Redirect),
+}
+
+/// A redirect answered by the proxy itself: `status`, a `location` header built by
+/// [`Redirect::location`] and an empty body, as Envoy's `redirect` route action answers.
+///
+/// The fields are Envoy's `RedirectAction`, so that both data planes build the same `location`;
+/// Gateway API rules (such as leaving out a well-known port) are the translator's to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// Replaces the request's scheme (Envoy `scheme_redirect`); `None` keeps it.
+    pub scheme: Option<String>,
+    /// Replaces the request's host *and port* (Envoy `host_redirect`): the request's port is
+    /// never kept with a new hostname. `None` keeps the request's host, see [`Redirect::location`].
+    pub hostname: Option<String>,
+    /// Appended as `:port` whatever the scheme, 80 and 443 included (Envoy `port_redirect`);
+    /// `None` adds no port of its own.
+    pub port: Option<u16>,
+    /// What becomes of the path; the query is kept in every case.
+    pub path: RedirectPath,
+    /// The redirect's status: 301 or 302 for Gateway API (Envoy also knows 303, 307 and 308).
+    pub status: StatusCode,
+}
+
+/// The path of a [`Redirect`]'s `location`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectPath {
+    /// The request's path (Envoy: no path specifier).
+    Keep,
+    /// This path (Envoy `path_redirect`); the request's query is appended unless this path has a
+    /// query of its own.
+    FullPath(String),
+    /// The request's path with the part matched by the route's
+    /// [`PathMatcher::PathSeparatedPrefix`] replaced, exactly as
+    /// [`PathRewrite::ReplacePrefixMatch`] rewrites it.
+    ReplacePrefixMatch(String),
+}
+
+/// What [`Redirect::location`] needs of the request.
+#[derive(Debug, Clone, Copy)]
+pub struct RedirectRequest<'req> {
+    /// The request's scheme as Envoy sees it (`:scheme`, which is also its `x-forwarded-proto`):
+    /// the absolute-form URI's, else a valid `x-forwarded-proto` sent by the client, else `http`.
+    pub scheme: &'req str,
+    /// The request's `Host` (authority), with its port if it has one.
+    pub host: &'req str,
+    /// The path, without the query string.
+    pub path: &'req str,
+    /// The raw query string, without the `?`.
+    pub query: Option<&'req str>,
+}
+
+impl Redirect {
+    /// The `location` Envoy answers for `request` (`Http::Utility::newUri`):
+    /// `scheme://host[:port]path[?query]` where
+    /// - the scheme is [`Redirect::scheme`] or the request's;
+    /// - the host is [`Redirect::hostname`] (the request's port dropped), else the request's
+    ///   `Host`, whose port is dropped when [`Redirect::port`] is set, or when the scheme changes
+    ///   and the request's port is its old scheme's default (`:80` for http, `:443` for https):
+    ///   `http://example.com:80/` redirected to https gives `https://example.com/`, while
+    ///   `example.com:8080` keeps its port;
+    /// - `:port` follows when [`Redirect::port`] is set;
+    /// - the path is [`Redirect::path`]'s (with a `/` put in front if it lacks one) and the
+    ///   request's query follows it.
+    pub fn location(&self, matcher: &PathMatcher, request: &RedirectRequest<'_>) -> String {
+        let scheme = self.scheme.as_deref().unwrap_or(request.scheme);
+        let port = self.port.map(|port| format!(":{port}")).unwrap_or_default();
+        let host = match &self.hostname {
+            Some(hostname) => hostname.as_str(),
+            None => {
+                request_host_for_redirect(request.host, request.scheme, scheme, !port.is_empty())
+            }
+        };
+        let path_and_query = match &self.path {
+            RedirectPath::Keep => with_query(request.path.to_owned(), request.query),
+            RedirectPath::FullPath(path) if path.contains('?') => path.clone(),
+            RedirectPath::FullPath(path) => with_query(path.clone(), request.query),
+            RedirectPath::ReplacePrefixMatch(replacement) => with_query(
+                replace_prefix_match(replacement, matcher, request.path),
+                request.query,
+            ),
+        };
+        let slash = if path_and_query.starts_with('/') {
+            ""
+        } else {
+            "/"
+        };
+        format!("{scheme}://{host}{port}{slash}{path_and_query}")
+    }
+}
+
+/// The request's host as Envoy's redirect keeps it (`processRequestHost`): without its port when
+/// the redirect sets a port, or when the scheme changes and the port is the default of the
+/// request's scheme. IPv6 literals (`[::1]:8080`) keep their brackets.
+fn request_host_for_redirect<'h>(
+    host: &'h str,
+    request_scheme: &str,
+    new_scheme: &str,
+    new_port: bool,
+) -> &'h str {
+    let port_start = if host.starts_with('[') {
+        host.rfind("]:").map(|bracket| bracket + 1)
+    } else {
+        host.rfind(':')
+    };
+    let Some(port_start) = port_start else {
+        return host;
+    };
+    let port = &host[port_start..];
+    let default_port_of_old_scheme = (request_scheme.eq_ignore_ascii_case("https")
+        && port == ":443")
+        || (request_scheme.eq_ignore_ascii_case("http") && port == ":80");
+    if new_port || (new_scheme != request_scheme && default_port_of_old_scheme) {
+        &host[..port_start]
+    } else {
+        host
+    }
+}
+
+fn with_query(mut path: String, query: Option<&str>) -> String {
+    if let Some(query) = query {
+        path.push('?');
+        path.push_str(query);
+    }
+    path
+}
+
+/// Gateway API's `ReplacePrefixMatch`, element-wise, on a path `matcher` matched:
+/// - after a [`PathMatcher::PathSeparatedPrefix`] `P`, the `P` part is replaced; a trailing `/`
+///   of the replacement is dropped, and a replacement of `/` (or empty) leaves one `/` before
+///   the rest: `/foo/bar` with `/foo` → `/xyz` gives `/xyz/bar`, with `/xyz/` too, with `/` gives
+///   `/bar`; `/foo` gives `/xyz` and `/`. Slashes right after `P` are collapsed into that one
+///   `/` in the `/` case only, as Envoy Gateway's `^P/*` → `/` regex rewrite does;
+/// - after an exact matcher, the whole path is the replacement;
+/// - after a plain [`PathMatcher::Prefix`] or a regex, it is Envoy's `prefix_rewrite`.
+fn replace_prefix_match(replacement: &str, matcher: &PathMatcher, path: &str) -> String {
+    let prefix = match matcher {
+        PathMatcher::PathSeparatedPrefix(prefix) => prefix,
+        PathMatcher::Exact(_) => return replacement.to_owned(),
+        PathMatcher::Prefix(_) | PathMatcher::Regex(_) => {
+            return prefix_rewrite(replacement, matcher, path);
+        }
+    };
+    // The matched part: the prefix, or nothing for the lone `/` (the rest keeps its slash).
+    let matched_len = if prefix == "/" {
+        0
+    } else {
+        prefix.len().min(path.len())
+    };
+    let rest = &path[matched_len..];
+    let trimmed = replacement.trim_end_matches('/');
+    let mut rewritten = String::with_capacity(replacement.len() + rest.len() + 1);
+    if trimmed.is_empty() {
+        rewritten.push('/');
+        rewritten.push_str(rest.trim_start_matches('/'));
+    } else {
+        rewritten.push_str(trimmed);
+        if prefix == "/" && !rest.starts_with('/') {
+            rewritten.push('/');
+        }
+        rewritten.push_str(rest);
+    }
+    rewritten
+}
+
+/// Envoy's `prefix_rewrite`: the part the route's prefix matched (the whole path for other
+/// matchers) becomes `replacement`, the rest is kept verbatim.
+fn prefix_rewrite(replacement: &str, matcher: &PathMatcher, path: &str) -> String {
+    let matched_len = match matcher {
+        PathMatcher::Prefix(prefix) | PathMatcher::PathSeparatedPrefix(prefix) => {
+            prefix.len().min(path.len())
+        }
+        PathMatcher::Exact(_) | PathMatcher::Regex(_) => path.len(),
+    };
+    let mut rewritten = String::with_capacity(replacement.len() + path.len());
+    rewritten.push_str(replacement);
+    rewritten.push_str(&path[matched_len..]);
+    rewritten
 }
 
 /// How a request is proxied.
@@ -310,6 +495,9 @@ pub struct ForwardAction {
     pub request_headers: HeaderEdits,
     /// Edits applied to the response sent downstream.
     pub response_headers: HeaderEdits,
+    /// Replaces the `Host` sent upstream (Gateway API `URLRewrite` hostname, Envoy
+    /// `host_rewrite_literal`); `None` sends it as received. Routing still uses the received one.
+    pub host_rewrite: Option<String>,
 }
 
 /// Path rewriting before a request is forwarded. The query string is always kept.
@@ -331,6 +519,13 @@ pub enum PathRewrite {
         /// The replacement; `\N` refers to capture group N.
         substitution: String,
     },
+    /// Gateway API `ReplacePrefixMatch`, element-wise, for routes with a
+    /// [`PathMatcher::PathSeparatedPrefix`] (after an exact matcher it replaces the whole path):
+    /// prefix `/foo` with `/xyz` (or `/xyz/`) turns `/foo/bar` into `/xyz/bar` and `/foo` into
+    /// `/xyz`; with `/` it turns `/foo/bar` into `/bar` and `/foo` into `/`.
+    ReplacePrefixMatch(String),
+    /// Gateway API `ReplaceFullPath`: the whole path becomes this one.
+    FullPath(String),
 }
 
 /// Weighted destination clusters, picked independently per request as Envoy does:
@@ -428,6 +623,8 @@ pub struct Cluster {
     pub endpoints: Vec<SocketAddr>,
     /// The endpoints as URI authorities, prepared once so forwarding does not format addresses.
     authorities: Vec<Authority>,
+    /// See [`Cluster::unresolved`].
+    unresolved: bool,
 }
 
 impl Cluster {
@@ -441,7 +638,27 @@ impl Cluster {
             name: name.into(),
             endpoints,
             authorities,
+            unresolved: false,
         }
+    }
+
+    /// A destination the translator could not resolve (Gateway API: a `backendRef` to a missing
+    /// Service, of a wrong kind, or not permitted by a ReferenceGrant). The cluster is known not to
+    /// exist: a request whose pick lands on it is answered 500 with an empty body and not retried,
+    /// as Envoy answers a route's `cluster_not_found_response_code: INTERNAL_SERVER_ERROR` for a
+    /// cluster missing from CDS. Its weight still counts, so only its share of requests fails.
+    pub fn unresolved(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            endpoints: Vec::new(),
+            authorities: Vec::new(),
+            unresolved: true,
+        }
+    }
+
+    /// Whether this is a [`Cluster::unresolved`] destination.
+    pub fn is_unresolved(&self) -> bool {
+        self.unresolved
     }
 
     /// The endpoint whose round-robin turn `turn` is (`turn` counts up from 0 and wraps over the
@@ -471,10 +688,16 @@ pub struct RetryPolicy {
     pub per_try_timeout: Option<Duration>,
     /// Which outcomes are retried.
     pub retry_on: RetryOn,
+    /// The back-off base interval (Envoy `retry_back_off.base_interval`, Gateway API
+    /// `retry.backoff`): the wait before retry `n` is random below `base * 2^(n-1)`, capped at
+    /// `10 * base`. `None` is Envoy's default of 25 ms.
+    pub backoff_base: Option<Duration>,
 }
 
 /// The retry conditions of Envoy's `retry_on` that colormesh supports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Not `Copy` since [`RetryOn::status_codes`] is a list; the request path borrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetryOn {
     /// `5xx`: any 5xx response, a connection failure, a reset or a per-try timeout.
     pub server_error: bool,
@@ -486,6 +709,10 @@ pub struct RetryOn {
     pub retriable_4xx: bool,
     /// `reset`: the upstream reset or closed the connection before response headers.
     pub reset: bool,
+    /// `retriable-status-codes` with Envoy's `retriable_status_codes`: responses with one of these
+    /// statuses (Gateway API `retry.codes`). Empty means the condition is off. [`RetryOn::parse`]
+    /// does not accept the name, since a `retry_on` string cannot carry the codes.
+    pub status_codes: Vec<u16>,
 }
 
 impl RetryOn {
@@ -517,6 +744,7 @@ impl RetryOn {
             (self.connect_failure, "connect-failure"),
             (self.retriable_4xx, "retriable-4xx"),
             (self.reset, "reset"),
+            (!self.status_codes.is_empty(), "retriable-status-codes"),
         ]
         .into_iter()
         .filter_map(|(enabled, name)| enabled.then_some(name))
@@ -685,6 +913,18 @@ impl RouteMatcher {
             PathMatcher::Exact(exact) if self.case_sensitive => path == exact,
             PathMatcher::Exact(exact) => path.eq_ignore_ascii_case(exact),
             PathMatcher::Regex(regex) => regex.is_full_match(path),
+            PathMatcher::PathSeparatedPrefix(prefix) if prefix == "/" => true,
+            PathMatcher::PathSeparatedPrefix(prefix) => {
+                let Some(head) = path.get(..prefix.len()) else {
+                    return false;
+                };
+                let head_matches = if self.case_sensitive {
+                    head == prefix
+                } else {
+                    head.eq_ignore_ascii_case(prefix)
+                };
+                head_matches && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+            }
         }
     }
 }
@@ -736,16 +976,11 @@ impl PathRewrite {
     pub fn apply(&self, matcher: &PathMatcher, path: &str, query: Option<&str>) -> Option<String> {
         let rewritten_path = match self {
             Self::None => return None,
-            Self::Prefix(replacement) => {
-                let matched_len = match matcher {
-                    PathMatcher::Prefix(prefix) => prefix.len().min(path.len()),
-                    PathMatcher::Exact(_) | PathMatcher::Regex(_) => path.len(),
-                };
-                let mut rewritten = String::with_capacity(replacement.len() + path.len());
-                rewritten.push_str(replacement);
-                rewritten.push_str(&path[matched_len..]);
-                rewritten
+            Self::Prefix(replacement) => prefix_rewrite(replacement, matcher, path),
+            Self::ReplacePrefixMatch(replacement) => {
+                replace_prefix_match(replacement, matcher, path)
             }
+            Self::FullPath(replacement) => replacement.clone(),
             Self::Regex {
                 pattern,
                 substitution,
@@ -1365,6 +1600,238 @@ mod tests {
     }
 
     #[test]
+    fn path_separated_prefix_matches_whole_elements_only() {
+        let separated =
+            |prefix: &str| RouteMatcher::path(PathMatcher::PathSeparatedPrefix(prefix.to_owned()));
+        let color = separated("/appmesh/color");
+        for (path, expected) in [
+            ("/appmesh/color", true),
+            ("/appmesh/color/", true),
+            ("/appmesh/color/x", true),
+            ("/appmesh/colorful", false),
+            ("/appmesh/colo", false),
+            ("/appmesh", false),
+            ("/APPMESH/color", false),
+            ("/other", false),
+        ] {
+            assert_eq!(color.path_matches(path), expected, "{path}");
+        }
+        let root = separated("/");
+        for path in ["/", "/x", "//x", "/appmesh/color"] {
+            assert!(root.path_matches(path), "the lone / matches {path}");
+        }
+        let mut insensitive = separated("/Foo");
+        insensitive.case_sensitive = false;
+        assert!(insensitive.path_matches("/foo/bar"));
+        assert!(!insensitive.path_matches("/foobar"));
+        assert!(!insensitive.path_matches("/fo"), "shorter than the prefix");
+    }
+
+    #[test]
+    fn replace_prefix_match_follows_the_gateway_api_table() {
+        let foo = PathMatcher::PathSeparatedPrefix("/foo".to_owned());
+        let cases = [
+            ("/foo/bar", "/xyz", "/xyz/bar"),
+            ("/foo/bar", "/xyz/", "/xyz/bar"),
+            ("/foo", "/xyz", "/xyz"),
+            ("/foo/", "/xyz", "/xyz/"),
+            ("/foo/bar", "/", "/bar"),
+            ("/foo/", "/", "/"),
+            ("/foo", "/", "/"),
+            ("/foo/bar", "", "/bar"),
+            ("/foo", "", "/"),
+            ("/foo//bar", "/", "/bar"),
+        ];
+        for (path, replacement, expected) in cases {
+            let replace = PathRewrite::ReplacePrefixMatch(replacement.to_owned());
+            assert_eq!(
+                rewrite(&replace, &foo, path, None),
+                expected,
+                "{path} with {replacement:?}"
+            );
+        }
+        let replace = PathRewrite::ReplacePrefixMatch("/xyz".to_owned());
+        assert_eq!(
+            rewrite(&replace, &foo, "/foo/bar", Some("a=1&b")),
+            "/xyz/bar?a=1&b",
+            "the query is kept"
+        );
+        let root = PathMatcher::PathSeparatedPrefix("/".to_owned());
+        assert_eq!(rewrite(&replace, &root, "/bar", None), "/xyz/bar");
+        assert_eq!(rewrite(&replace, &root, "/", None), "/xyz/");
+        let to_root = PathRewrite::ReplacePrefixMatch("/".to_owned());
+        assert_eq!(rewrite(&to_root, &root, "/bar", None), "/bar");
+        let exact = PathMatcher::Exact("/foo/bar".to_owned());
+        assert_eq!(
+            rewrite(&replace, &exact, "/foo/bar", Some("q")),
+            "/xyz?q",
+            "after an exact matcher the whole path is replaced"
+        );
+    }
+
+    #[test]
+    fn full_path_rewrite_replaces_the_path_and_keeps_the_query() {
+        let matcher = PathMatcher::PathSeparatedPrefix("/foo".to_owned());
+        let full = PathRewrite::FullPath("/one".to_owned());
+        assert_eq!(
+            rewrite(&full, &matcher, "/foo/bar", Some("x=1")),
+            "/one?x=1"
+        );
+        assert_eq!(rewrite(&full, &matcher, "/foo", None), "/one");
+    }
+
+    fn redirect(path: RedirectPath) -> Redirect {
+        Redirect {
+            scheme: None,
+            hostname: None,
+            port: None,
+            path,
+            status: StatusCode::FOUND,
+        }
+    }
+
+    fn request<'a>(
+        scheme: &'a str,
+        host: &'a str,
+        path: &'a str,
+        query: Option<&'a str>,
+    ) -> RedirectRequest<'a> {
+        RedirectRequest {
+            scheme,
+            host,
+            path,
+            query,
+        }
+    }
+
+    #[test]
+    fn redirect_location_is_built_as_envoy_builds_it() {
+        let foo = PathMatcher::PathSeparatedPrefix("/foo".to_owned());
+        let plain = request("http", "example.com:8080", "/foo/bar", Some("q=1"));
+        let keep = redirect(RedirectPath::Keep);
+        assert_eq!(
+            keep.location(&foo, &plain),
+            "http://example.com:8080/foo/bar?q=1"
+        );
+
+        let https = Redirect {
+            scheme: Some("https".to_owned()),
+            ..keep.clone()
+        };
+        assert_eq!(
+            https.location(&foo, &plain),
+            "https://example.com:8080/foo/bar?q=1",
+            "a port that is not the old scheme's default is kept"
+        );
+        assert_eq!(
+            https.location(&foo, &request("http", "example.com:80", "/", None)),
+            "https://example.com/",
+            ":80 goes with http"
+        );
+        assert_eq!(
+            https.location(&foo, &request("https", "example.com:443", "/", None)),
+            "https://example.com:443/",
+            "the scheme does not change, so the port stays"
+        );
+        let to_http = Redirect {
+            scheme: Some("http".to_owned()),
+            ..keep.clone()
+        };
+        assert_eq!(
+            to_http.location(&foo, &request("https", "example.com:443", "/", None)),
+            "http://example.com/"
+        );
+        assert_eq!(
+            https.location(&foo, &request("http", "[::1]:80", "/", None)),
+            "https://[::1]/"
+        );
+        assert_eq!(
+            https.location(&foo, &request("http", "[::1]", "/", None)),
+            "https://[::1]/",
+            "an IPv6 literal without a port"
+        );
+
+        let port = Redirect {
+            port: Some(8443),
+            ..keep.clone()
+        };
+        assert_eq!(
+            port.location(&foo, &plain),
+            "http://example.com:8443/foo/bar?q=1",
+            "a redirect port replaces the request's"
+        );
+        let port_443 = Redirect {
+            scheme: Some("https".to_owned()),
+            port: Some(443),
+            ..keep.clone()
+        };
+        assert_eq!(
+            port_443.location(&foo, &plain),
+            "https://example.com:443/foo/bar?q=1",
+            "Envoy writes a configured port even when it is the default"
+        );
+
+        let host = Redirect {
+            hostname: Some("other.example".to_owned()),
+            ..keep.clone()
+        };
+        assert_eq!(
+            host.location(&foo, &plain),
+            "http://other.example/foo/bar?q=1",
+            "a new hostname drops the request's port"
+        );
+        let host_port = Redirect {
+            port: Some(81),
+            ..host.clone()
+        };
+        assert_eq!(
+            host_port.location(&foo, &plain),
+            "http://other.example:81/foo/bar?q=1"
+        );
+
+        let full = redirect(RedirectPath::FullPath("/elsewhere".to_owned()));
+        assert_eq!(
+            full.location(&foo, &plain),
+            "http://example.com:8080/elsewhere?q=1"
+        );
+        let full_with_query = redirect(RedirectPath::FullPath("/elsewhere?x=2".to_owned()));
+        assert_eq!(
+            full_with_query.location(&foo, &plain),
+            "http://example.com:8080/elsewhere?x=2",
+            "a path with its own query replaces the request's"
+        );
+        let relative = redirect(RedirectPath::FullPath("elsewhere".to_owned()));
+        assert_eq!(
+            relative.location(&foo, &request("http", "h", "/foo", None)),
+            "http://h/elsewhere"
+        );
+
+        let prefix = redirect(RedirectPath::ReplacePrefixMatch("/xyz/".to_owned()));
+        assert_eq!(
+            prefix.location(&foo, &plain),
+            "http://example.com:8080/xyz/bar?q=1"
+        );
+        let to_root = redirect(RedirectPath::ReplacePrefixMatch("/".to_owned()));
+        assert_eq!(
+            to_root.location(&foo, &request("http", "h", "/foo", None)),
+            "http://h/"
+        );
+    }
+
+    #[test]
+    fn unresolved_clusters_are_marked_and_have_no_endpoints() {
+        let missing = Cluster::unresolved("backend-missing");
+        assert!(missing.is_unresolved());
+        assert_eq!(missing.endpoint(0), None);
+        assert!(!Cluster::new("real", Vec::new()).is_unresolved());
+        let split = WeightedClusters::new(vec![(Arc::new(missing), 1), (cluster("real"), 3)])
+            .expect("weights");
+        assert_eq!(split.total(), 4, "the unresolved weight keeps its share");
+        assert!(split.pick(0).is_unresolved());
+        assert!(!split.pick(1).is_unresolved());
+    }
+
+    #[test]
     fn regex_rewrite_substitutes_groups_and_keeps_the_query() {
         let matcher = PathMatcher::Prefix("/".to_owned());
         let swap = PathRewrite::Regex {
@@ -1549,6 +2016,19 @@ mod tests {
     fn retry_on_parses_envoy_names() {
         let parsed = RetryOn::parse("5xx, connect-failure,reset").expect("valid");
         assert_eq!(parsed.names(), ["5xx", "connect-failure", "reset"]);
+        let codes = RetryOn {
+            status_codes: vec![500, 418],
+            ..parsed
+        };
+        assert_eq!(
+            codes.names(),
+            ["5xx", "connect-failure", "reset", "retriable-status-codes"]
+        );
+        assert_eq!(
+            RetryOn::parse("retriable-status-codes"),
+            Err(UnknownRetryOn("retriable-status-codes".to_owned())),
+            "a retry_on string cannot carry the codes"
+        );
         assert_eq!(
             RetryOn::parse("bogus"),
             Err(UnknownRetryOn("bogus".to_owned()))

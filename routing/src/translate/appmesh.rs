@@ -534,6 +534,7 @@ fn compile_retry(
         num_retries: policy.max_retries,
         per_try_timeout: (!per_try.is_zero()).then_some(per_try),
         retry_on,
+        backoff_base: None,
     })
 }
 
@@ -826,6 +827,7 @@ fn forward(
         retry,
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
+        host_rewrite: None,
     })
 }
 

@@ -440,6 +440,7 @@ impl ActionPlan {
                     retry: retry.clone(),
                     request_headers: request_headers.clone(),
                     response_headers: response_headers.clone(),
+                    host_rewrite: None,
                 })
             }
         })
@@ -703,6 +704,7 @@ fn compile_forward(
                 .map(|timeout| timeout.0)
                 .filter(|timeout| !timeout.is_zero()),
             retry_on,
+            backoff_base: None,
         })
     });
     let (request_headers, response_headers) = match &options.header_manipulation {
@@ -728,6 +730,7 @@ fn merge_retry_on(a: RetryOn, b: RetryOn) -> RetryOn {
         connect_failure: a.connect_failure || b.connect_failure,
         retriable_4xx: a.retriable_4xx || b.retriable_4xx,
         reset: a.reset || b.reset,
+        status_codes: [a.status_codes, b.status_codes].concat(),
     }
 }
 

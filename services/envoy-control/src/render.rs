@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use routing::table::{
     Cluster, Fallback, ForwardAction, HeaderEdits, HeaderMatcher, PathMatcher, PathRewrite,
-    QueryParameterMatcher, Route, RouteAction, RouteTable, ValueMatcher, VirtualHost,
+    QueryParameterMatcher, Redirect, RedirectPath, Route, RouteAction, RouteMatcher, RouteTable,
+    ValueMatcher, VirtualHost,
 };
 use serde_json::{Map, Value, json};
 
@@ -57,6 +58,14 @@ pub enum RenderError {
         /// The parameter's name.
         parameter: String,
     },
+    /// Envoy's redirect action knows only 301, 302, 303, 307 and 308.
+    #[error("route {route:?}: Envoy cannot redirect with status {status}")]
+    RedirectStatus {
+        /// The route's name.
+        route: String,
+        /// The status in the table.
+        status: u16,
+    },
 }
 
 /// The resources one table renders to: CDS clusters and the RDS route configuration.
@@ -95,13 +104,34 @@ pub fn render(table: &RouteTable) -> Result<EnvoyResources, RenderError> {
             clusters.insert(PASSTHROUGH_CLUSTER.to_owned(), passthrough_cluster());
         }
     }
+    let mut route_configuration = json!({
+        "name": ROUTE_CONFIGURATION_NAME,
+        "virtual_hosts": virtual_hosts,
+    });
+    if references_unresolved_cluster(table) {
+        // An unresolved destination is a cluster name left out of CDS on purpose. RDS route
+        // configurations do not validate cluster names by default, but inline ones (the static
+        // bootstrap `--mode validate` reads) do and would be rejected; say it for both.
+        route_configuration["validate_clusters"] = json!(false);
+    }
     Ok(EnvoyResources {
         clusters,
-        route_configuration: json!({
-            "name": ROUTE_CONFIGURATION_NAME,
-            "virtual_hosts": virtual_hosts,
-        }),
+        route_configuration,
     })
+}
+
+fn references_unresolved_cluster(table: &RouteTable) -> bool {
+    table
+        .virtual_hosts()
+        .iter()
+        .flat_map(|virtual_host| &virtual_host.routes)
+        .any(|route| match &route.action {
+            RouteAction::Forward(forward) => forward
+                .destinations
+                .iter()
+                .any(|(cluster, _)| cluster.is_unresolved()),
+            RouteAction::Respond { .. } | RouteAction::Redirect(_) => false,
+        })
 }
 
 /// An empty route configuration: what Envoy serves before the first translation (404 for all).
@@ -144,11 +174,21 @@ fn render_route(
             }
             rendered.insert("direct_response".into(), Value::Object(response));
         }
+        RouteAction::Redirect(redirect) => {
+            rendered.insert(
+                "redirect".into(),
+                render_redirect(&route.name, redirect, &route.matcher)?,
+            );
+        }
         RouteAction::Forward(forward) => {
             for (cluster, _) in forward.destinations.iter() {
-                add_cluster(clusters, cluster);
+                // An unresolved destination must stay out of CDS: Envoy then answers its share
+                // with the route's `cluster_not_found_response_code`.
+                if !cluster.is_unresolved() {
+                    add_cluster(clusters, cluster);
+                }
             }
-            rendered.insert("route".into(), render_forward(forward));
+            rendered.insert("route".into(), render_forward(forward, &route.matcher));
             add_header_edits(&mut rendered, "request", &forward.request_headers);
             add_header_edits(&mut rendered, "response", &forward.response_headers);
         }
@@ -164,6 +204,14 @@ fn render_match(route: &Route) -> Result<Value, RenderError> {
         PathMatcher::Exact(path) => rendered.insert("path".into(), json!(path)),
         PathMatcher::Regex(regex) => {
             rendered.insert("safe_regex".into(), json!({ "regex": regex.as_str() }))
+        }
+        // Envoy's `path_separated_prefix` may not end with `/`; the lone `/` matches every path,
+        // which is what `prefix: "/"` does.
+        PathMatcher::PathSeparatedPrefix(prefix) if prefix == "/" => {
+            rendered.insert("prefix".into(), json!(prefix))
+        }
+        PathMatcher::PathSeparatedPrefix(prefix) => {
+            rendered.insert("path_separated_prefix".into(), json!(prefix))
         }
     };
     rendered.insert("case_sensitive".into(), json!(matcher.case_sensitive));
@@ -266,7 +314,7 @@ fn string_match(matcher: &ValueMatcher) -> Value {
     }
 }
 
-fn render_forward(forward: &ForwardAction) -> Value {
+fn render_forward(forward: &ForwardAction, matcher: &RouteMatcher) -> Value {
     let mut rendered = Map::new();
     let destinations: Vec<(&std::sync::Arc<Cluster>, u32)> = forward.destinations.iter().collect();
     match destinations.as_slice() {
@@ -280,6 +328,15 @@ fn render_forward(forward: &ForwardAction) -> Value {
                 .collect();
             rendered.insert("weighted_clusters".into(), json!({ "clusters": clusters }));
         }
+    }
+    if destinations
+        .iter()
+        .any(|(cluster, _)| cluster.is_unresolved())
+    {
+        rendered.insert(
+            "cluster_not_found_response_code".into(),
+            json!("INTERNAL_SERVER_ERROR"),
+        );
     }
     match &forward.rewrite {
         PathRewrite::None => {}
@@ -295,6 +352,16 @@ fn render_forward(forward: &ForwardAction) -> Value {
                 json!({ "pattern": { "regex": pattern.as_str() }, "substitution": substitution }),
             );
         }
+        PathRewrite::ReplacePrefixMatch(replacement) => {
+            let (key, value) = replace_prefix_match(replacement, matcher);
+            rendered.insert(key.into(), value);
+        }
+        PathRewrite::FullPath(path) => {
+            rendered.insert("regex_rewrite".into(), full_path_rewrite(path));
+        }
+    }
+    if let Some(host) = &forward.host_rewrite {
+        rendered.insert("host_rewrite_literal".into(), json!(host));
     }
     rendered.insert("timeout".into(), json!(route_timeout(forward.timeout)));
     if let Some(retry) = &forward.retry {
@@ -307,10 +374,102 @@ fn render_forward(forward: &ForwardAction) -> Value {
             if let Some(per_try) = retry.per_try_timeout {
                 policy.insert("per_try_timeout".into(), json!(duration(per_try)));
             }
+            if !retry.retry_on.status_codes.is_empty() {
+                policy.insert(
+                    "retriable_status_codes".into(),
+                    json!(retry.retry_on.status_codes),
+                );
+            }
+            if let Some(base) = retry.backoff_base {
+                policy.insert(
+                    "retry_back_off".into(),
+                    json!({ "base_interval": duration(base) }),
+                );
+            }
             rendered.insert("retry_policy".into(), Value::Object(policy));
         }
     }
     Value::Object(rendered)
+}
+
+/// Gateway API's `ReplacePrefixMatch` as the route (or redirect) field Envoy Gateway renders
+/// for it, with the table's semantics (see `routing::table::PathRewrite::ReplacePrefixMatch`):
+/// - a replacement of `/` (or of nothing but slashes) after a separated prefix `P` is a
+///   `regex_rewrite` of `^P/*` to `/`, since Envoy's `prefix_rewrite: "/"` would leave `//bar`
+///   (envoyproxy/envoy#26055); for the lone `/` prefix the pattern is `^/+`;
+/// - any other replacement after a separated prefix is a `prefix_rewrite` without its trailing
+///   `/`, plus one after the lone `/` prefix (whose matched `/` it replaces);
+/// - after other matchers it is `prefix_rewrite` as given (an exact match is replaced whole).
+fn replace_prefix_match(replacement: &str, matcher: &RouteMatcher) -> (&'static str, Value) {
+    let PathMatcher::PathSeparatedPrefix(prefix) = &matcher.path else {
+        return ("prefix_rewrite", json!(replacement));
+    };
+    let trimmed = replacement.trim_end_matches('/');
+    match (trimmed.is_empty(), prefix == "/") {
+        (true, root) => {
+            let case = if matcher.case_sensitive { "" } else { "(?i)" };
+            let pattern = if root {
+                "^/+".to_owned()
+            } else {
+                format!("{case}^{}/*", escape_regex(prefix))
+            };
+            (
+                "regex_rewrite",
+                json!({ "pattern": { "regex": pattern }, "substitution": "/" }),
+            )
+        }
+        (false, true) => ("prefix_rewrite", json!(format!("{trimmed}/"))),
+        (false, false) => ("prefix_rewrite", json!(trimmed)),
+    }
+}
+
+/// Gateway API's `ReplaceFullPath` as Envoy Gateway renders it: the whole path (`^/.*$`)
+/// substituted. A backslash in the path is escaped, since the substitution reads `\N` as a group.
+fn full_path_rewrite(path: &str) -> Value {
+    json!({ "pattern": { "regex": "^/.*$" }, "substitution": path.replace('\\', "\\\\") })
+}
+
+/// Envoy's `RedirectAction` for the table's [`Redirect`] (whose fields are Envoy's).
+fn render_redirect(
+    route: &str,
+    redirect: &Redirect,
+    matcher: &RouteMatcher,
+) -> Result<Value, RenderError> {
+    let mut rendered = Map::new();
+    if let Some(scheme) = &redirect.scheme {
+        rendered.insert("scheme_redirect".into(), json!(scheme));
+    }
+    if let Some(hostname) = &redirect.hostname {
+        rendered.insert("host_redirect".into(), json!(hostname));
+    }
+    if let Some(port) = redirect.port {
+        rendered.insert("port_redirect".into(), json!(port));
+    }
+    match &redirect.path {
+        RedirectPath::Keep => {}
+        RedirectPath::FullPath(path) => {
+            rendered.insert("path_redirect".into(), json!(path));
+        }
+        RedirectPath::ReplacePrefixMatch(replacement) => {
+            let (key, value) = replace_prefix_match(replacement, matcher);
+            rendered.insert(key.into(), value);
+        }
+    }
+    let code = match redirect.status.as_u16() {
+        301 => "MOVED_PERMANENTLY",
+        302 => "FOUND",
+        303 => "SEE_OTHER",
+        307 => "TEMPORARY_REDIRECT",
+        308 => "PERMANENT_REDIRECT",
+        status => {
+            return Err(RenderError::RedirectStatus {
+                route: route.to_owned(),
+                status,
+            });
+        }
+    };
+    rendered.insert("response_code".into(), json!(code));
+    Ok(Value::Object(rendered))
 }
 
 /// `None` disables the timeout, which Envoy spells `0s`.
@@ -576,6 +735,7 @@ mod tests {
             retry: None,
             request_headers: HeaderEdits::default(),
             response_headers: HeaderEdits::default(),
+            host_rewrite: None,
         }
     }
 
@@ -839,6 +999,7 @@ mod tests {
             num_retries: 3,
             per_try_timeout: Some(Duration::from_millis(250)),
             retry_on: RetryOn::parse("5xx,connect-failure").expect("retry_on"),
+            backoff_base: None,
         });
         action.request_headers = HeaderEdits {
             add: vec![
@@ -899,6 +1060,205 @@ mod tests {
         );
     }
 
+    fn separated_route(prefix: &str, action: RouteAction) -> Route {
+        Route {
+            name: "gateway-api".to_owned(),
+            matcher: RouteMatcher::path(PathMatcher::PathSeparatedPrefix(prefix.to_owned())),
+            action,
+        }
+    }
+
+    fn rendered_route(route: Route) -> Value {
+        only_route(&render(&table(vec![route], Fallback::NotFound)).expect("renders")).clone()
+    }
+
+    #[test]
+    fn separated_prefixes_and_gateway_api_rewrites() {
+        let with = |prefix: &str, rewrite: PathRewrite| {
+            let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
+            action.rewrite = rewrite;
+            action.host_rewrite = Some("rewritten.example".to_owned());
+            rendered_route(separated_route(prefix, RouteAction::Forward(action)))
+        };
+        let prefix = with("/foo", PathRewrite::ReplacePrefixMatch("/xyz/".to_owned()));
+        assert_eq!(
+            prefix["match"],
+            json!({ "path_separated_prefix": "/foo", "case_sensitive": true })
+        );
+        assert_eq!(
+            prefix["route"]["prefix_rewrite"], "/xyz",
+            "the trailing / is dropped"
+        );
+        assert_eq!(prefix["route"]["host_rewrite_literal"], "rewritten.example");
+
+        let to_root = with("/foo.v1", PathRewrite::ReplacePrefixMatch("/".to_owned()));
+        assert_eq!(
+            to_root["route"]["regex_rewrite"],
+            json!({ "pattern": { "regex": r"^\/foo\.v1/*" }, "substitution": "/" }),
+            "prefix_rewrite \"/\" would leave //"
+        );
+        assert!(to_root["route"].get("prefix_rewrite").is_none());
+
+        let root = with("/", PathRewrite::ReplacePrefixMatch("/xyz".to_owned()));
+        assert_eq!(
+            root["match"],
+            json!({ "prefix": "/", "case_sensitive": true })
+        );
+        assert_eq!(
+            root["route"]["prefix_rewrite"], "/xyz/",
+            "the matched / is replaced"
+        );
+        let root_to_root = with("/", PathRewrite::ReplacePrefixMatch(String::new()));
+        assert_eq!(
+            root_to_root["route"]["regex_rewrite"]["pattern"]["regex"],
+            "^/+"
+        );
+
+        let full = with("/foo", PathRewrite::FullPath(r"/a\b".to_owned()));
+        assert_eq!(
+            full["route"]["regex_rewrite"],
+            json!({ "pattern": { "regex": "^/.*$" }, "substitution": r"/a\\b" })
+        );
+
+        let mut insensitive =
+            RouteMatcher::path(PathMatcher::PathSeparatedPrefix("/Foo".to_owned()));
+        insensitive.case_sensitive = false;
+        let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
+        action.rewrite = PathRewrite::ReplacePrefixMatch("/".to_owned());
+        let route = render_forward(&action, &insensitive);
+        assert_eq!(route["regex_rewrite"]["pattern"]["regex"], r"(?i)^\/Foo/*");
+        assert!(route.get("host_rewrite_literal").is_none());
+    }
+
+    #[test]
+    fn redirects_render_envoy_s_redirect_action() {
+        let redirect = Redirect {
+            scheme: Some("https".to_owned()),
+            hostname: Some("other.example".to_owned()),
+            port: Some(8443),
+            path: RedirectPath::ReplacePrefixMatch("/new".to_owned()),
+            status: StatusCode::FOUND,
+        };
+        let rendered = rendered_route(separated_route(
+            "/old",
+            RouteAction::Redirect(redirect.clone()),
+        ));
+        assert_eq!(
+            rendered["redirect"],
+            json!({
+                "scheme_redirect": "https",
+                "host_redirect": "other.example",
+                "port_redirect": 8443,
+                "prefix_rewrite": "/new",
+                "response_code": "FOUND",
+            })
+        );
+        assert!(rendered.get("route").is_none());
+        let plain = Redirect {
+            scheme: None,
+            hostname: None,
+            port: None,
+            path: RedirectPath::FullPath("/fixed".to_owned()),
+            status: StatusCode::MOVED_PERMANENTLY,
+        };
+        assert_eq!(
+            rendered_route(separated_route(
+                "/old",
+                RouteAction::Redirect(plain.clone())
+            ))["redirect"],
+            json!({ "path_redirect": "/fixed", "response_code": "MOVED_PERMANENTLY" })
+        );
+        let strip = Redirect {
+            path: RedirectPath::ReplacePrefixMatch("/".to_owned()),
+            ..plain.clone()
+        };
+        assert_eq!(
+            rendered_route(separated_route("/old", RouteAction::Redirect(strip)))["redirect"]["regex_rewrite"],
+            json!({ "pattern": { "regex": r"^\/old/*" }, "substitution": "/" })
+        );
+        let teapot = Redirect {
+            status: StatusCode::IM_A_TEAPOT,
+            ..plain
+        };
+        let error = render(&table(
+            vec![separated_route("/old", RouteAction::Redirect(teapot))],
+            Fallback::NotFound,
+        ))
+        .expect_err("not a redirect status");
+        assert!(
+            matches!(error, RenderError::RedirectStatus { status: 418, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unresolved_destinations_stay_out_of_cds_and_answer_500() {
+        let split = WeightedClusters::new(vec![
+            (Arc::new(Cluster::unresolved("missing")), 1),
+            (cluster("real", &[9]), 3),
+        ])
+        .expect("weights");
+        let rendered = render(&table(
+            vec![separated_route("/", RouteAction::Forward(forward(split)))],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        assert_eq!(rendered.clusters.keys().collect::<Vec<_>>(), ["real"]);
+        let route = &only_route(&rendered)["route"];
+        assert_eq!(
+            route["cluster_not_found_response_code"],
+            "INTERNAL_SERVER_ERROR"
+        );
+        assert_eq!(
+            route["weighted_clusters"]["clusters"],
+            json!([{ "name": "missing", "weight": 1 }, { "name": "real", "weight": 3 }])
+        );
+        assert_eq!(rendered.route_configuration["validate_clusters"], false);
+
+        let resolved = render(&table(
+            vec![separated_route(
+                "/",
+                RouteAction::Forward(forward(WeightedClusters::single(cluster("real", &[9])))),
+            )],
+            Fallback::NotFound,
+        ))
+        .expect("renders");
+        assert!(
+            resolved
+                .route_configuration
+                .get("validate_clusters")
+                .is_none()
+        );
+        assert!(
+            only_route(&resolved)["route"]
+                .get("cluster_not_found_response_code")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn retriable_status_codes_and_back_off() {
+        let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
+        action.retry = Some(RetryPolicy {
+            num_retries: 2,
+            per_try_timeout: None,
+            retry_on: RetryOn {
+                status_codes: vec![500, 503],
+                ..RetryOn::parse("connect-failure").expect("retry_on")
+            },
+            backoff_base: Some(Duration::from_millis(100)),
+        });
+        assert_eq!(
+            render_forward(&action, &RouteMatcher::any())["retry_policy"],
+            json!({
+                "retry_on": "connect-failure,retriable-status-codes",
+                "num_retries": 2,
+                "retriable_status_codes": [500, 503],
+                "retry_back_off": { "base_interval": "0.1s" },
+            })
+        );
+    }
+
     #[test]
     fn retry_policy_without_conditions_is_a_single_try() {
         let mut action = forward(WeightedClusters::single(cluster("echo", &[9])));
@@ -906,8 +1266,9 @@ mod tests {
             num_retries: 2,
             per_try_timeout: None,
             retry_on: RetryOn::default(),
+            backoff_base: None,
         });
-        let route = render_forward(&action);
+        let route = render_forward(&action, &RouteMatcher::any());
         assert!(route.get("retry_policy").is_none(), "{route}");
     }
 

@@ -11,8 +11,8 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use routing::table::{
-    Fallback, HeaderEdits, PathMatcher, PathRewrite, RouteAction, RouteTable, ValueMatcher,
-    WeightedClusters,
+    Fallback, HeaderEdits, PathMatcher, PathRewrite, Redirect, RedirectPath, RouteAction,
+    RouteTable, ValueMatcher, WeightedClusters,
 };
 
 use crate::ProxyState;
@@ -169,6 +169,9 @@ pub(crate) fn table_json(table: &RouteTable) -> Value {
                         PathMatcher::Prefix(prefix) => json!({ "prefix": prefix }),
                         PathMatcher::Exact(exact) => json!({ "exact": exact }),
                         PathMatcher::Regex(regex) => json!({ "regex": regex.as_str() }),
+                        PathMatcher::PathSeparatedPrefix(prefix) => {
+                            json!({ "path_separated_prefix": prefix })
+                        }
                     };
                     let headers: Vec<Value> = matcher
                         .headers
@@ -213,6 +216,7 @@ fn action_json(action: &RouteAction) -> Value {
         RouteAction::Respond { status, body } => json!({
             "respond": { "status": status.as_u16(), "body": String::from_utf8_lossy(body) }
         }),
+        RouteAction::Redirect(redirect) => json!({ "redirect": redirect_json(redirect) }),
         RouteAction::Forward(forward) => {
             let rewrite = match &forward.rewrite {
                 PathRewrite::None => Value::Null,
@@ -223,12 +227,18 @@ fn action_json(action: &RouteAction) -> Value {
                 } => {
                     json!({ "regex": { "pattern": pattern.as_str(), "substitution": substitution } })
                 }
+                PathRewrite::ReplacePrefixMatch(replacement) => {
+                    json!({ "replace_prefix_match": replacement })
+                }
+                PathRewrite::FullPath(path) => json!({ "full_path": path }),
             };
             let retry = forward.retry.as_ref().map(|retry| {
                 json!({
                     "num_retries": retry.num_retries,
                     "per_try_timeout_ms": retry.per_try_timeout.map(|t| t.as_millis() as u64),
                     "retry_on": retry.retry_on.names(),
+                    "retriable_status_codes": retry.retry_on.status_codes,
+                    "backoff_base_ms": retry.backoff_base.map(|t| t.as_millis() as u64),
                 })
             });
             let edits = |edits: &HeaderEdits| {
@@ -246,6 +256,7 @@ fn action_json(action: &RouteAction) -> Value {
                     "destinations": destinations_json(&forward.destinations),
                     "total_weight": forward.destinations.total(),
                     "rewrite": rewrite,
+                    "host_rewrite": forward.host_rewrite,
                     "timeout_ms": forward.timeout.map(|t| t.as_millis() as u64),
                     "retry": retry,
                     "request_headers": edits(&forward.request_headers),
@@ -262,9 +273,31 @@ fn destinations_json(destinations: &WeightedClusters) -> Vec<Value> {
         .map(|(cluster, weight)| {
             let endpoints: Vec<String> =
                 cluster.endpoints.iter().map(ToString::to_string).collect();
-            json!({ "cluster": cluster.name, "weight": weight, "endpoints": endpoints })
+            json!({
+                "cluster": cluster.name,
+                "weight": weight,
+                "endpoints": endpoints,
+                "unresolved": cluster.is_unresolved(),
+            })
         })
         .collect()
+}
+
+fn redirect_json(redirect: &Redirect) -> Value {
+    let path = match &redirect.path {
+        RedirectPath::Keep => Value::Null,
+        RedirectPath::FullPath(path) => json!({ "full_path": path }),
+        RedirectPath::ReplacePrefixMatch(replacement) => {
+            json!({ "replace_prefix_match": replacement })
+        }
+    };
+    json!({
+        "scheme": redirect.scheme,
+        "hostname": redirect.hostname,
+        "port": redirect.port,
+        "path": path,
+        "status": redirect.status.as_u16(),
+    })
 }
 
 fn value_matcher_json(matcher: &ValueMatcher) -> Value {

@@ -22,7 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rand::RngCore;
-use routing::table::HeaderEdits;
+use routing::table::{HeaderEdits, PathMatcher, Redirect, RedirectRequest};
 use tokio::time::Instant;
 
 use crate::ProxyOptions;
@@ -89,6 +89,67 @@ pub fn upstream_headers(headers: &mut HeaderMap, authority: &str) {
         headers.insert(header::HOST, host);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+}
+
+/// Replaces the `Host` sent upstream with a route's host rewrite (Envoy `host_rewrite_literal`).
+/// Call it after the route's header edits: Envoy rewrites the host after adding headers.
+pub fn rewrite_host(headers: &mut HeaderMap, host_rewrite: Option<&str>) {
+    if let Some(host) = host_rewrite
+        && let Ok(host) = HeaderValue::from_str(host)
+    {
+        headers.insert(header::HOST, host);
+    }
+}
+
+/// The request's scheme as Envoy's HTTP/1 codec and connection manager set `:scheme` on a
+/// plain-text listener: the absolute-form URI's, else the client's `x-forwarded-proto` when it is
+/// `http` or `https` (Envoy trusts it without `use_remote_address`), else `http`.
+pub fn request_scheme<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a str {
+    if let Some(scheme) = uri.scheme_str() {
+        return scheme;
+    }
+    match headers
+        .get("x-forwarded-proto")
+        .and_then(|proto| proto.to_str().ok())
+    {
+        Some(proto)
+            if proto.eq_ignore_ascii_case("http") || proto.eq_ignore_ascii_case("https") =>
+        {
+            proto
+        }
+        _ => "http",
+    }
+}
+
+/// A route's redirect, as Envoy answers it: the status, a `location` built by
+/// [`Redirect::location`] from the request and an empty body. A location that cannot be a header
+/// value (only possible with control characters in the configuration) answers 500.
+pub fn redirect_reply(
+    redirect: &Redirect,
+    matcher: &PathMatcher,
+    uri: &Uri,
+    headers: &HeaderMap,
+    authority: &str,
+) -> Response<ProxyBody> {
+    let request = RedirectRequest {
+        scheme: request_scheme(uri, headers),
+        host: authority,
+        path: uri.path(),
+        query: uri.query(),
+    };
+    let Ok(location) = HeaderValue::try_from(redirect.location(matcher, &request)) else {
+        return empty_reply(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let mut response = empty_reply(redirect.status);
+    response.headers_mut().insert(header::LOCATION, location);
+    response
+}
+
+/// The answer when a request's pick lands on an unresolved destination
+/// ([`routing::table::Cluster::unresolved`]): 500 with an empty body, as Envoy answers a route
+/// with `cluster_not_found_response_code: INTERNAL_SERVER_ERROR`.
+pub fn unresolved_reply() -> Response<ProxyBody> {
+    empty_reply(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// Gives the request an `x-request-id` (a random UUID, as Envoy generates) unless it has one.
@@ -298,6 +359,32 @@ mod tests {
         ensure_request_id(&mut with_host, &mut SmallRng::seed_from_u64(1));
         assert_eq!(with_host["host"], "as-sent");
         assert_eq!(with_host["x-request-id"], "given");
+    }
+
+    #[test]
+    fn the_scheme_is_the_uri_s_then_a_valid_forwarded_proto_then_http() {
+        let origin: Uri = "/x".parse().expect("uri");
+        let absolute: Uri = "https://h/x".parse().expect("uri");
+        let none = HeaderMap::new();
+        let mut https = HeaderMap::new();
+        https.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let mut bogus = HeaderMap::new();
+        bogus.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
+        assert_eq!(request_scheme(&origin, &none), "http");
+        assert_eq!(request_scheme(&origin, &https), "https");
+        assert_eq!(request_scheme(&origin, &bogus), "http");
+        assert_eq!(request_scheme(&absolute, &none), "https");
+    }
+
+    #[test]
+    fn a_host_rewrite_replaces_the_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("as-sent"));
+        rewrite_host(&mut headers, None);
+        assert_eq!(headers["host"], "as-sent");
+        rewrite_host(&mut headers, Some("rewritten.example"));
+        assert_eq!(headers["host"], "rewritten.example");
+        assert_eq!(headers.get_all("host").iter().count(), 1);
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Metrics {
                                 })
                                 .collect(),
                         },
-                        RouteAction::Respond { .. } => RouteMetrics {
+                        RouteAction::Respond { .. } | RouteAction::Redirect(_) => RouteMetrics {
                             direct: self.code_counters(&virtual_host.name, &route.name, ""),
                             destinations: Vec::new(),
                         },

@@ -24,8 +24,8 @@ use tokio::time::Instant;
 
 use crate::forward::{
     BODY_NO_HEALTHY_UPSTREAM, BODY_TIMEOUT, ProxyBody, TryFailure, direct_reply, downstream_reply,
-    empty_reply, ensure_request_id, local_reply, request_authority, upstream_headers,
-    upstream_path, upstream_request,
+    empty_reply, ensure_request_id, local_reply, redirect_reply, request_authority, rewrite_host,
+    unresolved_reply, upstream_headers, upstream_path, upstream_request,
 };
 use crate::metrics::{CodeCounters, RouteMetrics};
 use crate::{Shared, Snapshot};
@@ -99,6 +99,16 @@ async fn handle(
                 RouteAction::Respond { status, body } => {
                     record(route_metrics.map(|metrics| &metrics.direct), *status);
                     direct_reply(*status, body.clone())
+                }
+                RouteAction::Redirect(redirect) => {
+                    let reply = redirect_reply(
+                        redirect,
+                        &entry.matcher.path,
+                        &parts.uri,
+                        &parts.headers,
+                        &authority,
+                    );
+                    recorded(route_metrics.map(|metrics| &metrics.direct), reply)
                 }
                 RouteAction::Forward(forward) => {
                     let rewritten = forward.rewrite.apply(
@@ -178,6 +188,7 @@ async fn forward_request(
     upstream_headers(&mut headers, &authority);
     ensure_request_id(&mut headers, rng);
     forward.request_headers.apply(&mut headers);
+    rewrite_host(&mut headers, forward.host_rewrite.as_deref());
     let retry = forward.retry.as_ref();
     let body = match RequestBody::read(body, &headers, retry).await {
         Ok(body) => body,
@@ -199,8 +210,11 @@ async fn forward_request(
             TryEnd::Sent { outcome, requests } => (outcome, requests),
             TryEnd::Answered(response) => return response,
         };
-        if tries.another_wanted(&outcome, retry) {
-            back_off(tries.made, tries.deadline, rng).await;
+        if let Some(retry) = retry
+            && tries.another_wanted(&outcome, retry)
+        {
+            let base = retry.backoff_base.unwrap_or(RETRY_BACKOFF_BASE);
+            back_off(base, tries.made, tries.deadline, rng).await;
             continue;
         }
         return recorded(
@@ -241,9 +255,9 @@ impl Tries {
     fn another_wanted(
         &self,
         outcome: &Result<Response<Incoming>, TryFailure>,
-        retry: Option<&RetryPolicy>,
+        retry: &RetryPolicy,
     ) -> bool {
-        let wanted = retry.is_some_and(|retry| wants_retry(outcome, retry.retry_on));
+        let wanted = wants_retry(outcome, &retry.retry_on);
         let deadline_hit = self
             .deadline
             .is_some_and(|deadline| deadline <= Instant::now());
@@ -277,6 +291,15 @@ async fn try_once<'m>(
         .metrics
         .and_then(|metrics| metrics.destinations.get(destination));
     let requests = metrics.map(|metrics| &metrics.requests);
+    let unresolved = matched
+        .forward
+        .destinations
+        .get(destination)
+        .is_some_and(|(cluster, _)| cluster.is_unresolved());
+    if unresolved {
+        // Envoy answers a missing cluster before any try, so no retry policy applies.
+        return TryEnd::Answered(recorded(requests, unresolved_reply()));
+    }
     let endpoint = matched
         .snapshot
         .next_endpoint(matched.virtual_host, matched.route, destination);
@@ -378,11 +401,12 @@ fn try_deadline(
     }
 }
 
-/// Envoy's default back-off before try `tries + 1`: a random wait below
-/// base * 2^(tries-1), capped at 10 * base, and never past the route's deadline.
-async fn back_off(tries: u32, deadline: Option<Instant>, rng: &mut SmallRng) {
-    let ceiling =
-        (RETRY_BACKOFF_BASE * 2u32.saturating_pow(tries - 1)).min(RETRY_BACKOFF_BASE * 10);
+/// Envoy's back-off before try `tries + 1`: a random wait below base * 2^(tries-1), capped at
+/// 10 * base (Envoy's default `max_interval`), and never past the route's deadline.
+async fn back_off(base: Duration, tries: u32, deadline: Option<Instant>, rng: &mut SmallRng) {
+    let ceiling = base
+        .saturating_mul(2u32.saturating_pow(tries - 1))
+        .min(base.saturating_mul(10));
     let wait = ceiling.mul_f64(rng.random::<f64>());
     let wake = Instant::now() + wait;
     tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
@@ -439,14 +463,14 @@ fn body_fits_retry_buffer(body: &Incoming, headers: &HeaderMap) -> bool {
 }
 
 /// Whether `retry_on` asks for another try after this outcome.
-fn wants_retry(outcome: &Result<Response<Incoming>, TryFailure>, retry_on: RetryOn) -> bool {
+fn wants_retry(outcome: &Result<Response<Incoming>, TryFailure>, retry_on: &RetryOn) -> bool {
     match outcome {
         Ok(response) => should_retry_status(response.status(), retry_on),
         Err(failure) => should_retry_failure(*failure, retry_on),
     }
 }
 
-fn should_retry_status(status: StatusCode, retry_on: RetryOn) -> bool {
+fn should_retry_status(status: StatusCode, retry_on: &RetryOn) -> bool {
     (retry_on.server_error && status.is_server_error())
         || (retry_on.gateway_error
             && matches!(
@@ -456,9 +480,10 @@ fn should_retry_status(status: StatusCode, retry_on: RetryOn) -> bool {
                     | StatusCode::GATEWAY_TIMEOUT
             ))
         || (retry_on.retriable_4xx && status == StatusCode::CONFLICT)
+        || retry_on.status_codes.contains(&status.as_u16())
 }
 
-fn should_retry_failure(failure: TryFailure, retry_on: RetryOn) -> bool {
+fn should_retry_failure(failure: TryFailure, retry_on: &RetryOn) -> bool {
     match failure {
         TryFailure::ConnectFailure => {
             retry_on.connect_failure
@@ -495,40 +520,54 @@ mod tests {
         let retry_on = |list: &str| RetryOn::parse(list).expect("valid retry_on");
         assert!(should_retry_status(
             StatusCode::INTERNAL_SERVER_ERROR,
-            retry_on("5xx")
+            &retry_on("5xx")
         ));
         assert!(!should_retry_status(
             StatusCode::INTERNAL_SERVER_ERROR,
-            retry_on("gateway-error")
+            &retry_on("gateway-error")
         ));
         assert!(should_retry_status(
             StatusCode::SERVICE_UNAVAILABLE,
-            retry_on("gateway-error")
+            &retry_on("gateway-error")
         ));
         assert!(should_retry_status(
             StatusCode::CONFLICT,
-            retry_on("retriable-4xx")
+            &retry_on("retriable-4xx")
         ));
         assert!(!should_retry_status(
             StatusCode::NOT_FOUND,
-            retry_on("5xx,retriable-4xx")
+            &retry_on("5xx,retriable-4xx")
         ));
         assert!(should_retry_failure(
             TryFailure::ConnectFailure,
-            retry_on("connect-failure")
+            &retry_on("connect-failure")
         ));
         assert!(!should_retry_failure(
             TryFailure::Reset,
-            retry_on("connect-failure")
+            &retry_on("connect-failure")
         ));
-        assert!(should_retry_failure(TryFailure::Reset, retry_on("reset")));
+        assert!(should_retry_failure(TryFailure::Reset, &retry_on("reset")));
         assert!(!should_retry_failure(
             TryFailure::PerTryTimeout,
-            retry_on("reset,connect-failure")
+            &retry_on("reset,connect-failure")
         ));
         assert!(should_retry_failure(
             TryFailure::PerTryTimeout,
-            retry_on("5xx")
+            &retry_on("5xx")
         ));
+        let codes = RetryOn {
+            status_codes: vec![418, 503],
+            ..RetryOn::default()
+        };
+        assert!(should_retry_status(StatusCode::IM_A_TEAPOT, &codes));
+        assert!(should_retry_status(StatusCode::SERVICE_UNAVAILABLE, &codes));
+        assert!(!should_retry_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &codes
+        ));
+        assert!(
+            !should_retry_failure(TryFailure::Reset, &codes),
+            "status codes say nothing about failed tries"
+        );
     }
 }

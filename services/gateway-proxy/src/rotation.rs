@@ -54,7 +54,7 @@ impl EndpointRotations {
                                 Arc::clone(by_cluster.entry(Arc::as_ptr(cluster)).or_default())
                             })
                             .collect(),
-                        RouteAction::Respond { .. } => Vec::new(),
+                        RouteAction::Respond { .. } | RouteAction::Redirect(_) => Vec::new(),
                     })
                     .collect()
             })
@@ -108,6 +108,7 @@ mod tests {
                 retry: None,
                 request_headers: HeaderEdits::default(),
                 response_headers: HeaderEdits::default(),
+                host_rewrite: None,
             }),
         }
     }

@@ -9,8 +9,9 @@
 //! [`gateway_proxy::forward`] (authority, upstream path and headers, one try over the pooled
 //! client, the reply or Envoy's local reply) and the snapshot's round robin
 //! ([`Snapshot::next_endpoint`]). Deliberately left out, because no mutant scenario needs them:
-//! retries, `x-request-id`, metrics and the sidecar's passthrough fallback. Timeouts and header
-//! edits are honoured.
+//! retries, `x-request-id`, metrics and the sidecar's passthrough fallback. Timeouts, header
+//! edits, host rewrites, redirects and unresolved destinations (500) are gateway-proxy's own
+//! pieces too, so a Gateway API scenario sees the same answers as from gateway-proxy.
 //!
 //! [`RouteTable::route`]: routing::table::RouteTable::route
 //! [`PathRewrite::apply`]: routing::table::PathRewrite::apply
@@ -23,7 +24,8 @@ use std::time::Duration;
 
 use gateway_proxy::forward::{
     BODY_NO_HEALTHY_UPSTREAM, ProxyBody, Upstream, direct_reply, downstream_reply, empty_reply,
-    local_reply, request_authority, upstream_headers, upstream_path, upstream_request,
+    local_reply, redirect_reply, request_authority, rewrite_host, unresolved_reply,
+    upstream_headers, upstream_path, upstream_request,
 };
 use gateway_proxy::{ProxyOptions, ProxyState, Snapshot};
 use http::{Request, Response, StatusCode};
@@ -235,6 +237,15 @@ impl Connection {
         };
         let forward = match &entry.action {
             RouteAction::Respond { status, body } => return direct_reply(*status, body.clone()),
+            RouteAction::Redirect(redirect) => {
+                return redirect_reply(
+                    redirect,
+                    &entry.matcher.path,
+                    &parts.uri,
+                    &parts.headers,
+                    &authority,
+                );
+            }
             RouteAction::Forward(forward) => forward,
         };
         let mutation = self.shared.options.mutation;
@@ -252,12 +263,20 @@ impl Connection {
             let mut draws = lock(&self.draws);
             mutation.pick(&forward.destinations, &mut *draws, self.sticky)
         };
+        let unresolved = forward
+            .destinations
+            .get(destination)
+            .is_some_and(|(cluster, _)| cluster.is_unresolved());
+        if unresolved {
+            return unresolved_reply();
+        }
         let Some(endpoint) = snapshot.next_endpoint(virtual_host, route, destination) else {
             return local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_NO_HEALTHY_UPSTREAM);
         };
         let mut headers = parts.headers;
         upstream_headers(&mut headers, &authority);
         forward.request_headers.apply(&mut headers);
+        rewrite_host(&mut headers, forward.host_rewrite.as_deref());
         let Ok(upstream) = upstream_request(
             parts.method,
             endpoint.clone(),

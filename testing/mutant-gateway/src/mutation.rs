@@ -135,7 +135,9 @@ impl Mutation {
         match (self, rewrite, matcher) {
             (Mutation::DoubleSlashRewrite, PathRewrite::Prefix(replacement), matcher) => {
                 let matched = match matcher {
-                    PathMatcher::Prefix(prefix) => prefix.len().min(path.len()),
+                    PathMatcher::Prefix(prefix) | PathMatcher::PathSeparatedPrefix(prefix) => {
+                        prefix.len().min(path.len())
+                    }
                     PathMatcher::Exact(_) | PathMatcher::Regex(_) => path.len(),
                 };
                 let rewritten = format!("{replacement}/{}", &path[matched..]);

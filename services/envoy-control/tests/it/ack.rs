@@ -101,6 +101,7 @@ impl ConfigSource for OneRoute {
                         retry: None,
                         request_headers: HeaderEdits::default(),
                         response_headers: HeaderEdits::default(),
+                        host_rewrite: None,
                     }),
                 }],
             }],

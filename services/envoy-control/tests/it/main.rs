@@ -6,5 +6,6 @@
 
 mod ack;
 mod control;
+mod gateway_api;
 mod support;
 mod validate;

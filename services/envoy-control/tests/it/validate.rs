@@ -124,3 +124,63 @@ fn the_running_bootstrap_validates() {
         .expect("write");
     validate(&envoy, &files.envoy_files().bootstrap);
 }
+
+/// An unresolved destination is a cluster name missing from CDS on purpose; an inline route
+/// configuration validates cluster names unless told not to, so this checks the renderer says so.
+#[test]
+fn an_inline_route_configuration_with_an_unresolved_destination_validates() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use routing::table::{
+        Cluster, Fallback, ForwardAction, HeaderEdits, PathMatcher, PathRewrite, Route,
+        RouteAction, RouteMatcher, RouteTable, VirtualHost, WeightedClusters,
+    };
+
+    let envoy = envoy_binary();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let destinations = WeightedClusters::new(vec![
+        (Arc::new(Cluster::unresolved("missing-backend")), 1),
+        (
+            Arc::new(Cluster::new(
+                "real",
+                vec!["127.0.0.1:9".parse().expect("address")],
+            )),
+            1,
+        ),
+    ])
+    .expect("weights");
+    let table = RouteTable::new(
+        vec![VirtualHost {
+            name: "gateway-api".to_owned(),
+            domains: vec!["*".to_owned()],
+            routes: vec![Route {
+                name: "split".to_owned(),
+                matcher: RouteMatcher::path(PathMatcher::PathSeparatedPrefix("/a".to_owned())),
+                action: RouteAction::Forward(ForwardAction {
+                    destinations,
+                    rewrite: PathRewrite::ReplacePrefixMatch("/".to_owned()),
+                    timeout: Some(Duration::from_secs(15)),
+                    retry: None,
+                    request_headers: HeaderEdits::default(),
+                    response_headers: HeaderEdits::default(),
+                    host_rewrite: Some("b.example".to_owned()),
+                }),
+            }],
+        }],
+        Fallback::NotFound,
+    )
+    .expect("table");
+    let resources = render(&table).expect("renders");
+    let bootstrap = dir.path().join("static-bootstrap.json");
+    std::fs::write(
+        &bootstrap,
+        serde_json::to_vec_pretty(&static_bootstrap(
+            "127.0.0.1:0".parse().expect("address"),
+            &resources,
+        ))
+        .expect("json"),
+    )
+    .expect("write bootstrap");
+    validate(&envoy, &bootstrap);
+}

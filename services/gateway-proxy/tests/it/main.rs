@@ -2,6 +2,7 @@
 //! so fewer of them build faster. Each module was once a file of its own under `tests/`.
 
 mod admin_reload;
+mod gateway_api;
 mod kube_source;
 mod proxy;
 mod support;

@@ -237,6 +237,7 @@ fn retry(num_retries: u32, retry_on: &str) -> Option<RetryPolicy> {
         num_retries,
         per_try_timeout: None,
         retry_on: RetryOn::parse(retry_on).expect("valid retry_on"),
+        backoff_base: None,
     })
 }
 
@@ -341,6 +342,7 @@ async fn per_try_timeout_is_retried_under_5xx() {
         num_retries: 1,
         per_try_timeout: Some(Duration::from_millis(100)),
         retry_on: RetryOn::parse("5xx").expect("valid"),
+        backoff_base: None,
     });
     let proxy = RunningProxy::with_table(table(&["*"], vec![prefix_route("r", "/", action)])).await;
     // Round-robin starts at the hanging endpoint: the first try times out, the retry succeeds.

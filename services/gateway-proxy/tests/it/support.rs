@@ -193,6 +193,7 @@ pub fn forward(destinations: Vec<(Arc<Cluster>, u32)>) -> ForwardAction {
         retry: None,
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
+        host_rewrite: None,
     }
 }
 

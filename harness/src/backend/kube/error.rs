@@ -100,12 +100,8 @@ pub enum KubeError {
     },
     #[error("Service {service} has a load balancer without hostname or IP")]
     NoLoadBalancerAddress { service: String },
-    #[error(
-        "the Gateway API CRD schemas are missing: {} does not exist (the official v1.6.1 CRDs: \
-         standard/ and experimental/; pass --schemas DIR)",
-        .path.display()
-    )]
-    MissingSchemas { path: PathBuf },
+    #[error(transparent)]
+    MissingSchemas(#[from] super::gateway_api::MissingSchemas),
     /// The gateway under test set a condition to `False`.
     #[error(
         "{object}{}: {condition} is False ({reason}): {message}",

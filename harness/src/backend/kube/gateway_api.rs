@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::KubeError;
 use crate::backend::ClusterGateway;
 
 /// The folder under the schemas root (`../shared/schemas`) that holds the official CRDs.
@@ -26,11 +25,22 @@ pub const CRD_FILES: [&str; 4] = [
     "experimental/gateway.networking.k8s.io_httproutes.yaml",
 ];
 
+/// A Gateway API schema folder or file that is not there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the Gateway API CRD schemas are missing: {} does not exist (the official v1.6.1 CRDs: \
+     standard/ and experimental/; pass --schemas DIR)",
+    .path.display()
+)]
+pub struct MissingSchemas {
+    pub path: PathBuf,
+}
+
 /// The CRD files under a schemas root, each checked to exist; a missing one names its path.
-pub fn crd_files(schemas_root: &Path) -> Result<Vec<PathBuf>, KubeError> {
+pub fn crd_files(schemas_root: &Path) -> Result<Vec<PathBuf>, MissingSchemas> {
     let dir = schemas_root.join(SCHEMAS_DIR);
     if !dir.is_dir() {
-        return Err(KubeError::MissingSchemas { path: dir });
+        return Err(MissingSchemas { path: dir });
     }
     CRD_FILES
         .iter()
@@ -39,7 +49,7 @@ pub fn crd_files(schemas_root: &Path) -> Result<Vec<PathBuf>, KubeError> {
             if path.is_file() {
                 Ok(path)
             } else {
-                Err(KubeError::MissingSchemas { path })
+                Err(MissingSchemas { path })
             }
         })
         .collect()

@@ -387,7 +387,7 @@ impl KubeBackend {
         &mut self,
         schemas_root: &Path,
     ) -> Result<(), BackendError> {
-        let files = gateway_api::crd_files(schemas_root)?;
+        let files = gateway_api::crd_files(schemas_root).map_err(KubeError::from)?;
         self.install_crd_files(&files).await
     }
 

@@ -6,11 +6,11 @@
 //! by [`run_plan`], which echoes each command. The tools a plan needs are checked up front with
 //! [`require`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use harness::backend::Provider;
+use harness::backend::{ClusterGateway, Provider};
 use model::gloo::GLOO_NAMESPACE;
 
 use crate::command::{CommandLine, Step, run_plan};
@@ -26,6 +26,37 @@ pub(crate) const DEFAULT_REGION: &str = "us-west-2";
 /// 1.x patch release on github.com/solo-io/gloo/releases when this was written (v1.22.3).
 pub(crate) const GLOO_VERSION: &str = "1.22.3";
 pub(crate) const GLOO_HELM_REPO: &str = "https://storage.googleapis.com/solo-public-helm";
+
+/// kgateway (Gloo Edge's open-source successor, Gateway API only), installed by default
+/// (`--kgateway-version` overrides it): the latest release on github.com/kgateway-dev/kgateway/
+/// releases when this was written (v2.5.2, 2026-11-13). Two OCI charts, `kgateway-crds` (its own
+/// CRDs; the Gateway API CRDs come from `../shared/schemas/gateway-api`) and `kgateway`.
+pub(crate) const KGATEWAY_VERSION: &str = "v2.5.2";
+pub(crate) const KGATEWAY_CHARTS: &str = "oci://cr.kgateway.dev/kgateway-dev/charts";
+pub(crate) const KGATEWAY_NAMESPACE: &str = "kgateway-system";
+
+/// Envoy Gateway, installed by default (`--envoy-gateway-version` overrides it): v1.9.2, the
+/// newest 1.9 patch seen when this was written (gateway.envoyproxy.io lists v1.9 as the current
+/// line). `gateway-crds-helm` renders its own CRDs (the Gateway API ones are left out:
+/// `../shared/schemas/gateway-api` has them), `gateway-helm` is the controller.
+pub(crate) const ENVOY_GATEWAY_VERSION: &str = "v1.9.2";
+pub(crate) const ENVOY_GATEWAY_CHART: &str = "oci://docker.io/envoyproxy/gateway-helm";
+pub(crate) const ENVOY_GATEWAY_CRDS_CHART: &str = "oci://docker.io/envoyproxy/gateway-crds-helm";
+pub(crate) const ENVOY_GATEWAY_NAMESPACE: &str = "envoy-gateway-system";
+/// Envoy Gateway's chart creates no GatewayClass; these create `eg` (install-time files, so they
+/// live outside `manifests/`, which holds what scenarios apply). On kind and K3s it points at
+/// an EnvoyProxy whose Service is ClusterIP: Envoy Gateway reports a Gateway Programmed only once
+/// its Service has an address, which a LoadBalancer never gets there (the harness port-forwards).
+pub(crate) const ENVOY_GATEWAY_CLASS: &str = "xtask/assets/envoy-gateway/gatewayclass.yaml";
+pub(crate) const ENVOY_GATEWAY_CLASS_CLUSTER_IP: &str =
+    "xtask/assets/envoy-gateway/gatewayclass-cluster-ip.yaml";
+
+/// Istio, installed by default (`--istio-version` overrides it): 1.31.0, the latest release on
+/// github.com/istio/istio/releases when this was written (2026-08-31). Charts `base` (CRDs) and
+/// `istiod` (the control plane, whose gateway controller serves the Gateway API).
+pub(crate) const ISTIO_VERSION: &str = "1.31.0";
+pub(crate) const ISTIO_HELM_REPO: &str = "https://istio-release.storage.googleapis.com/charts";
+pub(crate) const ISTIO_NAMESPACE: &str = "istio-system";
 
 pub(crate) const EKS_HELM_REPO: &str = "https://aws.github.io/eks-charts";
 /// The App Mesh CRDs, applied with `kubectl apply -k` as the appmesh-controller chart's README does.
@@ -78,7 +109,7 @@ pub(crate) struct ClusterArgs {
 #[derive(Debug, Subcommand)]
 enum ClusterAction {
     /// Create the cluster; kind: skipped when it exists already. Sets the current kubectl context.
-    Up(ClusterTarget),
+    Up(UpArgs),
     /// Delete the cluster.
     Down(ClusterTarget),
     /// Install Gloo Edge (helm chart gloo/gloo) into gloo-system of the current kubectl context.
@@ -87,6 +118,30 @@ enum ClusterAction {
         provider: Provider,
         #[command(flatten)]
         gloo: GlooArgs,
+    },
+    /// Install kgateway (helm charts kgateway-crds and kgateway) into kgateway-system of the
+    /// current kubectl context. Needs the Gateway API CRDs (`cluster up --gateway-api`).
+    InstallKgateway {
+        #[arg(long, value_parser = managed_provider())]
+        provider: Provider,
+        #[command(flatten)]
+        versions: GatewayApiVersions,
+    },
+    /// Install Envoy Gateway (its CRDs, helm chart gateway-helm and GatewayClass `eg`) into
+    /// envoy-gateway-system of the current kubectl context. Needs the Gateway API CRDs.
+    InstallEnvoyGateway {
+        #[arg(long, value_parser = managed_provider())]
+        provider: Provider,
+        #[command(flatten)]
+        versions: GatewayApiVersions,
+    },
+    /// Install Istio (helm charts base and istiod, Gateway API support on) into istio-system of
+    /// the current kubectl context. Needs the Gateway API CRDs.
+    InstallIstio {
+        #[arg(long, value_parser = managed_provider())]
+        provider: Provider,
+        #[command(flatten)]
+        versions: GatewayApiVersions,
     },
     /// Install the App Mesh controller and its CRDs (EKS) into the current kubectl context.
     InstallAppmesh {
@@ -120,6 +175,61 @@ pub(crate) struct ClusterTarget {
     pub(crate) region: String,
 }
 
+/// `cluster up`: the cluster, and what it should hold before any run.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    pub(crate) target: ClusterTarget,
+    /// Also install the Gateway API CRDs (standard GatewayClass, Gateway, ReferenceGrant; the
+    /// experimental HTTPRoute, which has `retry`) from `<schemas>/gateway-api`, server-side, and
+    /// wait until they are Established.
+    #[arg(long)]
+    pub(crate) gateway_api: bool,
+    /// Folder of the real CRD schemas (`gateway-api/`), relative to the repository root.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_SCHEMAS)]
+    pub(crate) schemas: PathBuf,
+}
+
+/// Where the shared CRD schemas are, relative to the repository root.
+pub(crate) const DEFAULT_SCHEMAS: &str = "../shared/schemas";
+
+/// `--schemas` resolved against the repository root.
+pub(crate) fn schemas_root(root: &Path, schemas: &Path) -> PathBuf {
+    if schemas.is_absolute() {
+        schemas.to_owned()
+    } else {
+        root.join(schemas)
+    }
+}
+
+/// The Gateway API gateways' pinned releases, for flattening into any command that installs one.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub(crate) struct GatewayApiVersions {
+    /// kgateway helm chart version (kgateway-crds and kgateway).
+    #[arg(long, default_value = KGATEWAY_VERSION, value_name = "VERSION")]
+    pub(crate) kgateway_version: String,
+    /// Envoy Gateway helm chart version (gateway-crds-helm and gateway-helm).
+    #[arg(long, default_value = ENVOY_GATEWAY_VERSION, value_name = "VERSION")]
+    pub(crate) envoy_gateway_version: String,
+    /// Istio helm chart version (base and istiod).
+    #[arg(long, default_value = ISTIO_VERSION, value_name = "VERSION")]
+    pub(crate) istio_version: String,
+}
+
+impl GatewayApiVersions {
+    /// The version installed for `gateway` and its flag; `None` for gateways not installed here.
+    pub(crate) fn for_gateway(&self, gateway: ClusterGateway) -> Option<(&'static str, &str)> {
+        match gateway {
+            ClusterGateway::Kgateway => Some(("--kgateway-version", &self.kgateway_version)),
+            ClusterGateway::EnvoyGateway => {
+                Some(("--envoy-gateway-version", &self.envoy_gateway_version))
+            }
+            ClusterGateway::Istio => Some(("--istio-version", &self.istio_version)),
+            ClusterGateway::Gloo | ClusterGateway::Builtin => None,
+        }
+    }
+}
+
 /// `--gloo-version`, for flattening into any command that installs Gloo.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub(crate) struct GlooArgs {
@@ -131,7 +241,21 @@ pub(crate) struct GlooArgs {
 /// Runs `cargo xtask cluster ...`.
 pub(crate) fn cluster(root: &Path, args: &ClusterArgs) -> anyhow::Result<()> {
     match &args.action {
-        ClusterAction::Up(target) => up(root, target),
+        ClusterAction::Up(args) => {
+            if args.gateway_api {
+                return up_with_gateway_api(root, args);
+            }
+            up(root, &args.target)
+        }
+        ClusterAction::InstallKgateway { provider, versions } => {
+            install_gateway_api_gateway(root, ClusterGateway::Kgateway, *provider, versions)
+        }
+        ClusterAction::InstallEnvoyGateway { provider, versions } => {
+            install_gateway_api_gateway(root, ClusterGateway::EnvoyGateway, *provider, versions)
+        }
+        ClusterAction::InstallIstio { provider, versions } => {
+            install_gateway_api_gateway(root, ClusterGateway::Istio, *provider, versions)
+        }
         ClusterAction::Down(target) => down(target),
         ClusterAction::InstallGloo { provider, gloo } => {
             // The Gloo paths read the proxy address with `glooctl proxy url`: better to learn
@@ -211,6 +335,94 @@ pub(crate) fn install_gloo(provider: Provider, version: &str) -> anyhow::Result<
     validate_version("--gloo-version", version)?;
     require(&[Tool::Helm])?;
     run_plan(&gloo_install_plan(provider, version))
+}
+
+/// `cluster up --gateway-api`: the cluster, then the Gateway API CRDs through kube-rs (the
+/// `cluster` feature; without it, xtask runs itself again built with it, before creating
+/// anything).
+fn up_with_gateway_api(root: &Path, args: &UpArgs) -> anyhow::Result<()> {
+    validate_target(&args.target)?;
+    let schemas = schemas_root(root, &args.schemas);
+    // Checked before the cluster is created: a missing folder should not cost a cluster.
+    let gateway_api = schemas.join("gateway-api");
+    if !gateway_api.is_dir() {
+        bail!(
+            "{} does not exist: --gateway-api installs the Gateway API CRDs from there (pass \
+             --schemas DIR)",
+            gateway_api.display()
+        );
+    }
+    #[cfg(feature = "cluster")]
+    {
+        up(root, &args.target)?;
+        let context = match args.target.provider {
+            Provider::Kind => Some(format!("kind-{}", args.target.name)),
+            Provider::Eks | Provider::K3s => None,
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a tokio runtime")?
+            .block_on(crate::cluster_e2e::install_gateway_api_crds(
+                root,
+                args.target.provider,
+                None,
+                context.as_deref(),
+                &schemas,
+            ))
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        println!(
+            "--gateway-api installs CRDs through kube-rs, which a local build does not include: \
+             running xtask again with --features cluster"
+        );
+        Err(crate::cargo::exec_with_cluster_feature(root))
+    }
+}
+
+/// Installs (or upgrades to) a Gateway API gateway with helm into the current kubectl context
+/// and waits until it is ready. The Gateway API CRDs must be there already (`cluster up
+/// --gateway-api`, or the e2e run installs them first).
+pub(crate) fn install_gateway_api_gateway(
+    root: &Path,
+    gateway: ClusterGateway,
+    provider: Provider,
+    versions: &GatewayApiVersions,
+) -> anyhow::Result<()> {
+    let Some((flag, version)) = versions.for_gateway(gateway) else {
+        bail!("--gateway {} is not installed with helm", gateway.name());
+    };
+    validate_version(flag, version)?;
+    let Some(plan) = gateway_api_install_plan(root, gateway, provider, version) else {
+        bail!("--gateway {} is not installed with helm", gateway.name());
+    };
+    require(&gateway_api_tools(gateway))?;
+    run_plan(&plan)
+}
+
+/// The install plan of a Gateway API gateway; `None` for the builtin gateway and Gloo.
+pub(crate) fn gateway_api_install_plan(
+    root: &Path,
+    gateway: ClusterGateway,
+    provider: Provider,
+    version: &str,
+) -> Option<Vec<Step>> {
+    match gateway {
+        ClusterGateway::Kgateway => Some(kgateway_install_plan(version)),
+        ClusterGateway::EnvoyGateway => Some(envoy_gateway_install_plan(root, provider, version)),
+        ClusterGateway::Istio => Some(istio_install_plan(version)),
+        ClusterGateway::Gloo | ClusterGateway::Builtin => None,
+    }
+}
+
+/// The CLIs a Gateway API gateway's install plan runs.
+pub(crate) fn gateway_api_tools(gateway: ClusterGateway) -> Vec<Tool> {
+    match gateway {
+        // The GatewayClass is applied with kubectl, the CRDs piped into it.
+        ClusterGateway::EnvoyGateway => vec![Tool::Helm, Tool::Kubectl],
+        _ => vec![Tool::Helm],
+    }
 }
 
 /// Installs the App Mesh CRDs and controller (eks-charts `appmesh-controller`) into
@@ -368,6 +580,100 @@ pub(crate) fn gloo_install_plan(provider: Provider, version: &str) -> Vec<Step> 
     ]
 }
 
+/// `helm upgrade --install RELEASE CHART --namespace NS --create-namespace --version V` with
+/// helm's wait.
+fn helm_install(release: &str, chart: &str, namespace: &str, version: &str) -> CommandLine {
+    CommandLine::new("helm")
+        .args(["upgrade", "--install", release, chart])
+        .args(["--namespace", namespace, "--create-namespace"])
+        .args(["--version", version])
+        .args(["--wait", "--timeout", HELM_TIMEOUT])
+}
+
+/// kgateway's CRDs, then its controller (which creates the GatewayClass `kgateway`).
+pub(crate) fn kgateway_install_plan(version: &str) -> Vec<Step> {
+    vec![
+        Step::Run(helm_install(
+            "kgateway-crds",
+            &format!("{KGATEWAY_CHARTS}/kgateway-crds"),
+            KGATEWAY_NAMESPACE,
+            version,
+        )),
+        Step::Run(helm_install(
+            "kgateway",
+            &format!("{KGATEWAY_CHARTS}/kgateway"),
+            KGATEWAY_NAMESPACE,
+            version,
+        )),
+    ]
+}
+
+/// Envoy Gateway's own CRDs (rendered by `gateway-crds-helm` without the Gateway API ones and
+/// applied server-side, as its docs do for clusters that manage the Gateway API CRDs
+/// themselves), its controller without CRDs, then the GatewayClass `eg` its chart does not
+/// create.
+pub(crate) fn envoy_gateway_install_plan(
+    root: &Path,
+    provider: Provider,
+    version: &str,
+) -> Vec<Step> {
+    let class = if provider == Provider::Eks {
+        ENVOY_GATEWAY_CLASS
+    } else {
+        ENVOY_GATEWAY_CLASS_CLUSTER_IP
+    };
+    vec![
+        Step::Pipe {
+            producer: CommandLine::new("helm")
+                .args(["template", "eg-crds", ENVOY_GATEWAY_CRDS_CHART])
+                .args(["--version", version])
+                .args(["--set", "crds.gatewayAPI.enabled=false"])
+                .args(["--set", "crds.envoyGateway.enabled=true"]),
+            consumer: CommandLine::new("kubectl").args(["apply", "--server-side", "-f", "-"]),
+        },
+        Step::Run(
+            helm_install("eg", ENVOY_GATEWAY_CHART, ENVOY_GATEWAY_NAMESPACE, version).args([
+                "--set",
+                "crds.enabled=false",
+                "--skip-crds",
+            ]),
+        ),
+        Step::Run(
+            CommandLine::new("kubectl")
+                .args(["apply", "-f"])
+                .arg(root.join(class).display().to_string()),
+        ),
+    ]
+}
+
+/// Istio's CRDs (`base`), then istiod with its Gateway API controller on (it creates the
+/// GatewayClass `istio`); the alpha flag lets it read the experimental-channel fields the
+/// scenarios use (HTTPRoute `retry`).
+pub(crate) fn istio_install_plan(version: &str) -> Vec<Step> {
+    vec![
+        Step::Run(CommandLine::new("helm").args([
+            "repo",
+            "add",
+            "istio",
+            ISTIO_HELM_REPO,
+            "--force-update",
+        ])),
+        Step::Run(CommandLine::new("helm").args(["repo", "update", "istio"])),
+        Step::Run(
+            helm_install("istio-base", "istio/base", ISTIO_NAMESPACE, version)
+                .args(["--set", "defaultRevision=default"]),
+        ),
+        Step::Run(
+            helm_install("istiod", "istio/istiod", ISTIO_NAMESPACE, version).args([
+                "--set",
+                "pilot.env.PILOT_ENABLE_GATEWAY_API=true",
+                "--set",
+                "pilot.env.PILOT_ENABLE_ALPHA_GATEWAY_API=true",
+            ]),
+        ),
+    ]
+}
+
 pub(crate) fn appmesh_controller_plan(region: &str) -> Vec<Step> {
     vec![
         Step::Run(CommandLine::new("helm").args([
@@ -468,14 +774,20 @@ fn validate_region(region: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn validate_version(flag: &str, version: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_version(flag: &str, version: &str) -> anyhow::Result<()> {
     let version_digits = version.strip_prefix('v').unwrap_or(version);
     let valid = version_digits.starts_with(|c: char| c.is_ascii_digit())
         && version_digits
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'));
     if !valid {
-        bail!("{flag} {version:?}: not a chart version such as {GLOO_VERSION}");
+        let example = match flag {
+            "--kgateway-version" => KGATEWAY_VERSION,
+            "--envoy-gateway-version" => ENVOY_GATEWAY_VERSION,
+            "--istio-version" => ISTIO_VERSION,
+            _ => GLOO_VERSION,
+        };
+        bail!("{flag} {version:?}: not a chart version such as {example}");
     }
     Ok(())
 }
@@ -713,6 +1025,248 @@ mod tests {
     }
 
     #[test]
+    fn kgateway_installs_its_crds_then_its_controller_from_the_oci_charts() {
+        let plan = kgateway_install_plan(KGATEWAY_VERSION);
+        let plan: Vec<Vec<&str>> = plan.iter().map(words).collect();
+        let install = |release: &'static str, chart: &'static str| {
+            vec![
+                "helm",
+                "upgrade",
+                "--install",
+                release,
+                chart,
+                "--namespace",
+                "kgateway-system",
+                "--create-namespace",
+                "--version",
+                "v2.5.2",
+                "--wait",
+                "--timeout",
+                "10m",
+            ]
+        };
+        assert_eq!(
+            plan,
+            [
+                install(
+                    "kgateway-crds",
+                    "oci://cr.kgateway.dev/kgateway-dev/charts/kgateway-crds"
+                ),
+                install(
+                    "kgateway",
+                    "oci://cr.kgateway.dev/kgateway-dev/charts/kgateway"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn envoy_gateway_installs_its_own_crds_its_controller_and_the_gateway_class() {
+        let plan = envoy_gateway_install_plan(Path::new("/repo"), Provider::Kind, "v1.9.2");
+        assert_eq!(plan.len(), 3);
+        let Step::Pipe { producer, consumer } = &plan[0] else {
+            panic!("the CRDs are piped into kubectl: {}", plan[0]);
+        };
+        assert_eq!(producer.program, "helm");
+        assert_eq!(
+            producer.args,
+            [
+                "template",
+                "eg-crds",
+                "oci://docker.io/envoyproxy/gateway-crds-helm",
+                "--version",
+                "v1.9.2",
+                "--set",
+                "crds.gatewayAPI.enabled=false",
+                "--set",
+                "crds.envoyGateway.enabled=true"
+            ]
+        );
+        assert_eq!(consumer.program, "kubectl");
+        assert_eq!(consumer.args, ["apply", "--server-side", "-f", "-"]);
+        assert_eq!(
+            words(&plan[1]),
+            [
+                "helm",
+                "upgrade",
+                "--install",
+                "eg",
+                "oci://docker.io/envoyproxy/gateway-helm",
+                "--namespace",
+                "envoy-gateway-system",
+                "--create-namespace",
+                "--version",
+                "v1.9.2",
+                "--wait",
+                "--timeout",
+                "10m",
+                "--set",
+                "crds.enabled=false",
+                "--skip-crds"
+            ]
+        );
+        assert_eq!(
+            words(&plan[2]),
+            [
+                "kubectl",
+                "apply",
+                "-f",
+                "/repo/xtask/assets/envoy-gateway/gatewayclass-cluster-ip.yaml"
+            ]
+        );
+        let eks = envoy_gateway_install_plan(Path::new("/repo"), Provider::Eks, "v1.9.2");
+        assert_eq!(
+            words(&eks[2]),
+            [
+                "kubectl",
+                "apply",
+                "-f",
+                "/repo/xtask/assets/envoy-gateway/gatewayclass.yaml"
+            ]
+        );
+    }
+
+    #[test]
+    fn istio_installs_base_then_istiod_with_the_gateway_api_on() {
+        let plan = istio_install_plan(ISTIO_VERSION);
+        let plan: Vec<Vec<&str>> = plan.iter().map(words).collect();
+        assert_eq!(
+            plan,
+            [
+                vec![
+                    "helm",
+                    "repo",
+                    "add",
+                    "istio",
+                    "https://istio-release.storage.googleapis.com/charts",
+                    "--force-update"
+                ],
+                vec!["helm", "repo", "update", "istio"],
+                vec![
+                    "helm",
+                    "upgrade",
+                    "--install",
+                    "istio-base",
+                    "istio/base",
+                    "--namespace",
+                    "istio-system",
+                    "--create-namespace",
+                    "--version",
+                    "1.31.0",
+                    "--wait",
+                    "--timeout",
+                    "10m",
+                    "--set",
+                    "defaultRevision=default"
+                ],
+                vec![
+                    "helm",
+                    "upgrade",
+                    "--install",
+                    "istiod",
+                    "istio/istiod",
+                    "--namespace",
+                    "istio-system",
+                    "--create-namespace",
+                    "--version",
+                    "1.31.0",
+                    "--wait",
+                    "--timeout",
+                    "10m",
+                    "--set",
+                    "pilot.env.PILOT_ENABLE_GATEWAY_API=true",
+                    "--set",
+                    "pilot.env.PILOT_ENABLE_ALPHA_GATEWAY_API=true"
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn every_gateway_api_gateway_has_a_plan_and_a_version_flag() {
+        let versions = GatewayApiVersions {
+            kgateway_version: "v2.4.0".into(),
+            envoy_gateway_version: "v1.8.0".into(),
+            istio_version: "1.30.5".into(),
+        };
+        for (gateway, flag, version) in [
+            (ClusterGateway::Kgateway, "--kgateway-version", "v2.4.0"),
+            (
+                ClusterGateway::EnvoyGateway,
+                "--envoy-gateway-version",
+                "v1.8.0",
+            ),
+            (ClusterGateway::Istio, "--istio-version", "1.30.5"),
+        ] {
+            assert_eq!(versions.for_gateway(gateway), Some((flag, version)));
+            let plan = gateway_api_install_plan(Path::new("/r"), gateway, Provider::Kind, version)
+                .expect("a plan");
+            let installs_version = plan
+                .iter()
+                .any(|step| step.to_string().contains(&format!("--version {version}")));
+            assert!(installs_version, "{gateway:?}");
+            assert!(gateway_api_tools(gateway).contains(&Tool::Helm));
+        }
+        assert_eq!(versions.for_gateway(ClusterGateway::Gloo), None);
+        assert!(
+            gateway_api_install_plan(
+                Path::new("/r"),
+                ClusterGateway::Builtin,
+                Provider::Kind,
+                "1"
+            )
+            .is_none()
+        );
+        assert_eq!(
+            gateway_api_tools(ClusterGateway::EnvoyGateway),
+            [Tool::Helm, Tool::Kubectl]
+        );
+    }
+
+    #[test]
+    fn the_envoy_gateway_class_files_create_eg_for_its_controller() {
+        for file in [ENVOY_GATEWAY_CLASS, ENVOY_GATEWAY_CLASS_CLUSTER_IP] {
+            let documents = raw_documents_of(&repo_root().join(file));
+            let class = documents
+                .iter()
+                .find(|d| d["kind"] == "GatewayClass")
+                .unwrap_or_else(|| panic!("{file}: no GatewayClass"));
+            let expected = ClusterGateway::EnvoyGateway.gateway_class().expect("class");
+            assert_eq!(
+                class["apiVersion"], "gateway.networking.k8s.io/v1",
+                "{file}"
+            );
+            assert_eq!(class["metadata"]["name"], expected.name, "{file}");
+            assert_eq!(
+                class["spec"]["controllerName"], expected.controller,
+                "{file}"
+            );
+        }
+        let documents = raw_documents_of(&repo_root().join(ENVOY_GATEWAY_CLASS_CLUSTER_IP));
+        let proxy = documents
+            .iter()
+            .find(|d| d["kind"] == "EnvoyProxy")
+            .expect("EnvoyProxy");
+        assert_eq!(
+            proxy["spec"]["provider"]["kubernetes"]["envoyService"]["type"],
+            "ClusterIP"
+        );
+        let class = documents
+            .iter()
+            .find(|d| d["kind"] == "GatewayClass")
+            .expect("class");
+        assert_eq!(
+            class["spec"]["parametersRef"]["name"],
+            proxy["metadata"]["name"]
+        );
+        assert_eq!(
+            class["spec"]["parametersRef"]["namespace"],
+            proxy["metadata"]["namespace"]
+        );
+        assert_eq!(proxy["metadata"]["namespace"], ENVOY_GATEWAY_NAMESPACE);
+    }
+
+    #[test]
     fn appmesh_controller_installs_crds_then_the_chart_for_the_region() {
         let plan = appmesh_controller_plan("eu-west-1");
         let plan: Vec<Vec<&str>> = plan.iter().map(words).collect();
@@ -837,12 +1391,26 @@ mod tests {
         );
         validate_version("--gloo-version", "v1.18.10").unwrap();
         validate_version("--gloo-version", "1.19.0-beta3").unwrap();
+        let error = validate_version("--kgateway-version", "main").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--kgateway-version \"main\": not a chart version such as v2.5.2"
+        );
+        let error = validate_version("--istio-version", "1.31 ").unwrap_err();
+        assert!(error.to_string().ends_with("such as 1.31.0"), "{error}");
+        validate_version("--envoy-gateway-version", "v1.9.0-rc.1").unwrap();
     }
 
     #[test]
     fn the_cluster_files_exist_where_the_constants_say() {
-        for path in
-            [KIND_CONFIG, EKSCTL_CONFIG, GATEWAY_PROXY_MANIFESTS].map(|p| repo_root().join(p))
+        for path in [
+            KIND_CONFIG,
+            EKSCTL_CONFIG,
+            GATEWAY_PROXY_MANIFESTS,
+            ENVOY_GATEWAY_CLASS,
+            ENVOY_GATEWAY_CLASS_CLUSTER_IP,
+        ]
+        .map(|p| repo_root().join(p))
         {
             assert!(path.exists(), "{}", path.display());
         }
@@ -942,6 +1510,14 @@ mod tests {
                 assert!(!grants(group, resource, verb), "{verb} {group}/{resource}");
             }
         }
+    }
+
+    fn raw_documents_of(file: &Path) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(file).unwrap();
+        serde_norway::Deserializer::from_str(&text)
+            .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+            .filter(|v: &serde_json::Value| !v.is_null())
+            .collect()
     }
 
     fn raw_documents(dir: &Path) -> Vec<serde_json::Value> {

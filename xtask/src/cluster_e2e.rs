@@ -8,10 +8,15 @@
 //!    through testcontainers and removed at the end;
 //! 3. builds the service images and loads them into kind or K3s, or pushes them for EKS;
 //! 4. installs the gateway under test: real Gloo with helm (`--gateway gloo`, pinned and
-//!    overridable with `--gloo-version`), or gateway-proxy (`--gateway builtin`): the real Gloo and
-//!    App Mesh CRDs from `../shared/schemas/` and `manifests/cluster/gateway-proxy/`, applied by the
-//!    backend with the run's label so the run's cleanup removes it; on EKS the App Mesh controller
-//!    with helm (on kind and K3s the backend injects gateway-proxy sidecars instead);
+//!    overridable with `--gloo-version`), a Gateway API implementation with helm (`--gateway
+//!    kgateway|envoy-gateway|istio`, each pinned and overridable with `--<name>-version`), or
+//!    gateway-proxy (`--gateway builtin`): the real Gloo and App Mesh CRDs from
+//!    `../shared/schemas/` and `manifests/cluster/gateway-proxy/`, applied by the backend with the
+//!    run's label so the run's cleanup removes it; on EKS the App Mesh controller with helm (on
+//!    kind and K3s the backend injects gateway-proxy sidecars instead). When a Gateway API gateway
+//!    is under test or a scenario applies Gateway API resources, the official Gateway API CRDs
+//!    from `../shared/schemas/gateway-api` go in first (server-side, awaited until Established);
+//!    a scenario in a dialect the gateway does not speak is refused before anything starts;
 //! 5. runs the scenarios through `harness::backend::kube::KubeBackend`, then shuts the backend
 //!    down, which deletes every object labelled with the run id; Ctrl-C takes the same path.
 //!
@@ -26,6 +31,7 @@ use anyhow::Context as _;
 use anyhow::bail;
 use clap::Args;
 use harness::backend::BackendKind;
+use harness::backend::cluster::{Dialect, scenario_dialect};
 #[cfg(feature = "cluster")]
 use harness::backend::kube::{KubeBackend, KubeSettings, k3s::K3sCluster};
 use harness::backend::{ClusterGateway, Provider};
@@ -68,14 +74,17 @@ pub(crate) struct ClusterRunArgs {
     pub(crate) skip_images: bool,
     #[command(flatten)]
     pub(crate) gloo: cluster::GlooArgs,
+    #[command(flatten)]
+    pub(crate) gateway_api: cluster::GatewayApiVersions,
     /// Kubeconfig for EKS (default: KUBECONFIG or ~/.kube/config); kind and K3s use their own.
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<PathBuf>,
     /// Kubeconfig context for EKS (default: the current one); kind uses `kind-<name>`.
     #[arg(long, value_name = "NAME")]
     pub(crate) context: Option<String>,
-    /// Folder of the real CRD schemas (`gloo/`, `appmesh/`) installed for `--gateway builtin`.
-    #[arg(long, value_name = "DIR", default_value = "../shared/schemas")]
+    /// Folder of the real CRD schemas: `gloo/` and `appmesh/` (installed for `--gateway builtin`)
+    /// and `gateway-api/` (installed for Gateway API runs); relative to the repository root.
+    #[arg(long, value_name = "DIR", default_value = cluster::DEFAULT_SCHEMAS)]
     pub(crate) schemas: PathBuf,
 }
 
@@ -85,6 +94,9 @@ pub(crate) struct ClusterPlan {
     pub(crate) provider: Provider,
     pub(crate) gateway: ClusterGateway,
     pub(crate) tools: Vec<Tool>,
+    /// Whether the Gateway API CRDs are installed first: a Gateway API gateway is under test or
+    /// a scenario applies Gateway API resources ([`check_scenarios`]).
+    pub(crate) gateway_api: bool,
 }
 
 /// Checks the flag combination and lists the CLIs the run will call.
@@ -102,6 +114,9 @@ pub(crate) fn plan(
     let gateway = match gateway {
         GatewayKind::Builtin => ClusterGateway::Builtin,
         GatewayKind::Gloo => ClusterGateway::Gloo,
+        GatewayKind::Kgateway => ClusterGateway::Kgateway,
+        GatewayKind::EnvoyGateway => ClusterGateway::EnvoyGateway,
+        GatewayKind::Istio => ClusterGateway::Istio,
         GatewayKind::Envoy => bail!(
             "--gateway envoy runs on the local backend; on a cluster use --gateway builtin \
              (gateway-proxy) or --gateway gloo (real Gloo, whose proxy is Envoy)"
@@ -123,20 +138,56 @@ pub(crate) fn plan(
         Provider::Eks => tools.extend([Tool::Aws, Tool::Kubectl, Tool::Helm]),
         Provider::K3s => {}
     }
-    if gateway == ClusterGateway::Gloo && !tools.contains(&Tool::Helm) {
-        tools.push(Tool::Helm);
-    }
-    if gateway == ClusterGateway::Gloo && provider == Provider::K3s {
+    let helm_installed = gateway == ClusterGateway::Gloo || gateway.is_gateway_api_only();
+    if helm_installed && provider == Provider::K3s {
         bail!(
-            "--backend k3s installs Gloo with helm against the current kubectl context, which is \
-             not the disposable K3s; use --gateway builtin there, or --backend kind for real Gloo"
+            "--backend k3s installs --gateway {} with helm against the current kubectl context, \
+             which is not the disposable K3s; use --gateway builtin there, or --backend kind",
+            gateway.name()
         );
+    }
+    if let Some((flag, version)) = args.gateway_api.for_gateway(gateway) {
+        cluster::validate_version(flag, version)?;
+    }
+    let installer = match gateway {
+        ClusterGateway::Gloo => vec![Tool::Helm],
+        gateway if gateway.is_gateway_api_only() => cluster::gateway_api_tools(gateway),
+        _ => Vec::new(),
+    };
+    for tool in installer {
+        if !tools.contains(&tool) {
+            tools.push(tool);
+        }
     }
     Ok(ClusterPlan {
         provider,
         gateway,
         tools,
+        gateway_api: gateway.is_gateway_api_only(),
     })
+}
+
+/// Decides each scenario's dialect from the files it applies and refuses, up front, the ones the
+/// gateway does not speak (a Gloo Edge scenario with `--gateway kgateway`); returns whether any
+/// scenario is a Gateway API one (then the run installs the Gateway API CRDs).
+pub(crate) fn check_scenarios(
+    gateway: ClusterGateway,
+    scenarios: &[Scenario],
+    manifests_dir: &Path,
+) -> anyhow::Result<bool> {
+    let mut gateway_api = false;
+    let mut refused = Vec::new();
+    for scenario in scenarios {
+        let dialect = scenario_dialect(scenario, manifests_dir)?;
+        gateway_api |= dialect == Some(Dialect::GatewayApi);
+        if let Err(unserved) = gateway.check_serves(&scenario.name, dialect) {
+            refused.push(unserved.to_string());
+        }
+    }
+    if !refused.is_empty() {
+        bail!("{}", refused.join("\n"));
+    }
+    Ok(gateway_api)
 }
 
 /// Checks the flags and the tools, then runs the scenarios on the cluster: here when xtask was
@@ -150,7 +201,8 @@ pub(crate) async fn run_or_rebuild(
     scenarios: &[Scenario],
     settings: &RunSettings,
 ) -> anyhow::Result<bool> {
-    let plan = plan(backend, gateway, args)?;
+    let mut plan = plan(backend, gateway, args)?;
+    plan.gateway_api |= check_scenarios(plan.gateway, scenarios, &root.join("manifests"))?;
     require(&plan.tools)?;
     #[cfg(feature = "cluster")]
     {
@@ -228,9 +280,11 @@ async fn run(
     println!(
         "colormesh e2e on {} with {}: run id {} (objects carry colormesh.dev/run={})",
         plan.provider.name(),
-        match plan.gateway {
-            ClusterGateway::Gloo => format!("Gloo {}", args.gloo.gloo_version),
-            ClusterGateway::Builtin => "gateway-proxy".to_owned(),
+        match args.gateway_api.for_gateway(plan.gateway) {
+            Some((_, version)) => format!("{} {version}", plan.gateway.name()),
+            None if plan.gateway == ClusterGateway::Gloo =>
+                format!("Gloo {}", args.gloo.gloo_version),
+            None => "gateway-proxy".to_owned(),
         },
         kube_settings.run_id,
         kube_settings.run_id
@@ -273,14 +327,24 @@ async fn install_gateway(
     if plan.provider == Provider::Eks {
         cluster::install_appmesh_controller(&args.region)?;
     }
+    let schemas = cluster::schemas_root(root, &args.schemas);
+    if plan.gateway_api {
+        backend
+            .install_gateway_api_crds(&schemas)
+            .await
+            .context("installing the Gateway API CRDs")?;
+    }
     match plan.gateway {
         ClusterGateway::Gloo => cluster::install_gloo(plan.provider, &args.gloo.gloo_version),
+        ClusterGateway::Kgateway | ClusterGateway::EnvoyGateway | ClusterGateway::Istio => {
+            cluster::install_gateway_api_gateway(
+                root,
+                plan.gateway,
+                plan.provider,
+                &args.gateway_api,
+            )
+        }
         ClusterGateway::Builtin => {
-            let schemas = if args.schemas.is_absolute() {
-                args.schemas.clone()
-            } else {
-                root.join(&args.schemas)
-            };
             let mut crd_dirs = vec![schemas.join("gloo")];
             if plan.provider != Provider::Eks {
                 // On EKS the App Mesh controller's chart brings its own CRDs.
@@ -316,6 +380,36 @@ async fn install_gateway(
             Ok(())
         }
     }
+}
+
+/// `cargo xtask cluster up --gateway-api`: the Gateway API CRDs on the cluster of `kubeconfig`
+/// and `context`, through the kube backend's server-side apply, awaited until Established.
+#[cfg(feature = "cluster")]
+pub(crate) async fn install_gateway_api_crds(
+    root: &Path,
+    provider: Provider,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    schemas: &Path,
+) -> anyhow::Result<()> {
+    let client = KubeBackend::connect(kubeconfig, context)
+        .await
+        .context("connecting to the cluster")?;
+    let settings = KubeSettings::new(
+        provider,
+        ClusterGateway::Builtin,
+        root.join("manifests"),
+        KubeSettings::generate_run_id(),
+    );
+    KubeBackend::new(client, settings)
+        .install_gateway_api_crds(schemas)
+        .await
+        .context("installing the Gateway API CRDs")?;
+    println!(
+        "Gateway API CRDs from {} installed and Established",
+        schemas.join("gateway-api").display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -383,5 +477,137 @@ mod tests {
             .expect_err("helm targets the current context")
             .to_string();
         assert!(k3s_gloo.contains("--gateway builtin"), "{k3s_gloo}");
+        for gateway in [
+            GatewayKind::Kgateway,
+            GatewayKind::EnvoyGateway,
+            GatewayKind::Istio,
+        ] {
+            let k3s = plan(BackendKind::K3s, gateway, &flags(&[]))
+                .expect_err("helm targets the current context")
+                .to_string();
+            assert!(k3s.contains("installs --gateway"), "{k3s}");
+        }
+    }
+
+    #[test]
+    fn gateway_api_gateways_need_helm_and_install_the_gateway_api_crds() {
+        let kgateway = plan(BackendKind::Kind, GatewayKind::Kgateway, &flags(&[])).expect("valid");
+        assert_eq!(kgateway.gateway, ClusterGateway::Kgateway);
+        assert!(kgateway.gateway_api);
+        assert_eq!(
+            kgateway.tools,
+            [
+                Tool::Glooctl,
+                Tool::Docker,
+                Tool::Kind,
+                Tool::Kubectl,
+                Tool::Helm
+            ]
+        );
+        let eg = plan(
+            BackendKind::Eks,
+            GatewayKind::EnvoyGateway,
+            &flags(&["--skip-images"]),
+        )
+        .expect("valid");
+        assert_eq!(eg.gateway, ClusterGateway::EnvoyGateway);
+        assert_eq!(
+            eg.tools,
+            [Tool::Glooctl, Tool::Aws, Tool::Kubectl, Tool::Helm]
+        );
+        let istio = plan(BackendKind::Kind, GatewayKind::Istio, &flags(&[])).expect("valid");
+        assert_eq!(istio.gateway, ClusterGateway::Istio);
+        let builtin = plan(BackendKind::Kind, GatewayKind::Builtin, &flags(&[])).expect("valid");
+        assert!(!builtin.gateway_api, "only when a scenario needs them");
+    }
+
+    #[test]
+    fn the_version_flags_override_the_pins_and_are_checked() {
+        let args = flags(&[
+            "--kgateway-version",
+            "v2.4.1",
+            "--envoy-gateway-version",
+            "v1.8.3",
+            "--istio-version",
+            "1.30.5",
+        ]);
+        assert_eq!(args.gateway_api.kgateway_version, "v2.4.1");
+        assert_eq!(args.gateway_api.envoy_gateway_version, "v1.8.3");
+        assert_eq!(args.gateway_api.istio_version, "1.30.5");
+        let pinned = flags(&[]);
+        assert_eq!(
+            pinned.gateway_api.kgateway_version,
+            cluster::KGATEWAY_VERSION
+        );
+        assert_eq!(
+            pinned.gateway_api.envoy_gateway_version,
+            cluster::ENVOY_GATEWAY_VERSION
+        );
+        assert_eq!(pinned.gateway_api.istio_version, cluster::ISTIO_VERSION);
+
+        let bad = plan(
+            BackendKind::Kind,
+            GatewayKind::Istio,
+            &flags(&["--istio-version", "latest"]),
+        )
+        .expect_err("not a version")
+        .to_string();
+        assert!(bad.starts_with("--istio-version \"latest\""), "{bad}");
+        // Another gateway's flag is not checked when that gateway is not under test.
+        plan(
+            BackendKind::Kind,
+            GatewayKind::Kgateway,
+            &flags(&["--istio-version", "latest"]),
+        )
+        .expect("istio is not installed");
+    }
+
+    #[test]
+    fn a_gloo_scenario_is_refused_up_front_with_kgateway() {
+        let root = crate::workspace_root();
+        let walkthrough =
+            harness::scenario::load(&root.join("scenarios/walkthrough.yaml")).expect("loads");
+        let manifests = root.join("manifests");
+        let refused = check_scenarios(
+            ClusterGateway::Kgateway,
+            std::slice::from_ref(&walkthrough),
+            &manifests,
+        )
+        .expect_err("kgateway speaks Gateway API only")
+        .to_string();
+        assert!(
+            refused.contains("scenario Walkthrough is a Gloo Edge scenario"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("--gateway kgateway speaks Gateway API"),
+            "{refused}"
+        );
+        let needs_crds = check_scenarios(ClusterGateway::Builtin, &[walkthrough], &manifests)
+            .expect("builtin serves it");
+        assert!(!needs_crds);
+    }
+
+    #[test]
+    fn the_gateway_flag_takes_the_gateway_api_implementations() {
+        #[derive(Debug, Parser)]
+        struct Gateway {
+            #[command(flatten)]
+            gateway: crate::gateway::GatewayArgs,
+        }
+        for (value, kind) in [
+            ("kgateway", GatewayKind::Kgateway),
+            ("envoy-gateway", GatewayKind::EnvoyGateway),
+            ("istio", GatewayKind::Istio),
+        ] {
+            let parsed = Gateway::parse_from(["test", "--gateway", value]);
+            assert_eq!(parsed.gateway.gateway, kind);
+            let local = parsed
+                .gateway
+                .command(Path::new("/repo"))
+                .expect_err("needs a cluster")
+                .to_string();
+            assert!(local.contains("needs a cluster"), "{local}");
+        }
     }
 }

@@ -51,7 +51,12 @@ pub(crate) struct ConformanceArgs {
 /// such. The one place this is decided.
 pub(crate) fn unsupported_features(kind: GatewayKind) -> &'static [Feature] {
     match kind {
-        GatewayKind::Builtin | GatewayKind::Envoy | GatewayKind::Gloo => &[],
+        GatewayKind::Builtin
+        | GatewayKind::Envoy
+        | GatewayKind::Gloo
+        | GatewayKind::Kgateway
+        | GatewayKind::EnvoyGateway
+        | GatewayKind::Istio => &[],
     }
 }
 
@@ -159,6 +164,9 @@ fn gateway_mode(kind: GatewayKind) -> &'static str {
         GatewayKind::Builtin => "builtin",
         GatewayKind::Envoy => "envoy",
         GatewayKind::Gloo => "gloo",
+        GatewayKind::Kgateway => "kgateway",
+        GatewayKind::EnvoyGateway => "envoy-gateway",
+        GatewayKind::Istio => "istio",
     }
 }
 
@@ -208,7 +216,10 @@ fn implementation(
             let envoy = crate::envoy::envoy_binary(root, args.gateway.envoy_bin.as_deref())?;
             crate::envoy::version(&envoy)?
         }
-        GatewayKind::Gloo => {
+        GatewayKind::Gloo
+        | GatewayKind::Kgateway
+        | GatewayKind::EnvoyGateway
+        | GatewayKind::Istio => {
             bail!("the conformance suite runs on the local backend: --gateway builtin or envoy")
         }
     };
@@ -228,6 +239,9 @@ fn implementation(
         GatewayKind::Builtin => "gateway-proxy",
         GatewayKind::Envoy => "envoy (configured by envoy-control)",
         GatewayKind::Gloo => "gloo",
+        GatewayKind::Kgateway => "kgateway",
+        GatewayKind::EnvoyGateway => "envoy-gateway",
+        GatewayKind::Istio => "istio",
     };
     Ok(Implementation {
         organization: "colormesh".to_owned(),

@@ -1,5 +1,5 @@
-//! Which gateway a run puts under test: `--gateway builtin|envoy|gloo`, shared by every task that runs
-//! scenarios.
+//! Which gateway a run puts under test: `--gateway builtin|envoy|gloo|kgateway|envoy-gateway|istio`,
+//! shared by every task that runs scenarios.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,13 @@ pub(crate) enum GatewayKind {
     Envoy,
     /// Real Gloo Edge installed with helm (cluster backends).
     Gloo,
+    /// kgateway installed with helm; Gateway API scenarios only (cluster backends).
+    Kgateway,
+    /// Envoy Gateway installed with helm; Gateway API scenarios only (cluster backends).
+    EnvoyGateway,
+    /// Istio (base + istiod) installed with helm, serving the Gateway API; Gateway API scenarios
+    /// only (cluster backends).
+    Istio,
 }
 
 /// `--gateway`, `--gateway-bin`, `--envoy-bin`.
@@ -53,6 +60,11 @@ impl GatewayArgs {
                 "--gateway gloo installs real Gloo, so it needs a cluster: use --backend kind, eks \
                  or k3s (on the local backend, --gateway builtin or envoy)"
             ),
+            GatewayKind::Kgateway | GatewayKind::EnvoyGateway | GatewayKind::Istio => bail!(
+                "--gateway {} is installed with helm, so it needs a cluster: use --backend kind or \
+                 eks (on the local backend, --gateway builtin or envoy)",
+                self.label()
+            ),
             GatewayKind::Envoy => {
                 if self.gateway_bin.is_some() {
                     bail!("--gateway-bin is gateway-proxy's; with --gateway envoy use --envoy-bin");
@@ -72,6 +84,9 @@ impl GatewayArgs {
             GatewayKind::Builtin => "gateway-proxy",
             GatewayKind::Envoy => "Envoy",
             GatewayKind::Gloo => "Gloo",
+            GatewayKind::Kgateway => "kgateway",
+            GatewayKind::EnvoyGateway => "envoy-gateway",
+            GatewayKind::Istio => "istio",
         }
     }
 }

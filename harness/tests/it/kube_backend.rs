@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::backend::kube::{KubeBackend, KubeSettings};
+use harness::backend::kube::{KubeBackend, KubeError, KubeSettings};
 use harness::backend::{Backend, BackendError};
 use harness::backend::{ClusterGateway, Provider};
 use harness::scenario::WaitCondition;
@@ -126,6 +126,23 @@ fn discovery(path: &str, gloo_installed: bool) -> Option<Value> {
                 resource("virtualnodes", "VirtualNode", true, true),
                 resource("virtualservices", "VirtualService", true, true),
                 resource("virtualrouters", "VirtualRouter", true, true),
+            ],
+        ),
+        "/apis/apiextensions.k8s.io/v1" => (
+            "apiextensions.k8s.io/v1",
+            vec![resource(
+                "customresourcedefinitions",
+                "CustomResourceDefinition",
+                false,
+                true,
+            )],
+        ),
+        "/apis/gateway.networking.k8s.io/v1" => (
+            "gateway.networking.k8s.io/v1",
+            vec![
+                resource("gatewayclasses", "GatewayClass", false, true),
+                resource("gateways", "Gateway", true, true),
+                resource("httproutes", "HTTPRoute", true, true),
             ],
         ),
         "/apis/gloo.solo.io/v1" if gloo_installed => (
@@ -861,4 +878,555 @@ async fn on_kind_the_proxy_url_needs_a_ready_gateway_pod() {
         "{}",
         pods.query
     );
+}
+
+// === Gateway API ===
+
+const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+const GATEWAY_API_CRDS: [&str; 4] = [
+    "gatewayclasses.gateway.networking.k8s.io",
+    "gateways.gateway.networking.k8s.io",
+    "referencegrants.gateway.networking.k8s.io",
+    "httproutes.gateway.networking.k8s.io",
+];
+
+fn schemas_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/schemas")
+}
+
+/// The CRD list answer for a watch on one CRD (`fieldSelector=metadata.name=...`), Established
+/// or not.
+fn crd_list(query: &str, established: bool) -> Value {
+    let name = GATEWAY_API_CRDS
+        .iter()
+        .find(|name| query.contains(&format!("metadata.name%3D{name}")))
+        .copied()
+        .unwrap_or("unknown");
+    let conditions = if established {
+        json!([{"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}])
+    } else {
+        json!([{"type": "NamesAccepted", "status": "True"}])
+    };
+    json!({"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1",
+           "metadata": {"resourceVersion": "5"},
+           "items": [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                      "metadata": {"name": name, "resourceVersion": "5"},
+                      "spec": {}, "status": {"conditions": conditions}}]})
+}
+
+fn crd_cluster(established: bool) -> impl Fn(&Recorded) -> Reply {
+    let versions = Mutex::new(40);
+    move |r| {
+        if r.method == "GET" && r.path == CRD_PATH {
+            return if r.is_watch() {
+                Reply::Hold
+            } else {
+                Reply::Json(200, crd_list(&r.query, established))
+            };
+        }
+        accepting_cluster(r, true, &versions)
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_api_crds_are_applied_server_side_and_awaited_until_established() {
+    let (client, log) = fake_api(crd_cluster(true));
+    let mut backend = KubeBackend::new(client, settings(Provider::Kind));
+    backend
+        .install_gateway_api_crds(&schemas_root())
+        .await
+        .expect("installed");
+
+    let sent = patches(&log);
+    let paths: Vec<&str> = sent.iter().map(|p| p.path.as_str()).collect();
+    let expected: Vec<String> = GATEWAY_API_CRDS
+        .iter()
+        .map(|name| format!("{CRD_PATH}/{name}"))
+        .collect();
+    assert_eq!(paths, expected);
+    for patch in &sent {
+        assert!(
+            patch.query.contains("fieldManager=colormesh") && patch.query.contains("force=true"),
+            "{}",
+            patch.query
+        );
+        assert_eq!(patch.content_type, "application/apply-patch+yaml");
+        assert_eq!(patch.body["kind"], json!("CustomResourceDefinition"));
+        assert_eq!(
+            patch.body["spec"]["group"],
+            json!("gateway.networking.k8s.io")
+        );
+        assert_eq!(
+            patch.body["metadata"]["annotations"]["gateway.networking.k8s.io/bundle-version"],
+            json!("v1.6.1")
+        );
+    }
+    // HTTPRoute is the experimental channel's, so `retry` is part of its schema.
+    let httproute = &sent[3].body;
+    assert_eq!(
+        httproute["metadata"]["annotations"]["gateway.networking.k8s.io/channel"],
+        json!("experimental")
+    );
+    assert_eq!(
+        sent[0].body["metadata"]["annotations"]["gateway.networking.k8s.io/channel"],
+        json!("standard")
+    );
+    // Each CRD was watched by name until Established.
+    let requests = log.lock().expect("log").clone();
+    for name in GATEWAY_API_CRDS {
+        assert!(
+            requests.iter().any(|r| r.method == "GET"
+                && r.path == CRD_PATH
+                && r.query
+                    .contains(&format!("fieldSelector=metadata.name%3D{name}"))),
+            "{name} not awaited"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crd_that_is_never_established_times_out_naming_it() {
+    let (client, _log) = fake_api(crd_cluster(false));
+    let mut backend = KubeBackend::new(client, settings(Provider::Kind));
+    let error = backend
+        .install_gateway_api_crds(&schemas_root())
+        .await
+        .expect_err("never established");
+    let BackendError::Timeout { condition, .. } = &error else {
+        panic!("expected a timeout, got {error:?}");
+    };
+    assert_eq!(
+        condition,
+        "CRD gatewayclasses.gateway.networking.k8s.io to be Established"
+    );
+}
+
+#[tokio::test]
+async fn missing_gateway_api_schemas_are_named_before_anything_is_sent() {
+    let (client, log) = fake_api(crd_cluster(true));
+    let mut backend = KubeBackend::new(client, settings(Provider::Kind));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = backend
+        .install_gateway_api_crds(dir.path())
+        .await
+        .expect_err("no schemas")
+        .to_string();
+    assert!(
+        text.contains(&format!(
+            "{}/gateway-api does not exist",
+            dir.path().display()
+        )),
+        "{text}"
+    );
+    assert!(log.lock().expect("log").is_empty());
+}
+
+const GATEWAY_API_MANIFEST: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: gloo-system}
+spec:
+  gatewayClassName: colormesh
+  listeners: [{name: http, port: 8080, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: color, namespace: gloo-system}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: colorgateway, namespace: appmesh-demo, port: 9080}]}]
+";
+
+fn gateway_api_manifests() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("gateway-api.yaml"), GATEWAY_API_MANIFEST).expect("write");
+    dir
+}
+
+fn gateway_api_settings(
+    provider: Provider,
+    gateway: ClusterGateway,
+    dir: &tempfile::TempDir,
+) -> KubeSettings {
+    let mut settings = settings(provider);
+    settings.gateway = gateway;
+    settings.manifests_dir = dir.path().to_owned();
+    settings
+}
+
+fn condition(kind: &str, status: &str, reason: &str) -> Value {
+    json!({"type": kind, "status": status, "reason": reason, "message": format!("{kind}: {reason}"), "observedGeneration": 1})
+}
+
+/// A cluster whose Gateway and HTTPRoute carry the statuses `statuses()` gives at each GET.
+fn status_cluster(
+    statuses: impl Fn() -> (Vec<Value>, Vec<Value>) + Send + 'static,
+) -> impl Fn(&Recorded) -> Reply {
+    let versions = Mutex::new(20);
+    move |r| {
+        let object = |kind: &str, name: &str, status: Value| {
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
+                   "metadata": {"name": name, "namespace": "gloo-system", "generation": 1, "resourceVersion": "30"},
+                   "spec": {}, "status": status})
+        };
+        if r.method == "GET" {
+            let (gateway, route) = statuses();
+            match r.path.as_str() {
+                "/apis/gateway.networking.k8s.io/v1/namespaces/gloo-system/gateways/gw" => {
+                    return Reply::Json(
+                        200,
+                        object("Gateway", "gw", json!({"conditions": gateway})),
+                    );
+                }
+                "/apis/gateway.networking.k8s.io/v1/namespaces/gloo-system/httproutes/color" => {
+                    return Reply::Json(
+                        200,
+                        object(
+                            "HTTPRoute",
+                            "color",
+                            json!({"parents": [{
+                                "parentRef": {"name": "gw"},
+                                "controllerName": "kgateway.dev/kgateway",
+                                "conditions": route
+                            }]}),
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+        accepting_cluster(r, true, &versions)
+    }
+}
+
+fn ready_gateway() -> Vec<Value> {
+    vec![
+        condition("Accepted", "True", "Accepted"),
+        condition("Programmed", "True", "Programmed"),
+    ]
+}
+
+fn ready_route() -> Vec<Value> {
+    vec![
+        condition("Accepted", "True", "Accepted"),
+        condition("ResolvedRefs", "True", "ResolvedRefs"),
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_kgateway_gateways_name_its_class_and_the_config_is_live_when_its_statuses_say_so() {
+    let dir = gateway_api_manifests();
+    let programmed = Arc::new(Mutex::new(false));
+    let flag = programmed.clone();
+    let (client, log) = fake_api(status_cluster(move || {
+        let gateway = if *flag.lock().expect("flag") {
+            ready_gateway()
+        } else {
+            vec![condition("Accepted", "True", "Accepted")]
+        };
+        (gateway, ready_route())
+    }));
+    let mut backend = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Kind, ClusterGateway::Kgateway, &dir),
+    );
+    let applied = backend
+        .apply(&[PathBuf::from("gateway-api.yaml")])
+        .await
+        .expect("applies");
+    assert_eq!(
+        applied.changed,
+        ["Gateway gloo-system/gw", "HTTPRoute gloo-system/color"]
+    );
+    let gateway = patch_of(
+        &log,
+        "/apis/gateway.networking.k8s.io/v1/namespaces/gloo-system/gateways/gw",
+    );
+    assert_eq!(gateway.body["spec"]["gatewayClassName"], json!("kgateway"));
+    assert!(gateway.body["metadata"].get("annotations").is_none());
+
+    let error = backend
+        .wait_config_live(&applied, Duration::from_secs(5))
+        .await
+        .expect_err("not programmed yet");
+    let BackendError::Timeout { detail, .. } = &error else {
+        panic!("expected a timeout, got {error:?}");
+    };
+    assert_eq!(
+        detail.as_deref(),
+        Some("Gateway gloo-system/gw: no Programmed condition yet")
+    );
+    *programmed.lock().expect("flag") = true;
+    backend
+        .wait_config_live(&applied, Duration::from_secs(5))
+        .await
+        .expect("live");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_false_route_condition_fails_at_once_naming_the_route_condition_reason_and_message() {
+    let dir = gateway_api_manifests();
+    let (client, _log) = fake_api(status_cluster(|| {
+        (
+            ready_gateway(),
+            vec![
+                condition("Accepted", "True", "Accepted"),
+                condition("ResolvedRefs", "False", "BackendNotFound"),
+            ],
+        )
+    }));
+    let mut backend = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Kind, ClusterGateway::Kgateway, &dir),
+    );
+    let applied = backend
+        .apply(&[PathBuf::from("gateway-api.yaml")])
+        .await
+        .expect("applies");
+    let started = tokio::time::Instant::now();
+    let error = backend
+        .wait_config_live(&applied, Duration::from_secs(60))
+        .await
+        .expect_err("rejected");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a rejection does not wait out the timeout"
+    );
+    assert_eq!(
+        error.to_string(),
+        "HTTPRoute gloo-system/color (parent Gateway gw): ResolvedRefs is False (BackendNotFound): ResolvedRefs: BackendNotFound"
+    );
+    let BackendError::Cluster(inner) = &error else {
+        panic!("{error:?}");
+    };
+    assert!(matches!(
+        inner.downcast_ref::<KubeError>(),
+        Some(KubeError::Rejected { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_gateway_fails_naming_it() {
+    let dir = gateway_api_manifests();
+    let (client, _log) = fake_api(status_cluster(|| {
+        (
+            vec![
+                condition("Accepted", "False", "InvalidParameters"),
+                condition("Programmed", "False", "Invalid"),
+            ],
+            ready_route(),
+        )
+    }));
+    let mut backend = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Kind, ClusterGateway::EnvoyGateway, &dir),
+    );
+    let applied = backend
+        .apply(&[PathBuf::from("gateway-api.yaml")])
+        .await
+        .expect("applies");
+    let text = backend
+        .wait_config_live(&applied, Duration::from_secs(60))
+        .await
+        .expect_err("rejected")
+        .to_string();
+    assert_eq!(
+        text,
+        "Gateway gloo-system/gw: Accepted is False (InvalidParameters): Accepted: InvalidParameters"
+    );
+}
+
+#[tokio::test]
+async fn with_istio_on_kind_gateways_get_a_cluster_ip_service() {
+    let dir = gateway_api_manifests();
+    let (client, log) = fake_api(status_cluster(|| (ready_gateway(), ready_route())));
+    let mut backend = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Kind, ClusterGateway::Istio, &dir),
+    );
+    backend
+        .apply(&[PathBuf::from("gateway-api.yaml")])
+        .await
+        .expect("applies");
+    let gateway = patch_of(
+        &log,
+        "/apis/gateway.networking.k8s.io/v1/namespaces/gloo-system/gateways/gw",
+    );
+    assert_eq!(gateway.body["spec"]["gatewayClassName"], json!("istio"));
+    assert_eq!(
+        gateway.body["metadata"]["annotations"]["networking.istio.io/service-type"],
+        json!("ClusterIP")
+    );
+    // The builtin gateway's own class stays as written.
+    let (client, log) = fake_api(status_cluster(|| (ready_gateway(), ready_route())));
+    let mut builtin = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Kind, ClusterGateway::Builtin, &dir),
+    );
+    builtin
+        .apply(&[PathBuf::from("gateway-api.yaml")])
+        .await
+        .expect("applies");
+    let gateway = patch_of(
+        &log,
+        "/apis/gateway.networking.k8s.io/v1/namespaces/gloo-system/gateways/gw",
+    );
+    assert_eq!(gateway.body["spec"]["gatewayClassName"], json!("colormesh"));
+}
+
+#[tokio::test]
+async fn without_a_gateway_there_is_no_gateway_api_proxy() {
+    let dir = gateway_api_manifests();
+    let (client, _log) = fake_api(|r| not_found(&r.path));
+    let mut backend = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Kind, ClusterGateway::Kgateway, &dir),
+    );
+    let text = backend
+        .proxy_url()
+        .await
+        .expect_err("nothing applied")
+        .to_string();
+    assert!(
+        text.contains("no Gateway (gateway.networking.k8s.io) was applied yet"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn envoy_gateway_s_service_is_found_by_its_owning_gateway_labels() {
+    let dir = gateway_api_manifests();
+    let versions = Mutex::new(1);
+    let (client, log) = fake_api(move |r| {
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/api/v1/namespaces/envoy-gateway-system/services") => {
+                return Reply::Json(
+                    200,
+                    json!({"kind": "ServiceList", "apiVersion": "v1", "metadata": {}, "items": [{
+                        "metadata": {"name": "envoy-gloo-system-gw-1a2b", "namespace": "envoy-gateway-system"},
+                        "spec": {"selector": {"gateway.envoyproxy.io/owning-gateway-name": "gw"},
+                                 "ports": [{"name": "http-8080", "port": 8080, "targetPort": 10080}]}
+                    }]}),
+                );
+            }
+            (
+                "GET",
+                "/api/v1/namespaces/envoy-gateway-system/services/envoy-gloo-system-gw-1a2b",
+            ) => {
+                return Reply::Json(
+                    200,
+                    json!({"metadata": {"name": "envoy-gloo-system-gw-1a2b", "namespace": "envoy-gateway-system"},
+                           "spec": {"selector": {"gateway.envoyproxy.io/owning-gateway-name": "gw"},
+                                    "ports": [{"name": "http-8080", "port": 8080, "targetPort": 10080}]}}),
+                );
+            }
+            ("GET", "/api/v1/namespaces/envoy-gateway-system/pods") => {
+                return Reply::Json(
+                    200,
+                    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}),
+                );
+            }
+            _ => {}
+        }
+        accepting_cluster(r, true, &versions)
+    });
+    let mut backend = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Kind, ClusterGateway::EnvoyGateway, &dir),
+    );
+    backend
+        .apply(&[PathBuf::from("gateway-api.yaml")])
+        .await
+        .expect("applies");
+    let text = backend
+        .proxy_url()
+        .await
+        .expect_err("no pod yet")
+        .to_string();
+    assert!(
+        text.contains("no ready pod behind Service envoy-gateway-system/envoy-gloo-system-gw-1a2b"),
+        "{text}"
+    );
+    let list = log
+        .lock()
+        .expect("log")
+        .iter()
+        .find(|r| r.path == "/api/v1/namespaces/envoy-gateway-system/services")
+        .cloned()
+        .expect("listed");
+    assert!(
+        list.query.contains(
+            "labelSelector=gateway.envoyproxy.io%2Fowning-gateway-namespace%3Dgloo-system%2Cgateway.envoyproxy.io%2Fowning-gateway-name%3Dgw"
+        ),
+        "{}",
+        list.query
+    );
+}
+
+#[tokio::test]
+async fn istio_s_service_is_named_after_the_gateway_and_its_class() {
+    let dir = gateway_api_manifests();
+    let versions = Mutex::new(1);
+    let (client, log) = fake_api(move |r| accepting_cluster(r, true, &versions));
+    let mut backend = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Kind, ClusterGateway::Istio, &dir),
+    );
+    backend
+        .apply(&[PathBuf::from("gateway-api.yaml")])
+        .await
+        .expect("applies");
+    let text = backend
+        .proxy_url()
+        .await
+        .expect_err("not deployed")
+        .to_string();
+    assert_eq!(
+        text,
+        "cannot find Service gloo-system/gw-istio, which istio deploys for Gateway gloo-system/gw: it does not exist"
+    );
+    assert!(
+        log.lock()
+            .expect("log")
+            .iter()
+            .any(|r| r.method == "GET"
+                && r.path == "/api/v1/namespaces/gloo-system/services/gw-istio")
+    );
+}
+
+#[tokio::test]
+async fn on_eks_kgateway_s_proxy_is_its_gateway_service_s_load_balancer_on_the_listener_port() {
+    let dir = gateway_api_manifests();
+    let versions = Mutex::new(1);
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "gw", "namespace": "gloo-system", "resourceVersion": "3"},
+        "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 8080, "targetPort": 8080}]},
+        "status": {"loadBalancer": {"ingress": [{"hostname": "k1.elb.us-west-2.amazonaws.com"}]}}
+    });
+    let (client, _log) = fake_api(move |r| {
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/api/v1/namespaces/gloo-system/services/gw") => {
+                return Reply::Json(200, service.clone());
+            }
+            ("GET", "/api/v1/namespaces/gloo-system/services") if !r.is_watch() => {
+                return Reply::Json(
+                    200,
+                    json!({"kind": "ServiceList", "apiVersion": "v1", "metadata": {"resourceVersion": "3"}, "items": [service.clone()]}),
+                );
+            }
+            _ => {}
+        }
+        accepting_cluster(r, true, &versions)
+    });
+    let mut backend = KubeBackend::new(
+        client,
+        gateway_api_settings(Provider::Eks, ClusterGateway::Kgateway, &dir),
+    );
+    backend
+        .apply(&[PathBuf::from("gateway-api.yaml")])
+        .await
+        .expect("applies");
+    let url = backend.proxy_url().await.expect("url");
+    assert_eq!(url.as_str(), "http://k1.elb.us-west-2.amazonaws.com:8080/");
 }

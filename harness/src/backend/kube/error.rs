@@ -101,6 +101,34 @@ pub enum KubeError {
     #[error("Service {service} has a load balancer without hostname or IP")]
     NoLoadBalancerAddress { service: String },
     #[error(transparent)]
+    MissingSchemas(#[from] super::gateway_api::MissingSchemas),
+    /// The gateway under test set a condition to `False`.
+    #[error(
+        "{object}{}: {condition} is False ({reason}): {message}",
+        .parent.as_ref().map(|p| format!(" (parent {p})")).unwrap_or_default()
+    )]
+    Rejected {
+        object: String,
+        parent: Option<String>,
+        condition: String,
+        reason: String,
+        message: String,
+    },
+    #[error(
+        "no Gateway (gateway.networking.k8s.io) was applied yet, so there is no proxy to reach: \
+         --gateway {gateway} serves the Gateways the scenario applies"
+    )]
+    NoGatewayApplied { gateway: &'static str },
+    #[error("cannot find {what}, which {gateway} deploys for Gateway {owner}: {detail}")]
+    GatewayServiceMissing {
+        what: String,
+        gateway: &'static str,
+        owner: String,
+        detail: String,
+    },
+    #[error("cannot look up {what}: {source}")]
+    GatewayServiceLookup { what: String, source: ::kube::Error },
+    #[error(transparent)]
     Forward(#[from] ForwardError),
     #[error(
         "cleanup of run {run_id} was incomplete: {}; remove the rest with `kubectl delete \
@@ -158,6 +186,10 @@ fn hint(gvk: &GroupVersionKind) -> &'static str {
     match gvk.group.as_str() {
         "gateway.solo.io" | "gloo.solo.io" => "install Gloo or apply ../shared/schemas/gloo/",
         "appmesh.k8s.aws" => "install the App Mesh controller or apply ../shared/schemas/appmesh/",
+        "gateway.networking.k8s.io" => {
+            "apply the Gateway API CRDs from ../shared/schemas/gateway-api/ (cluster runs of a \
+             Gateway API gateway install them)"
+        }
         _ => "install the CustomResourceDefinition that serves it",
     }
 }

@@ -30,8 +30,12 @@ pub(crate) struct Target {
 pub(crate) struct ServiceRef {
     pub(crate) namespace: String,
     pub(crate) name: String,
-    /// The Service port whose targetPort to use (`http`); `None` uses `fallback_port` directly.
+    /// The Service port whose targetPort to use (`http`); `None` uses `port_number`, else
+    /// `fallback_port` directly.
     pub(crate) port_name: Option<String>,
+    /// The Service port (its `port` number) whose targetPort to use when `port_name` is `None`:
+    /// a Gateway's listener port on the Service a Gateway API implementation deployed.
+    pub(crate) port_number: Option<i32>,
     /// The container port when the Service port names no number.
     pub(crate) fallback_port: u16,
 }
@@ -69,13 +73,16 @@ pub(crate) async fn ready_target(
             service: service.label(),
         });
     }
-    let port = match &service.port_name {
-        None => service.fallback_port,
-        Some(name) => spec
+    let port = match (&service.port_name, service.port_number) {
+        (None, None) => service.fallback_port,
+        (name, number) => spec
             .ports
             .unwrap_or_default()
             .iter()
-            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .find(|p| match name {
+                Some(name) => p.name.as_deref() == Some(name.as_str()),
+                None => Some(p.port) == number,
+            })
             .and_then(|p| match &p.target_port {
                 Some(IntOrString::Int(port)) => u16::try_from(*port).ok(),
                 Some(IntOrString::String(_)) => None,

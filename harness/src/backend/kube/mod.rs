@@ -61,6 +61,7 @@ use crate::scenario::WaitCondition;
 
 mod error;
 mod forward;
+pub mod gateway_api;
 pub mod k3s;
 mod transform;
 
@@ -69,6 +70,7 @@ pub use error::{KubeError, MissingKind};
 use error::{NotYet, TimedOut, wait_timeout};
 pub use forward::ForwardError;
 use forward::{LocalForward, ServiceRef};
+use gateway_api::{GatewayServiceLookup, Verdict};
 use transform::RUN_LABEL;
 
 /// The field manager of every server-side apply.
@@ -279,6 +281,8 @@ pub struct KubeBackend {
     revision: u64,
     proxy_forward: Option<LocalForward>,
     glooctl_kubeconfig: Option<tempfile::NamedTempFile>,
+    /// The Gateway API Gateways applied, in apply order: namespace, name, HTTP listener port.
+    gateways: Vec<(String, String, Option<u16>)>,
     shut_down: bool,
 }
 
@@ -307,6 +311,7 @@ impl KubeBackend {
             revision: 0,
             proxy_forward: None,
             glooctl_kubeconfig: None,
+            gateways: Vec::new(),
             shut_down: false,
         }
     }
@@ -358,9 +363,9 @@ impl KubeBackend {
     /// Server-side applies every CustomResourceDefinition in the YAML files directly inside
     /// `dirs` (e.g. `../shared/schemas/gloo`) and waits until each is Established.
     pub async fn install_crds(&mut self, dirs: &[PathBuf]) -> Result<(), BackendError> {
-        let mut names = Vec::new();
+        let mut files = Vec::new();
         for dir in dirs {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|source| BackendError::Io {
                     context: format!("cannot read the CRD folder {}", dir.display()),
                     source,
@@ -368,28 +373,48 @@ impl KubeBackend {
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
                 .collect();
-            files.sort();
-            for file in files {
-                let text = read_text(&file)?;
-                for (line, document) in transform::raw_documents(&text) {
-                    let object = document.map_err(|message| BackendError::Manifest {
-                        file: file.clone(),
-                        message: format!("line {line}: {message}"),
-                    })?;
-                    let header = object_header(&object);
-                    if header.kind != "CustomResourceDefinition" {
-                        continue;
-                    }
-                    let outgoing = Outgoing {
-                        origin: Some(Origin {
-                            file: file.clone(),
-                            line,
-                        }),
-                        object,
-                    };
-                    self.send(&outgoing).await?;
-                    names.push(header.name);
+            found.sort();
+            files.extend(found);
+        }
+        self.install_crd_files(&files).await
+    }
+
+    /// Installs the official Gateway API CRDs from `schemas_root` (`../shared/schemas`): the
+    /// standard GatewayClass, Gateway and ReferenceGrant, and the experimental HTTPRoute (see
+    /// [`gateway_api::CRD_FILES`] for why), then waits until each is Established. A missing
+    /// folder or file is named before anything is sent.
+    pub async fn install_gateway_api_crds(
+        &mut self,
+        schemas_root: &Path,
+    ) -> Result<(), BackendError> {
+        let files = gateway_api::crd_files(schemas_root).map_err(KubeError::from)?;
+        self.install_crd_files(&files).await
+    }
+
+    /// Server-side applies every CustomResourceDefinition in `files`, then waits (watching each
+    /// one, up to [`CRD_TIMEOUT`]) until the API server reports it Established.
+    async fn install_crd_files(&mut self, files: &[PathBuf]) -> Result<(), BackendError> {
+        let mut names = Vec::new();
+        for file in files {
+            let text = read_text(file)?;
+            for (line, document) in transform::raw_documents(&text) {
+                let object = document.map_err(|message| BackendError::Manifest {
+                    file: file.clone(),
+                    message: format!("line {line}: {message}"),
+                })?;
+                let header = object_header(&object);
+                if header.kind != "CustomResourceDefinition" {
+                    continue;
                 }
+                let outgoing = Outgoing {
+                    origin: Some(Origin {
+                        file: file.clone(),
+                        line,
+                    }),
+                    object,
+                };
+                self.send(&outgoing).await?;
+                names.push(header.name);
             }
         }
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
@@ -480,6 +505,17 @@ impl KubeBackend {
         let settings = &self.settings;
         transform::set_label(&mut object, RUN_LABEL, &settings.run_id);
         transform::rewrite_images(&mut object, settings.registry.as_deref(), &settings.tag);
+        // The manifests name the builtin gateway's class; another gateway serves its own.
+        if let Some(class) = settings.gateway.gateway_class()
+            && settings.gateway != ClusterGateway::Builtin
+            && transform::set_gateway_class(&mut object, class.name)
+            && settings.gateway == ClusterGateway::Istio
+            && settings.provider != Provider::Eks
+        {
+            // Istio deploys a LoadBalancer Service for a Gateway and reports it Programmed only
+            // once that has an address, which kind and K3s never give; the harness port-forwards.
+            transform::set_annotation(&mut object, transform::ISTIO_SERVICE_TYPE, "ClusterIP");
+        }
         if settings.inject_sidecar
             && let Resource::Deployment(deployment) = &loaded.resource
             && let Some(node) = transform::sidecar_node(&self.known, deployment)
@@ -687,6 +723,7 @@ impl KubeBackend {
             namespace: self.settings.gateway_namespace.clone(),
             name: GATEWAY_PROXY.into(),
             port_name: port_name.map(str::to_owned),
+            port_number: None,
             fallback_port,
         }
     }
@@ -850,6 +887,205 @@ impl KubeBackend {
         } else {
             Err(NotYet::Behind(behind))
         }
+    }
+
+    /// Whether the Gateway API gateway under test gave its verdict on every changed Gateway
+    /// (`Accepted` and `Programmed`) and HTTPRoute (`Accepted` and `ResolvedRefs` from each of
+    /// its parents the gateway's controller wrote). `Ok(Err(_))`: not yet, with what was seen;
+    /// `Err(_)`: a condition is `False`, which no amount of waiting changes.
+    async fn gateway_api_live(
+        &mut self,
+        changes: &[Change],
+    ) -> Result<Result<(), NotYet>, BackendError> {
+        let Some(class) = self.settings.gateway.gateway_class() else {
+            return Ok(Ok(()));
+        };
+        let mut behind = Vec::new();
+        for change in changes.iter().filter(|c| !c.deleted) {
+            let header = header_of_key(&change.key);
+            let gvk = header.gvk();
+            if gvk.group != transform::GATEWAY_API_GROUP
+                || !matches!(gvk.kind.as_str(), "Gateway" | "HTTPRoute")
+            {
+                continue;
+            }
+            let resolved = match self.resolve(&gvk).await {
+                Ok(Ok(resolved)) => resolved,
+                Ok(Err(missing)) => return Ok(Err(KubeError::from(missing).into())),
+                Err(failure) => return Ok(Err(failure.into())),
+            };
+            let api = self.dynamic_api(&resolved, change.key.namespace.as_deref());
+            let object = match api.get_opt(&change.key.name).await {
+                Ok(object) => object,
+                Err(source) => {
+                    return Ok(Err(KubeError::Read {
+                        object: change.key.to_string(),
+                        source,
+                    }
+                    .into()));
+                }
+            };
+            let Some(object) = object else {
+                behind.push(format!("{}: does not exist", change.key));
+                continue;
+            };
+            let json = serde_json::to_value(&object).unwrap_or_default();
+            let verdict = if gvk.kind == "Gateway" {
+                gateway_api::gateway_verdict(&json)
+            } else {
+                gateway_api::route_verdict(&json, class.controller)
+            };
+            match verdict {
+                Verdict::Ready => {}
+                Verdict::Pending(seen) => behind.push(format!("{}: {seen}", change.key)),
+                Verdict::Rejected {
+                    parent,
+                    condition,
+                    reason,
+                    message,
+                } => {
+                    return Err(KubeError::Rejected {
+                        object: change.key.to_string(),
+                        parent,
+                        condition,
+                        reason,
+                        message,
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(if behind.is_empty() {
+            Ok(())
+        } else {
+            Err(NotYet::Behind(behind))
+        })
+    }
+
+    /// The Service a Gateway API gateway deployed for the first Gateway the run applied, and
+    /// that Gateway's HTTP listener port.
+    async fn gateway_api_service(&self) -> Result<(Service, Option<u16>), BackendError> {
+        let gateway = self.settings.gateway;
+        let Some((namespace, name, port)) = self.gateways.first().cloned() else {
+            return Err(KubeError::NoGatewayApplied {
+                gateway: gateway.name(),
+            }
+            .into());
+        };
+        let Some(lookup) = GatewayServiceLookup::for_gateway(gateway, &namespace, &name) else {
+            return Err(KubeError::NoGatewayApplied {
+                gateway: gateway.name(),
+            }
+            .into());
+        };
+        let what = lookup.describe();
+        let missing = |detail: String| KubeError::GatewayServiceMissing {
+            what: what.clone(),
+            gateway: gateway.name(),
+            owner: format!("{namespace}/{name}"),
+            detail,
+        };
+        let lookup_failed = |source| KubeError::GatewayServiceLookup {
+            what: what.clone(),
+            source,
+        };
+        let service = match &lookup {
+            GatewayServiceLookup::Named { namespace, name } => {
+                let services: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+                services
+                    .get_opt(name)
+                    .await
+                    .map_err(lookup_failed)?
+                    .ok_or_else(|| missing("it does not exist".into()))?
+            }
+            GatewayServiceLookup::Labelled {
+                namespace,
+                selector,
+            } => {
+                let services: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+                let found = services
+                    .list(&ListParams::default().labels(selector))
+                    .await
+                    .map_err(lookup_failed)?;
+                let count = found.items.len();
+                let mut items = found.items.into_iter();
+                match (items.next(), count) {
+                    (Some(service), 1) => service,
+                    (None, _) => return Err(missing("no Service matches".into()).into()),
+                    (Some(_), count) => {
+                        return Err(missing(format!("{count} Services match, expected one")).into());
+                    }
+                }
+            }
+        };
+        Ok((service, port))
+    }
+
+    /// Waits until a LoadBalancer Service has an address; `host:port` of it, with `port` or the
+    /// Service's `http` port (default 80).
+    async fn load_balancer(
+        &self,
+        namespace: &str,
+        name: &str,
+        port: Option<u16>,
+    ) -> Result<String, BackendError> {
+        let services: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+        let provisioned = ::kube::runtime::wait::await_condition(
+            services,
+            name,
+            ::kube::runtime::wait::conditions::is_service_loadbalancer_provisioned(),
+        );
+        let service = match tokio::time::timeout(LOAD_BALANCER_TIMEOUT, provisioned).await {
+            Ok(Ok(Some(service))) => service,
+            Ok(Ok(None)) => {
+                return Err(KubeError::NoGatewayService {
+                    service: format!("{namespace}/{name}"),
+                }
+                .into());
+            }
+            Ok(Err(source)) => {
+                return Err(KubeError::WatchService {
+                    service: format!("{namespace}/{name}"),
+                    source,
+                }
+                .into());
+            }
+            Err(_) => {
+                return Err(BackendError::Timeout {
+                    condition: format!("Service {namespace}/{name} to get a load balancer address"),
+                    timeout: LOAD_BALANCER_TIMEOUT,
+                    detail: None,
+                });
+            }
+        };
+        let address = match port {
+            Some(port) => load_balancer_host(&service).map(|host| format!("{host}:{port}")),
+            None => load_balancer_address(&service),
+        };
+        Ok(address.ok_or_else(|| KubeError::NoLoadBalancerAddress {
+            service: format!("{namespace}/{name}"),
+        })?)
+    }
+
+    /// The local listener port-forwarding to a ready pod of `service` (started once per run).
+    async fn local_forward(&mut self, service: ServiceRef) -> Result<String, BackendError> {
+        if self.proxy_forward.is_none() {
+            forward::ready_target(&self.client, &service).await?;
+            let name = format!("{}/{}", service.namespace, service.name);
+            let forward = LocalForward::start(self.client.clone(), service)
+                .await
+                .map_err(|source| BackendError::Io {
+                    context: "cannot open a local port for the gateway port-forward".into(),
+                    source,
+                })?;
+            tracing::info!(addr = %forward.addr(), service = %name, "gateway port-forward listening");
+            self.proxy_forward = Some(forward);
+        }
+        Ok(self
+            .proxy_forward
+            .as_ref()
+            .map(|f| f.addr().to_string())
+            .unwrap_or_default())
     }
 
     async fn glooctl_kubeconfig(&mut self) -> Result<Option<PathBuf>, BackendError> {
@@ -1071,6 +1307,16 @@ impl Backend for KubeBackend {
             if item.origin.is_some() {
                 changed.push(key.to_string());
             }
+            if transform::is_gateway_api(&item.object, "Gateway") {
+                let namespace = key.namespace.clone().unwrap_or_else(|| "default".into());
+                self.gateways
+                    .retain(|(n, name, _)| (n, name) != (&namespace, &key.name));
+                self.gateways.push((
+                    namespace,
+                    key.name.clone(),
+                    gateway_api::listener_port(&item.object),
+                ));
+            }
             changes.push(Change {
                 key,
                 version,
@@ -1235,6 +1481,9 @@ impl Backend for KubeBackend {
             let live = match self.settings.gateway {
                 ClusterGateway::Builtin => self.builtin_live(&changes).await,
                 ClusterGateway::Gloo => self.gloo_live(&changes).await,
+                ClusterGateway::Kgateway | ClusterGateway::EnvoyGateway | ClusterGateway::Istio => {
+                    self.gateway_api_live(&changes).await?
+                }
             };
             let last = match live {
                 Ok(()) => return Ok(started.elapsed()),
@@ -1254,60 +1503,34 @@ impl Backend for KubeBackend {
     async fn proxy_url(&mut self) -> Result<url::Url, BackendError> {
         self.ensure_running()?;
         let namespace = self.settings.gateway_namespace.clone();
-        let address = match self.settings.provider {
-            Provider::Eks => {
-                let services: Api<Service> = Api::namespaced(self.client.clone(), &namespace);
-                let provisioned = ::kube::runtime::wait::await_condition(
-                    services,
-                    GATEWAY_PROXY,
-                    ::kube::runtime::wait::conditions::is_service_loadbalancer_provisioned(),
-                );
-                let service = match tokio::time::timeout(LOAD_BALANCER_TIMEOUT, provisioned).await {
-                    Ok(Ok(Some(service))) => service,
-                    Ok(Ok(None)) => {
-                        return Err(KubeError::NoGatewayService {
-                            service: format!("{namespace}/{GATEWAY_PROXY}"),
-                        }
-                        .into());
-                    }
-                    Ok(Err(source)) => {
-                        return Err(KubeError::WatchService {
-                            service: format!("{namespace}/{GATEWAY_PROXY}"),
-                            source,
-                        }
-                        .into());
-                    }
-                    Err(_) => {
-                        return Err(BackendError::Timeout {
-                            condition: format!(
-                                "Service {namespace}/{GATEWAY_PROXY} to get a load balancer address"
-                            ),
-                            timeout: LOAD_BALANCER_TIMEOUT,
-                            detail: None,
-                        });
-                    }
-                };
-                load_balancer_address(&service).ok_or_else(|| KubeError::NoLoadBalancerAddress {
-                    service: format!("{namespace}/{GATEWAY_PROXY}"),
-                })?
-            }
-            Provider::Kind | Provider::K3s => {
-                if self.proxy_forward.is_none() {
-                    let service = self.gateway_service(Some("http"), PROXY_PORT);
-                    forward::ready_target(&self.client, &service).await?;
-                    let forward = LocalForward::start(self.client.clone(), service)
-                        .await
-                        .map_err(|source| BackendError::Io {
-                            context: "cannot open a local port for the gateway port-forward".into(),
-                            source,
-                        })?;
-                    tracing::info!(addr = %forward.addr(), "gateway-proxy port-forward listening");
-                    self.proxy_forward = Some(forward);
+        let address = if self.settings.gateway.is_gateway_api_only() {
+            let (service, port) = self.gateway_api_service().await?;
+            let service_namespace = service.namespace().unwrap_or_default();
+            let service_name = service.name_any();
+            match self.settings.provider {
+                Provider::Eks => {
+                    self.load_balancer(&service_namespace, &service_name, port)
+                        .await?
                 }
-                self.proxy_forward
-                    .as_ref()
-                    .map(|f| f.addr().to_string())
-                    .unwrap_or_default()
+                Provider::Kind | Provider::K3s => {
+                    let listener = port.unwrap_or(80);
+                    let target = ServiceRef {
+                        namespace: service_namespace,
+                        name: service_name,
+                        port_name: None,
+                        port_number: Some(i32::from(listener)),
+                        fallback_port: listener,
+                    };
+                    self.local_forward(target).await?
+                }
+            }
+        } else {
+            match self.settings.provider {
+                Provider::Eks => self.load_balancer(&namespace, GATEWAY_PROXY, None).await?,
+                Provider::Kind | Provider::K3s => {
+                    let service = self.gateway_service(Some("http"), PROXY_PORT);
+                    self.local_forward(service).await?
+                }
             }
         };
         let url = format!("http://{address}");
@@ -1360,6 +1583,18 @@ impl Backend for KubeBackend {
 
 /// `host:port` of a LoadBalancer Service's first ingress and its `http` port (default 80).
 fn load_balancer_address(service: &Service) -> Option<String> {
+    let host = load_balancer_host(service)?;
+    let port = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some("http")))
+        .map_or(80, |p| p.port);
+    Some(format!("{host}:{port}"))
+}
+
+/// The hostname (or IP) of a LoadBalancer Service's first ingress.
+fn load_balancer_host(service: &Service) -> Option<String> {
     let ingress = service
         .status
         .as_ref()?
@@ -1373,13 +1608,7 @@ fn load_balancer_address(service: &Service) -> Option<String> {
         .clone()
         .filter(|h| !h.is_empty())
         .or_else(|| ingress.ip.clone().filter(|i| !i.is_empty()))?;
-    let port = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some("http")))
-        .map_or(80, |p| p.port);
-    Some(format!("{host}:{port}"))
+    Some(host)
 }
 
 #[cfg(test)]

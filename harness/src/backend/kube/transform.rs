@@ -102,6 +102,62 @@ pub(crate) fn default_namespace(object: &mut Value, namespace: &str) {
     }
 }
 
+/// The Gateway API group: Gateway, HTTPRoute, GatewayClass, ReferenceGrant.
+pub(crate) const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+/// Istio's Gateway annotation that sets the type of the Service it deploys for the Gateway.
+pub(crate) const ISTIO_SERVICE_TYPE: &str = "networking.istio.io/service-type";
+
+/// Whether a document is a Gateway API object of `kind`.
+pub(crate) fn is_gateway_api(object: &Value, kind: &str) -> bool {
+    let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default();
+    text("kind") == kind
+        && text("apiVersion")
+            .split_once('/')
+            .is_some_and(|(group, _)| group == GATEWAY_API_GROUP)
+}
+
+/// Points a Gateway API `Gateway` at another GatewayClass (`spec.gatewayClassName`), so the
+/// manifests written for the builtin gateway's class run on the gateway under test. Other
+/// documents are left alone; returns whether it changed anything.
+pub(crate) fn set_gateway_class(object: &mut Value, class: &str) -> bool {
+    if !is_gateway_api(object, "Gateway") {
+        return false;
+    }
+    let Some(map) = object.as_object_mut() else {
+        return false;
+    };
+    let spec = map.entry("spec").or_insert_with(|| json!({}));
+    match spec.as_object_mut() {
+        Some(spec) => {
+            spec.insert("gatewayClassName".into(), Value::String(class.to_owned()));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Sets `metadata.annotations[key] = value`, creating the maps as needed.
+pub(crate) fn set_annotation(object: &mut Value, key: &str, value: &str) {
+    let Some(metadata) = object
+        .as_object_mut()
+        .map(|m| m.entry("metadata").or_insert_with(|| json!({})))
+    else {
+        return;
+    };
+    if !metadata.is_object() {
+        *metadata = json!({});
+    }
+    if let Some(metadata) = metadata.as_object_mut() {
+        let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+        if !annotations.is_object() {
+            *annotations = json!({});
+        }
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+    }
+}
+
 /// A workspace image as the cluster pulls it: `colormesh/<binary>[:<any tag>]` becomes
 /// `[<registry>/]colormesh/<binary>:<tag>`. Images of anyone else are left alone (`None`).
 pub(crate) fn rewrite_image(image: &str, registry: Option<&str>, tag: &str) -> Option<String> {
@@ -276,7 +332,7 @@ pub(crate) fn apply_priority(api_version: &str, kind: &str) -> u8 {
     match (api_version, kind) {
         ("v1", "Namespace") | ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => 0,
         ("v1", "ServiceAccount") | (_, "ClusterRole") | (_, "ClusterRoleBinding") => 1,
-        ("appmesh.k8s.aws/v1beta2", "Mesh") => 1,
+        ("appmesh.k8s.aws/v1beta2", "Mesh") | ("gateway.networking.k8s.io/v1", "GatewayClass") => 1,
         _ => 2,
     }
 }
@@ -459,6 +515,55 @@ mod tests {
         let set = ResourceSet::from_loaded(without_namespace);
         let (_, deployment) = set.deployments().next().expect("a deployment");
         assert_eq!(sidecar_node(&set, deployment), None);
+    }
+
+    #[test]
+    fn gateways_are_pointed_at_the_gateway_under_test_and_nothing_else_is() {
+        let mut gateway = json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "gw", "namespace": "gloo-system"},
+            "spec": {"gatewayClassName": "colormesh", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}
+        });
+        assert!(set_gateway_class(&mut gateway, "kgateway"));
+        assert_eq!(gateway["spec"]["gatewayClassName"], json!("kgateway"));
+        assert_eq!(
+            gateway["spec"]["listeners"][0]["port"],
+            json!(80),
+            "the rest is kept"
+        );
+
+        let mut bare = json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "Gateway", "metadata": {"name": "g"}});
+        assert!(set_gateway_class(&mut bare, "eg"));
+        assert_eq!(bare["spec"]["gatewayClassName"], json!("eg"));
+
+        let route = json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "r"}, "spec": {"parentRefs": [{"name": "gw"}]}
+        });
+        let class = json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": "colormesh"}, "spec": {"controllerName": "colormesh.dev/gateway-proxy"}
+        });
+        // Istio's own Gateway kind is not the Gateway API's.
+        let istio = json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "spec": {"selector": {}}});
+        for original in [route, class, istio] {
+            let mut object = original.clone();
+            assert!(!set_gateway_class(&mut object, "kgateway"));
+            assert_eq!(object, original);
+        }
+    }
+
+    #[test]
+    fn annotations_are_added_without_losing_others() {
+        let mut object = json!({"metadata": {"name": "gw", "annotations": {"a": "1"}}});
+        set_annotation(&mut object, ISTIO_SERVICE_TYPE, "ClusterIP");
+        assert_eq!(
+            object["metadata"]["annotations"],
+            json!({"a": "1", "networking.istio.io/service-type": "ClusterIP"})
+        );
+        let mut empty = json!({});
+        set_annotation(&mut empty, "k", "v");
+        assert_eq!(empty, json!({"metadata": {"annotations": {"k": "v"}}}));
     }
 
     #[test]

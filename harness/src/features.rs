@@ -68,6 +68,11 @@ features! {
     DirectResponse => "direct-response", "a route answers with a fixed status and body (directResponseAction)";
     MeshWeightedTargets => "mesh-weighted-targets", "an App Mesh VirtualRouter splits by weightedTargets";
     MeshRoutePriority => "mesh-route-priority", "App Mesh routes are tried by priority";
+    // Gateway API features, named as the Gateway API conformance tests (v1.6.1) name them.
+    HttpRouteMatching => "HTTPRouteMatching", "an HTTPRoute rule matches by path (PathPrefix is path-element aware)";
+    HttpRouteRewritePath => "HTTPRouteRewritePath", "an HTTPRoute URLRewrite filter replaces the matched prefix (ReplacePrefixMatch)";
+    HttpRouteWeight => "HTTPRouteWeight", "an HTTPRoute rule splits by backendRef weight";
+    MeshHttpRouteWeight => "MeshHTTPRouteWeight", "a GAMMA HTTPRoute (parentRef a Service) splits the mesh's calls by backendRef weight";
 }
 
 impl fmt::Display for Feature {

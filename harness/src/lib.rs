@@ -1,7 +1,7 @@
 //! The colormesh conformance harness: scenarios, backends, traffic, statistical checks and reports.
 //!
 //! The path of a scenario through this crate:
-//! 1. [`scenario`] loads a YAML file into checked steps (apply, glooctl, wait, traffic).
+//! 1. [`scenario`] loads a YAML file into checked steps (apply, glooctl, kubectl, wait, traffic).
 //! 2. The runner executes the steps in order against a [`backend::Backend`], which turns manifests
 //!    into running workloads and a gateway (local processes by default).
 //! 3. Traffic steps send requests through the gateway; replies are classified and judged: exact
@@ -12,6 +12,7 @@ pub mod backend;
 pub mod classify;
 pub mod features;
 pub mod glooctl;
+pub mod kubectl;
 pub mod process;
 pub mod report;
 pub mod runner;

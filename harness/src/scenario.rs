@@ -64,13 +64,17 @@ pub enum Action {
     Delete(Vec<PathBuf>),
     /// A glooctl command line (without the leading `glooctl`), with optional output checks.
     Glooctl(GlooctlStep),
+    /// A kubectl command line (without the leading `kubectl`), with the same output checks:
+    /// the Gateway API walkthrough's `kubectl get` views.
+    Kubectl(GlooctlStep),
     /// Wait for a condition, never for a fixed time.
     Wait(WaitStep),
     /// Send requests through the gateway and check the replies.
     Traffic(Box<TrafficStep>),
 }
 
-/// `glooctl: <args>` or `glooctl: { args: <args>, expect: {...} }`.
+/// `glooctl: <args>` or `glooctl: { args: <args>, expect: {...} }`; `kubectl:` steps have the
+/// same shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GlooctlStep {
     /// The arguments, already split the way a POSIX shell would.
@@ -78,7 +82,7 @@ pub struct GlooctlStep {
     pub expect: GlooctlExpect,
 }
 
-/// Checks on a glooctl command's output.
+/// Checks on a glooctl (or kubectl) command's output.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GlooctlExpect {
@@ -107,7 +111,9 @@ pub struct WaitStep {
 pub enum WaitCondition {
     /// Every Deployment in the namespace has all replicas available (`kubectl rollout status`).
     Rollout { namespace: String },
-    /// A Gloo resource reached a state (`glooctl get vs` shows it): Accepted, Warning, Rejected.
+    /// A resource reached a state, as the gateway reports it: Accepted, Warning, Rejected. Gloo
+    /// kinds (`glooctl get vs` shows it) and, on the local backend, the Gateway API kinds
+    /// (GatewayClass, Gateway, HTTPRoute), whose state summarises their Gateway API conditions.
     Status {
         kind: String,
         namespace: String,
@@ -338,14 +344,15 @@ pub enum ScenarioError {
 pub enum StepProblem {
     /// The action keys given (none, or more than one).
     #[error(
-        "exactly one of apply, delete, glooctl, wait, traffic is required, found {}",
+        "exactly one of apply, delete, glooctl, kubectl, wait, traffic is required, found {}",
         found_actions(.given)
     )]
     Action { given: Vec<&'static str> },
-    #[error("glooctl: unbalanced quotes in {line:?}")]
-    GlooctlQuotes { line: String },
-    #[error("glooctl: empty command")]
-    GlooctlEmpty,
+    /// `program` is `glooctl` or `kubectl`.
+    #[error("{program}: unbalanced quotes in {line:?}")]
+    GlooctlQuotes { program: &'static str, line: String },
+    #[error("{program}: empty command")]
+    GlooctlEmpty { program: &'static str },
     /// How many of `rollout`, `status`, `upstream` a wait gave.
     #[error("wait: exactly one of rollout, status, upstream is required, found {found}")]
     WaitCondition { found: usize },
@@ -395,6 +402,7 @@ struct RawStep {
     apply: Option<OneOrMany>,
     delete: Option<OneOrMany>,
     glooctl: Option<RawGlooctl>,
+    kubectl: Option<RawGlooctl>,
     wait: Option<RawWait>,
     traffic: Option<TrafficStep>,
 }
@@ -432,8 +440,9 @@ struct RawWait {
 struct RawStatusWait {
     kind: String,
     name: String,
-    #[serde(default = "gloo_system")]
-    namespace: String,
+    /// Default: `gloo-system` for the Gloo kinds, `default` (as kubectl) for the others.
+    #[serde(default)]
+    namespace: Option<String>,
     #[serde(default = "accepted")]
     state: String,
 }
@@ -506,6 +515,7 @@ fn convert_step(raw: RawStep) -> Result<Step, (String, StepProblem)> {
         ("apply", raw.apply.is_some()),
         ("delete", raw.delete.is_some()),
         ("glooctl", raw.glooctl.is_some()),
+        ("kubectl", raw.kubectl.is_some()),
         ("wait", raw.wait.is_some()),
         ("traffic", raw.traffic.is_some()),
     ]
@@ -522,20 +532,9 @@ fn convert_step(raw: RawStep) -> Result<Step, (String, StepProblem)> {
     } else if let Some(paths) = raw.delete {
         Action::Delete(paths.into_vec())
     } else if let Some(glooctl) = raw.glooctl {
-        let (line, expect) = match glooctl {
-            RawGlooctl::Line(line) => (line, GlooctlExpect::default()),
-            RawGlooctl::Full { args, expect } => (args, expect),
-        };
-        let args = shlex::split(&line)
-            .ok_or_else(|| fail(StepProblem::GlooctlQuotes { line: line.clone() }))?;
-        let args = match args.split_first() {
-            Some((first, rest)) if first == "glooctl" => rest.to_vec(),
-            _ => args,
-        };
-        if args.is_empty() {
-            return Err(fail(StepProblem::GlooctlEmpty));
-        }
-        Action::Glooctl(GlooctlStep { args, expect })
+        Action::Glooctl(command_step("glooctl", glooctl).map_err(fail)?)
+    } else if let Some(kubectl) = raw.kubectl {
+        Action::Kubectl(command_step("kubectl", kubectl).map_err(fail)?)
     } else if let Some(wait) = raw.wait {
         Action::Wait(convert_wait(wait).map_err(fail)?)
     } else if let Some(traffic) = raw.traffic {
@@ -549,6 +548,26 @@ fn convert_step(raw: RawStep) -> Result<Step, (String, StepProblem)> {
         note: raw.note,
         action,
     })
+}
+
+/// A glooctl or kubectl step: the line split as a POSIX shell would, without the program name.
+fn command_step(program: &'static str, raw: RawGlooctl) -> Result<GlooctlStep, StepProblem> {
+    let (line, expect) = match raw {
+        RawGlooctl::Line(line) => (line, GlooctlExpect::default()),
+        RawGlooctl::Full { args, expect } => (args, expect),
+    };
+    let args = shlex::split(&line).ok_or_else(|| StepProblem::GlooctlQuotes {
+        program,
+        line: line.clone(),
+    })?;
+    let args = match args.split_first() {
+        Some((first, rest)) if first == program => rest.to_vec(),
+        _ => args,
+    };
+    if args.is_empty() {
+        return Err(StepProblem::GlooctlEmpty { program });
+    }
+    Ok(GlooctlStep { args, expect })
 }
 
 impl OneOrMany {
@@ -566,9 +585,19 @@ fn convert_wait(raw: RawWait) -> Result<WaitStep, StepProblem> {
         conditions.push(WaitCondition::Rollout { namespace });
     }
     if let Some(status) = raw.status {
+        let namespace = status.namespace.unwrap_or_else(|| {
+            if matches!(
+                status.kind.as_str(),
+                "VirtualService" | "Upstream" | "UpstreamGroup"
+            ) {
+                gloo_system()
+            } else {
+                "default".to_owned()
+            }
+        });
         conditions.push(WaitCondition::Status {
             kind: status.kind,
-            namespace: status.namespace,
+            namespace,
             name: status.name,
             state: status.state,
         });
@@ -632,6 +661,12 @@ impl fmt::Display for Step {
             Action::Glooctl(step) => write!(
                 f,
                 "glooctl {}",
+                shlex::try_join(step.args.iter().map(String::as_str))
+                    .unwrap_or_else(|_| step.args.join(" "))
+            ),
+            Action::Kubectl(step) => write!(
+                f,
+                "kubectl {}",
                 shlex::try_join(step.args.iter().map(String::as_str))
                     .unwrap_or_else(|_| step.args.join(" "))
             ),
@@ -745,7 +780,7 @@ steps:
         assert_eq!(
             error,
             "scenarios/test.yaml: step 2 (apply+delete): exactly one of apply, delete, glooctl, \
-             wait, traffic is required, found apply and delete"
+             kubectl, wait, traffic is required, found apply and delete"
         );
     }
 
@@ -791,6 +826,45 @@ steps:
         assert!(error.contains("unbalanced quotes"), "{error}");
         let error = parse_err("name: X\nsteps:\n  - wait: { rollout: a, timeout: soon }\n");
         assert!(error.contains("steps[0].wait.timeout"), "{error}");
+    }
+
+    #[test]
+    fn kubectl_steps_parse_like_glooctl_ones_and_status_waits_default_by_kind() {
+        let scenario = parse_ok(
+            r#"
+name: K
+steps:
+  - kubectl: kubectl get httproute -n appmesh-demo
+  - kubectl: { args: get gateway -A, expect: { contains: [colorapp-gateway, "True"] } }
+  - wait: { status: { kind: HTTPRoute, name: colorgateway } }
+  - wait: { status: { kind: UpstreamGroup, name: ug } }
+"#,
+        );
+        let Action::Kubectl(first) = &scenario.steps[0].action else {
+            panic!("{:?}", scenario.steps[0])
+        };
+        assert_eq!(first.args, ["get", "httproute", "-n", "appmesh-demo"]);
+        assert_eq!(
+            scenario.steps[0].to_string(),
+            "kubectl get httproute -n appmesh-demo"
+        );
+        let Action::Kubectl(second) = &scenario.steps[1].action else {
+            panic!()
+        };
+        assert_eq!(second.expect.contains, ["colorapp-gateway", "True"]);
+        let namespace_of = |index: usize| match &scenario.steps[index].action {
+            Action::Wait(WaitStep {
+                condition: WaitCondition::Status { namespace, .. },
+                ..
+            }) => namespace.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(namespace_of(2), "default");
+        assert_eq!(namespace_of(3), "gloo-system");
+        let error = parse_err("name: X\nsteps:\n  - kubectl: 'get \"oops'\n");
+        assert!(error.contains("kubectl: unbalanced quotes"), "{error}");
+        let error = parse_err("name: X\nsteps:\n  - kubectl: kubectl\n");
+        assert!(error.contains("kubectl: empty command"), "{error}");
     }
 
     #[test]

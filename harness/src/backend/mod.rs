@@ -45,7 +45,7 @@ pub struct Applied {
     pub revision: u64,
 }
 
-/// The result of a glooctl command: what a person would see in the terminal.
+/// The result of a glooctl or kubectl command: what a person would see in the terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandOutput {
     pub stdout: String,
@@ -83,14 +83,13 @@ pub enum BackendError {
     #[error("{resource} is not tracked")]
     Untracked { resource: String },
     /// A `wait: status` for a kind whose status nobody reports.
-    #[error(
-        "cannot wait for the status of a {kind}: {reporter} reports VirtualService, Upstream and \
-         UpstreamGroup"
-    )]
+    #[error("cannot wait for the status of a {kind}: {reporter} reports {reported}")]
     UnwaitableKind {
         kind: String,
         /// Who reports statuses on this backend (`the ingress`, `Gloo`).
         reporter: &'static str,
+        /// The kinds it reports, for the message.
+        reported: &'static str,
     },
     /// A workspace binary the local backend starts is not built.
     #[error(
@@ -155,6 +154,13 @@ pub trait Backend: Send {
 
     /// Runs a glooctl command (arguments without the leading `glooctl`).
     fn glooctl(
+        &mut self,
+        args: &[String],
+    ) -> impl Future<Output = Result<CommandOutput, BackendError>> + Send;
+
+    /// Runs a kubectl command (arguments without the leading `kubectl`): emulated over the local
+    /// store ([`crate::kubectl`]), the real kubectl on a cluster.
+    fn kubectl(
         &mut self,
         args: &[String],
     ) -> impl Future<Output = Result<CommandOutput, BackendError>> + Send;

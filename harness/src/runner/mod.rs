@@ -327,7 +327,8 @@ impl<B: Backend> StepContext<'_, B> {
         let (kind, result) = match &step.action {
             Action::Apply(paths) => ("apply", self.apply(paths, false).await),
             Action::Delete(paths) => ("delete", self.apply(paths, true).await),
-            Action::Glooctl(glooctl) => ("glooctl", self.glooctl(glooctl).await),
+            Action::Glooctl(glooctl) => ("glooctl", self.command("glooctl", glooctl).await),
+            Action::Kubectl(kubectl) => ("kubectl", self.command("kubectl", kubectl).await),
             Action::Wait(wait) => ("wait", self.wait(wait).await),
             Action::Traffic(traffic) => ("traffic", self.traffic(step, traffic).await),
         };
@@ -394,15 +395,21 @@ impl<B: Backend> StepContext<'_, B> {
         }
     }
 
-    async fn glooctl(&mut self, step: &GlooctlStep) -> StepResult {
+    /// A glooctl or kubectl step (`program`).
+    async fn command(&mut self, program: &'static str, step: &GlooctlStep) -> StepResult {
         let line = shlex::try_join(step.args.iter().map(String::as_str))
             .unwrap_or_else(|_| step.args.join(" "));
         if self.settings.narrate {
-            self.say(format_args!("$ glooctl {line}"));
+            self.say(format_args!("$ {program} {line}"));
         }
-        let output = match self.backend.glooctl(&step.args).await {
+        let output = if program == "kubectl" {
+            self.backend.kubectl(&step.args).await
+        } else {
+            self.backend.glooctl(&step.args).await
+        };
+        let output = match output {
             Ok(output) => output,
-            Err(error) => return StepResult::failed(format!("glooctl {line}: {error}")),
+            Err(error) => return StepResult::failed(format!("{program} {line}: {error}")),
         };
         if self.settings.narrate {
             let text = output.stdout.trim_end();
@@ -413,7 +420,7 @@ impl<B: Backend> StepContext<'_, B> {
                 self.say(format_args!("{}", output.stderr.trim_end()));
             }
         }
-        let messages = glooctl_problems(step, &output);
+        let messages = command_problems(program, step, &output);
         StepResult {
             messages,
             output: Some(output.stdout),
@@ -444,29 +451,36 @@ impl<B: Backend> StepContext<'_, B> {
     }
 }
 
-/// Everything wrong with a glooctl command's result, by its step's expectations.
-fn glooctl_problems(step: &GlooctlStep, output: &crate::backend::CommandOutput) -> Vec<String> {
+/// Everything wrong with a glooctl or kubectl (`program`) command's result, by its step's
+/// expectations.
+fn command_problems(
+    program: &str,
+    step: &GlooctlStep,
+    output: &crate::backend::CommandOutput,
+) -> Vec<String> {
     let line = step.args.join(" ");
     let mut problems = Vec::new();
     match (step.expect.fails, output.success) {
         (false, false) => problems.push(format!(
-            "glooctl {line} failed: {}",
+            "{program} {line} failed: {}",
             first_line(&output.stderr).unwrap_or("(no error output)")
         )),
-        (true, true) => problems.push(format!("glooctl {line} succeeded but was expected to fail")),
+        (true, true) => problems.push(format!(
+            "{program} {line} succeeded but was expected to fail"
+        )),
         _ => {}
     }
     for needle in &step.expect.contains {
         if !output.stdout.contains(needle.as_str()) {
             problems.push(format!(
-                "glooctl {line}: output does not contain {needle:?}"
+                "{program} {line}: output does not contain {needle:?}"
             ));
         }
     }
     for needle in &step.expect.not_contains {
         if output.stdout.contains(needle.as_str()) {
             problems.push(format!(
-                "glooctl {line}: output contains {needle:?}, which it must not"
+                "{program} {line}: output contains {needle:?}, which it must not"
             ));
         }
     }
@@ -486,6 +500,7 @@ impl StepReport {
                 Action::Apply(_) => "apply",
                 Action::Delete(_) => "delete",
                 Action::Glooctl(_) => "glooctl",
+                Action::Kubectl(_) => "kubectl",
                 Action::Wait(_) => "wait",
                 Action::Traffic(_) => "traffic",
             },
@@ -544,13 +559,14 @@ mod tests {
         };
         let get = step(&["get", "upstream"], expect.clone());
         assert!(
-            glooctl_problems(
+            command_problems(
+                "glooctl",
                 &get,
                 &output("| appmesh-demo-colorgateway-9080 | Accepted |", true)
             )
             .is_empty()
         );
-        let problems = glooctl_problems(&get, &output("| other | Rejected |", false));
+        let problems = command_problems("glooctl", &get, &output("| other | Rejected |", false));
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert_eq!(problems[0], "glooctl get upstream failed: error: boom");
         assert!(problems[1].contains("does not contain \"appmesh-demo-colorgateway-9080\""));
@@ -562,8 +578,11 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(glooctl_problems(&must_fail, &output("", false)).is_empty());
-        assert_eq!(glooctl_problems(&must_fail, &output("", true)).len(), 1);
+        assert!(command_problems("glooctl", &must_fail, &output("", false)).is_empty());
+        assert_eq!(
+            command_problems("glooctl", &must_fail, &output("", true)).len(),
+            1
+        );
     }
 
     #[test]

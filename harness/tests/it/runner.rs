@@ -371,6 +371,43 @@ steps:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_output_is_checked_and_failures_name_kubectl() {
+    let gateway = FakeGateway::start(Mode::Shapes(1, 0), 5).await;
+    let mut backend = FakeBackend::new(gateway);
+    backend.kubectl_outputs = HashMap::from([(
+        "get httproute -n appmesh-demo".to_owned(),
+        CommandOutput {
+            stdout: "NAME           HOSTNAMES   AGE\ncolorgateway               5s\n".to_owned(),
+            stderr: String::new(),
+            success: true,
+        },
+    )]);
+    let dir = manifests(&[]);
+    let steps = scenario(
+        r#"
+name: Kubectl
+steps:
+  - kubectl: { args: get httproute -n appmesh-demo, expect: { contains: [colorgateway] } }
+  - kubectl: { args: get httproute -n appmesh-demo, expect: { contains: [colorgatewayv2] } }
+"#,
+    );
+    let report = run_scenario(
+        &mut backend,
+        &steps,
+        &settings(dir.path()),
+        &mut std::io::sink(),
+    )
+    .await;
+    assert_eq!(report.outcome, StepOutcome::Failed);
+    assert_eq!(report.steps[0].outcome, StepOutcome::Passed);
+    assert_eq!(report.steps[0].kind, "kubectl");
+    assert_eq!(
+        report.steps[1].message.as_deref(),
+        Some("kubectl get httproute -n appmesh-demo: output does not contain \"colorgatewayv2\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_that_times_out_fails_naming_the_condition() {
     let gateway = FakeGateway::start(Mode::Shapes(1, 0), 6).await;
     let mut backend = FakeBackend::new(gateway);

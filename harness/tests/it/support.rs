@@ -206,6 +206,8 @@ pub struct FakeBackend {
     pub on_apply: HashMap<PathBuf, Mode>,
     /// glooctl command lines (space-joined args) and their outputs; others fail.
     pub glooctl_outputs: HashMap<String, CommandOutput>,
+    /// What `kubectl <args>` prints, by the arguments joined with spaces.
+    pub kubectl_outputs: HashMap<String, CommandOutput>,
     /// Conditions (as displayed) that time out.
     pub timeouts: Vec<String>,
     /// Revisions `wait_config_live` was asked for.
@@ -220,6 +222,7 @@ impl FakeBackend {
             applied: Vec::new(),
             on_apply: HashMap::new(),
             glooctl_outputs: HashMap::new(),
+            kubectl_outputs: HashMap::new(),
             timeouts: Vec::new(),
             live_waits: Vec::new(),
         }
@@ -262,6 +265,18 @@ impl Backend for FakeBackend {
     async fn glooctl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
         Ok(self
             .glooctl_outputs
+            .get(&args.join(" "))
+            .cloned()
+            .unwrap_or(CommandOutput {
+                stdout: String::new(),
+                stderr: format!("unknown command {}", args.join(" ")),
+                success: false,
+            }))
+    }
+
+    async fn kubectl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
+        Ok(self
+            .kubectl_outputs
             .get(&args.join(" "))
             .cloned()
             .unwrap_or(CommandOutput {

@@ -780,6 +780,69 @@ impl KubeBackend {
         }
     }
 
+    /// Watches a Gateway or HTTPRoute until the Gateway API gateway's verdict is `state`:
+    /// `Accepted` (Gateway `Accepted` + `Programmed`, route `Accepted` + `ResolvedRefs` on each
+    /// parent the controller wrote) or `Rejected` (one of them `False`).
+    async fn wait_gateway_api_status(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        let class = self.settings.gateway.gateway_class().ok_or_else(|| {
+            WaitError::Failed(BackendError::UnwaitableKind {
+                kind: kind.to_owned(),
+                reporter: "Gloo",
+                reported: "VirtualService, Upstream and UpstreamGroup",
+            })
+        })?;
+        let key = ResourceKey::new(
+            ResourceKind::from_type("gateway.networking.k8s.io/v1", kind),
+            Some(namespace),
+            name,
+        );
+        let resolved = self
+            .resolve(&header_of_key(&key).gvk())
+            .await
+            .map_err(|error| WaitError::Failed(error.into()))?
+            .map_err(|source| {
+                WaitError::Failed(
+                    KubeError::Unresolved {
+                        object: key.to_string(),
+                        source,
+                    }
+                    .into(),
+                )
+            })?;
+        let api = self.dynamic_api(&resolved, Some(namespace));
+        let is_gateway = kind == "Gateway";
+        self.watch_object_until(api, name, timeout, |object| {
+            let Some(object) = object else {
+                return Err(NotYet::Seen(format!("{key} does not exist")));
+            };
+            let json = serde_json::to_value(object).unwrap_or_default();
+            let verdict = if is_gateway {
+                gateway_api::gateway_verdict(&json)
+            } else {
+                gateway_api::route_verdict(&json, class.controller)
+            };
+            let seen = match &verdict {
+                Verdict::Ready => "Accepted".to_owned(),
+                Verdict::Rejected { .. } => "Rejected".to_owned(),
+                Verdict::Pending(seen) => return Err(NotYet::Seen(seen.clone())),
+            };
+            if seen == state {
+                Ok(())
+            } else {
+                Err(NotYet::Seen(format!("{seen}: {verdict:?}")))
+            }
+        })
+        .await
+        .map_err(|TimedOut { last }| WaitError::TimedOut(last))
+    }
+
     /// Watches one object until `check` passes; `Err` carries the last observed state.
     async fn watch_object_until(
         &self,
@@ -1383,6 +1446,30 @@ impl Backend for KubeBackend {
         })
     }
 
+    async fn kubectl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
+        // The real kubectl: it prints exactly what an operator sees (the API server's table of
+        // the CRDs' printer columns), and kind already needs it. The backend's kubeconfig and
+        // context are passed as flags.
+        let mut command = tokio::process::Command::new("kubectl");
+        if let Some(path) = &self.settings.kubeconfig {
+            command.arg("--kubeconfig").arg(path);
+        }
+        if let Some(context) = &self.settings.context {
+            command.arg("--context").arg(context);
+        }
+        command.args(args).kill_on_drop(true);
+        let output = command.output().await.map_err(|source| BackendError::Io {
+            context: "cannot run kubectl (install it: https://kubernetes.io/docs/tasks/tools/)"
+                .to_owned(),
+            source,
+        })?;
+        Ok(CommandOutput {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            success: output.status.success(),
+        })
+    }
+
     async fn wait(
         &mut self,
         condition: &WaitCondition,
@@ -1400,6 +1487,21 @@ impl Backend for KubeBackend {
                 namespace,
                 name,
                 state,
+            } if matches!(kind.as_str(), "Gateway" | "HTTPRoute") => {
+                self.wait_gateway_api_status(kind, namespace, name, state, timeout)
+                    .await
+                    .map_err(|error| match error {
+                        WaitError::TimedOut(last) => {
+                            wait_timeout(condition, timeout, TimedOut { last })
+                        }
+                        WaitError::Failed(error) => error,
+                    })?;
+            }
+            WaitCondition::Status {
+                kind,
+                namespace,
+                name,
+                state,
             } => {
                 let api_version = match kind.as_str() {
                     "VirtualService" => "gateway.solo.io/v1",
@@ -1407,7 +1509,9 @@ impl Backend for KubeBackend {
                     other => {
                         return Err(BackendError::UnwaitableKind {
                             kind: other.to_owned(),
-                            reporter: "Gloo",
+                            reporter: "a cluster",
+                            reported: "VirtualService, Upstream, UpstreamGroup (Gloo), Gateway \
+                                       and HTTPRoute (Gateway API)",
                         });
                     }
                 };
@@ -1734,4 +1838,10 @@ mod tests {
         assert_eq!(gloo_entry(Some(&object), "elsewhere"), None);
         assert_eq!(gloo_entry(None, "gloo-system"), None);
     }
+}
+
+/// Why a wait ended without its condition: its deadline (with the last state seen) or a failure.
+enum WaitError {
+    TimedOut(NotYet),
+    Failed(BackendError),
 }

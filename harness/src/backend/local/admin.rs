@@ -186,6 +186,9 @@ pub(crate) struct StatusEntry {
     pub(crate) reasons: Vec<String>,
     #[serde(default)]
     pub(crate) resource_version: Option<String>,
+    /// For GatewayClasses, Gateways and HTTPRoutes: the Gateway API `status` object.
+    #[serde(default)]
+    pub(crate) gateway_api: Option<serde_json::Value>,
 }
 
 impl StatusEntry {

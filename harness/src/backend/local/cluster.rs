@@ -1,9 +1,17 @@
 //! The local backend's API server: the applied objects, their resource versions, and the cluster
 //! folder every proxy reads.
+//!
+//! As an API server does, every write stamps `metadata.resourceVersion` (increasing across all
+//! objects), `metadata.creationTimestamp` (on create, kept on later writes; whole seconds) and
+//! `metadata.generation` (1 on create, +1 when anything but the metadata changes), and every
+//! Namespace gets the label `kubernetes.io/metadata.name: <name>`. Gateway API route precedence
+//! (oldest creationTimestamp first) and `observedGeneration` depend on the last two.
 
 use std::path::{Path, PathBuf};
 
-use model::{Loaded, ResourceKey, ResourceSet};
+use model::k8s::openapi::apimachinery::pkg::apis::meta::v1::Time;
+use model::k8s::openapi::jiff::Timestamp;
+use model::{Loaded, Resource, ResourceKey, ResourceSet};
 
 use crate::backend::BackendError;
 
@@ -57,16 +65,41 @@ impl Cluster {
     /// version, or `None` when it equals the stored object (`kubectl apply` says "unchanged").
     pub(crate) fn apply(&mut self, mut loaded: Loaded) -> Result<Option<u64>, BackendError> {
         let key = loaded.resource.key();
-        loaded.resource.metadata_mut().resource_version = None;
-        if let Some(existing) = self.resources.get(&key) {
-            let mut unstamped = existing.resource.clone();
-            unstamped.metadata_mut().resource_version = None;
-            if unstamped == loaded.resource {
-                return Ok(None);
-            }
+        if let Resource::Namespace(namespace) = &mut loaded.resource {
+            let name = namespace.metadata.name.clone().unwrap_or_default();
+            namespace
+                .metadata
+                .labels
+                .get_or_insert_default()
+                .insert(NAMESPACE_NAME_LABEL.to_owned(), name);
         }
+        unstamp(&mut loaded.resource);
+        let (created, generation) = match self.resources.get(&key) {
+            Some(existing) => {
+                let mut unstamped = existing.resource.clone();
+                let (created, generation) = unstamp(&mut unstamped);
+                if unstamped == loaded.resource {
+                    return Ok(None);
+                }
+                let generation = generation.unwrap_or(1);
+                let bumped = if without_metadata(&unstamped) == without_metadata(&loaded.resource) {
+                    generation
+                } else {
+                    generation + 1
+                };
+                (created, bumped)
+            }
+            None => (None, 1),
+        };
+        let created = created.unwrap_or_else(|| {
+            let now = Timestamp::now();
+            Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+        });
         self.revision += 1;
-        loaded.resource.metadata_mut().resource_version = Some(self.revision.to_string());
+        let meta = loaded.resource.metadata_mut();
+        meta.resource_version = Some(self.revision.to_string());
+        meta.creation_timestamp = Some(created);
+        meta.generation = Some(generation);
         self.write(&key, &model::to_yaml(&loaded.resource))?;
         self.resources.insert(loaded);
         Ok(Some(self.revision))
@@ -102,6 +135,26 @@ impl Cluster {
         std::fs::rename(&temporary, &target)
             .map_err(io(format!("cannot write {}", target.display())))
     }
+}
+
+/// The label an API server puts on every Namespace, naming it (selectable by `allowedRoutes`).
+pub(crate) const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// Removes what the API server stamps; returns the creation time and generation it had.
+fn unstamp(resource: &mut Resource) -> (Option<Time>, Option<i64>) {
+    let meta = resource.metadata_mut();
+    meta.resource_version = None;
+    (meta.creation_timestamp.take(), meta.generation.take())
+}
+
+/// The object without its metadata (and status): what `generation` counts changes of.
+fn without_metadata(resource: &Resource) -> serde_json::Value {
+    let mut value = serde_json::to_value(resource).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("metadata");
+        object.remove("status");
+    }
+    value
 }
 
 /// `<group>_<kind>_<namespace>_<name>.yaml`: unique per key, since both VirtualService kinds differ
@@ -163,5 +216,74 @@ mod tests {
         assert_eq!(cluster.delete(&key).expect("delete"), Some(3));
         assert!(!file.exists());
         assert_eq!(cluster.delete(&key).expect("delete"), None);
+    }
+
+    #[test]
+    fn creation_time_is_kept_and_generation_counts_changes_beyond_metadata() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cluster = Cluster::new(dir.path().join("cluster")).expect("cluster");
+        let stamped = |cluster: &Cluster, key: &ResourceKey| {
+            let meta = cluster
+                .get(key)
+                .expect("stored")
+                .resource
+                .metadata()
+                .clone();
+            (meta.creation_timestamp.expect("created"), meta.generation)
+        };
+        let loaded = parse(UG);
+        let key = loaded.resource.key();
+        cluster.apply(loaded.clone()).expect("apply");
+        let (created, generation) = stamped(&cluster, &key);
+        assert_eq!(generation, Some(1));
+        assert_eq!(created.0.subsec_nanosecond(), 0, "whole seconds");
+        // A written creationTimestamp is the server's to set: re-applying keeps the first one.
+        let mut backdated = loaded.clone();
+        backdated.resource.metadata_mut().creation_timestamp =
+            Some(Time(Timestamp::from_second(1).expect("time")));
+        assert_eq!(cluster.apply(backdated).expect("apply"), None, "unchanged");
+        cluster
+            .apply(parse(&UG.replace("80", "50")))
+            .expect("apply");
+        assert_eq!(stamped(&cluster, &key), (created.clone(), Some(2)));
+        let labelled = UG.replace(
+            "metadata: {name: ug, namespace: gloo-system}",
+            "metadata: {name: ug, namespace: gloo-system, labels: {a: b}}",
+        );
+        assert_ne!(labelled, UG);
+        cluster
+            .apply(parse(&labelled.replace("80", "50")))
+            .expect("apply");
+        assert_eq!(stamped(&cluster, &key), (created, Some(2)), "metadata only");
+        cluster.delete(&key).expect("delete");
+        cluster.apply(loaded).expect("apply");
+        assert_eq!(
+            stamped(&cluster, &key).1,
+            Some(1),
+            "a new object starts over"
+        );
+    }
+
+    #[test]
+    fn namespaces_are_labelled_with_their_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cluster = Cluster::new(dir.path().join("cluster")).expect("cluster");
+        let loaded = parse("apiVersion: v1\nkind: Namespace\nmetadata: {name: appmesh-demo}\n");
+        let key = loaded.resource.key();
+        cluster.apply(loaded).expect("apply");
+        let labels = cluster
+            .get(&key)
+            .expect("stored")
+            .resource
+            .metadata()
+            .labels
+            .clone();
+        assert_eq!(
+            labels
+                .unwrap_or_default()
+                .get(NAMESPACE_NAME_LABEL)
+                .map(String::as_str),
+            Some("appmesh-demo")
+        );
     }
 }

@@ -25,6 +25,19 @@
 //!   VirtualNode's podSelector first gets a sidecar, `gateway-proxy sidecar --node <vn> --namespace
 //!   <ns>`, started and ready before the app, and the app gets
 //!   `HTTP_PROXY=http://127.0.0.1:<sidecar port>` and `NO_PROXY=127.0.0.1,localhost`.
+//! - **GAMMA mesh.** A namespace labelled `colormesh.dev/mesh: gamma` is in colormesh's Gateway
+//!   API mesh: every pod there (that App Mesh does not mesh) first gets a mesh sidecar, `<gateway>
+//!   sidecar --namespace <ns>` (no `--node`), started the same way, and the app gets the same
+//!   `HTTP_PROXY`. A value naming a Service port that speaks HTTP (its `appProtocol`, or a port
+//!   name `http`, `http2`, `h2c`, optionally `-suffixed`) keeps the name, so the sidecar routes it
+//!   by the HTTPRoutes whose parentRef is that Service (or to its endpoints); other ports (raw
+//!   TCP) get the local ClusterIP.
+//! - **Gateway API.** The ingress serves the Gateways of GatewayClasses naming colormesh's
+//!   controller beside Gloo. The store stamps `creationTimestamp` and `generation` as an API
+//!   server does (see `cluster`). `wait: status` and config propagation cover GatewayClasses,
+//!   Gateways and HTTPRoutes (reported by the ingress, or by the mesh sidecars for routes whose
+//!   parents are Services), and `kubectl get` runs through [`crate::kubectl`] against the store
+//!   and the reported Gateway API statuses.
 //! - **Service names in env.** A value naming a Service port (`colorteller.appmesh-demo:9080`)
 //!   keeps the name when the pod is meshed and the name is one of its VirtualNode's backend
 //!   virtual services with an HTTP listener: the app's request goes through `HTTP_PROXY` to the
@@ -63,6 +76,7 @@ use model::{Loaded, Origin, Resource, ResourceKey, ResourceKind};
 
 use crate::backend::{Applied, Backend, BackendError, CommandOutput};
 use crate::glooctl::{self, GlooKind, GlooStore, GlooctlError};
+use crate::kubectl::{self, KubectlStore};
 use crate::process::Process;
 use crate::scenario::WaitCondition;
 
@@ -75,7 +89,7 @@ pub use admin::AdminError;
 use admin::{HttpProbe, ProxyStatus};
 use cluster::Cluster;
 use forward::Forwarder;
-use workload::{EnvContext, PodTemplate, ReadyPod};
+use workload::{EnvContext, Mesh, PodTemplate, ReadyPod};
 
 /// How long a process may take to start and become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -186,6 +200,18 @@ struct Proxy {
     process: Process,
     listen: SocketAddr,
     admin: SocketAddr,
+    role: ProxyRole,
+}
+
+/// Which role a proxy plays, for what it reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ProxyRole {
+    /// Gloo's gateway-proxy and the Gateway API gateway.
+    Ingress,
+    /// An App Mesh sidecar (`--node`).
+    AppMeshSidecar,
+    /// A GAMMA mesh sidecar in this namespace.
+    MeshSidecar { namespace: String },
 }
 
 /// One pod: the app process and, in a meshed namespace, its sidecar.
@@ -264,7 +290,7 @@ impl LocalBackend {
         let args = vec!["ingress".to_owned()];
         let seed = backend.config.seed;
         let ingress = backend
-            .start_proxy("gateway-proxy", args, seed)
+            .start_proxy("gateway-proxy", ProxyRole::Ingress, args, seed)
             .await
             .map_err(|e| backend.with_logs(e))?;
         tracing::info!(listen = %ingress.listen, admin = %ingress.admin, work = %backend.work.path().display(), "local backend started");
@@ -347,6 +373,7 @@ impl LocalBackend {
     async fn start_proxy(
         &mut self,
         name: &str,
+        role: ProxyRole,
         role_args: Vec<String>,
         seed: u64,
     ) -> Result<Proxy, BackendError> {
@@ -403,6 +430,7 @@ impl LocalBackend {
             process,
             listen,
             admin,
+            role,
         })
     }
 
@@ -552,19 +580,35 @@ impl LocalBackend {
         let node = workload::is_meshed(resources, namespace)
             .then(|| workload::virtual_node_for(resources, namespace, &template.labels).cloned())
             .flatten();
-        let sidecar = match &node {
-            Some(node) => {
-                let args = vec![
+        let (role, args) = match &node {
+            Some(node) => (
+                Some(ProxyRole::AppMeshSidecar),
+                vec![
                     "sidecar".to_owned(),
                     "--node".to_owned(),
                     node.metadata.name.clone().unwrap_or_default(),
                     "--namespace".to_owned(),
                     namespace.to_owned(),
-                ];
+                ],
+            ),
+            None if workload::is_gamma_meshed(resources, namespace) => (
+                Some(ProxyRole::MeshSidecar {
+                    namespace: namespace.to_owned(),
+                }),
+                vec![
+                    "sidecar".to_owned(),
+                    "--namespace".to_owned(),
+                    namespace.to_owned(),
+                ],
+            ),
+            None => (None, Vec::new()),
+        };
+        let sidecar = match role {
+            Some(role) => {
                 let seed = self.next_sidecar_seed;
                 self.next_sidecar_seed = seed.wrapping_add(1);
                 Some(
-                    self.start_proxy(&format!("{name}-sidecar"), args, seed)
+                    self.start_proxy(&format!("{name}-sidecar"), role, args, seed)
                         .await?,
                 )
             }
@@ -575,12 +619,17 @@ impl LocalBackend {
             .iter()
             .map(|(k, f)| (k.clone(), f.addr()))
             .collect();
+        let mesh = match (&node, &sidecar) {
+            (Some(node), Some(sidecar)) => Some(Mesh::AppMesh(node, sidecar.listen)),
+            (None, Some(sidecar)) => Some(Mesh::Gamma(sidecar.listen)),
+            _ => None,
+        };
         let context = EnvContext {
             resources: self.cluster.resources(),
             cluster_ips: &cluster_ips,
             namespace,
             pod_name: &name,
-            mesh: node.as_ref().zip(sidecar.as_ref().map(|s| s.listen)),
+            mesh,
         };
         let env = workload::pod_env(template, &context);
         let binary = self.config.bin_dir.join(template.binary);
@@ -709,18 +758,18 @@ impl LocalBackend {
         Ok(())
     }
 
-    fn proxies(&self) -> Vec<(&str, bool, SocketAddr)> {
-        let mut proxies: Vec<(&str, bool, SocketAddr)> = self
+    fn proxies(&self) -> Vec<(&str, &ProxyRole, SocketAddr)> {
+        let mut proxies: Vec<(&str, &ProxyRole, SocketAddr)> = self
             .ingress
             .iter()
-            .map(|p| (p.process.name(), true, p.admin))
+            .map(|p| (p.process.name(), &p.role, p.admin))
             .collect();
         for state in self.deployments.values() {
             for pod in &state.pods {
                 proxies.extend(
                     pod.sidecar
                         .iter()
-                        .map(|s| (s.process.name(), false, s.admin)),
+                        .map(|s| (s.process.name(), &s.role, s.admin)),
                 );
             }
         }
@@ -782,10 +831,15 @@ impl LocalBackend {
                     "VirtualService" => ResourceKind::GlooVirtualService,
                     "Upstream" => ResourceKind::Upstream,
                     "UpstreamGroup" => ResourceKind::UpstreamGroup,
+                    "GatewayClass" => ResourceKind::GatewayClass,
+                    "Gateway" => ResourceKind::Gateway,
+                    "HTTPRoute" => ResourceKind::HttpRoute,
                     other => {
                         return Err(BackendError::UnwaitableKind {
                             kind: other.to_owned(),
-                            reporter: "the ingress",
+                            reporter: "the local backend",
+                            reported: "VirtualService, Upstream, UpstreamGroup (Gloo), \
+                                       GatewayClass, Gateway and HTTPRoute (Gateway API)",
                         });
                     }
                 };
@@ -810,12 +864,37 @@ impl LocalBackend {
         }
     }
 
-    /// The ingress's state for the current version of a resource (`Pending` until it reports it).
+    /// The state the reporting proxy gives the current version of a resource (`Pending` until
+    /// it reports it): the ingress's, or for an HTTPRoute attached only to Services, the first
+    /// mesh sidecar's of the route's namespace.
     async fn reported_state(
         &self,
         key: &ResourceKey,
     ) -> Result<(State, Vec<String>), BackendError> {
-        let status = self.ingress_statuses().await?;
+        let mesh_route = self.cluster.get(key).is_some_and(|loaded| {
+            matches!(&loaded.resource, Resource::HttpRoute(route)
+                if !route.spec.parent_refs.is_empty()
+                    && route.spec.parent_refs.iter().all(|p| p.is_service()))
+        });
+        let status = if mesh_route {
+            let sidecar = self
+                .proxies()
+                .into_iter()
+                .find(|(_, role, _)| {
+                    matches!(role, ProxyRole::MeshSidecar { namespace }
+                        if key.namespace.as_deref() == Some(namespace.as_str()))
+                })
+                .map(|(_, _, admin)| admin);
+            let Some(admin) = sidecar else {
+                return Ok((
+                    State::Pending,
+                    vec!["no mesh sidecar runs in its namespace yet".into()],
+                ));
+            };
+            self.probe.status(admin).await?
+        } else {
+            self.ingress_statuses().await?
+        };
         let current = self.cluster.version_of(key);
         let Some(entry) = status
             .resources
@@ -859,7 +938,7 @@ impl LocalBackend {
 
     async fn config_live(&self, changes: &Changes) -> Result<(), NotYet> {
         let mut behind = Vec::new();
-        for (name, is_ingress, admin) in self.proxies() {
+        for (name, role, admin) in self.proxies() {
             let status = match self.probe.status(admin).await {
                 Ok(status) => status,
                 Err(error) => {
@@ -869,11 +948,21 @@ impl LocalBackend {
             };
             let entries = status.by_resource();
             for (key, version, deleted) in changes {
-                if !reports_kind(&key.kind, is_ingress) {
+                if !reports_kind(&key.kind, role) {
                     continue;
                 }
+                let must_report = !*deleted
+                    && self
+                        .cluster
+                        .get(key)
+                        .is_some_and(|loaded| must_report(self.cluster.resources(), loaded, role));
                 behind.extend(admin::lag(
-                    &entries, name, key, *version, *deleted, is_ingress,
+                    &entries,
+                    name,
+                    key,
+                    *version,
+                    *deleted,
+                    must_report,
                 ));
             }
         }
@@ -907,18 +996,62 @@ enum NotYet {
     Behind(Vec<String>),
 }
 
-/// The kinds each role reports statuses for: the ingress Gloo's, sidecars App Mesh's.
-fn reports_kind(kind: &ResourceKind, ingress: bool) -> bool {
-    if ingress {
-        GlooKind::of(kind).is_some()
-    } else {
-        matches!(
+/// The kinds each role reports statuses for: the ingress Gloo's and the Gateway API's, App Mesh
+/// sidecars App Mesh's, mesh sidecars HTTPRoutes.
+fn reports_kind(kind: &ResourceKind, role: &ProxyRole) -> bool {
+    match role {
+        ProxyRole::Ingress => {
+            GlooKind::of(kind).is_some()
+                || matches!(
+                    kind,
+                    ResourceKind::GatewayClass | ResourceKind::Gateway | ResourceKind::HttpRoute
+                )
+        }
+        ProxyRole::AppMeshSidecar => matches!(
             kind,
             ResourceKind::VirtualNode
                 | ResourceKind::AppMeshVirtualService
                 | ResourceKind::VirtualRouter
                 | ResourceKind::Mesh
-        )
+        ),
+        ProxyRole::MeshSidecar { .. } => matches!(kind, ResourceKind::HttpRoute),
+    }
+}
+
+/// Whether a proxy in `role` must list `loaded` in `/status` before it serves the change (else it
+/// only must not list an older version): the ingress every Gloo resource, colormesh's
+/// GatewayClasses, their Gateways and the HTTPRoutes attached to one of those; a mesh sidecar the
+/// HTTPRoutes of its namespace whose parent is a Service.
+fn must_report(resources: &model::ResourceSet, loaded: &Loaded, role: &ProxyRole) -> bool {
+    use model::gateway_api::CONTROLLER_NAME;
+    let ours = |class: &str| {
+        resources.gateway_classes().any(|(_, c)| {
+            c.metadata.name.as_deref() == Some(class) && c.spec.controller_name == CONTROLLER_NAME
+        })
+    };
+    let our_gateway = |namespace: &str, name: &str| {
+        resources.gateways().any(|(_, g)| {
+            g.metadata.name.as_deref() == Some(name)
+                && g.metadata.namespace.as_deref().unwrap_or("default") == namespace
+                && ours(&g.spec.gateway_class_name)
+        })
+    };
+    let namespace = loaded.resource.key().namespace.unwrap_or_default();
+    match (role, &loaded.resource) {
+        (ProxyRole::Ingress, Resource::GatewayClass(class)) => {
+            class.spec.controller_name == CONTROLLER_NAME
+        }
+        (ProxyRole::Ingress, Resource::Gateway(gateway)) => ours(&gateway.spec.gateway_class_name),
+        (ProxyRole::Ingress, Resource::HttpRoute(route)) => route
+            .spec
+            .parent_refs
+            .iter()
+            .any(|p| p.is_gateway() && our_gateway(p.namespace_or(&namespace), &p.name)),
+        (ProxyRole::Ingress, resource) => GlooKind::of(&resource.kind()).is_some(),
+        (ProxyRole::MeshSidecar { namespace: own }, Resource::HttpRoute(route)) => {
+            *own == namespace && route.spec.parent_refs.iter().any(|p| p.is_service())
+        }
+        _ => false,
     }
 }
 
@@ -1011,6 +1144,26 @@ impl Backend for LocalBackend {
         Ok(glooctl::run(args, &mut store))
     }
 
+    async fn kubectl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
+        // Statuses from every proxy that reports Gateway API objects: the ingress first, then the
+        // mesh sidecars (GAMMA routes).
+        let mut statuses = Vec::new();
+        for (_, role, admin) in self.proxies() {
+            if matches!(role, ProxyRole::AppMeshSidecar) {
+                continue;
+            }
+            if let Ok(status) = self.probe.status(admin).await {
+                statuses.push(status);
+            }
+        }
+        let store = ClusterKubectlStore {
+            cluster: &self.cluster,
+            statuses,
+            address: self.ingress.as_ref().map(|p| p.listen.ip().to_string()),
+        };
+        Ok(kubectl::run(args, &store))
+    }
+
     async fn wait(
         &mut self,
         condition: &WaitCondition,
@@ -1089,6 +1242,57 @@ impl Backend for LocalBackend {
         self.forwarders.clear();
         tracing::info!(work = %self.work.path().display(), "local backend stopped");
         Ok(())
+    }
+}
+
+/// kubectl's view of the cluster: objects from the store, Gateway API statuses from the proxies.
+struct ClusterKubectlStore<'a> {
+    cluster: &'a Cluster,
+    statuses: Vec<ProxyStatus>,
+    /// The ingress's address, each served Gateway's `status.addresses`.
+    address: Option<String>,
+}
+
+impl KubectlStore for ClusterKubectlStore<'_> {
+    fn list(&self, kind: &ResourceKind, namespace: Option<&str>) -> Vec<Resource> {
+        self.cluster
+            .resources()
+            .iter()
+            .filter(|(key, _)| {
+                key.kind == *kind
+                    && (namespace.is_none()
+                        || key.namespace.is_none()
+                        || key.namespace.as_deref() == namespace)
+            })
+            .map(|(_, loaded)| loaded.resource.clone())
+            .collect()
+    }
+
+    fn status(&self, key: &ResourceKey) -> Option<serde_json::Value> {
+        let label = key.to_string();
+        self.statuses
+            .iter()
+            .flat_map(|status| &status.resources)
+            .find(|entry| entry.resource == label && entry.gateway_api.is_some())
+            .and_then(|entry| entry.gateway_api.clone())
+    }
+
+    fn addresses(&self, key: &ResourceKey) -> Vec<String> {
+        let programmed = self.status(key).is_some_and(|status| {
+            status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Programmed" && c["status"] == "True")
+        });
+        match (&self.address, programmed) {
+            (Some(address), true) => vec![address.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
     }
 }
 
@@ -1201,10 +1405,74 @@ mod tests {
 
     #[test]
     fn each_role_waits_for_the_kinds_it_reports() {
-        assert!(reports_kind(&ResourceKind::UpstreamGroup, true));
-        assert!(!reports_kind(&ResourceKind::VirtualNode, true));
-        assert!(reports_kind(&ResourceKind::VirtualRouter, false));
-        assert!(!reports_kind(&ResourceKind::EndpointSlice, false));
-        assert!(!reports_kind(&ResourceKind::EndpointSlice, true));
+        let ingress = ProxyRole::Ingress;
+        let sidecar = ProxyRole::AppMeshSidecar;
+        let mesh = ProxyRole::MeshSidecar {
+            namespace: "appmesh-demo".into(),
+        };
+        assert!(reports_kind(&ResourceKind::UpstreamGroup, &ingress));
+        assert!(reports_kind(&ResourceKind::HttpRoute, &ingress));
+        assert!(reports_kind(&ResourceKind::Gateway, &ingress));
+        assert!(!reports_kind(&ResourceKind::VirtualNode, &ingress));
+        assert!(reports_kind(&ResourceKind::VirtualRouter, &sidecar));
+        assert!(!reports_kind(&ResourceKind::HttpRoute, &sidecar));
+        assert!(reports_kind(&ResourceKind::HttpRoute, &mesh));
+        assert!(!reports_kind(&ResourceKind::Gateway, &mesh));
+        assert!(!reports_kind(&ResourceKind::EndpointSlice, &sidecar));
+        assert!(!reports_kind(&ResourceKind::EndpointSlice, &ingress));
+    }
+
+    #[test]
+    fn gateway_api_objects_must_be_reported_by_the_proxy_that_serves_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/gateway-api");
+        let parsed = model::load_paths(&[root.join("colorapp"), root.join("gateway")])
+            .expect("manifests load");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let set = model::ResourceSet::from_loaded(parsed.resources);
+        let find = |kind: ResourceKind, namespace: Option<&str>, name: &str| {
+            set.get(&ResourceKey::new(kind, namespace, name))
+                .expect("in the manifests")
+                .clone()
+        };
+        let ingress = ProxyRole::Ingress;
+        let mesh = ProxyRole::MeshSidecar {
+            namespace: "appmesh-demo".into(),
+        };
+        let elsewhere = ProxyRole::MeshSidecar {
+            namespace: "default".into(),
+        };
+        let class = find(ResourceKind::GatewayClass, None, "colormesh");
+        let gateway = find(
+            ResourceKind::Gateway,
+            Some("colormesh-gateway"),
+            "colorapp-gateway",
+        );
+        let ingress_route = find(
+            ResourceKind::HttpRoute,
+            Some("appmesh-demo"),
+            "colorgateway",
+        );
+        let mesh_route = find(
+            ResourceKind::HttpRoute,
+            Some("appmesh-demo"),
+            "colorteller-route",
+        );
+        assert!(must_report(&set, &class, &ingress));
+        assert!(must_report(&set, &gateway, &ingress));
+        assert!(must_report(&set, &ingress_route, &ingress));
+        assert!(!must_report(&set, &mesh_route, &ingress));
+        assert!(must_report(&set, &mesh_route, &mesh));
+        assert!(!must_report(&set, &mesh_route, &elsewhere));
+        assert!(!must_report(&set, &ingress_route, &mesh));
+        // Another controller's class, and what hangs off it, is not ours to report.
+        let mut foreign = set.clone();
+        let mut other = class.clone();
+        if let Resource::GatewayClass(c) = &mut other.resource {
+            c.spec.controller_name = "example.com/other".into();
+        }
+        foreign.insert(other.clone());
+        assert!(!must_report(&foreign, &other, &ingress));
+        assert!(!must_report(&foreign, &gateway, &ingress));
+        assert!(!must_report(&foreign, &ingress_route, &ingress));
     }
 }

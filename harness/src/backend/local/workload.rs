@@ -19,6 +19,11 @@ use crate::backend::BackendError;
 
 /// The label App Mesh's injector looks for on a namespace.
 pub(crate) const INJECTOR_LABEL: &str = "appmesh.k8s.aws/sidecarInjectorWebhook";
+/// The namespace label that puts its pods in colormesh's GAMMA mesh (`colormesh.dev/mesh:
+/// gamma`): each pod gets a mesh sidecar (`<gateway> sidecar --namespace NS`).
+pub(crate) const GAMMA_MESH_LABEL: &str = "colormesh.dev/mesh";
+/// The value of [`GAMMA_MESH_LABEL`].
+pub(crate) const GAMMA_MESH: &str = "gamma";
 /// The label that ties an EndpointSlice to its Service.
 pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The label the local backend puts on the EndpointSlices it manages.
@@ -38,7 +43,7 @@ fn where_(loaded: &Loaded) -> String {
 pub(crate) fn check_supported(loaded: &Loaded) -> Result<(), BackendError> {
     match loaded.resource.kind() {
         ResourceKind::Other { api_version, kind } => Err(BackendError::Unsupported(format!(
-            "{}: the local backend does not support {api_version} {kind}; it runs Namespaces, Deployments, Services, EndpointSlices, ConfigMaps, Gloo and App Mesh resources. Run this scenario with `--backend kind` instead.",
+            "{}: the local backend does not support {api_version} {kind}; it runs Namespaces, Deployments, Services, EndpointSlices, ConfigMaps, Gloo, App Mesh and Gateway API resources. Run this scenario with `--backend kind` instead.",
             where_(loaded)
         ))),
         _ => Ok(()),
@@ -172,6 +177,41 @@ pub(crate) fn is_meshed(resources: &ResourceSet, namespace: &str) -> bool {
             .any(|(_, mesh)| selector_matches(mesh.spec.namespace_selector.as_ref(), &labels))
 }
 
+/// Whether a namespace is in the GAMMA mesh: it carries `colormesh.dev/mesh: gamma`.
+pub(crate) fn is_gamma_meshed(resources: &ResourceSet, namespace: &str) -> bool {
+    resources
+        .namespaces()
+        .find(|(_, ns)| ns.metadata.name.as_deref() == Some(namespace))
+        .and_then(|(_, ns)| ns.metadata.labels.as_ref())
+        .and_then(|labels| labels.get(GAMMA_MESH_LABEL))
+        .is_some_and(|value| value == GAMMA_MESH)
+}
+
+/// Whether a GAMMA mesh sidecar routes calls to `host`: it names a Service port that speaks
+/// HTTP, by `appProtocol` (`http`, `h2c`, `kubernetes.io/h2c`) or, without one, by the port name
+/// (`http`, `http2`, `h2c`, or one of them followed by `-suffix`, Istio's convention). Other
+/// ports (raw TCP such as tcpecho's) cannot go through an HTTP proxy.
+pub(crate) fn routed_by_mesh_sidecar(resources: &ResourceSet, host: &ServiceHost) -> bool {
+    let Some(port) = host.port else {
+        return false;
+    };
+    resources
+        .services()
+        .filter(|(_, service)| {
+            service.metadata.name.as_deref() == Some(host.service.as_str())
+                && service.metadata.namespace.as_deref().unwrap_or("default") == host.namespace
+        })
+        .flat_map(|(_, service)| service.spec.iter().flat_map(|s| s.ports.iter().flatten()))
+        .filter(|p| p.port == i32::from(port))
+        .any(|p| match p.app_protocol.as_deref() {
+            Some(protocol) => matches!(protocol, "http" | "h2c" | "kubernetes.io/h2c"),
+            None => p.name.as_deref().is_some_and(|name| {
+                let base = name.split_once('-').map_or(name, |(base, _)| base);
+                matches!(base, "http" | "http2" | "h2c")
+            }),
+        })
+}
+
 /// The VirtualNode whose podSelector matches a pod's labels, in the pod's namespace.
 pub(crate) fn virtual_node_for<'a>(
     resources: &'a ResourceSet,
@@ -252,8 +292,25 @@ pub(crate) struct EnvContext<'a> {
     pub(crate) cluster_ips: &'a BTreeMap<(String, String, i32), SocketAddr>,
     pub(crate) namespace: &'a str,
     pub(crate) pod_name: &'a str,
-    /// The pod's VirtualNode and its sidecar's listen address, when the pod is meshed.
-    pub(crate) mesh: Option<(&'a VirtualNode, SocketAddr)>,
+    /// The pod's mesh sidecar, when the pod is meshed.
+    pub(crate) mesh: Option<Mesh<'a>>,
+}
+
+/// A meshed pod's sidecar: which mesh, and its listen address (the app's `HTTP_PROXY`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mesh<'a> {
+    /// App Mesh: the pod's VirtualNode.
+    AppMesh(&'a VirtualNode, SocketAddr),
+    /// colormesh's GAMMA mesh (`colormesh.dev/mesh: gamma`).
+    Gamma(SocketAddr),
+}
+
+impl Mesh<'_> {
+    fn sidecar(&self) -> SocketAddr {
+        match self {
+            Mesh::AppMesh(_, sidecar) | Mesh::Gamma(sidecar) => *sidecar,
+        }
+    }
 }
 
 /// The environment of a pod's process. Values equal to a declared containerPort become `0` (bind
@@ -286,8 +343,8 @@ pub(crate) fn pod_env(template: &PodTemplate, context: &EnvContext<'_>) -> Vec<(
     }
     env.push(("BIND_ADDR".into(), POD_IP.into()));
     env.push(("LOG_FORMAT".into(), "json".into()));
-    if let Some((_, sidecar)) = context.mesh {
-        env.push(("HTTP_PROXY".into(), format!("http://{sidecar}")));
+    if let Some(mesh) = context.mesh {
+        env.push(("HTTP_PROXY".into(), format!("http://{}", mesh.sidecar())));
         env.push(("NO_PROXY".into(), "127.0.0.1,localhost".into()));
     }
     env
@@ -316,7 +373,12 @@ fn rewrite_value(
         return value.to_owned();
     };
     match context.mesh {
-        Some((node, _)) if routed_by_sidecar(context.resources, node, &host) => value.to_owned(),
+        Some(Mesh::AppMesh(node, _)) if routed_by_sidecar(context.resources, node, &host) => {
+            value.to_owned()
+        }
+        Some(Mesh::Gamma(_)) if routed_by_mesh_sidecar(context.resources, &host) => {
+            value.to_owned()
+        }
         _ => cluster_ip.to_string(),
     }
 }
@@ -523,7 +585,7 @@ mod tests {
             cluster_ips: &ips,
             namespace: "appmesh-demo",
             pod_name: "colorgateway-0",
-            mesh: Some((node, sidecar)),
+            mesh: Some(Mesh::AppMesh(node, sidecar)),
         };
         let env: BTreeMap<String, String> = pod_env(&template, &context).into_iter().collect();
         assert_eq!(env["SERVER_PORT"], "0");
@@ -545,6 +607,53 @@ mod tests {
         let env: BTreeMap<String, String> = pod_env(&template, &unmeshed).into_iter().collect();
         assert_eq!(env["COLOR_TELLER_ENDPOINT"], "127.0.0.1:40001");
         assert!(!env.contains_key("HTTP_PROXY"));
+    }
+
+    #[test]
+    fn gamma_meshed_pods_keep_http_service_names_and_rewrite_tcp_ones() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/gateway-api");
+        let parsed = model::load_paths(&[root.join("colorapp")]).expect("manifests load");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let set = ResourceSet::from_loaded(parsed.resources);
+        assert!(is_gamma_meshed(&set, "appmesh-demo"));
+        assert!(!is_meshed(&set, "appmesh-demo"), "no App Mesh here");
+        assert!(!is_gamma_meshed(&set, "default"));
+        assert!(!is_gamma_meshed(&colorapp(), "appmesh-demo"));
+        let host = |text: &str| ServiceHost::parse(text, "appmesh-demo").expect("host");
+        assert!(routed_by_mesh_sidecar(
+            &set,
+            &host("colorteller.appmesh-demo:9080")
+        ));
+        assert!(routed_by_mesh_sidecar(&set, &host("colorteller-red:9080")));
+        assert!(!routed_by_mesh_sidecar(
+            &set,
+            &host("tcpecho.appmesh-demo:2701")
+        ));
+        assert!(!routed_by_mesh_sidecar(
+            &set,
+            &host("colorteller.appmesh-demo:9999")
+        ));
+        assert!(!routed_by_mesh_sidecar(
+            &set,
+            &host("nothing.appmesh-demo:9080")
+        ));
+        let (loaded, d) = deployment(&set, "colorgateway");
+        let template = pod_template(loaded, d).expect("supported");
+        let ips = cluster_ips();
+        let context = EnvContext {
+            resources: &set,
+            cluster_ips: &ips,
+            namespace: "appmesh-demo",
+            pod_name: "colorgateway-0",
+            mesh: Some(Mesh::Gamma(SocketAddr::from(([127, 0, 0, 1], 40200)))),
+        };
+        let env: BTreeMap<String, String> = pod_env(&template, &context).into_iter().collect();
+        assert_eq!(
+            env["COLOR_TELLER_ENDPOINT"],
+            "colorteller.appmesh-demo:9080"
+        );
+        assert_eq!(env["TCP_ECHO_ENDPOINT"], "127.0.0.1:40002");
+        assert_eq!(env["HTTP_PROXY"], "http://127.0.0.1:40200");
     }
 
     #[test]

@@ -1686,6 +1686,12 @@ impl Backend for KubeBackend {
 }
 
 /// `host:port` of a LoadBalancer Service's first ingress and its `http` port (default 80).
+/// Why a wait ended without its condition: its deadline (with the last state seen) or a failure.
+enum WaitError {
+    TimedOut(NotYet),
+    Failed(BackendError),
+}
+
 fn load_balancer_address(service: &Service) -> Option<String> {
     let host = load_balancer_host(service)?;
     let port = service
@@ -1838,10 +1844,4 @@ mod tests {
         assert_eq!(gloo_entry(Some(&object), "elsewhere"), None);
         assert_eq!(gloo_entry(None, "gloo-system"), None);
     }
-}
-
-/// Why a wait ended without its condition: its deadline (with the last state seen) or a failure.
-enum WaitError {
-    TimedOut(NotYet),
-    Failed(BackendError),
 }

@@ -107,12 +107,17 @@ pub struct WaitStep {
 pub enum WaitCondition {
     /// Every Deployment in the namespace has all replicas available (`kubectl rollout status`).
     Rollout { namespace: String },
-    /// A Gloo resource reached a state (`glooctl get vs` shows it): Accepted, Warning, Rejected.
+    /// A routing resource reached a state (`glooctl get vs` shows it): Accepted, Warning,
+    /// Rejected. For Gateway API kinds (Gateway, HTTPRoute) the state summarises the spec's
+    /// conditions (`Warning`: accepted with `ResolvedRefs=False`), and `conditions` pins their
+    /// reasons: condition type to reason, on the Gateway or on every parent of an HTTPRoute
+    /// (`{Accepted: Accepted, ResolvedRefs: BackendNotFound}`).
     Status {
         kind: String,
         namespace: String,
         name: String,
         state: String,
+        conditions: BTreeMap<String, String>,
     },
     /// A Gloo upstream exists (discovery created it).
     Upstream { namespace: String, name: String },
@@ -140,8 +145,17 @@ impl fmt::Display for WaitCondition {
                 namespace,
                 name,
                 state,
+                conditions,
             } => {
-                write!(f, "{kind} {namespace}/{name} to be {state}")
+                write!(f, "{kind} {namespace}/{name} to be {state}")?;
+                if !conditions.is_empty() {
+                    let pinned: Vec<String> = conditions
+                        .iter()
+                        .map(|(kind, reason)| format!("{kind}={reason}"))
+                        .collect();
+                    write!(f, " with reasons {}", pinned.join(", "))?;
+                }
+                Ok(())
             }
             WaitCondition::Upstream { namespace, name } => {
                 write!(f, "upstream {namespace}/{name} to be discovered")
@@ -436,6 +450,9 @@ struct RawStatusWait {
     namespace: String,
     #[serde(default = "accepted")]
     state: String,
+    /// Gateway API condition type to reason.
+    #[serde(default)]
+    conditions: BTreeMap<String, String>,
 }
 
 fn gloo_system() -> String {
@@ -571,6 +588,7 @@ fn convert_wait(raw: RawWait) -> Result<WaitStep, StepProblem> {
             namespace: status.namespace,
             name: status.name,
             state: status.state,
+            conditions: status.conditions,
         });
     }
     if let Some(name) = raw.upstream {
@@ -722,7 +740,8 @@ steps:
                 kind: "VirtualService".into(),
                 namespace: "gloo-system".into(),
                 name: "colorgateway".into(),
-                state: "Accepted".into()
+                state: "Accepted".into(),
+                conditions: BTreeMap::new(),
             }
         );
         assert_eq!(wait.timeout, Duration::from_secs(30));

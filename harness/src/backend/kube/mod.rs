@@ -1395,11 +1395,14 @@ impl Backend for KubeBackend {
                 .wait_rollout(namespace, timeout)
                 .await
                 .map_err(|last| wait_timeout(condition, timeout, last))?,
+            // Gateway API kinds (and `conditions`) are not waited for on a cluster yet: the
+            // conformance suite runs on the local backend.
             WaitCondition::Status {
                 kind,
                 namespace,
                 name,
                 state,
+                ..
             } => {
                 let api_version = match kind.as_str() {
                     "VirtualService" => "gateway.solo.io/v1",

@@ -777,11 +777,14 @@ impl LocalBackend {
                 namespace,
                 name,
                 state,
+                conditions,
             } => {
                 let resource_kind = match kind.as_str() {
                     "VirtualService" => ResourceKind::GlooVirtualService,
                     "Upstream" => ResourceKind::Upstream,
                     "UpstreamGroup" => ResourceKind::UpstreamGroup,
+                    "Gateway" => ResourceKind::Gateway,
+                    "HTTPRoute" => ResourceKind::HttpRoute,
                     other => {
                         return Err(BackendError::UnwaitableKind {
                             kind: other.to_owned(),
@@ -791,8 +794,18 @@ impl LocalBackend {
                 };
                 let key = ResourceKey::new(resource_kind, Some(namespace), name);
                 Ok(match self.reported_state(&key).await {
-                    Ok((seen, _)) if seen.to_string() == *state => Ok(()),
-                    Ok((seen, reasons)) => Err(NotYet::State { seen, reasons }),
+                    Ok((seen, _, gateway_api)) if seen.to_string() == *state => {
+                        let missing = admin::condition_mismatches(gateway_api.as_ref(), conditions);
+                        if missing.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(NotYet::State {
+                                seen,
+                                reasons: missing,
+                            })
+                        }
+                    }
+                    Ok((seen, reasons, _)) => Err(NotYet::State { seen, reasons }),
                     Err(error) => Err(NotYet::Unreported(error)),
                 })
             }
@@ -802,8 +815,8 @@ impl LocalBackend {
                     return Ok(Err(NotYet::NotDiscovered));
                 }
                 Ok(match self.reported_state(&key).await {
-                    Ok((State::Accepted, _)) => Ok(()),
-                    Ok((seen, _)) => Err(NotYet::Discovered { seen }),
+                    Ok((State::Accepted, _, _)) => Ok(()),
+                    Ok((seen, _, _)) => Err(NotYet::Discovered { seen }),
                     Err(error) => Err(NotYet::Unreported(error)),
                 })
             }
@@ -814,7 +827,7 @@ impl LocalBackend {
     async fn reported_state(
         &self,
         key: &ResourceKey,
-    ) -> Result<(State, Vec<String>), BackendError> {
+    ) -> Result<(State, Vec<String>, Option<serde_json::Value>), BackendError> {
         let status = self.ingress_statuses().await?;
         let current = self.cluster.version_of(key);
         let Some(entry) = status
@@ -825,6 +838,7 @@ impl LocalBackend {
             return Ok((
                 State::Pending,
                 vec!["not reported by the ingress yet".into()],
+                None,
             ));
         };
         match (entry.version(), current) {
@@ -833,8 +847,13 @@ impl LocalBackend {
                 vec![format!(
                     "ingress reports resourceVersion {seen}, current is {current}"
                 )],
+                None,
             )),
-            _ => Ok((entry.state(), entry.reasons.clone())),
+            _ => Ok((
+                entry.state(),
+                entry.reasons.clone(),
+                entry.gateway_api.clone(),
+            )),
         }
     }
 

@@ -274,6 +274,9 @@ pub struct EchoExpect {
     pub query: Option<String>,
     #[serde(default)]
     pub method: Option<String>,
+    /// The exact Host (authority) the upstream saw, after a hostname rewrite.
+    #[serde(default)]
+    pub host: Option<String>,
     /// Headers the upstream must have received with these values.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -316,6 +319,9 @@ pub enum SplitKey {
     Shape,
     /// The echo backend's `SERVICE_NAME`.
     EchoService,
+    /// The echo backend's `SERVICE_NAME` for a 2xx reply, else the status code (`"500"`): for
+    /// splits where a share is answered by the gateway itself (an unresolved backendRef).
+    EchoServiceOrStatus,
     /// The whole body (colorteller answers its color as the body).
     Body,
 }

@@ -212,6 +212,20 @@ pub fn check_reply(expect: &TrafficExpect, reply: ReplyView<'_>) -> Vec<Violatio
             violations.push(Violation::new(CheckKind::ResponseHeader, message));
         }
     }
+    for name in &expect.absent_response_headers {
+        let values: Vec<String> = reply
+            .headers
+            .get_all(name.as_str())
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect();
+        if !values.is_empty() {
+            violations.push(Violation::new(
+                CheckKind::ResponseHeader,
+                format!("response header {name} is {values:?}, expected none"),
+            ));
+        }
+    }
     violations
 }
 
@@ -504,6 +518,25 @@ mod tests {
         assert_eq!(
             kinds(&check_reply(&expect, view(200, &headers, V1))),
             [CheckKind::Echo]
+        );
+    }
+
+    #[test]
+    fn absent_response_headers_must_be_absent() {
+        let expect = TrafficExpect {
+            absent_response_headers: vec!["Content-Type".into()],
+            ..Default::default()
+        };
+        let mut headers = HeaderMap::new();
+        assert!(check_reply(&expect, view(200, &headers, "x")).is_empty());
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        let violations = check_reply(&expect, view(200, &headers, "x"));
+        assert_eq!(
+            violations
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>(),
+            [r#"response header Content-Type is ["text/plain"], expected none"#]
         );
     }
 

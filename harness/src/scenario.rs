@@ -226,6 +226,9 @@ pub struct TrafficExpect {
     /// Response headers that must be present with these values.
     #[serde(default)]
     pub response_headers: BTreeMap<String, String>,
+    /// Response headers that must not be present (a redirect's or a modifier's removals).
+    #[serde(default)]
+    pub absent_response_headers: Vec<String>,
     /// The weighted split the replies must follow, judged statistically.
     #[serde(default)]
     pub split: Option<SplitExpect>,

@@ -234,8 +234,8 @@ fn walkthrough_manifests_match_the_crds() {
     // colorapp: mesh 1 + 4 tellers x VN + router + VS + gateway VN/VS + tcpecho VN/VS = 11;
     // colorgatewayv2: 2; gloo: 3 x (UG + VS) + 1 VS = 7. Plus conformance/: mesh 1 + 3 teller VNs
     // + gateway VN + VS + 2 routers + Gloo VS = 9; gloo 28 VSs + 5 UGs = 33; gateway-api
-    // GatewayClass + Gateway + 20 HTTPRoutes + 2 ReferenceGrants = 24.
-    assert_eq!(checked, 20 + 42 + 24);
+    // GatewayClass + Gateway + 22 HTTPRoutes (2 of them GAMMA) + 2 ReferenceGrants = 26.
+    assert_eq!(checked, 20 + 42 + 26);
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn model_serialisation_of_the_manifests_matches_the_crds() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 20 + 42 + 24);
+    assert_eq!(checked, 20 + 42 + 26);
 }
 
 fn meta(name: &str, namespace: &str) -> model::k8s::ObjectMeta {

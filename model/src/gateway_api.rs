@@ -305,7 +305,7 @@ fn default_matches() -> Vec<HttpRouteMatch> {
 }
 
 /// One match: every condition it sets must hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteMatch {
     /// The path condition; the CRD's default is `PathPrefix /`.
@@ -320,17 +320,6 @@ pub struct HttpRouteMatch {
     /// The method condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<HttpMethod>,
-}
-
-impl Default for HttpRouteMatch {
-    fn default() -> Self {
-        Self {
-            path: HttpPathMatch::default(),
-            headers: Vec::new(),
-            query_params: Vec::new(),
-            method: None,
-        }
-    }
 }
 
 /// `matches[].path`.

@@ -4,8 +4,8 @@
 //! - [`table`]: the compiled, immutable route table (virtual hosts, matchers, rewrites, weighted
 //!   clusters, retries, timeouts) and the lookup the data plane runs per request.
 //! - [`translate`]: the resource model ([`model::ResourceSet`]) becomes a table plus a Gloo-style
-//!   status per resource, for each flavour: Gloo for the ingress, App Mesh for a sidecar. The next
-//!   flavour (Gateway API) belongs here too.
+//!   status per resource, for each flavour: Gloo and the Gateway API (Gateways, HTTPRoutes) for
+//!   the ingress, App Mesh for a sidecar, GAMMA (HTTPRoutes on Services) for a mesh sidecar.
 //!
 //! This crate does no I/O beyond resolving a Service's DNS name, runs no async code and holds no
 //! mutable state: gateway-proxy serves the table (it keeps the per-snapshot round-robin positions

@@ -4,8 +4,12 @@
 //!
 //! - Ingress ([`Role::ingress()`]): Gloo Edge 1.x semantics, as Gloo's translator configures Envoy
 //!   (see `gloo.rs`).
+//!   Gateway API Gateways of colormesh's classes and their HTTPRoutes are served beside
+//!   (see `gateway_api/ingress.rs`).
 //! - Sidecar ([`Role::Sidecar`]): the App Mesh controller's v1beta2 semantics for the Envoy beside
 //!   one VirtualNode (see `appmesh.rs`).
+//! - Mesh sidecar ([`Role::MeshSidecar`]): GAMMA, HTTPRoutes whose parent is a Service (see
+//!   `gateway_api/mesh.rs`).
 //!
 //! Every resource is validated on its own and against the resources it references. A resource
 //! whose current version is rejected never replaces its last accepted version: when the caller
@@ -15,6 +19,7 @@
 
 mod appmesh;
 mod endpoints;
+mod gateway_api;
 mod gloo;
 mod output;
 mod report;
@@ -69,8 +74,28 @@ pub fn translate_resources(
     let mut report = Report::default();
     let mut effective = Effective::default();
     let (virtual_hosts, fallback) = match role {
-        Role::Ingress { .. } => {
-            let virtual_hosts = gloo::translate(resources, &history, &mut report, &mut effective);
+        Role::Ingress { gateway } => {
+            let mut virtual_hosts =
+                gloo::translate(resources, &history, &mut report, &mut effective);
+            // Gloo and the Gateway API side by side: a hostname a Gloo VirtualService serves
+            // stays Gloo's, and the Gateway API statuses say so.
+            let claimed: BTreeMap<String, String> = virtual_hosts
+                .iter()
+                .flat_map(|virtual_host| {
+                    virtual_host
+                        .domains
+                        .iter()
+                        .map(|domain| (domain.to_ascii_lowercase(), virtual_host.name.clone()))
+                })
+                .collect();
+            virtual_hosts.extend(gateway_api::translate_ingress(
+                resources,
+                &history,
+                gateway.as_ref(),
+                &claimed,
+                &mut report,
+                &mut effective,
+            ));
             (virtual_hosts, Fallback::NotFound)
         }
         Role::Sidecar { node, namespace } => appmesh::translate(
@@ -81,15 +106,19 @@ pub fn translate_resources(
             &mut report,
             &mut effective,
         ),
-        // The GAMMA translator is being written (routing::translate::gateway_api).
-        Role::MeshSidecar { .. } => (Vec::new(), Fallback::NotFound),
+        Role::MeshSidecar { namespace } => {
+            gateway_api::translate_mesh(resources, &history, namespace, &mut report, &mut effective)
+        }
     };
     // The Kubernetes resources the translators read are reported too (they are never rejected),
     // so that a change to one of them is visible in `/status` by its resourceVersion.
     for (key, loaded) in resources {
         if matches!(
             key.kind,
-            ResourceKind::Service | ResourceKind::EndpointSlice | ResourceKind::Namespace
+            ResourceKind::Service
+                | ResourceKind::EndpointSlice
+                | ResourceKind::Namespace
+                | ResourceKind::ReferenceGrant
         ) {
             report.seen(key, loaded);
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use model::gloo::State;
 use model::{Loaded, ResourceKey};
 
-use super::{Problem, ResourceStatus};
+use super::{GatewayApiStatus, Problem, ResourceStatus};
 use crate::table::TableError;
 
 #[derive(Debug, Default)]
@@ -25,6 +25,8 @@ struct Entry {
     served: Served,
     /// Set for a resource the translation needed but did not find: reported `Pending`.
     missing: Option<String>,
+    /// The Gateway API status of a GatewayClass, Gateway or HTTPRoute.
+    gateway_api: Option<GatewayApiStatus>,
 }
 
 /// Which version of a rejected resource is in use.
@@ -67,6 +69,7 @@ impl Report {
                 warnings,
                 served: Served::Current,
                 missing: None,
+                gateway_api: None,
             },
         );
     }
@@ -127,7 +130,18 @@ impl Report {
             warnings: Vec::new(),
             served: Served::Current,
             missing: Some(message),
+            gateway_api: None,
         });
+    }
+
+    /// Sets the Gateway API status of a resource (replacing an earlier one).
+    pub(crate) fn gateway_api(
+        &mut self,
+        key: &ResourceKey,
+        loaded: &Loaded,
+        status: GatewayApiStatus,
+    ) {
+        self.entry(key, loaded).gateway_api = Some(status);
     }
 
     pub(crate) fn table_error(&mut self, error: &TableError) {
@@ -149,6 +163,7 @@ impl Report {
                 warnings: Vec::new(),
                 served: Served::Current,
                 missing: None,
+                gateway_api: None,
             });
             let mut errors = reasons.clone();
             errors.append(&mut entry.errors);
@@ -167,11 +182,18 @@ impl Report {
                         "; no version of it was ever accepted, so it is not served".to_owned()
                     }
                 };
+                // A Gateway API status with a refusal (`Accepted=False`) or a problem
+                // (`ResolvedRefs=False`, ...) is summarised too; the translator also reports its
+                // messages as errors and warnings, so this only guards against a missed one.
+                let api_state = entry
+                    .gateway_api
+                    .as_ref()
+                    .map_or(State::Accepted, super::gateway_api::summary);
                 let state = if entry.missing.is_some() {
                     State::Pending
-                } else if !entry.errors.is_empty() {
+                } else if !entry.errors.is_empty() || api_state == State::Rejected {
                     State::Rejected
-                } else if !entry.warnings.is_empty() {
+                } else if !entry.warnings.is_empty() || api_state == State::Warning {
                     State::Warning
                 } else {
                     State::Accepted
@@ -188,7 +210,7 @@ impl Report {
                     state,
                     reasons,
                     resource_version: entry.resource_version,
-                    gateway_api: None,
+                    gateway_api: entry.gateway_api,
                 }
             })
             .collect();

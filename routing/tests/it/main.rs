@@ -2,6 +2,7 @@
 //! this crate and served by gateway-proxy's real listeners to in-process upstreams. One test
 //! binary, so the proxy and its dependencies are linked once.
 
+mod gateway_api;
 mod ingress;
 mod sidecar;
 mod support;

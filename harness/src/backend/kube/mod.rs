@@ -830,7 +830,10 @@ impl KubeBackend {
         })?;
         let entries = status.by_resource();
         let mut behind = Vec::new();
-        for change in changes.iter().filter(|c| is_gloo_kind(&c.key.kind)) {
+        for change in changes
+            .iter()
+            .filter(|c| is_reported_by_builtin_ingress(&c.key.kind))
+        {
             behind.extend(admin::lag(
                 &entries,
                 GATEWAY_PROXY,
@@ -1197,6 +1200,16 @@ fn is_gloo_kind(kind: &ResourceKind) -> bool {
         kind,
         ResourceKind::GlooVirtualService | ResourceKind::Upstream | ResourceKind::UpstreamGroup
     )
+}
+
+/// The kinds whose version the builtin ingress reports in its `/status`: Gloo's, and the Gateway
+/// API kinds it serves (ReferenceGrants are read but carry no status).
+fn is_reported_by_builtin_ingress(kind: &ResourceKind) -> bool {
+    is_gloo_kind(kind)
+        || matches!(
+            kind,
+            ResourceKind::GatewayClass | ResourceKind::Gateway | ResourceKind::HttpRoute
+        )
 }
 
 /// The API server's answer to a refused apply, in words.

@@ -11,6 +11,17 @@ pub(crate) const APPMESH_CRDS: &str = "../shared/schemas/appmesh/";
 /// Where the Gateway API CRDs are kept (`standard/`, and `experimental/` for HTTPRoute's `retry`).
 pub(crate) const GATEWAY_API_CRDS: &str = "../shared/schemas/gateway-api/";
 
+/// The status the ingress writes back onto an object, in its API's own shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusStyle {
+    /// Nothing is written (Services, slices, App Mesh kinds, namespaces).
+    None,
+    /// Gloo's `status.statuses.<writer namespace>` entry.
+    Gloo,
+    /// The Gateway API `status` (conditions; a route's `parents` entries for this controller).
+    GatewayApi,
+}
+
 /// One kind a role watches.
 #[derive(Debug, Clone)]
 pub(crate) struct WatchedKind {
@@ -20,14 +31,14 @@ pub(crate) struct WatchedKind {
     pub(crate) api: ApiResource,
     /// Whether objects live in namespaces (Mesh does not).
     pub(crate) namespaced: bool,
-    /// Whether the ingress gateway writes a Gloo status back onto objects of this kind.
-    pub(crate) gloo_status: bool,
+    /// Which status the ingress gateway writes back onto objects of this kind.
+    pub(crate) status: StatusStyle,
     /// The directory holding the kind's CRD; `None` for built-in kinds.
     pub(crate) crd_dir: Option<&'static str>,
 }
 
 impl WatchedKind {
-    fn new<K>(kind: ResourceKind, gloo_status: bool, crd_dir: Option<&'static str>) -> Self
+    fn new<K>(kind: ResourceKind, status: StatusStyle, crd_dir: Option<&'static str>) -> Self
     where
         K: kube::Resource<DynamicType = ()>,
     {
@@ -36,7 +47,7 @@ impl WatchedKind {
             kind,
             api: ApiResource::erase::<K>(&()),
             namespaced,
-            gloo_status,
+            status,
             crd_dir,
         }
     }
@@ -68,81 +79,89 @@ pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
         Role::Ingress { .. } => vec![
             WatchedKind::new::<model::gloo::VirtualService>(
                 ResourceKind::GlooVirtualService,
-                true,
+                StatusStyle::Gloo,
                 Some(GLOO_CRDS),
             ),
             WatchedKind::new::<model::gloo::Upstream>(
                 ResourceKind::Upstream,
-                true,
+                StatusStyle::Gloo,
                 Some(GLOO_CRDS),
             ),
             WatchedKind::new::<model::gloo::UpstreamGroup>(
                 ResourceKind::UpstreamGroup,
-                true,
+                StatusStyle::Gloo,
                 Some(GLOO_CRDS),
             ),
             WatchedKind::new::<model::gateway_api::GatewayClass>(
                 ResourceKind::GatewayClass,
-                false,
+                StatusStyle::GatewayApi,
                 Some(GATEWAY_API_CRDS),
             ),
             WatchedKind::new::<model::gateway_api::Gateway>(
                 ResourceKind::Gateway,
-                false,
+                StatusStyle::GatewayApi,
                 Some(GATEWAY_API_CRDS),
             ),
             WatchedKind::new::<model::gateway_api::HTTPRoute>(
                 ResourceKind::HttpRoute,
-                false,
+                StatusStyle::GatewayApi,
                 Some(GATEWAY_API_CRDS),
             ),
             WatchedKind::new::<model::gateway_api::ReferenceGrant>(
                 ResourceKind::ReferenceGrant,
-                false,
+                StatusStyle::None,
                 Some(GATEWAY_API_CRDS),
             ),
             // allowedRoutes.namespaces.selector reads namespace labels.
-            WatchedKind::new::<model::k8s::Namespace>(ResourceKind::Namespace, false, None),
+            WatchedKind::new::<model::k8s::Namespace>(
+                ResourceKind::Namespace,
+                StatusStyle::None,
+                None,
+            ),
         ],
         Role::MeshSidecar { .. } => vec![
             WatchedKind::new::<model::gateway_api::HTTPRoute>(
                 ResourceKind::HttpRoute,
-                false,
+                StatusStyle::None,
                 Some(GATEWAY_API_CRDS),
             ),
             WatchedKind::new::<model::gateway_api::ReferenceGrant>(
                 ResourceKind::ReferenceGrant,
-                false,
+                StatusStyle::None,
                 Some(GATEWAY_API_CRDS),
             ),
         ],
         Role::Sidecar { .. } => vec![
-            WatchedKind::new::<model::appmesh::Mesh>(ResourceKind::Mesh, false, Some(APPMESH_CRDS)),
+            WatchedKind::new::<model::appmesh::Mesh>(
+                ResourceKind::Mesh,
+                StatusStyle::None,
+                Some(APPMESH_CRDS),
+            ),
             WatchedKind::new::<model::appmesh::VirtualNode>(
                 ResourceKind::VirtualNode,
-                false,
+                StatusStyle::None,
                 Some(APPMESH_CRDS),
             ),
             WatchedKind::new::<model::appmesh::VirtualService>(
                 ResourceKind::AppMeshVirtualService,
-                false,
+                StatusStyle::None,
                 Some(APPMESH_CRDS),
             ),
             WatchedKind::new::<model::appmesh::VirtualRouter>(
                 ResourceKind::VirtualRouter,
-                false,
+                StatusStyle::None,
                 Some(APPMESH_CRDS),
             ),
         ],
     };
     kinds.push(WatchedKind::new::<Service>(
         ResourceKind::Service,
-        false,
+        StatusStyle::None,
         None,
     ));
     kinds.push(WatchedKind::new::<EndpointSlice>(
         ResourceKind::EndpointSlice,
-        false,
+        StatusStyle::None,
         None,
     ));
     kinds
@@ -186,8 +205,14 @@ mod tests {
             ]
         );
         let kinds = for_role(&Role::ingress());
-        assert!(kinds[..3].iter().all(|kind| kind.gloo_status));
-        assert!(kinds[3..].iter().all(|kind| !kind.gloo_status));
+        let styles: Vec<StatusStyle> = kinds.iter().map(|kind| kind.status).collect();
+        use StatusStyle::{GatewayApi, Gloo, None};
+        assert_eq!(
+            styles,
+            [
+                Gloo, Gloo, Gloo, GatewayApi, GatewayApi, GatewayApi, None, None, None, None
+            ]
+        );
         // GatewayClass and Namespace are cluster scoped.
         assert!(!kinds[3].namespaced && !kinds[7].namespaced);
         assert!(kinds[4].namespaced && kinds[5].namespaced && kinds[6].namespaced);
@@ -229,7 +254,7 @@ mod tests {
         let kinds = for_role(&role);
         assert!(!kinds[0].namespaced);
         assert!(kinds[1..].iter().all(|kind| kind.namespaced));
-        assert!(kinds.iter().all(|kind| !kind.gloo_status));
+        assert!(kinds.iter().all(|kind| kind.status == StatusStyle::None));
     }
 
     #[test]

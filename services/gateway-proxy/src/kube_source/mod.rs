@@ -21,6 +21,7 @@
 //! # drop(sync); Ok(()) }
 //! ```
 
+mod gateway_api_status;
 mod kinds;
 mod source;
 mod status;

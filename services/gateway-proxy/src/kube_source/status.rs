@@ -1,6 +1,8 @@
-//! Writes the ingress translation's verdicts back onto the Gloo objects, the way Gloo does, so
-//! `glooctl get vs` and `kubectl get vs -o yaml` show them:
-//! `status.statuses.<writer namespace> = {state, reason, reportedBy: gateway}`.
+//! Writes the ingress translation's verdicts back onto the objects: onto Gloo objects the way
+//! Gloo does, so `glooctl get vs` and `kubectl get vs -o yaml` show them
+//! (`status.statuses.<writer namespace> = {state, reason, reportedBy: gateway}`), and onto
+//! GatewayClasses, Gateways and HTTPRoutes the status the Gateway API spec defines
+//! (`gateway_api_status`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,6 +14,8 @@ use model::gloo::NamespacedStatus;
 use routing::ResourceStatus;
 use serde_json::{Value, json};
 
+use super::gateway_api_status;
+use super::kinds::StatusStyle;
 use super::watch::Watched;
 use crate::snapshot::Snapshot;
 
@@ -64,7 +68,8 @@ type ObjectId = (ResourceKind, String, String);
 /// A patch that succeeded but whose watch event may not have reached the store yet.
 #[derive(Debug)]
 struct Written {
-    status: NamespacedStatus,
+    /// The patch body, without condition times (they differ between two writes of one status).
+    status: Value,
     /// The resourceVersion the store showed when the patch was sent.
     resource_version_before: Option<String>,
 }
@@ -89,7 +94,7 @@ impl StatusWriter {
             writer_namespace,
             targets: watched
                 .iter()
-                .filter(|watched| watched.kind.gloo_status)
+                .filter(|watched| watched.kind.status != StatusStyle::None)
                 .cloned()
                 .collect(),
             written: HashMap::new(),
@@ -97,7 +102,32 @@ impl StatusWriter {
         }
     }
 
-    /// Patches every watched Gloo object whose status differs from the snapshot's verdict.
+    /// The merge patch that gives `object` the verdict, or `None` when it carries it already.
+    fn desired_patch(
+        &self,
+        style: StatusStyle,
+        object: &DynamicObject,
+        verdict: &ResourceStatus,
+    ) -> Option<Value> {
+        match style {
+            StatusStyle::None => None,
+            StatusStyle::Gloo => {
+                let desired = desired_status(verdict);
+                (current_status(object, &self.writer_namespace).as_ref() != Some(&desired))
+                    .then(|| patch_body(&self.writer_namespace, &desired))
+            }
+            StatusStyle::GatewayApi => {
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                gateway_api_status::desired_patch(
+                    object,
+                    verdict.gateway_api.as_ref()?,
+                    &now.to_string(),
+                )
+            }
+        }
+    }
+
+    /// Patches every watched object whose status differs from the snapshot's verdict.
     pub(crate) async fn reconcile(&mut self, snapshot: &Snapshot) {
         let verdicts: HashMap<&str, &ResourceStatus> = snapshot
             .statuses
@@ -112,18 +142,21 @@ impl StatusWriter {
                 let Some(verdict) = verdicts.get(key.to_string().as_str()) else {
                     continue;
                 };
-                let (Some(namespace), Some(name)) =
-                    (key.namespace.clone(), object.metadata.name.clone())
-                else {
+                let Some(name) = object.metadata.name.clone() else {
                     continue;
                 };
-                let id = (watched.kind.kind.clone(), namespace, name);
+                // Cluster-scoped kinds (GatewayClass) have no namespace.
+                let id = (
+                    watched.kind.kind.clone(),
+                    key.namespace.clone().unwrap_or_default(),
+                    name,
+                );
                 still_present.insert(id.clone());
-                let desired = desired_status(verdict);
-                if current_status(&object, &self.writer_namespace).as_ref() == Some(&desired) {
+                let Some(patch) = self.desired_patch(watched.kind.status, &object, verdict) else {
                     self.written.remove(&id);
                     continue;
-                }
+                };
+                let desired = gateway_api_status::without_times(&patch);
                 // Our own patch, not yet seen by the watch: writing again would only echo it.
                 if self.written.get(&id).is_some_and(|written| {
                     written.status == desired
@@ -131,9 +164,9 @@ impl StatusWriter {
                 }) {
                     continue;
                 }
-                match self.patch(watched, &id, &desired).await {
+                match self.patch(watched, &id, patch).await {
                     Ok(()) => {
-                        tracing::info!(resource = %key, state = %desired.state, "status written");
+                        tracing::info!(resource = %key, state = %verdict.state, "status written");
                         self.written.insert(
                             id,
                             Written {
@@ -160,15 +193,18 @@ impl StatusWriter {
         &mut self,
         watched: &Watched,
         (kind, namespace, name): &ObjectId,
-        desired: &NamespacedStatus,
+        body: Value,
     ) -> Result<(), kube::Error> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), namespace, &watched.kind.api);
+        let api: Api<DynamicObject> = if watched.kind.namespaced {
+            Api::namespaced_with(self.client.clone(), namespace, &watched.kind.api)
+        } else {
+            Api::all_with(self.client.clone(), &watched.kind.api)
+        };
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
-        let body = Patch::Merge(patch_body(&self.writer_namespace, desired));
+        let body = Patch::Merge(body);
         if self.without_status_subresource.contains(kind) {
             return api.patch(name, &params, &body).await.map(drop);
         }

@@ -938,7 +938,15 @@ async fn watch_namespaces_restrict_every_namespaced_list() {
         expected.insert(format!(
             "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
         ));
+        for plural in ["gateways", "httproutes", "referencegrants"] {
+            expected.insert(format!(
+                "/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/{plural}"
+            ));
+        }
     }
+    // Cluster-scoped kinds are listed once, whatever the namespaces.
+    expected.insert("/apis/gateway.networking.k8s.io/v1/gatewayclasses".to_owned());
+    expected.insert("/api/v1/namespaces".to_owned());
     assert_eq!(lists, expected);
     // The objects of both namespaces were read: the route reaches the slice's endpoint.
     let proxy = RunningProxy::start(state).await;

@@ -24,9 +24,11 @@ pub enum ClassifyError {
     NotText,
 }
 
-/// The destination label a split check counts, read from a reply body.
-pub fn destination(key: SplitKey, body: &[u8]) -> Result<String, ClassifyError> {
+/// The destination label a split check counts, read from a reply's status and body.
+pub fn destination(key: SplitKey, status: u16, body: &[u8]) -> Result<String, ClassifyError> {
     match key {
+        SplitKey::EchoServiceOrStatus if !(200..300).contains(&status) => Ok(status.to_string()),
+        SplitKey::EchoServiceOrStatus => parse_echo(body)?.service.ok_or(ClassifyError::NoService),
         SplitKey::Color => Ok(parse_gateway(body)?.color),
         SplitKey::Shape => Ok(shape_name(shape_of(&parse_gateway(body)?)).to_owned()),
         SplitKey::EchoService => parse_echo(body)?.service.ok_or(ClassifyError::NoService),
@@ -210,6 +212,20 @@ pub fn check_reply(expect: &TrafficExpect, reply: ReplyView<'_>) -> Vec<Violatio
             violations.push(Violation::new(CheckKind::ResponseHeader, message));
         }
     }
+    for name in &expect.absent_response_headers {
+        let values: Vec<String> = reply
+            .headers
+            .get_all(name.as_str())
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect();
+        if !values.is_empty() {
+            violations.push(Violation::new(
+                CheckKind::ResponseHeader,
+                format!("response header {name} is {values:?}, expected none"),
+            ));
+        }
+    }
     violations
 }
 
@@ -229,6 +245,14 @@ pub fn check_echo(expect: &EchoExpect, echoed: &echo::EchoReply) -> Vec<String> 
         if seen != query {
             problems.push(format!("upstream saw query {seen:?}, expected {query:?}"));
         }
+    }
+    if let Some(host) = &expect.host
+        && echoed.host.as_deref() != Some(host.as_str())
+    {
+        problems.push(format!(
+            "upstream saw host {:?}, expected {host:?}",
+            echoed.host
+        ));
     }
     if let Some(method) = &expect.method
         && !echoed.method.eq_ignore_ascii_case(method)
@@ -321,17 +345,30 @@ mod tests {
 
     #[test]
     fn destinations_by_each_key() {
-        assert_eq!(destination(SplitKey::Color, V1.as_bytes()).unwrap(), "blue");
         assert_eq!(
-            destination(SplitKey::Color, V2.as_bytes()).unwrap(),
+            destination(SplitKey::Color, 200, V1.as_bytes()).unwrap(),
+            "blue"
+        );
+        assert_eq!(
+            destination(SplitKey::Color, 200, V2.as_bytes()).unwrap(),
             "white"
         );
-        assert_eq!(destination(SplitKey::Shape, V1.as_bytes()).unwrap(), "v1");
-        assert_eq!(destination(SplitKey::Shape, V2.as_bytes()).unwrap(), "v2");
-        assert_eq!(destination(SplitKey::Body, b"black").unwrap(), "black");
+        assert_eq!(
+            destination(SplitKey::Shape, 200, V1.as_bytes()).unwrap(),
+            "v1"
+        );
+        assert_eq!(
+            destination(SplitKey::Shape, 200, V2.as_bytes()).unwrap(),
+            "v2"
+        );
+        assert_eq!(destination(SplitKey::Body, 200, b"black").unwrap(), "black");
+        assert_eq!(
+            destination(SplitKey::EchoServiceOrStatus, 500, b"no healthy upstream").unwrap(),
+            "500"
+        );
         let echoed = echo_body("/", None, Some("echo-v2"));
         assert_eq!(
-            destination(SplitKey::EchoService, echoed.as_bytes()).unwrap(),
+            destination(SplitKey::EchoService, 200, echoed.as_bytes()).unwrap(),
             "echo-v2"
         );
     }
@@ -339,20 +376,20 @@ mod tests {
     #[test]
     fn unreadable_replies_are_classification_errors() {
         assert!(matches!(
-            destination(SplitKey::Color, b"cleared"),
+            destination(SplitKey::Color, 200, b"cleared"),
             Err(ClassifyError::NotGateway(_))
         ));
         assert!(matches!(
-            destination(SplitKey::EchoService, V1.as_bytes()),
+            destination(SplitKey::EchoService, 200, V1.as_bytes()),
             Err(ClassifyError::NotEcho(_))
         ));
         let unnamed = echo_body("/", None, None);
         assert_eq!(
-            destination(SplitKey::EchoService, unnamed.as_bytes()),
+            destination(SplitKey::EchoService, 200, unnamed.as_bytes()),
             Err(ClassifyError::NoService)
         );
         assert_eq!(
-            destination(SplitKey::Body, &[0xff, 0xfe]),
+            destination(SplitKey::Body, 200, &[0xff, 0xfe]),
             Err(ClassifyError::NotText)
         );
     }
@@ -436,6 +473,7 @@ mod tests {
                 path: Some("/color/clear".into()),
                 query: Some("x=1".into()),
                 method: Some("get".into()),
+                host: Some("gw".into()),
                 headers: BTreeMap::from([("x-added".into(), "yes".into())]),
                 absent_headers: vec!["x-removed".into()],
                 service: Some("echo-v1".into()),
@@ -444,6 +482,16 @@ mod tests {
         };
         let good = echo_body("/color/clear", Some("x=1"), Some("echo-v1"));
         assert!(check_reply(&expect, view(200, &headers, &good)).is_empty());
+        let mut other_host = expect.clone();
+        other_host.echo.as_mut().unwrap().host = Some("rewritten.test".into());
+        let violations = check_reply(&other_host, view(200, &headers, &good));
+        assert_eq!(
+            violations
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>(),
+            [r#"upstream saw host Some("gw"), expected "rewritten.test""#]
+        );
         let rewritten_wrongly = echo_body("//color/clear", None, Some("echo-v2"));
         let violations = check_reply(&expect, view(200, &headers, &rewritten_wrongly));
         assert_eq!(kinds(&violations), [CheckKind::Echo; 3]);
@@ -470,6 +518,25 @@ mod tests {
         assert_eq!(
             kinds(&check_reply(&expect, view(200, &headers, V1))),
             [CheckKind::Echo]
+        );
+    }
+
+    #[test]
+    fn absent_response_headers_must_be_absent() {
+        let expect = TrafficExpect {
+            absent_response_headers: vec!["Content-Type".into()],
+            ..Default::default()
+        };
+        let mut headers = HeaderMap::new();
+        assert!(check_reply(&expect, view(200, &headers, "x")).is_empty());
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        let violations = check_reply(&expect, view(200, &headers, "x"));
+        assert_eq!(
+            violations
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>(),
+            [r#"response header Content-Type is ["text/plain"], expected none"#]
         );
     }
 

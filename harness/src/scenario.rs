@@ -111,14 +111,17 @@ pub struct WaitStep {
 pub enum WaitCondition {
     /// Every Deployment in the namespace has all replicas available (`kubectl rollout status`).
     Rollout { namespace: String },
-    /// A resource reached a state, as the gateway reports it: Accepted, Warning, Rejected. Gloo
-    /// kinds (`glooctl get vs` shows it) and, on the local backend, the Gateway API kinds
-    /// (GatewayClass, Gateway, HTTPRoute), whose state summarises their Gateway API conditions.
+    /// A routing resource reached a state (`glooctl get vs` shows it): Accepted, Warning,
+    /// Rejected. For Gateway API kinds (Gateway, HTTPRoute) the state summarises the spec's
+    /// conditions (`Warning`: accepted with `ResolvedRefs=False`), and `conditions` pins their
+    /// reasons: condition type to reason, on the Gateway or on every parent of an HTTPRoute
+    /// (`{Accepted: Accepted, ResolvedRefs: BackendNotFound}`).
     Status {
         kind: String,
         namespace: String,
         name: String,
         state: String,
+        conditions: BTreeMap<String, String>,
     },
     /// A Gloo upstream exists (discovery created it).
     Upstream { namespace: String, name: String },
@@ -146,8 +149,17 @@ impl fmt::Display for WaitCondition {
                 namespace,
                 name,
                 state,
+                conditions,
             } => {
-                write!(f, "{kind} {namespace}/{name} to be {state}")
+                write!(f, "{kind} {namespace}/{name} to be {state}")?;
+                if !conditions.is_empty() {
+                    let pinned: Vec<String> = conditions
+                        .iter()
+                        .map(|(kind, reason)| format!("{kind}={reason}"))
+                        .collect();
+                    write!(f, " with reasons {}", pinned.join(", "))?;
+                }
+                Ok(())
             }
             WaitCondition::Upstream { namespace, name } => {
                 write!(f, "upstream {namespace}/{name} to be discovered")
@@ -218,6 +230,9 @@ pub struct TrafficExpect {
     /// Response headers that must be present with these values.
     #[serde(default)]
     pub response_headers: BTreeMap<String, String>,
+    /// Response headers that must not be present (a redirect's or a modifier's removals).
+    #[serde(default)]
+    pub absent_response_headers: Vec<String>,
     /// The weighted split the replies must follow, judged statistically.
     #[serde(default)]
     pub split: Option<SplitExpect>,
@@ -266,6 +281,9 @@ pub struct EchoExpect {
     pub query: Option<String>,
     #[serde(default)]
     pub method: Option<String>,
+    /// The exact Host (authority) the upstream saw, after a hostname rewrite.
+    #[serde(default)]
+    pub host: Option<String>,
     /// Headers the upstream must have received with these values.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -308,6 +326,9 @@ pub enum SplitKey {
     Shape,
     /// The echo backend's `SERVICE_NAME`.
     EchoService,
+    /// The echo backend's `SERVICE_NAME` for a 2xx reply, else the status code (`"500"`): for
+    /// splits where a share is answered by the gateway itself (an unresolved backendRef).
+    EchoServiceOrStatus,
     /// The whole body (colorteller answers its color as the body).
     Body,
 }
@@ -445,6 +466,9 @@ struct RawStatusWait {
     namespace: Option<String>,
     #[serde(default = "accepted")]
     state: String,
+    /// Gateway API condition type to reason.
+    #[serde(default)]
+    conditions: BTreeMap<String, String>,
 }
 
 fn gloo_system() -> String {
@@ -600,6 +624,7 @@ fn convert_wait(raw: RawWait) -> Result<WaitStep, StepProblem> {
             namespace,
             name: status.name,
             state: status.state,
+            conditions: status.conditions,
         });
     }
     if let Some(name) = raw.upstream {
@@ -757,7 +782,8 @@ steps:
                 kind: "VirtualService".into(),
                 namespace: "gloo-system".into(),
                 name: "colorgateway".into(),
-                state: "Accepted".into()
+                state: "Accepted".into(),
+                conditions: BTreeMap::new(),
             }
         );
         assert_eq!(wait.timeout, Duration::from_secs(30));

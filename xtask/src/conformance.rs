@@ -16,7 +16,7 @@ use harness::backend::Backend;
 use harness::backend::local::{LocalBackend, LocalConfig};
 use harness::features::Feature;
 use harness::report::conformance::{
-    ConformanceContext, Implementation, conformance_report, feature_table, select,
+    ConformanceContext, Implementation, conformance_report, feature_table, profile_table, select,
     write_conformance_report,
 };
 use harness::runner::{RunSettings, format_elapsed, run_all};
@@ -138,6 +138,7 @@ pub(crate) async fn conformance(args: &ConformanceArgs) -> anyhow::Result<bool> 
     };
     let report = conformance_report(&run, &selection.skipped, &context);
     println!("\n{}", feature_table(&report));
+    println!("{}", profile_table(&report));
     println!(
         "Wall time {}, {} requests, {} verdicts.",
         format_elapsed(run.elapsed),

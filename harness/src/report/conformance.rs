@@ -9,6 +9,11 @@
 //! skipped, `partial` if some passed and some were skipped, and `success` otherwise. Skipped
 //! scenarios are listed by name with the unsupported features that skipped them; nothing selected
 //! is dropped silently.
+//!
+//! Besides the features, the report carries upstream's profile view ([`ProfileReport`]): for
+//! GATEWAY-HTTP and MESH-HTTP, the scenarios counted as core or extended tests the way the
+//! Gateway API suite counts its tests (see [`scenario_profiles`]), with core and extended results
+//! and the extended features exercised, declared unsupported or left untested.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -18,7 +23,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::ReportError;
-use crate::features::Feature;
+use crate::features::{Feature, Profile, Support};
 use crate::runner::{RunReport, ScenarioReport, StepOutcome};
 use crate::scenario::Scenario;
 
@@ -235,8 +240,323 @@ pub struct ConformanceReport {
     /// The `--feature` restriction, empty for the whole suite.
     pub only_features: Vec<Feature>,
     pub features: Vec<FeatureResult>,
+    /// GATEWAY-HTTP and MESH-HTTP, as upstream's `profiles`.
+    pub profiles: Vec<ProfileReport>,
     pub scenarios: Vec<ScenarioEntry>,
     pub summary: Summary,
+}
+
+/// A profile level's result, in upstream's vocabulary plus `untested` (no scenario counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProfileResult {
+    Success,
+    /// Nothing failed, but some tests were skipped.
+    Partial,
+    Failure,
+    /// No selected scenario counts at this level.
+    Untested,
+}
+
+impl ProfileResult {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProfileResult::Success => "success",
+            ProfileResult::Partial => "partial",
+            ProfileResult::Failure => "FAILURE",
+            ProfileResult::Untested => "untested",
+        }
+    }
+
+    /// Upstream's `compileResults`: any failure fails, else any skip is partial.
+    fn of(statistics: &Statistics) -> Self {
+        match statistics {
+            Statistics { failed, .. } if *failed > 0 => ProfileResult::Failure,
+            Statistics { skipped, .. } if *skipped > 0 => ProfileResult::Partial,
+            Statistics { passed: 0, .. } => ProfileResult::Untested,
+            _ => ProfileResult::Success,
+        }
+    }
+
+    /// Upstream's `buildReportSummary` wording.
+    fn phrase(self, statistics: &Statistics) -> String {
+        match self {
+            ProfileResult::Success => "succeeded".to_owned(),
+            ProfileResult::Partial => {
+                format!("partially succeeded with {} test skips", statistics.skipped)
+            }
+            ProfileResult::Failure => {
+                format!("failed with {} test failures", statistics.failed)
+            }
+            ProfileResult::Untested => "were not run".to_owned(),
+        }
+    }
+}
+
+/// The scenarios counted at one level of a profile (upstream `Status`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileStatus {
+    pub result: ProfileResult,
+    pub statistics: Statistics,
+    pub passed_tests: Vec<String>,
+    pub failed_tests: Vec<String>,
+    pub skipped_tests: Vec<String>,
+}
+
+/// The extended level: the status plus the profile's extended features by what became of them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtendedStatus {
+    #[serde(flatten)]
+    pub status: ProfileStatus,
+    /// Extended features claimed by a scenario that ran.
+    pub supported_features: Vec<Feature>,
+    /// The supported features whose scenarios all passed.
+    pub passed_features: Vec<Feature>,
+    /// Extended features the gateway declares unsupported.
+    pub unsupported_features: Vec<Feature>,
+    /// Extended features no selected scenario claims (and not declared unsupported).
+    pub untested_features: Vec<Feature>,
+}
+
+/// The core level: the status plus the core features no selected scenario claims.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoreStatus {
+    #[serde(flatten)]
+    pub status: ProfileStatus,
+    pub untested_features: Vec<Feature>,
+}
+
+/// One conformance profile's results (upstream `ProfileReport`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileReport {
+    pub name: &'static str,
+    /// Upstream's sentence: "Core tests succeeded. Extended tests partially succeeded with 1 test
+    /// skips."
+    pub summary: String,
+    pub core: CoreStatus,
+    pub extended: ExtendedStatus,
+}
+
+/// The profiles a scenario counts in, and at which level, by the upstream names it claims (its
+/// colormesh names do not count): as upstream's `getConformanceProfilesForTest`, a scenario is in
+/// a profile when every upstream name it claims belongs to that profile, and as `isTestExtended`
+/// it is an extended test there when one of them is extended. A scenario claiming no upstream
+/// name is in no profile.
+pub fn scenario_profiles(features: &[Feature]) -> Vec<(Profile, Support)> {
+    let upstream: Vec<Feature> = features
+        .iter()
+        .copied()
+        .filter(|f| f.upstream().is_some())
+        .collect();
+    if upstream.is_empty() {
+        return Vec::new();
+    }
+    Profile::ALL
+        .iter()
+        .filter_map(|profile| {
+            let levels: Option<Vec<Support>> = upstream
+                .iter()
+                .map(|f| {
+                    f.profiles()
+                        .iter()
+                        .find(|(p, _)| p == profile)
+                        .map(|(_, level)| *level)
+                })
+                .collect();
+            let levels = levels?;
+            let level = if levels.contains(&Support::Extended) {
+                Support::Extended
+            } else {
+                Support::Core
+            };
+            Some((*profile, level))
+        })
+        .collect()
+}
+
+/// The upstream features at `level` of `profile`, in registry order.
+fn profile_features(profile: Profile, level: Support) -> impl Iterator<Item = Feature> {
+    Feature::ALL.iter().copied().filter(move |f| {
+        f.upstream().is_some_and(|u| u.is_feature()) && f.profiles().contains(&(profile, level))
+    })
+}
+
+/// Counts the scenarios into GATEWAY-HTTP and MESH-HTTP.
+pub fn profile_reports(
+    scenarios: &[ScenarioEntry],
+    unsupported: &BTreeSet<Feature>,
+) -> Vec<ProfileReport> {
+    Profile::ALL
+        .iter()
+        .map(|profile| profile_report(*profile, scenarios, unsupported))
+        .collect()
+}
+
+fn profile_report(
+    profile: Profile,
+    scenarios: &[ScenarioEntry],
+    unsupported: &BTreeSet<Feature>,
+) -> ProfileReport {
+    let empty = || ProfileStatus {
+        result: ProfileResult::Untested,
+        statistics: Statistics::default(),
+        passed_tests: Vec::new(),
+        failed_tests: Vec::new(),
+        skipped_tests: Vec::new(),
+    };
+    let (mut core, mut extended) = (empty(), empty());
+    // Feature -> whether every scenario of this profile claiming it that ran passed.
+    let mut ran: BTreeMap<Feature, bool> = BTreeMap::new();
+    let mut claimed: BTreeSet<Feature> = BTreeSet::new();
+    for scenario in scenarios {
+        let Some(level) = scenario_profiles(&scenario.features)
+            .into_iter()
+            .find(|(p, _)| *p == profile)
+            .map(|(_, level)| level)
+        else {
+            continue;
+        };
+        let status = match level {
+            Support::Core => &mut core,
+            Support::Extended => &mut extended,
+        };
+        scenario.result.count(&mut status.statistics);
+        let list = match scenario.result {
+            ScenarioResult::Passed => &mut status.passed_tests,
+            ScenarioResult::Failed | ScenarioResult::Inconclusive => &mut status.failed_tests,
+            ScenarioResult::SkippedUnsupported => &mut status.skipped_tests,
+        };
+        list.push(scenario.name.clone());
+        for feature in &scenario.features {
+            claimed.insert(*feature);
+            if scenario.result != ScenarioResult::SkippedUnsupported {
+                let passed = ran.entry(*feature).or_insert(true);
+                *passed &= scenario.result == ScenarioResult::Passed;
+            }
+        }
+    }
+    core.result = ProfileResult::of(&core.statistics);
+    extended.result = ProfileResult::of(&extended.statistics);
+    let extended_features: Vec<Feature> = profile_features(profile, Support::Extended).collect();
+    let supported_features: Vec<Feature> = extended_features
+        .iter()
+        .copied()
+        .filter(|f| ran.contains_key(f) && !unsupported.contains(f))
+        .collect();
+    let summary = format!(
+        "Core tests {}. Extended tests {}.",
+        core.result.phrase(&core.statistics),
+        extended.result.phrase(&extended.statistics)
+    );
+    ProfileReport {
+        name: profile.name(),
+        summary,
+        core: CoreStatus {
+            status: core,
+            untested_features: profile_features(profile, Support::Core)
+                .filter(|f| !claimed.contains(f) && !unsupported.contains(f))
+                .collect(),
+        },
+        extended: ExtendedStatus {
+            status: extended,
+            passed_features: supported_features
+                .iter()
+                .copied()
+                .filter(|f| ran.get(f) == Some(&true))
+                .collect(),
+            supported_features,
+            unsupported_features: extended_features
+                .iter()
+                .copied()
+                .filter(|f| unsupported.contains(f))
+                .collect(),
+            untested_features: extended_features
+                .iter()
+                .copied()
+                .filter(|f| !claimed.contains(f) && !unsupported.contains(f))
+                .collect(),
+        },
+    }
+}
+
+/// The profile summaries printed after the feature table: per profile the upstream sentence, the
+/// core and extended counts with their tests, and the extended features by what became of them.
+pub fn profile_table(report: &ConformanceReport) -> String {
+    let names = |features: &[Feature]| -> String {
+        if features.is_empty() {
+            "-".to_owned()
+        } else {
+            features
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let tests = |status: &ProfileStatus| -> String {
+        let mut parts = Vec::new();
+        for (label, list) in [
+            ("passed", &status.passed_tests),
+            ("FAILED", &status.failed_tests),
+            ("skipped", &status.skipped_tests),
+        ] {
+            if !list.is_empty() {
+                parts.push(format!("{label}: {}", list.join(", ")));
+            }
+        }
+        if parts.is_empty() {
+            "no scenario".to_owned()
+        } else {
+            parts.join("; ")
+        }
+    };
+    let counts = |status: &ProfileStatus| {
+        format!(
+            "{:<8}  passed {}, failed {}, skipped {}",
+            status.result.label(),
+            status.statistics.passed,
+            status.statistics.failed,
+            status.statistics.skipped
+        )
+    };
+    let mut text = String::new();
+    for profile in &report.profiles {
+        let _ = writeln!(text, "{}: {}", profile.name, profile.summary);
+        let _ = writeln!(text, "  core      {}", counts(&profile.core.status));
+        let _ = writeln!(text, "            {}", tests(&profile.core.status));
+        if !profile.core.untested_features.is_empty() {
+            let _ = writeln!(
+                text,
+                "            untested core features: {}",
+                names(&profile.core.untested_features)
+            );
+        }
+        let extended = &profile.extended;
+        let _ = writeln!(text, "  extended  {}", counts(&extended.status));
+        let _ = writeln!(text, "            {}", tests(&extended.status));
+        let _ = writeln!(
+            text,
+            "            supported features ({} of {} passed): {}",
+            extended.passed_features.len(),
+            extended.supported_features.len(),
+            names(&extended.supported_features)
+        );
+        let _ = writeln!(
+            text,
+            "            unsupported: {}",
+            names(&extended.unsupported_features)
+        );
+        let _ = writeln!(
+            text,
+            "            untested: {}",
+            names(&extended.untested_features)
+        );
+    }
+    text
 }
 
 impl ConformanceReport {
@@ -345,6 +665,7 @@ pub fn conformance_report(
         seed: run.seed,
         only_features: context.only.clone(),
         features,
+        profiles: profile_reports(&scenarios, &context.unsupported),
         scenarios,
         summary: Summary {
             result,
@@ -465,17 +786,26 @@ pub fn feature_table(report: &ConformanceReport) -> String {
             scenario.source.display()
         );
     }
-    if !report.summary.untested_features.is_empty() {
+    // colormesh's own names are listed; the upstream ones are too many for a line and the
+    // profile summaries list them by profile and level.
+    let (upstream, own): (Vec<Feature>, Vec<Feature>) = report
+        .summary
+        .untested_features
+        .iter()
+        .partition(|f| f.upstream().is_some());
+    if !own.is_empty() {
         let _ = writeln!(
             table,
             "\nNot tested in this run: {}.",
-            report
-                .summary
-                .untested_features
-                .iter()
-                .map(|f| f.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            own.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !upstream.is_empty() {
+        let _ = writeln!(
+            table,
+            "{}{} Gateway API name(s) not tested in this run (see the profiles).",
+            if own.is_empty() { "\n" } else { "" },
+            upstream.len()
         );
     }
     let _ = writeln!(table, "\n{}", report.summary.text);
@@ -717,6 +1047,164 @@ mod tests {
         assert!(
             html.contains("<li>Retries (scenarios/conformance/Retries.yaml): retries</li>"),
             "{html}"
+        );
+    }
+
+    #[test]
+    fn scenarios_count_in_the_profiles_whose_names_they_all_claim() {
+        use Feature as F;
+        let gateway_core = [(Profile::GatewayHttp, Support::Core)];
+        assert_eq!(
+            scenario_profiles(&[F::Gateway, F::HTTPRoute, F::HTTPRouteWeight]),
+            gateway_core
+        );
+        // colormesh's own names do not count, an extended name makes the test extended.
+        assert_eq!(
+            scenario_profiles(&[
+                F::ZeroWeight,
+                F::HTTPRouteRewritePath,
+                F::HTTPRoutePathRewrite
+            ]),
+            [(Profile::GatewayHttp, Support::Extended)]
+        );
+        // HTTPRoute alone is core in both profiles; Mesh keeps a test out of GATEWAY-HTTP.
+        assert_eq!(
+            scenario_profiles(&[F::HTTPRoute]),
+            [
+                (Profile::GatewayHttp, Support::Core),
+                (Profile::MeshHttp, Support::Core)
+            ]
+        );
+        assert_eq!(
+            scenario_profiles(&[F::Mesh, F::HTTPRoute, F::MeshHTTPRouteWeight]),
+            [(Profile::MeshHttp, Support::Core)]
+        );
+        // A GATEWAY-HTTP extended feature next to Mesh: in no profile, as upstream's MeshFrontend.
+        assert_eq!(
+            scenario_profiles(&[F::Mesh, F::HTTPRouteResponseHeaderModification]),
+            []
+        );
+        assert_eq!(scenario_profiles(&[F::PrefixMatch]), []);
+    }
+
+    #[test]
+    fn profiles_count_core_and_extended_tests_and_list_the_extended_features() {
+        use Feature as F;
+        let weight = scenario("Weight", &[F::Gateway, F::HTTPRoute, F::HTTPRouteWeight]);
+        let exact = scenario("Exact", &[F::HTTPRouteExactPathMatching]);
+        let rewrite = scenario(
+            "Rewrite",
+            &[F::HTTPRouteRewritePath, F::HTTPRoutePathRewrite],
+        );
+        let query = scenario("Query", &[F::HTTPRouteQueryParamMatching]);
+        let timeout = scenario("Timeout", &[F::HTTPRouteRequestTimeout]);
+        let mesh = scenario(
+            "MeshSplit",
+            &[F::Mesh, F::HTTPRoute, F::MeshHTTPRouteWeight],
+        );
+        let gloo = scenario("Prefix", &[F::PrefixMatch]);
+        let run = run_of(vec![
+            ran(&weight, StepOutcome::Passed),
+            ran(&exact, StepOutcome::Failed),
+            ran(&rewrite, StepOutcome::Passed),
+            ran(&query, StepOutcome::Passed),
+            ran(&mesh, StepOutcome::Passed),
+            ran(&gloo, StepOutcome::Passed),
+        ]);
+        let unsupported = [F::HTTPRouteRequestTimeout];
+        let skipped = select(vec![timeout], &[], &unsupported.iter().copied().collect()).skipped;
+        let report = conformance_report(&run, &skipped, &context(&unsupported));
+        let gateway = &report.profiles[0];
+        assert_eq!(gateway.name, "GATEWAY-HTTP");
+        let stats = |passed, failed, skipped| Statistics {
+            passed,
+            failed,
+            skipped,
+        };
+        assert_eq!(gateway.core.status.statistics, stats(1, 1, 0));
+        assert_eq!(gateway.core.status.result, ProfileResult::Failure);
+        assert_eq!(gateway.core.status.passed_tests, ["Weight"]);
+        assert_eq!(gateway.core.status.failed_tests, ["Exact"]);
+        assert_eq!(gateway.core.untested_features, [F::ReferenceGrant]);
+        // The unsupported timeout was skipped: extended is partial, as upstream counts it.
+        assert_eq!(gateway.extended.status.statistics, stats(2, 0, 1));
+        assert_eq!(gateway.extended.status.result, ProfileResult::Partial);
+        assert_eq!(gateway.extended.status.skipped_tests, ["Timeout"]);
+        assert_eq!(
+            gateway.extended.supported_features,
+            [F::HTTPRouteQueryParamMatching, F::HTTPRoutePathRewrite]
+        );
+        assert_eq!(
+            gateway.extended.passed_features,
+            gateway.extended.supported_features
+        );
+        assert_eq!(
+            gateway.extended.unsupported_features,
+            [F::HTTPRouteRequestTimeout]
+        );
+        assert!(
+            gateway
+                .extended
+                .untested_features
+                .contains(&F::HTTPRouteCORS)
+        );
+        assert!(
+            !gateway
+                .extended
+                .untested_features
+                .contains(&F::HTTPRoutePathRewrite)
+        );
+        assert!(
+            !gateway
+                .extended
+                .untested_features
+                .contains(&F::HTTPRouteRequestTimeout)
+        );
+        assert_eq!(
+            gateway.summary,
+            "Core tests failed with 1 test failures. Extended tests partially succeeded with 1 \
+             test skips."
+        );
+
+        let mesh = &report.profiles[1];
+        assert_eq!(mesh.name, "MESH-HTTP");
+        assert_eq!(mesh.core.status.passed_tests, ["MeshSplit"]);
+        assert_eq!(mesh.core.status.result, ProfileResult::Success);
+        assert_eq!(mesh.extended.status.result, ProfileResult::Untested);
+        assert!(mesh.core.untested_features.is_empty());
+        assert_eq!(
+            mesh.summary,
+            "Core tests succeeded. Extended tests were not run."
+        );
+
+        let table = profile_table(&report);
+        assert!(
+            table.contains("GATEWAY-HTTP: Core tests failed with 1 test failures."),
+            "{table}"
+        );
+        assert!(
+            table.contains("  core      FAILURE   passed 1, failed 1, skipped 0\n            passed: Weight; FAILED: Exact\n            untested core features: ReferenceGrant\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("supported features (2 of 2 passed): HTTPRouteQueryParamMatching, HTTPRoutePathRewrite\n            unsupported: HTTPRouteRequestTimeout\n"),
+            "{table}"
+        );
+
+        let json = serde_json::to_value(&report).unwrap();
+        let profile = &json["profiles"][0];
+        assert_eq!(profile["name"], "GATEWAY-HTTP");
+        assert_eq!(profile["core"]["result"], "failure");
+        assert_eq!(profile["core"]["statistics"]["failed"], 1);
+        assert_eq!(profile["core"]["failedTests"][0], "Exact");
+        assert_eq!(profile["extended"]["result"], "partial");
+        assert_eq!(
+            profile["extended"]["supportedFeatures"][1],
+            "HTTPRoutePathRewrite"
+        );
+        assert_eq!(
+            profile["extended"]["unsupportedFeatures"][0],
+            "HTTPRouteRequestTimeout"
         );
     }
 

@@ -235,6 +235,7 @@ pub(crate) fn key_name(key: SplitKey) -> &'static str {
         SplitKey::Color => "color",
         SplitKey::Shape => "shape",
         SplitKey::EchoService => "echoService",
+        SplitKey::EchoServiceOrStatus => "echoServiceOrStatus",
         SplitKey::Body => "body",
     }
 }

@@ -21,20 +21,184 @@ use harness::scenario::Scenario;
 /// the coverage test fails if a listed feature is in fact covered.
 const NOT_COVERED: &[(Feature, &str)] = &[
     (
-        Feature::HttpRouteMatching,
-        "the Gateway API conformance scenarios come with the translator; scenarios/walkthrough-gateway-api.yaml claims it",
+        Feature::GatewayPort8080,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
     ),
     (
-        Feature::HttpRouteRewritePath,
-        "the Gateway API conformance scenarios come with the translator; scenarios/walkthrough-gateway-api.yaml claims it",
+        Feature::GatewayHTTPListenerIsolation,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
     ),
     (
-        Feature::HttpRouteWeight,
-        "the Gateway API conformance scenarios come with the translator; scenarios/walkthrough-gateway-api.yaml claims it",
+        Feature::GatewayStaticAddresses,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
     ),
     (
-        Feature::MeshHttpRouteWeight,
-        "the Gateway API conformance scenarios come with the translator; scenarios/walkthrough-gateway-api.yaml claims it",
+        Feature::GatewayHTTPSListenerDetectMisdirectedRequests,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::GatewayInfrastructurePropagation,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::GatewayAddressEmpty,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::GatewayBackendClientCertificate,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::GatewayFrontendClientCertificateValidation,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::GatewayFrontendClientCertificateValidationInsecureFallback,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::ListenerSet,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::BackendTLSPolicy,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::BackendTLSPolicySANValidation,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::HTTPRouteDestinationPortMatching,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::HTTPRouteParentRefPort,
+        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
+    ),
+    (
+        Feature::HTTPRouteBackendRequestHeaderModification,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRouteRequestMirror,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRouteRequestMultipleMirrors,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRouteRequestPercentageMirror,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRouteBackendProtocolH2C,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRouteBackendProtocolWebSocket,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRouteNamedRouteRule,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRouteCORS,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRoute303RedirectStatusCode,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRoute307RedirectStatusCode,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRoute308RedirectStatusCode,
+        "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
+    ),
+    (
+        Feature::HTTPRouteRetryBackendTimeout,
+        "retry on a backend timeout or a connection error: no scenario yet (HTTPRouteRetry covers codes)",
+    ),
+    (
+        Feature::HTTPRouteRetryConnectionError,
+        "retry on a backend timeout or a connection error: no scenario yet (HTTPRouteRetry covers codes)",
+    ),
+    (
+        Feature::HTTPRouteSimpleSameNamespace,
+        "GATEWAY-HTTP core tests without a scenario yet: covered in part by the path-matching, unresolved-backend and reference-grant scenarios",
+    ),
+    (
+        Feature::HTTPRouteInvalidBackendRefUnknownKind,
+        "GATEWAY-HTTP core tests without a scenario yet: covered in part by the path-matching, unresolved-backend and reference-grant scenarios",
+    ),
+    (
+        Feature::HTTPRoutePartiallyInvalidViaInvalidReferenceGrant,
+        "GATEWAY-HTTP core tests without a scenario yet: covered in part by the path-matching, unresolved-backend and reference-grant scenarios",
+    ),
+    (
+        Feature::HTTPRouteNoBackendRefs,
+        "GATEWAY-HTTP core tests without a scenario yet: covered in part by the path-matching, unresolved-backend and reference-grant scenarios",
+    ),
+    (
+        Feature::MeshBasic,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteMatching,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshTrafficSplit,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteRequestHeaderModifier,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteRedirectHostAndStatus,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshClusterIPMatching,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshConsumerRoute,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteRewritePath,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteSchemeRedirect,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteRedirectPort,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteRedirectPath,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteBackendRequestHeaderModification,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteQueryParamMatching,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+    ),
+    (
+        Feature::MeshHTTPRouteNamedRouteRule,
+        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
     ),
 ];
 
@@ -194,14 +358,15 @@ async fn assert_suite_passes(gateway: GatewayCommand, mode: &str, project: &str)
             );
         }
     }
-    // Every feature was tested, and only the divergences' features fail.
-    let not_covered: BTreeSet<Feature> = NOT_COVERED.iter().map(|(feature, _)| *feature).collect();
+    // Every feature was tested but the ones listed as not covered, and only the divergences'
+    // features fail.
+    let not_covered: BTreeSet<Feature> = NOT_COVERED.iter().map(|(f, _)| *f).collect();
     assert!(
         report
             .summary
             .untested_features
             .iter()
-            .all(|feature| not_covered.contains(feature)),
+            .all(|f| not_covered.contains(f)),
         "{table}"
     );
     for feature in &report.features {

@@ -446,6 +446,7 @@ fn status_wait() -> WaitCondition {
         namespace: "gloo-system".into(),
         name: "colorgateway".into(),
         state: "Accepted".into(),
+        conditions: Default::default(),
     }
 }
 

@@ -110,6 +110,7 @@ async fn walkthrough(backend: &mut LocalBackend) -> Result<(), BackendError> {
                 namespace: "gloo-system".into(),
                 name: "colorgateway".into(),
                 state: "Accepted".into(),
+                conditions: Default::default(),
             },
             Duration::from_secs(30),
         )

@@ -234,8 +234,10 @@ fn walkthrough_manifests_match_the_crds() {
     // colorapp: mesh 1 + 4 tellers x VN + router + VS + gateway VN/VS + tcpecho VN/VS = 11;
     // colorgatewayv2: 2; gloo: 3 x (UG + VS) + 1 VS = 7. Plus conformance/: mesh 1 + 3 teller VNs
     // + gateway VN + VS + 2 routers + Gloo VS = 9; gloo 28 VSs + 5 UGs = 33. Plus gateway-api/:
-    // the GAMMA HTTPRoute 1, GatewayClass + Gateway + HTTPRoute 3, three canary HTTPRoutes 3 = 7.
-    assert_eq!(checked, 20 + 42 + 7);
+    // the GAMMA HTTPRoute 1, GatewayClass + Gateway + HTTPRoute 3, three canary HTTPRoutes 3 = 7;
+    // conformance/gateway-api: GatewayClass + Gateway + 22 HTTPRoutes (2 of them GAMMA) + 2
+    // ReferenceGrants = 26.
+    assert_eq!(checked, 20 + 42 + 7 + 26);
 }
 
 #[test]
@@ -251,8 +253,8 @@ fn model_serialisation_of_the_manifests_matches_the_crds() {
             checked += 1;
         }
     }
-    // As above: 20 walkthrough + 42 conformance + 7 Gateway API documents.
-    assert_eq!(checked, 20 + 42 + 7);
+    // As above: 20 walkthrough + 42 conformance + 7 + 26 Gateway API documents.
+    assert_eq!(checked, 20 + 42 + 7 + 26);
 }
 
 fn meta(name: &str, namespace: &str) -> model::k8s::ObjectMeta {

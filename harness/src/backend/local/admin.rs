@@ -243,9 +243,99 @@ pub(crate) fn lag(
     }
 }
 
+/// Where the Gateway API `status` of an entry misses the wanted condition reasons (type to
+/// reason): on a Gateway its own conditions, on a route every parent's. Empty when all hold.
+pub(crate) fn condition_mismatches(
+    status: Option<&serde_json::Value>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<String> {
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let Some(status) = status else {
+        return vec!["no Gateway API status reported".to_owned()];
+    };
+    // A route lists its parents, each with conditions; a Gateway or GatewayClass has its own.
+    let holders: Vec<(String, &serde_json::Value)> = match status.get("parents") {
+        Some(serde_json::Value::Array(parents)) => parents
+            .iter()
+            .map(|parent| {
+                let name = parent
+                    .pointer("/parentRef/name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or("?");
+                (format!("parent {name}: "), parent)
+            })
+            .collect(),
+        _ => vec![(String::new(), status)],
+    };
+    if holders.is_empty() {
+        return vec!["no parents in the route's status".to_owned()];
+    }
+    let mut missing = Vec::new();
+    for (label, holder) in holders {
+        let conditions = holder
+            .get("conditions")
+            .and_then(|c| c.as_array())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for (kind, reason) in wanted {
+            let found = conditions
+                .iter()
+                .find(|c| c.get("type").and_then(|t| t.as_str()) == Some(kind.as_str()));
+            let field = |c: &serde_json::Value, name: &str| {
+                c.get(name)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            match found {
+                Some(c) if field(c, "reason") == *reason => {}
+                Some(c) => missing.push(format!(
+                    "{label}{kind}={} ({}), not {reason}",
+                    field(c, "status"),
+                    field(c, "reason")
+                )),
+                None => missing.push(format!("{label}no {kind} condition")),
+            }
+        }
+    }
+    missing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn condition_reasons_are_checked_on_every_route_parent() {
+        let route = serde_json::json!({"parents": [
+            {"parentRef": {"name": "gw"}, "controllerName": "colormesh.dev/gateway-proxy",
+             "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted"},
+                {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound"}]},
+            {"parentRef": {"name": "other"}, "controllerName": "colormesh.dev/gateway-proxy",
+             "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}]}
+        ]});
+        let wanted = BTreeMap::from([
+            ("Accepted".to_owned(), "Accepted".to_owned()),
+            ("ResolvedRefs".to_owned(), "BackendNotFound".to_owned()),
+        ]);
+        assert_eq!(
+            condition_mismatches(Some(&route), &wanted),
+            ["parent other: no ResolvedRefs condition"]
+        );
+        let wrong = BTreeMap::from([("ResolvedRefs".to_owned(), "RefNotPermitted".to_owned())]);
+        assert_eq!(
+            condition_mismatches(Some(&route["parents"][0]), &wrong),
+            ["ResolvedRefs=False (BackendNotFound), not RefNotPermitted"]
+        );
+        assert_eq!(
+            condition_mismatches(None, &wanted),
+            ["no Gateway API status reported"]
+        );
+        assert!(condition_mismatches(None, &BTreeMap::new()).is_empty());
+    }
 
     #[test]
     fn reads_the_status_document() {

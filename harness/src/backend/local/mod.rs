@@ -826,6 +826,7 @@ impl LocalBackend {
                 namespace,
                 name,
                 state,
+                conditions,
             } => {
                 let resource_kind = match kind.as_str() {
                     "VirtualService" => ResourceKind::GlooVirtualService,
@@ -845,8 +846,18 @@ impl LocalBackend {
                 };
                 let key = ResourceKey::new(resource_kind, Some(namespace), name);
                 Ok(match self.reported_state(&key).await {
-                    Ok((seen, _)) if seen.to_string() == *state => Ok(()),
-                    Ok((seen, reasons)) => Err(NotYet::State { seen, reasons }),
+                    Ok((seen, _, gateway_api)) if seen.to_string() == *state => {
+                        let missing = admin::condition_mismatches(gateway_api.as_ref(), conditions);
+                        if missing.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(NotYet::State {
+                                seen,
+                                reasons: missing,
+                            })
+                        }
+                    }
+                    Ok((seen, reasons, _)) => Err(NotYet::State { seen, reasons }),
                     Err(error) => Err(NotYet::Unreported(error)),
                 })
             }
@@ -856,8 +867,8 @@ impl LocalBackend {
                     return Ok(Err(NotYet::NotDiscovered));
                 }
                 Ok(match self.reported_state(&key).await {
-                    Ok((State::Accepted, _)) => Ok(()),
-                    Ok((seen, _)) => Err(NotYet::Discovered { seen }),
+                    Ok((State::Accepted, _, _)) => Ok(()),
+                    Ok((seen, _, _)) => Err(NotYet::Discovered { seen }),
                     Err(error) => Err(NotYet::Unreported(error)),
                 })
             }
@@ -870,7 +881,7 @@ impl LocalBackend {
     async fn reported_state(
         &self,
         key: &ResourceKey,
-    ) -> Result<(State, Vec<String>), BackendError> {
+    ) -> Result<(State, Vec<String>, Option<serde_json::Value>), BackendError> {
         let mesh_route = self.cluster.get(key).is_some_and(|loaded| {
             matches!(&loaded.resource, Resource::HttpRoute(route)
                 if !route.spec.parent_refs.is_empty()
@@ -889,6 +900,7 @@ impl LocalBackend {
                 return Ok((
                     State::Pending,
                     vec!["no mesh sidecar runs in its namespace yet".into()],
+                    None,
                 ));
             };
             self.probe.status(admin).await?
@@ -904,6 +916,7 @@ impl LocalBackend {
             return Ok((
                 State::Pending,
                 vec!["not reported by the ingress yet".into()],
+                None,
             ));
         };
         match (entry.version(), current) {
@@ -912,8 +925,13 @@ impl LocalBackend {
                 vec![format!(
                     "ingress reports resourceVersion {seen}, current is {current}"
                 )],
+                None,
             )),
-            _ => Ok((entry.state(), entry.reasons.clone())),
+            _ => Ok((
+                entry.state(),
+                entry.reasons.clone(),
+                entry.gateway_api.clone(),
+            )),
         }
     }
 

@@ -50,7 +50,11 @@ impl<'a> Observer<'a> {
         if violations.is_empty()
             && let Some(split) = &self.step.expect.split
         {
-            match classify::destination(split.by, &reply.body) {
+            match classify::destination(
+                split.by,
+                reply.status.map_or(0, |s| s.as_u16()),
+                &reply.body,
+            ) {
                 Ok(label) => destination = Some(label),
                 Err(error) => violations.push(Violation {
                     check: CheckKind::Destination,

@@ -125,6 +125,15 @@ pub enum WaitCondition {
     },
     /// A Gloo upstream exists (discovery created it).
     Upstream { namespace: String, name: String },
+    /// An object's `creationTimestamp` lies in a past second, so every object created from now
+    /// on is strictly younger. Creation times have whole seconds, and Gateway API precedence
+    /// orders routes by them: a scenario that checks "the older route wins" waits for this
+    /// between creating the two, instead of hoping a second passes.
+    Aged {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
 }
 
 impl WaitCondition {
@@ -136,6 +145,7 @@ impl WaitCondition {
             WaitCondition::Status { .. } | WaitCondition::Upstream { .. } => {
                 Duration::from_secs(30)
             }
+            WaitCondition::Aged { .. } => Duration::from_secs(5),
         }
     }
 }
@@ -161,6 +171,11 @@ impl fmt::Display for WaitCondition {
                 }
                 Ok(())
             }
+            WaitCondition::Aged {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "{kind} {namespace}/{name} to be older than this second"),
             WaitCondition::Upstream { namespace, name } => {
                 write!(f, "upstream {namespace}/{name} to be discovered")
             }
@@ -374,8 +389,8 @@ pub enum StepProblem {
     GlooctlQuotes { program: &'static str, line: String },
     #[error("{program}: empty command")]
     GlooctlEmpty { program: &'static str },
-    /// How many of `rollout`, `status`, `upstream` a wait gave.
-    #[error("wait: exactly one of rollout, status, upstream is required, found {found}")]
+    /// How many of `rollout`, `status`, `upstream`, `aged` a wait gave.
+    #[error("wait: exactly one of rollout, status, upstream, aged is required, found {found}")]
     WaitCondition { found: usize },
     #[error("traffic.path must start with '/', got {path:?}")]
     TrafficPath { path: String },
@@ -452,8 +467,19 @@ struct RawWait {
     rollout: Option<String>,
     status: Option<RawStatusWait>,
     upstream: Option<String>,
+    aged: Option<RawObject>,
     #[serde(default, with = "humantime_serde_opt")]
     timeout: Option<Duration>,
+}
+
+/// An object by kind, namespace (default `default`, as kubectl) and name.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawObject {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -625,6 +651,13 @@ fn convert_wait(raw: RawWait) -> Result<WaitStep, StepProblem> {
             name: status.name,
             state: status.state,
             conditions: status.conditions,
+        });
+    }
+    if let Some(object) = raw.aged {
+        conditions.push(WaitCondition::Aged {
+            kind: object.kind,
+            namespace: object.namespace.unwrap_or_else(|| "default".to_owned()),
+            name: object.name,
         });
     }
     if let Some(name) = raw.upstream {
@@ -845,13 +878,36 @@ steps:
     fn bad_wait_and_glooctl_are_rejected() {
         let error = parse_err("name: X\nsteps:\n  - wait: { timeout: 5s }\n");
         assert!(
-            error.contains("exactly one of rollout, status, upstream"),
+            error.contains("exactly one of rollout, status, upstream, aged"),
             "{error}"
         );
         let error = parse_err("name: X\nsteps:\n  - glooctl: 'add route \"oops'\n");
         assert!(error.contains("unbalanced quotes"), "{error}");
         let error = parse_err("name: X\nsteps:\n  - wait: { rollout: a, timeout: soon }\n");
         assert!(error.contains("steps[0].wait.timeout"), "{error}");
+        let error = parse_err("name: X\nsteps:\n  - wait: { aged: { kind: HTTPRoute } }\n");
+        assert!(
+            error.contains("steps[0].wait.aged") && error.contains("name"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_aged_wait_names_an_object_with_kubectls_default_namespace() {
+        let scenario =
+            parse_ok("name: A\nsteps:\n  - wait: { aged: { kind: HTTPRoute, name: old } }\n");
+        let Action::Wait(wait) = &scenario.steps[0].action else {
+            panic!("a wait step");
+        };
+        assert_eq!(
+            wait.condition,
+            WaitCondition::Aged {
+                kind: "HTTPRoute".into(),
+                namespace: "default".into(),
+                name: "old".into(),
+            }
+        );
+        assert_eq!(wait.timeout, Duration::from_secs(5));
     }
 
     #[test]

@@ -1581,6 +1581,48 @@ impl Backend for KubeBackend {
                 .await
                 .map_err(|last| wait_timeout(condition, timeout, last))?;
             }
+            WaitCondition::Aged {
+                kind,
+                namespace,
+                name,
+            } => {
+                let key = ResourceKey::new(
+                    ResourceKind::from_type("gateway.networking.k8s.io/v1", kind),
+                    Some(namespace),
+                    name,
+                );
+                let resolved =
+                    self.resolve(&header_of_key(&key).gvk())
+                        .await?
+                        .map_err(|source| KubeError::Unresolved {
+                            object: key.to_string(),
+                            source,
+                        })?;
+                let api = self.dynamic_api(&resolved, Some(namespace));
+                let object = api.get(name).await.map_err(|source| KubeError::Read {
+                    object: key.to_string(),
+                    source,
+                })?;
+                // The condition is the clock, not an event: wait out the rest of the creation
+                // second (by this machine's clock; the API server's may differ by its skew).
+                if let Some(created) = object.metadata.creation_timestamp {
+                    let now = model::k8s::openapi::jiff::Timestamp::now();
+                    let remaining_ms = (created.0.as_second() + 1) * 1000 - now.as_millisecond();
+                    if let Ok(remaining_ms) = u64::try_from(remaining_ms) {
+                        let remaining = Duration::from_millis(remaining_ms);
+                        if remaining > timeout {
+                            return Err(wait_timeout(
+                                condition,
+                                timeout,
+                                TimedOut {
+                                    last: NotYet::Seen("created in a later second".to_owned()),
+                                },
+                            ));
+                        }
+                        tokio::time::sleep(remaining).await;
+                    }
+                }
+            }
         }
         Ok(started.elapsed())
     }

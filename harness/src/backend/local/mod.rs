@@ -861,6 +861,40 @@ impl LocalBackend {
                     Err(error) => Err(NotYet::Unreported(error)),
                 })
             }
+            WaitCondition::Aged {
+                kind,
+                namespace,
+                name,
+            } => {
+                let resource_kind = match kind.as_str() {
+                    "GatewayClass" => ResourceKind::GatewayClass,
+                    "Gateway" => ResourceKind::Gateway,
+                    "HTTPRoute" => ResourceKind::HttpRoute,
+                    other => {
+                        return Err(BackendError::UnwaitableKind {
+                            kind: other.to_owned(),
+                            reporter: "the local backend's creation times",
+                            reported: "GatewayClass, Gateway and HTTPRoute",
+                        });
+                    }
+                };
+                let key = ResourceKey::new(resource_kind, Some(namespace), name);
+                let created = self
+                    .cluster
+                    .get(&key)
+                    .and_then(|loaded| loaded.resource.metadata().creation_timestamp.clone());
+                Ok(match created {
+                    None => Err(NotYet::NotCreated),
+                    Some(created) => {
+                        let now = model::k8s::openapi::jiff::Timestamp::now();
+                        if created.0.as_second() < now.as_second() {
+                            Ok(())
+                        } else {
+                            Err(NotYet::SameSecond)
+                        }
+                    }
+                })
+            }
             WaitCondition::Upstream { namespace, name } => {
                 let key = ResourceKey::new(ResourceKind::Upstream, Some(namespace), name);
                 if self.cluster.get(&key).is_none() {
@@ -1004,6 +1038,10 @@ enum NotYet {
     State { seen: State, reasons: Vec<String> },
     #[error("not discovered")]
     NotDiscovered,
+    #[error("not created")]
+    NotCreated,
+    #[error("created in the current second")]
+    SameSecond,
     #[error("discovered, {seen}")]
     Discovered { seen: State },
     /// The ingress's statuses could not be read.

@@ -382,6 +382,90 @@ async fn on_eks_app_mesh_injects_and_the_backend_does_not() {
 }
 
 #[tokio::test]
+async fn gamma_namespaces_get_the_builtin_mesh_sidecar_on_kind_and_on_eks() {
+    // App Mesh is retired, so on EKS too nothing but the builtin sidecar serves the GAMMA mesh.
+    for provider in [Provider::Kind, Provider::Eks] {
+        let (mut backend, log) = accepting_backend(provider);
+        backend
+            .apply(&[PathBuf::from("gateway-api/colorapp")])
+            .await
+            .expect("applies");
+        let gateway = patch_of(
+            &log,
+            "/apis/apps/v1/namespaces/appmesh-demo/deployments/colorgateway",
+        );
+        let spec = &gateway.body["spec"]["template"]["spec"];
+        let containers = spec["containers"].as_array().expect("containers");
+        let names: Vec<&str> = containers
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names, ["colorgateway", "colormesh-sidecar"], "{provider:?}");
+        assert_eq!(
+            containers[1]["args"],
+            json!([
+                "sidecar",
+                "--kubernetes",
+                "--namespace",
+                "appmesh-demo",
+                "--listen",
+                "127.0.0.1:15001",
+                "--admin",
+                "0.0.0.0:15000"
+            ]),
+            "{provider:?}"
+        );
+        assert_eq!(
+            containers[1]["image"],
+            json!("registry.example:5000/colormesh/gateway-proxy:t1")
+        );
+        let env = containers[0]["env"].as_array().expect("env");
+        assert!(env.contains(&json!({"name": "HTTP_PROXY", "value": "http://127.0.0.1:15001"})));
+        assert_eq!(spec["serviceAccountName"], json!("colormesh-sidecar"));
+        let binding = patch_of(
+            &log,
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/colormesh-sidecar-appmesh-demo-colormesh-sidecar",
+        );
+        assert_eq!(
+            binding.body["roleRef"]["name"],
+            json!("colormesh-gateway-proxy")
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_another_gateway_gamma_namespaces_get_no_builtin_sidecar() {
+    // The sidecar's ClusterRole comes with the builtin gateway's manifests only.
+    let versions = Mutex::new(100);
+    let (client, log) = fake_api(move |r| accepting_cluster(r, true, &versions));
+    let settings = KubeSettings::new(
+        Provider::Kind,
+        ClusterGateway::Kgateway,
+        manifests_dir(),
+        RUN,
+    );
+    let mut backend = KubeBackend::new(client, settings);
+    backend
+        .apply(&[PathBuf::from("gateway-api/colorapp")])
+        .await
+        .expect("applies");
+    let gateway = patch_of(
+        &log,
+        "/apis/apps/v1/namespaces/appmesh-demo/deployments/colorgateway",
+    );
+    let containers = gateway.body["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .len();
+    assert_eq!(containers, 1);
+    assert!(
+        !patches(&log)
+            .iter()
+            .any(|p| p.path.contains("serviceaccounts") || p.path.contains("clusterrolebindings"))
+    );
+}
+
+#[tokio::test]
 async fn a_kind_the_cluster_does_not_serve_names_the_crd_to_install() {
     let versions = Mutex::new(1);
     let (client, log) = fake_api(move |r| accepting_cluster(r, false, &versions));

@@ -7,8 +7,11 @@
 //!   sending, each object gets the label `colormesh.dev/run=<run id>`; workspace images
 //!   `colormesh/<binary>[:tag]` become `[<registry>/]colormesh/<binary>:<tag>`; and, where the
 //!   builtin sidecar stands in for App Mesh (kind, K3s), meshed Deployments get the
-//!   `colormesh-sidecar` container by the local backend's mesh rules, plus a ServiceAccount bound
-//!   to the `colormesh-gateway-proxy` ClusterRole so the sidecar can read the mesh. Namespaces
+//!   `colormesh-sidecar` container by the local backend's mesh rules (`--node`), plus a
+//!   ServiceAccount bound to the `colormesh-gateway-proxy` ClusterRole so the sidecar can read the
+//!   mesh. With the builtin gateway (EKS included, where nothing else serves it), Deployments in
+//!   namespaces labelled `colormesh.dev/mesh: gamma` get the same container and binding as a
+//!   GAMMA mesh sidecar (no `--node`). Namespaces
 //!   and cluster-scoped objects go first. A Namespace that already existed and was not made by a
 //!   colormesh run is not labelled, so cleanup never deletes it.
 //! - **Gloo discovery** is emulated for the builtin gateway: after each change the backend
@@ -71,7 +74,7 @@ use error::{NotYet, TimedOut, wait_timeout};
 pub use forward::ForwardError;
 use forward::{LocalForward, ServiceRef};
 use gateway_api::{GatewayServiceLookup, Verdict};
-use transform::RUN_LABEL;
+use transform::{RUN_LABEL, SidecarMesh};
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "colormesh";
@@ -112,13 +115,20 @@ pub struct KubeSettings {
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context (`None`: the current context).
     pub context: Option<String>,
-    /// Whether meshed pods get the builtin sidecar (kind and K3s: yes; EKS runs App Mesh).
+    /// Whether pods App Mesh meshes get the builtin sidecar (`--node`) in place of App Mesh's
+    /// Envoy (kind and K3s: yes; EKS runs App Mesh).
     pub inject_sidecar: bool,
+    /// Whether pods in GAMMA namespaces (`colormesh.dev/mesh: gamma`) get the builtin mesh
+    /// sidecar (no `--node`). Nothing else on any provider serves colormesh's GAMMA mesh, EKS
+    /// included, so this is on wherever the builtin gateway's manifests (the ClusterRole the
+    /// sidecar is bound to) are installed: `--gateway builtin`.
+    pub inject_gamma_sidecar: bool,
 }
 
 impl KubeSettings {
     /// The defaults for a provider: tag `latest`, no registry, `gloo-system`, `glooctl` from
-    /// `PATH`, the default kubeconfig, and the sidecar injected everywhere but EKS.
+    /// `PATH`, the default kubeconfig, App Mesh's stand-in sidecar injected everywhere but EKS,
+    /// and the GAMMA mesh sidecar injected with the builtin gateway.
     pub fn new(
         provider: Provider,
         gateway: ClusterGateway,
@@ -137,6 +147,7 @@ impl KubeSettings {
             kubeconfig: None,
             context: None,
             inject_sidecar: provider != Provider::Eks,
+            inject_gamma_sidecar: gateway == ClusterGateway::Builtin,
         }
     }
 
@@ -516,9 +527,12 @@ impl KubeBackend {
             // once that has an address, which kind and K3s never give; the harness port-forwards.
             transform::set_annotation(&mut object, transform::ISTIO_SERVICE_TYPE, "ClusterIP");
         }
-        if settings.inject_sidecar
-            && let Resource::Deployment(deployment) = &loaded.resource
-            && let Some(node) = transform::sidecar_node(&self.known, deployment)
+        if let Resource::Deployment(deployment) = &loaded.resource
+            && let Some(mesh) = transform::sidecar_mesh(&self.known, deployment)
+            && match mesh {
+                SidecarMesh::AppMesh { .. } => settings.inject_sidecar,
+                SidecarMesh::Gamma => settings.inject_gamma_sidecar,
+            }
         {
             let namespace = deployment
                 .metadata
@@ -530,7 +544,7 @@ impl KubeBackend {
                 settings.registry.as_deref(),
                 &settings.tag,
             );
-            let account = transform::inject_sidecar(&mut object, &node, &namespace, &image);
+            let account = transform::inject_sidecar(&mut object, &mesh, &namespace, &image);
             rbac.insert((namespace, account));
         }
         object
@@ -1883,6 +1897,23 @@ mod tests {
         assert_eq!(kind.tag, "latest");
         let eks = KubeSettings::new(Provider::Eks, ClusterGateway::Gloo, "manifests", "r");
         assert!(!eks.inject_sidecar);
+    }
+
+    #[test]
+    fn the_gamma_sidecar_is_injected_with_the_builtin_gateway_on_every_provider() {
+        for provider in [Provider::Kind, Provider::K3s, Provider::Eks] {
+            let builtin = KubeSettings::new(provider, ClusterGateway::Builtin, "manifests", "r");
+            assert!(builtin.inject_gamma_sidecar, "{provider:?}");
+            for gateway in [
+                ClusterGateway::Gloo,
+                ClusterGateway::Kgateway,
+                ClusterGateway::EnvoyGateway,
+                ClusterGateway::Istio,
+            ] {
+                let other = KubeSettings::new(provider, gateway, "manifests", "r");
+                assert!(!other.inject_gamma_sidecar, "{provider:?} {gateway:?}");
+            }
+        }
     }
 
     #[test]

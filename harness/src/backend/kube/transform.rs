@@ -1,7 +1,8 @@
 //! The pure part of applying manifests to a cluster: reading each document as raw JSON (so
 //! fields colormesh does not model still reach the API server), labelling it with the run,
 //! pointing images at the registry, and injecting the builtin sidecar where App Mesh would
-//! inject Envoy. Nothing here talks to a cluster.
+//! inject Envoy or where a namespace is in colormesh's GAMMA mesh. Nothing here talks to a
+//! cluster.
 
 use std::collections::BTreeMap;
 
@@ -221,34 +222,60 @@ pub(crate) fn rewrite_images(object: &mut Value, registry: Option<&str>, tag: &s
     }
 }
 
-/// The VirtualNode whose sidecar a Deployment's pods get, by the local backend's mesh rules:
-/// the namespace is meshed and the pod labels match the node's podSelector.
-pub(crate) fn sidecar_node(resources: &ResourceSet, deployment: &Deployment) -> Option<String> {
+/// The sidecar a meshed Deployment's pods get, decided by the local backend's mesh rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SidecarMesh {
+    /// App Mesh: the namespace is meshed and the pod labels match this VirtualNode's podSelector.
+    /// The sidecar plays App Mesh's Envoy for the node (`--node`).
+    AppMesh {
+        /// The VirtualNode's name.
+        node: String,
+    },
+    /// colormesh's GAMMA mesh: the namespace carries `colormesh.dev/mesh: gamma` and App Mesh does
+    /// not mesh the pod. The sidecar routes by the HTTPRoutes whose parent is a Service (no
+    /// `--node`).
+    Gamma,
+}
+
+/// The sidecar a Deployment's pods get, as the local backend decides it: App Mesh's when the
+/// namespace is meshed and a VirtualNode selects the pods, otherwise the GAMMA mesh's when the
+/// namespace is in it, otherwise none.
+pub(crate) fn sidecar_mesh(
+    resources: &ResourceSet,
+    deployment: &Deployment,
+) -> Option<SidecarMesh> {
     let namespace = deployment
         .metadata
         .namespace
         .as_deref()
         .unwrap_or("default");
-    if !workload::is_meshed(resources, namespace) {
-        return None;
+    let node = workload::is_meshed(resources, namespace)
+        .then(|| {
+            let labels = deployment
+                .spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            workload::virtual_node_for(resources, namespace, &labels)
+                .and_then(|node| node.metadata.name.clone())
+        })
+        .flatten();
+    match node {
+        Some(node) => Some(SidecarMesh::AppMesh { node }),
+        None if workload::is_gamma_meshed(resources, namespace) => Some(SidecarMesh::Gamma),
+        None => None,
     }
-    let labels = deployment
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    workload::virtual_node_for(resources, namespace, &labels)
-        .and_then(|node| node.metadata.name.clone())
 }
 
 /// Adds the builtin sidecar to a Deployment document: a second container running
-/// `gateway-proxy sidecar --kubernetes`, `HTTP_PROXY`/`NO_PROXY` on every app container, and a
-/// service account allowed to read the mesh. Returns the service account the pods run as.
+/// `gateway-proxy sidecar --kubernetes` (with `--node` for App Mesh, without for the GAMMA mesh),
+/// `HTTP_PROXY`/`NO_PROXY` on every app container, and a service account allowed to read the
+/// mesh. Returns the service account the pods run as.
 pub(crate) fn inject_sidecar(
     object: &mut Value,
-    node: &str,
+    mesh: &SidecarMesh,
     namespace: &str,
     image: &str,
 ) -> String {
@@ -267,6 +294,18 @@ pub(crate) fn inject_sidecar(
             );
             SIDECAR_SERVICE_ACCOUNT.to_owned()
         });
+    let mut args = vec!["sidecar".to_owned(), "--kubernetes".to_owned()];
+    if let SidecarMesh::AppMesh { node } = mesh {
+        args.extend(["--node".to_owned(), node.clone()]);
+    }
+    args.extend([
+        "--namespace".to_owned(),
+        namespace.to_owned(),
+        "--listen".to_owned(),
+        SIDECAR_LISTEN.to_owned(),
+        "--admin".to_owned(),
+        format!("0.0.0.0:{SIDECAR_ADMIN_PORT}"),
+    ]);
     let containers = spec.entry("containers").or_insert_with(|| json!([]));
     if let Some(containers) = containers.as_array_mut() {
         containers.retain(|c| c.get("name").and_then(Value::as_str) != Some(SIDECAR_CONTAINER));
@@ -277,13 +316,7 @@ pub(crate) fn inject_sidecar(
         containers.push(json!({
             "name": SIDECAR_CONTAINER,
             "image": image,
-            "args": [
-                "sidecar", "--kubernetes",
-                "--node", node,
-                "--namespace", namespace,
-                "--listen", SIDECAR_LISTEN,
-                "--admin", format!("0.0.0.0:{SIDECAR_ADMIN_PORT}"),
-            ],
+            "args": args,
             "ports": [{"name": "sidecar-admin", "containerPort": SIDECAR_ADMIN_PORT}],
             "readinessProbe": {"httpGet": {"path": "/ready", "port": SIDECAR_ADMIN_PORT}},
         }));
@@ -448,18 +481,17 @@ mod tests {
             .deployments()
             .find(|(_, d)| d.metadata.name.as_deref() == Some("colorgateway"))
             .expect("colorgateway");
+        let mesh = sidecar_mesh(&set, deployment).expect("meshed");
         assert_eq!(
-            sidecar_node(&set, deployment).as_deref(),
-            Some("colorgateway")
+            mesh,
+            SidecarMesh::AppMesh {
+                node: "colorgateway".into()
+            }
         );
-        let text = std::fs::read_to_string(&loaded.origin.file).expect("reads");
-        let mut object = raw_documents(&text)
-            .remove(&loaded.origin.line)
-            .expect("document")
-            .expect("parses");
+        let mut object = raw_document(loaded);
         let account = inject_sidecar(
             &mut object,
-            "colorgateway",
+            &mesh,
             "appmesh-demo",
             "colormesh/gateway-proxy:latest",
         );
@@ -474,24 +506,30 @@ mod tests {
         assert!(env.contains(
             &json!({"name": "COLOR_TELLER_ENDPOINT", "value": "colorteller.appmesh-demo:9080"})
         ));
-        assert_eq!(containers[1]["name"], json!(SIDECAR_CONTAINER));
+        // The whole container, as App Mesh injection has always written it.
         assert_eq!(
-            containers[1]["args"],
-            json!([
-                "sidecar",
-                "--kubernetes",
-                "--node",
-                "colorgateway",
-                "--namespace",
-                "appmesh-demo",
-                "--listen",
-                "127.0.0.1:15001",
-                "--admin",
-                "0.0.0.0:15000"
-            ])
+            containers[1],
+            json!({
+                "name": SIDECAR_CONTAINER,
+                "image": "colormesh/gateway-proxy:latest",
+                "args": [
+                    "sidecar",
+                    "--kubernetes",
+                    "--node",
+                    "colorgateway",
+                    "--namespace",
+                    "appmesh-demo",
+                    "--listen",
+                    "127.0.0.1:15001",
+                    "--admin",
+                    "0.0.0.0:15000"
+                ],
+                "ports": [{"name": "sidecar-admin", "containerPort": 15000}],
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": 15000}},
+            })
         );
         // Injecting twice replaces rather than duplicates.
-        inject_sidecar(&mut object, "colorgateway", "appmesh-demo", "img");
+        inject_sidecar(&mut object, &mesh, "appmesh-demo", "img");
         let containers = object["spec"]["template"]["spec"]["containers"]
             .as_array()
             .expect("containers");
@@ -514,7 +552,138 @@ mod tests {
             .collect();
         let set = ResourceSet::from_loaded(without_namespace);
         let (_, deployment) = set.deployments().next().expect("a deployment");
-        assert_eq!(sidecar_node(&set, deployment), None);
+        assert_eq!(sidecar_mesh(&set, deployment), None);
+    }
+
+    /// The document a loaded resource was read from, as raw JSON.
+    fn raw_document(loaded: &model::Loaded) -> Value {
+        let text = std::fs::read_to_string(&loaded.origin.file).expect("reads");
+        raw_documents(&text)
+            .remove(&loaded.origin.line)
+            .expect("document")
+            .expect("parses")
+    }
+
+    fn gamma_colorapp() -> Vec<model::Loaded> {
+        model::load_dir(&manifests().join("gateway-api/colorapp"))
+            .expect("loads")
+            .resources
+    }
+
+    #[test]
+    fn the_gamma_colorgateway_gets_the_sidecar_without_a_node() {
+        let set = ResourceSet::from_loaded(gamma_colorapp());
+        // Every workload of a GAMMA namespace is meshed, and none by App Mesh.
+        let meshes: Vec<(String, Option<SidecarMesh>)> = set
+            .deployments()
+            .map(|(_, d)| {
+                (
+                    d.metadata.name.clone().unwrap_or_default(),
+                    sidecar_mesh(&set, d),
+                )
+            })
+            .collect();
+        assert!(meshes.len() > 1, "{meshes:?}");
+        assert!(
+            meshes
+                .iter()
+                .all(|(_, mesh)| *mesh == Some(SidecarMesh::Gamma)),
+            "{meshes:?}"
+        );
+
+        let (loaded, _) = set
+            .deployments()
+            .find(|(_, d)| d.metadata.name.as_deref() == Some("colorgateway"))
+            .expect("colorgateway");
+        let mut object = raw_document(loaded);
+        let account = inject_sidecar(
+            &mut object,
+            &SidecarMesh::Gamma,
+            "appmesh-demo",
+            "colormesh/gateway-proxy:latest",
+        );
+        assert_eq!(account, SIDECAR_SERVICE_ACCOUNT);
+        let spec = &object["spec"]["template"]["spec"];
+        assert_eq!(spec["serviceAccountName"], json!(SIDECAR_SERVICE_ACCOUNT));
+        let containers = spec["containers"].as_array().expect("containers");
+        assert_eq!(containers.len(), 2);
+        let env = containers[0]["env"].as_array().expect("env");
+        assert!(env.contains(&json!({"name": "HTTP_PROXY", "value": "http://127.0.0.1:15001"})));
+        assert!(env.contains(&json!({"name": "NO_PROXY", "value": "127.0.0.1,localhost"})));
+        assert!(env.contains(
+            &json!({"name": "COLOR_TELLER_ENDPOINT", "value": "colorteller.appmesh-demo:9080"})
+        ));
+        assert_eq!(containers[1]["name"], json!(SIDECAR_CONTAINER));
+        assert_eq!(
+            containers[1]["image"],
+            json!("colormesh/gateway-proxy:latest")
+        );
+        assert_eq!(
+            containers[1]["args"],
+            json!([
+                "sidecar",
+                "--kubernetes",
+                "--namespace",
+                "appmesh-demo",
+                "--listen",
+                "127.0.0.1:15001",
+                "--admin",
+                "0.0.0.0:15000"
+            ])
+        );
+        // The same service account binding as App Mesh's sidecar.
+        let rbac = sidecar_rbac("appmesh-demo", &account);
+        assert_eq!(rbac[1]["roleRef"]["name"], json!(GATEWAY_CLUSTER_ROLE));
+    }
+
+    #[test]
+    fn a_deployment_in_an_unlabelled_namespace_gets_no_gamma_sidecar() {
+        let mut resources = gamma_colorapp();
+        let mut unlabelled = 0;
+        for loaded in &mut resources {
+            if let model::Resource::Namespace(namespace) = &mut loaded.resource {
+                namespace.metadata.labels = None;
+                unlabelled += 1;
+            }
+        }
+        assert_eq!(unlabelled, 1);
+        let set = ResourceSet::from_loaded(resources);
+        let (_, deployment) = set
+            .deployments()
+            .find(|(_, d)| d.metadata.name.as_deref() == Some("colorgateway"))
+            .expect("colorgateway");
+        assert_eq!(sidecar_mesh(&set, deployment), None);
+    }
+
+    #[test]
+    fn app_mesh_takes_precedence_over_the_gamma_label() {
+        // The App Mesh colorapp with its namespace also labelled for the GAMMA mesh: pods a
+        // VirtualNode selects keep App Mesh's sidecar, as on the local backend.
+        let parsed = model::load_dir(&manifests().join("colorapp")).expect("loads");
+        let mut resources = parsed.resources;
+        for loaded in &mut resources {
+            if let model::Resource::Namespace(namespace) = &mut loaded.resource {
+                namespace
+                    .metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .insert(
+                        workload::GAMMA_MESH_LABEL.to_owned(),
+                        workload::GAMMA_MESH.to_owned(),
+                    );
+            }
+        }
+        let set = ResourceSet::from_loaded(resources);
+        let (_, deployment) = set
+            .deployments()
+            .find(|(_, d)| d.metadata.name.as_deref() == Some("colorgateway"))
+            .expect("colorgateway");
+        assert_eq!(
+            sidecar_mesh(&set, deployment),
+            Some(SidecarMesh::AppMesh {
+                node: "colorgateway".into()
+            })
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! A scenario is a YAML document with a name, feature tags and a list of steps. Each step does
 //! exactly one thing (apply manifests, run a glooctl command, wait, send traffic); steps run in
-//! order and the first failing step ends the scenario. Paths in `apply`/`delete` are relative to the
+//! order and the first failing step ends the scenario, except for steps marked `always: true`
+//! (clean-up), which run anyway. Paths in `apply`/`delete` are relative to the
 //! repository's `manifests/` folder, so the same file works on the local backend and on a cluster.
 //!
 //! ```yaml
@@ -51,6 +52,9 @@ pub struct Step {
     pub name: Option<String>,
     /// Prose shown before the step in walkthrough mode (the blog's own words, where it has some).
     pub note: Option<String>,
+    /// Run even after an earlier step of the scenario failed (`always: true`): clean-up steps,
+    /// so a failed scenario does not leave its objects to the next one on the same backend.
+    pub always: bool,
     pub action: Action,
 }
 
@@ -435,6 +439,8 @@ struct RawScenario {
 struct RawStep {
     name: Option<String>,
     note: Option<String>,
+    #[serde(default)]
+    always: bool,
     apply: Option<OneOrMany>,
     delete: Option<OneOrMany>,
     glooctl: Option<RawGlooctl>,
@@ -596,6 +602,7 @@ fn convert_step(raw: RawStep) -> Result<Step, (String, StepProblem)> {
     Ok(Step {
         name: raw.name,
         note: raw.note,
+        always: raw.always,
         action,
     })
 }

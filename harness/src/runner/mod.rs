@@ -222,7 +222,7 @@ pub async fn run_scenario<B: Backend>(
     let mut ended: Option<StepOutcome> = None;
     for (position, step) in scenario.steps.iter().enumerate() {
         let index = position + 1;
-        if ended.is_some() {
+        if ended.is_some() && !step.always {
             steps.push(StepReport::not_run(index, step));
             continue;
         }
@@ -238,7 +238,9 @@ pub async fn run_scenario<B: Backend>(
                 .map(|m| format!("\n    {}", m.replace('\n', "\n    ")))
                 .unwrap_or_default()
         ));
-        if report.outcome != StepOutcome::Passed {
+        // The first failure decides the scenario's outcome; an `always` step after it only
+        // cleans up.
+        if report.outcome != StepOutcome::Passed && ended.is_none() {
             ended = Some(report.outcome);
         }
         steps.push(report);

@@ -200,6 +200,41 @@ steps:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_always_step_cleans_up_after_a_failure_without_hiding_it() {
+    let gateway = FakeGateway::start(Mode::Shapes(50, 50), 2).await;
+    let mut backend = FakeBackend::new(gateway);
+    let dir = manifests(&["route.yaml"]);
+    let scenario = scenario(
+        r#"
+name: CleansUp
+steps:
+  - traffic: { path: /appmesh/color, requests: 3, expect: { status: 418 } }
+  - traffic: { path: /appmesh/color, requests: 1 }
+  - name: clean up
+    always: true
+    delete: route.yaml
+"#,
+    );
+    let report = run_scenario(
+        &mut backend,
+        &scenario,
+        &settings(dir.path()),
+        &mut std::io::sink(),
+    )
+    .await;
+    let outcomes: Vec<StepOutcome> = report.steps.iter().map(|step| step.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            StepOutcome::Failed,
+            StepOutcome::NotRun,
+            StepOutcome::Passed
+        ]
+    );
+    assert_eq!(report.outcome, StepOutcome::Failed, "the failure decides");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_rewrite_fails_the_echo_check_with_replies_shown() {
     // The classic mistake: prefix /appmesh rewritten to / gives //color.
     let gateway = FakeGateway::start(

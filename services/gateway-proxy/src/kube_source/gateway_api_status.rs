@@ -1,6 +1,7 @@
-//! The Gateway API statuses the ingress writes back: a GatewayClass's and a Gateway's whole
+//! The Gateway API statuses gateway-proxy writes back: a GatewayClass's and a Gateway's whole
 //! `status` (conditions, listeners), and for an HTTPRoute the `status.parents` entries of this
-//! controller, keeping the entries other controllers wrote.
+//! controller for the parents the writer is responsible for ([`ParentKind`]: the ingress its
+//! Gateways, a GAMMA sidecar its Services), keeping every other entry.
 //!
 //! `lastTransitionTime` is the only part that is not a pure function of the translation: a
 //! condition keeps the time the object already carries for it while its `status` is unchanged,
@@ -12,10 +13,35 @@ use model::gateway_api::RouteParentStatus;
 use routing::GatewayApiStatus;
 use serde_json::{Map, Value, json};
 
+/// The route parents a writer reports on: the ingress writes its Gateways' entries, a GAMMA
+/// sidecar its Services', both under the one controller name; each leaves the other's alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParentKind {
+    /// `parentRef.kind: Gateway` (the default kind).
+    Gateway,
+    /// `parentRef.kind: Service`.
+    Service,
+}
+
+impl ParentKind {
+    fn owns(self, entry: &Value) -> bool {
+        let kind = entry
+            .get("parentRef")
+            .and_then(|parent| parent.get("kind"))
+            .and_then(Value::as_str)
+            .unwrap_or("Gateway");
+        match self {
+            Self::Gateway => kind == "Gateway",
+            Self::Service => kind == "Service",
+        }
+    }
+}
+
 /// The merge patch that gives `object` the status of `verdict`, or `None` when it carries it.
 pub(crate) fn desired_patch(
     object: &DynamicObject,
     verdict: &GatewayApiStatus,
+    parents: ParentKind,
     now: &str,
 ) -> Option<Value> {
     let current = object.data.get("status").cloned().unwrap_or(Value::Null);
@@ -49,7 +75,12 @@ pub(crate) fn desired_patch(
             desired
         }
         GatewayApiStatus::Route(status) => {
-            json!({ "parents": route_parents(&current, &status.parents, now) })
+            let ours: Vec<&RouteParentStatus> = status
+                .parents
+                .iter()
+                .filter(|parent| parents.owns(&to_object(*parent)))
+                .collect();
+            json!({ "parents": route_parents(&current, &ours, parents, now) })
         }
     };
     let unchanged = desired
@@ -62,36 +93,50 @@ pub(crate) fn desired_patch(
     (!unchanged).then(|| json!({ "status": desired }))
 }
 
-/// This controller's parent entries (stamped) after every other controller's entries.
-fn route_parents(current: &Value, ours: &[RouteParentStatus], now: &str) -> Vec<Value> {
+/// The route's parent entries with this writer's replaced: an entry it owns (this controller,
+/// its kind of parent) takes the new version in place, or goes when the verdict no longer has
+/// it; new entries follow at the end. Every other entry stays where it is, so two writers that
+/// own different parents of one route never reorder each other's work.
+fn route_parents(
+    current: &Value,
+    ours: &[&RouteParentStatus],
+    owned: ParentKind,
+    now: &str,
+) -> Vec<Value> {
     let current_parents: &[Value] = current
         .get("parents")
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice);
-    let our_controllers: Vec<&str> = ours
-        .iter()
-        .map(|parent| parent.controller_name.as_str())
-        .collect();
+    let mut desired: Vec<Option<Value>> =
+        ours.iter().map(|parent| Some(to_object(*parent))).collect();
     let controller = model::gateway_api::CONTROLLER_NAME;
-    let mut parents: Vec<Value> = current_parents
-        .iter()
-        .filter(|entry| {
-            let name = entry.get("controllerName").and_then(Value::as_str);
-            name != Some(controller) && !name.is_some_and(|name| our_controllers.contains(&name))
-        })
-        .cloned()
-        .collect();
-    for parent in ours {
-        let mut entry = to_object(parent);
-        let previous = current_parents
-            .iter()
-            .find(|existing| {
-                existing.get("controllerName") == entry.get("controllerName")
-                    && existing.get("parentRef") == entry.get("parentRef")
+    let is_ours = |entry: &Value| {
+        let name = entry.get("controllerName").and_then(Value::as_str);
+        (name == Some(controller)
+            || ours
+                .iter()
+                .any(|parent| name == Some(parent.controller_name.as_str())))
+            && owned.owns(entry)
+    };
+    let mut parents = Vec::with_capacity(current_parents.len() + desired.len());
+    for existing in current_parents {
+        if !is_ours(existing) {
+            parents.push(existing.clone());
+            continue;
+        }
+        let replacement = desired.iter_mut().find(|entry| {
+            entry.as_ref().is_some_and(|entry| {
+                entry.get("controllerName") == existing.get("controllerName")
+                    && entry.get("parentRef") == existing.get("parentRef")
             })
-            .cloned()
-            .unwrap_or(Value::Null);
-        stamp_conditions(&mut entry, &previous, now);
+        });
+        if let Some(mut entry) = replacement.and_then(Option::take) {
+            stamp_conditions(&mut entry, existing, now);
+            parents.push(entry);
+        }
+    }
+    for mut entry in desired.into_iter().flatten() {
+        stamp_conditions(&mut entry, &Value::Null, now);
         parents.push(entry);
     }
     parents
@@ -204,6 +249,7 @@ mod tests {
         let patch = desired_patch(
             &object(json!({"parents": [other.clone()]})),
             &route(true),
+            ParentKind::Gateway,
             NOW,
         )
         .expect("a new entry is written");
@@ -217,15 +263,22 @@ mod tests {
 
     #[test]
     fn a_status_already_carried_is_not_written_and_an_unchanged_condition_keeps_its_time() {
-        let written = desired_patch(&object(json!(null)), &route(true), THEN).expect("first write");
+        let written = desired_patch(
+            &object(json!(null)),
+            &route(true),
+            ParentKind::Gateway,
+            THEN,
+        )
+        .expect("first write");
         let carried = object(written["status"].clone());
         assert_eq!(
-            desired_patch(&carried, &route(true), NOW),
+            desired_patch(&carried, &route(true), ParentKind::Gateway, NOW),
             None,
             "nothing changed"
         );
 
-        let changed = desired_patch(&carried, &route(false), NOW).expect("Accepted flipped");
+        let changed = desired_patch(&carried, &route(false), ParentKind::Gateway, NOW)
+            .expect("Accepted flipped");
         let conditions = &changed["status"]["parents"][0]["conditions"];
         assert_eq!(conditions[0]["status"], "False");
         assert_eq!(
@@ -263,7 +316,8 @@ mod tests {
                 )],
             }],
         });
-        let patch = desired_patch(&object(pending), &verdict, NOW).expect("written");
+        let patch =
+            desired_patch(&object(pending), &verdict, ParentKind::Gateway, NOW).expect("written");
         assert_eq!(patch["status"]["conditions"][0]["status"], "True");
         assert_eq!(patch["status"]["conditions"][0]["lastTransitionTime"], NOW);
         assert_eq!(
@@ -271,5 +325,58 @@ mod tests {
             THEN
         );
         assert_eq!(patch["status"]["listeners"][0]["attachedRoutes"], 1);
+    }
+
+    #[test]
+    fn the_ingress_and_a_mesh_sidecar_each_keep_the_others_entries() {
+        let service_parent = ParentReference {
+            group: String::new(),
+            kind: "Service".into(),
+            namespace: None,
+            name: "colorteller".into(),
+            section_name: None,
+            port: Some(9080),
+        };
+        let both = GatewayApiStatus::Route(RouteStatus {
+            parents: vec![
+                RouteParentStatus {
+                    parent_ref: parent("edge"),
+                    controller_name: model::gateway_api::CONTROLLER_NAME.into(),
+                    conditions: vec![Condition::new("Accepted", true, "Accepted", "", Some(2))],
+                },
+                RouteParentStatus {
+                    parent_ref: service_parent,
+                    controller_name: model::gateway_api::CONTROLLER_NAME.into(),
+                    conditions: vec![Condition::new("Accepted", true, "Accepted", "", Some(2))],
+                },
+            ],
+        });
+        let by_ingress = desired_patch(&object(json!(null)), &both, ParentKind::Gateway, THEN)
+            .expect("the ingress writes its Gateway entry");
+        let parents = by_ingress["status"]["parents"].as_array().expect("parents");
+        assert_eq!(parents.len(), 1);
+        assert_eq!(parents[0]["parentRef"]["kind"], "Gateway");
+
+        let after_ingress = object(by_ingress["status"].clone());
+        let by_sidecar = desired_patch(&after_ingress, &both, ParentKind::Service, NOW)
+            .expect("the sidecar adds its Service entry");
+        let parents = by_sidecar["status"]["parents"].as_array().expect("parents");
+        let kinds: Vec<&str> = parents
+            .iter()
+            .map(|entry| entry["parentRef"]["kind"].as_str().expect("kind"))
+            .collect();
+        assert_eq!(kinds, ["Gateway", "Service"]);
+        assert_eq!(parents[0]["conditions"][0]["lastTransitionTime"], THEN);
+
+        // Each writer now sees its own entry carried: neither writes again.
+        let settled = object(by_sidecar["status"].clone());
+        assert_eq!(
+            desired_patch(&settled, &both, ParentKind::Gateway, NOW),
+            None
+        );
+        assert_eq!(
+            desired_patch(&settled, &both, ParentKind::Service, NOW),
+            None
+        );
     }
 }

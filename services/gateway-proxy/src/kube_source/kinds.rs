@@ -122,7 +122,7 @@ pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
         Role::MeshSidecar { .. } => vec![
             WatchedKind::new::<model::gateway_api::HTTPRoute>(
                 ResourceKind::HttpRoute,
-                StatusStyle::None,
+                StatusStyle::GatewayApi,
                 Some(GATEWAY_API_CRDS),
             ),
             WatchedKind::new::<model::gateway_api::ReferenceGrant>(

@@ -22,6 +22,7 @@
 //! ```
 
 mod gateway_api_status;
+use gateway_api_status::ParentKind;
 mod kinds;
 mod source;
 mod status;
@@ -219,8 +220,21 @@ pub async fn start(
         options.debounce,
         generation_tx,
     )));
-    if matches!(options.role, Role::Ingress { .. }) {
-        let writer = status::StatusWriter::new(client, options.writer_namespace, &watched);
+    // The ingress writes Gloo statuses and the Gateway API statuses of its Gateways; a GAMMA
+    // sidecar the Service parents of its namespace's HTTPRoutes; an App Mesh sidecar nothing.
+    let writer_scope = match &options.role {
+        Role::Ingress { .. } => Some((ParentKind::Gateway, None)),
+        Role::MeshSidecar { namespace } => Some((ParentKind::Service, Some(namespace.clone()))),
+        Role::Sidecar { .. } => None,
+    };
+    if let Some((parents, only_namespace)) = writer_scope {
+        let writer = status::StatusWriter::new(
+            client,
+            options.writer_namespace,
+            parents,
+            only_namespace,
+            &watched,
+        );
         tasks.0.push(tokio::spawn(write_statuses(
             state,
             writer,

@@ -14,7 +14,7 @@ use model::gloo::NamespacedStatus;
 use routing::ResourceStatus;
 use serde_json::{Value, json};
 
-use super::gateway_api_status;
+use super::gateway_api_status::{self, ParentKind};
 use super::kinds::StatusStyle;
 use super::watch::Watched;
 use crate::snapshot::Snapshot;
@@ -80,6 +80,11 @@ struct Written {
 pub(crate) struct StatusWriter {
     client: Client,
     writer_namespace: String,
+    /// Which HTTPRoute parents this writer reports on.
+    parents: ParentKind,
+    /// Write only objects of this namespace (a GAMMA sidecar writes its own namespace's routes;
+    /// every sidecar computes the same statuses, so one namespace's sidecars share the writes).
+    only_namespace: Option<String>,
     targets: Vec<Watched>,
     written: HashMap<ObjectId, Written>,
     /// Kinds whose CRD declares no status subresource: status is then an ordinary field of the
@@ -88,10 +93,18 @@ pub(crate) struct StatusWriter {
 }
 
 impl StatusWriter {
-    pub(crate) fn new(client: Client, writer_namespace: String, watched: &[Watched]) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        writer_namespace: String,
+        parents: ParentKind,
+        only_namespace: Option<String>,
+        watched: &[Watched],
+    ) -> Self {
         Self {
             client,
             writer_namespace,
+            parents,
+            only_namespace,
             targets: watched
                 .iter()
                 .filter(|watched| watched.kind.status != StatusStyle::None)
@@ -121,6 +134,7 @@ impl StatusWriter {
                 gateway_api_status::desired_patch(
                     object,
                     verdict.gateway_api.as_ref()?,
+                    self.parents,
                     &now.to_string(),
                 )
             }
@@ -145,6 +159,13 @@ impl StatusWriter {
                 let Some(name) = object.metadata.name.clone() else {
                     continue;
                 };
+                if self
+                    .only_namespace
+                    .as_ref()
+                    .is_some_and(|only| key.namespace.as_ref() != Some(only))
+                {
+                    continue;
+                }
                 // Cluster-scoped kinds (GatewayClass) have no namespace.
                 let id = (
                     watched.kind.kind.clone(),

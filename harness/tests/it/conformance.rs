@@ -73,10 +73,6 @@ const NOT_COVERED: &[(Feature, &str)] = &[
         "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
     ),
     (
-        Feature::HTTPRouteParentRefPort,
-        "colormesh serves one HTTP port and no TLS: listener, address and certificate features are out of scope",
-    ),
-    (
         Feature::HTTPRouteBackendRequestHeaderModification,
         "not implemented by the translator (mirrors, CORS, 303/307/308, named rules, backend protocols, per-backendRef filters)",
     ),
@@ -129,22 +125,6 @@ const NOT_COVERED: &[(Feature, &str)] = &[
         "retry on a backend timeout or a connection error: no scenario yet (HTTPRouteRetry covers codes)",
     ),
     (
-        Feature::HTTPRouteSimpleSameNamespace,
-        "GATEWAY-HTTP core tests without a scenario yet: covered in part by the path-matching, unresolved-backend and reference-grant scenarios",
-    ),
-    (
-        Feature::HTTPRouteInvalidBackendRefUnknownKind,
-        "GATEWAY-HTTP core tests without a scenario yet: covered in part by the path-matching, unresolved-backend and reference-grant scenarios",
-    ),
-    (
-        Feature::HTTPRoutePartiallyInvalidViaInvalidReferenceGrant,
-        "GATEWAY-HTTP core tests without a scenario yet: covered in part by the path-matching, unresolved-backend and reference-grant scenarios",
-    ),
-    (
-        Feature::HTTPRouteNoBackendRefs,
-        "GATEWAY-HTTP core tests without a scenario yet: covered in part by the path-matching, unresolved-backend and reference-grant scenarios",
-    ),
-    (
         Feature::MeshBasic,
         "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
     ),
@@ -166,10 +146,6 @@ const NOT_COVERED: &[(Feature, &str)] = &[
     ),
     (
         Feature::MeshClusterIPMatching,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
-    ),
-    (
-        Feature::MeshConsumerRoute,
         "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
     ),
     (

@@ -235,9 +235,9 @@ fn walkthrough_manifests_match_the_crds() {
     // colorgatewayv2: 2; gloo: 3 x (UG + VS) + 1 VS = 7. Plus conformance/: mesh 1 + 3 teller VNs
     // + gateway VN + VS + 2 routers + Gloo VS = 9; gloo 28 VSs + 5 UGs = 33. Plus gateway-api/:
     // the GAMMA HTTPRoute 1, GatewayClass + Gateway + HTTPRoute 3, three canary HTTPRoutes 3 = 7;
-    // conformance/gateway-api: GatewayClass + Gateway + 22 HTTPRoutes (2 of them GAMMA) + 2
-    // ReferenceGrants = 26.
-    assert_eq!(checked, 20 + 42 + 7 + 26);
+    // conformance/gateway-api: GatewayClass + Gateway + 31 HTTPRoutes (5 of them in gamma/, 3
+    // with a Service parent) + 3 ReferenceGrants = 36.
+    assert_eq!(checked, 20 + 42 + 7 + 36);
 }
 
 #[test]
@@ -253,8 +253,8 @@ fn model_serialisation_of_the_manifests_matches_the_crds() {
             checked += 1;
         }
     }
-    // As above: 20 walkthrough + 42 conformance + 7 + 26 Gateway API documents.
-    assert_eq!(checked, 20 + 42 + 7 + 26);
+    // As above: 20 walkthrough + 42 conformance + 7 + 36 Gateway API documents.
+    assert_eq!(checked, 20 + 42 + 7 + 36);
 }
 
 fn meta(name: &str, namespace: &str) -> model::k8s::ObjectMeta {

@@ -126,55 +126,55 @@ const NOT_COVERED: &[(Feature, &str)] = &[
     ),
     (
         Feature::MeshBasic,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteMatching,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshTrafficSplit,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteRequestHeaderModifier,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteRedirectHostAndStatus,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshClusterIPMatching,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteRewritePath,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteSchemeRedirect,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteRedirectPort,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteRedirectPath,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteBackendRequestHeaderModification,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteQueryParamMatching,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
     (
         Feature::MeshHTTPRouteNamedRouteRule,
-        "MESH-HTTP: the GAMMA sidecar of the local backend is not merged yet; gateway-api-mesh-split.yaml waits for it, and mesh matching needs a caller that forwards paths and headers",
+        "MESH-HTTP: the local callers (colorgateway) always call the Service's /, so mesh path and header matching, redirects and header edits need a caller that forwards a path and headers; ClusterIP matching needs callers that dial ClusterIPs",
     ),
 ];
 

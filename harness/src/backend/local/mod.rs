@@ -1104,8 +1104,11 @@ fn must_report(resources: &model::ResourceSet, loaded: &Loaded, role: &ProxyRole
             .iter()
             .any(|p| p.is_gateway() && our_gateway(p.namespace_or(&namespace), &p.name)),
         (ProxyRole::Ingress, resource) => GlooKind::of(&resource.kind()).is_some(),
-        (ProxyRole::MeshSidecar { namespace: own }, Resource::HttpRoute(route)) => {
-            *own == namespace && route.spec.parent_refs.iter().any(|p| p.is_service())
+        // Every mesh sidecar reads every GAMMA route (a producer route in another namespace
+        // routes its calls too) and reports each: a sidecar that has not reported the new
+        // version is behind, whichever namespace it runs in.
+        (ProxyRole::MeshSidecar { .. }, Resource::HttpRoute(route)) => {
+            route.spec.parent_refs.iter().any(|p| p.is_service())
         }
         _ => false,
     }
@@ -1518,7 +1521,9 @@ mod tests {
         assert!(must_report(&set, &ingress_route, &ingress));
         assert!(!must_report(&set, &mesh_route, &ingress));
         assert!(must_report(&set, &mesh_route, &mesh));
-        assert!(!must_report(&set, &mesh_route, &elsewhere));
+        // A sidecar in another namespace reads the producer route too, so it must report it
+        // before traffic may count on it (a consumer namespace's caller is routed by it).
+        assert!(must_report(&set, &mesh_route, &elsewhere));
         assert!(!must_report(&set, &ingress_route, &mesh));
         // Another controller's class, and what hangs off it, is not ours to report.
         let mut foreign = set.clone();

@@ -72,6 +72,24 @@ impl WatchedKind {
     }
 }
 
+/// HTTPRoutes, read by the ingress and the GAMMA sidecar, which both write their statuses.
+fn http_routes() -> WatchedKind {
+    WatchedKind::new::<model::gateway_api::HTTPRoute>(
+        ResourceKind::HttpRoute,
+        StatusStyle::GatewayApi,
+        Some(GATEWAY_API_CRDS),
+    )
+}
+
+/// ReferenceGrants, read by the ingress and the GAMMA sidecar for cross-namespace backendRefs.
+fn reference_grants() -> WatchedKind {
+    WatchedKind::new::<model::gateway_api::ReferenceGrant>(
+        ResourceKind::ReferenceGrant,
+        StatusStyle::None,
+        Some(GATEWAY_API_CRDS),
+    )
+}
+
 /// The kinds the translator reads for `role`.
 pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
     use model::k8s::{EndpointSlice, Service};
@@ -102,16 +120,8 @@ pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
                 StatusStyle::GatewayApi,
                 Some(GATEWAY_API_CRDS),
             ),
-            WatchedKind::new::<model::gateway_api::HTTPRoute>(
-                ResourceKind::HttpRoute,
-                StatusStyle::GatewayApi,
-                Some(GATEWAY_API_CRDS),
-            ),
-            WatchedKind::new::<model::gateway_api::ReferenceGrant>(
-                ResourceKind::ReferenceGrant,
-                StatusStyle::None,
-                Some(GATEWAY_API_CRDS),
-            ),
+            http_routes(),
+            reference_grants(),
             // allowedRoutes.namespaces.selector reads namespace labels.
             WatchedKind::new::<model::k8s::Namespace>(
                 ResourceKind::Namespace,
@@ -119,18 +129,7 @@ pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
                 None,
             ),
         ],
-        Role::MeshSidecar { .. } => vec![
-            WatchedKind::new::<model::gateway_api::HTTPRoute>(
-                ResourceKind::HttpRoute,
-                StatusStyle::GatewayApi,
-                Some(GATEWAY_API_CRDS),
-            ),
-            WatchedKind::new::<model::gateway_api::ReferenceGrant>(
-                ResourceKind::ReferenceGrant,
-                StatusStyle::None,
-                Some(GATEWAY_API_CRDS),
-            ),
-        ],
+        Role::MeshSidecar { .. } => vec![http_routes(), reference_grants()],
         Role::Sidecar { .. } => vec![
             WatchedKind::new::<model::appmesh::Mesh>(
                 ResourceKind::Mesh,

@@ -50,8 +50,10 @@ enum Task {
     /// Run every test (`cargo test --workspace --all-features`), installing the pinned Envoy first
     /// when it is missing; arguments after `--` go to cargo test.
     Test(TestArgs),
-    /// Narrate the blog walkthrough (scenarios/walkthrough.yaml) step by step, with verdicts.
-    Walkthrough(RunArgs),
+    /// Narrate the blog walkthrough step by step, with verdicts: as the blog wrote it (Gloo and
+    /// App Mesh, scenarios/walkthrough.yaml) or as it is written today (--dialect gateway-api,
+    /// scenarios/walkthrough-gateway-api.yaml).
+    Walkthrough(WalkthroughArgs),
     /// Run the conformance suite (scenarios/conformance/*.yaml) and report per feature; the exit
     /// code is 0 only if no scenario failed.
     Conformance(conformance::ConformanceArgs),
@@ -67,6 +69,35 @@ enum Task {
     /// Build the service images (colormesh/<binary>:<tag>) and load them into kind or K3s, or
     /// push them to a registry.
     Images(images::ImagesArgs),
+}
+
+/// `cargo xtask walkthrough` options.
+#[derive(Debug, Args)]
+struct WalkthroughArgs {
+    /// Which version of the walkthrough to narrate.
+    #[arg(long, value_enum, default_value_t = WalkthroughDialect::Gloo)]
+    dialect: WalkthroughDialect,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The two versions of the walkthrough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WalkthroughDialect {
+    /// Gloo Edge at the edge and App Mesh inside, as the blog wrote it.
+    Gloo,
+    /// Gateway + HTTPRoute at the edge and a GAMMA HTTPRoute inside.
+    GatewayApi,
+}
+
+impl WalkthroughDialect {
+    /// The scenario file's stem under `scenarios/`.
+    fn scenario(self) -> &'static str {
+        match self {
+            Self::Gloo => "walkthrough",
+            Self::GatewayApi => "walkthrough-gateway-api",
+        }
+    }
 }
 
 /// Options shared by `e2e` and `walkthrough`.
@@ -145,9 +176,12 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Task::E2e(args) => {
             runtime.block_on(e2e::e2e(&args.scenarios, &args.run, false, args.repeat))
         }
-        Task::Walkthrough(args) => {
-            runtime.block_on(e2e::e2e(&["walkthrough".to_owned()], &args, true, 1))
-        }
+        Task::Walkthrough(args) => runtime.block_on(e2e::e2e(
+            &[args.dialect.scenario().to_owned()],
+            &args.run,
+            true,
+            1,
+        )),
         Task::Conformance(args) => runtime.block_on(conformance::conformance(&args)),
         Task::BenchTraffic(args) => runtime.block_on(bench::bench_traffic(&args)).map(|()| true),
         Task::Bench(args) => runtime.block_on(bench::bench(&args)).map(|()| true),
@@ -171,4 +205,20 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
 fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_walkthrough_dialect_names_a_scenario_file() {
+        use clap::ValueEnum;
+        for dialect in WalkthroughDialect::value_variants() {
+            let file = workspace_root()
+                .join("scenarios")
+                .join(format!("{}.yaml", dialect.scenario()));
+            assert!(file.is_file(), "{dialect:?}: {} is missing", file.display());
+        }
+    }
 }

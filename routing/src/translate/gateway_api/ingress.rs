@@ -21,7 +21,7 @@ use super::status::{
     ACCEPTED, CONFLICTED, NO_MATCHING_LISTENER_HOSTNAME, NO_MATCHING_PARENT,
     NOT_ALLOWED_BY_LISTENERS, PROGRAMMED, RESOLVED_REFS, Refusal, route_parent_status,
 };
-use super::{Attached, compile_with_history, ordered_routes};
+use super::{Attached, compile_with_history, ordered_routes, report_refusal};
 use crate::table::VirtualHost;
 use crate::translate::report::Report;
 use crate::translate::{
@@ -231,18 +231,13 @@ pub(crate) fn translate(
                         message
                     }
                 });
-            if verdict.errors.is_empty()
-                && let Err(refusal) = &attached
-            {
-                report.error(
-                    &key,
-                    loaded,
-                    Problem::new(
-                        &parents_field.index(index),
-                        format!("Accepted=False ({}): {}", refusal.reason, refusal.message),
-                    ),
-                );
-            }
+            report_refusal(
+                report,
+                (&key, loaded),
+                &parents_field.index(index),
+                &verdict,
+                &attached,
+            );
             parents.push(route_parent_status(parent, &verdict, attached, generation));
         }
         report.gateway_api(

@@ -20,10 +20,10 @@ use model::{Resource, ResourceKey, ResourceKind, ResourceSet};
 
 use super::rules::{ActionPlan, Backends, DEFAULT_REQUEST_TIMEOUT};
 use super::status::{NO_MATCHING_PARENT, Refusal, route_parent_status};
-use super::{Attached, compile_with_history, ordered_routes};
+use super::{Attached, compile_with_history, ordered_routes, report_refusal};
 use crate::table::{Fallback, PathMatcher, Route, RouteMatcher, VirtualHost};
 use crate::translate::report::Report;
-use crate::translate::{Effective, FieldPath, GatewayApiStatus, History, Problem, namespaced_name};
+use crate::translate::{Effective, FieldPath, GatewayApiStatus, History, namespaced_name};
 
 /// `(namespace, service, port)`.
 type ServicePort = (String, String, u16);
@@ -82,18 +82,13 @@ pub(crate) fn translate(
             }
             let attached = service_ports(resources, parent, &route_namespace)
                 .map(|_| "Route is accepted".to_owned());
-            if verdict.errors.is_empty()
-                && let Err(refusal) = &attached
-            {
-                report.error(
-                    &key,
-                    loaded,
-                    Problem::new(
-                        &parents_field.index(index),
-                        format!("Accepted=False ({}): {}", refusal.reason, refusal.message),
-                    ),
-                );
-            }
+            report_refusal(
+                report,
+                (&key, loaded),
+                &parents_field.index(index),
+                &verdict,
+                &attached,
+            );
             parents.push(route_parent_status(parent, &verdict, attached, generation));
         }
         report.gateway_api(

@@ -96,6 +96,29 @@ fn precedence(a: &Attached, b: &Attached, stamped: bool) -> Ordering {
         .then_with(|| a.plan.index.cmp(&b.plan.index))
 }
 
+/// Reports a parent's refusal of a route as an error on that parentRef, unless the route's own
+/// content was refused already (its errors are the reason then).
+fn report_refusal(
+    report: &mut Report,
+    (key, loaded): (&ResourceKey, &Loaded),
+    field: &super::FieldPath,
+    verdict: &RouteVerdict,
+    attached: &Result<String, status::Refusal>,
+) {
+    if verdict.errors.is_empty()
+        && let Err(refusal) = attached
+    {
+        report.error(
+            key,
+            loaded,
+            super::Problem::new(
+                field,
+                format!("Accepted=False ({}): {}", refusal.reason, refusal.message),
+            ),
+        );
+    }
+}
+
 /// Compiles an HTTPRoute through the history: the version to serve (the current one, or the last
 /// accepted one when the current is rejected) and the verdict on the current version.
 fn compile_with_history(

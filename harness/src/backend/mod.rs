@@ -20,6 +20,18 @@ pub mod local;
 
 pub use cluster::{ClusterGateway, Provider};
 
+/// The kinds whose versions colormesh's ingress (gateway-proxy, envoy-control) reports in its
+/// `/status`: Gloo's, and the Gateway API kinds it serves (ReferenceGrants are read but carry no
+/// status). Both backends wait on these to count a change as live.
+pub(crate) fn reported_by_ingress(kind: &model::ResourceKind) -> bool {
+    use model::ResourceKind;
+    crate::glooctl::GlooKind::of(kind).is_some()
+        || matches!(
+            kind,
+            ResourceKind::GatewayClass | ResourceKind::Gateway | ResourceKind::HttpRoute
+        )
+}
+
 /// Which backend a run uses (`cargo xtask e2e --backend ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -909,7 +909,7 @@ impl KubeBackend {
         let mut behind = Vec::new();
         for change in changes
             .iter()
-            .filter(|c| is_reported_by_builtin_ingress(&c.key.kind))
+            .filter(|c| super::reported_by_ingress(&c.key.kind))
         {
             behind.extend(admin::lag(
                 &entries,
@@ -1277,16 +1277,6 @@ fn is_gloo_kind(kind: &ResourceKind) -> bool {
         kind,
         ResourceKind::GlooVirtualService | ResourceKind::Upstream | ResourceKind::UpstreamGroup
     )
-}
-
-/// The kinds whose version the builtin ingress reports in its `/status`: Gloo's, and the Gateway
-/// API kinds it serves (ReferenceGrants are read but carry no status).
-fn is_reported_by_builtin_ingress(kind: &ResourceKind) -> bool {
-    is_gloo_kind(kind)
-        || matches!(
-            kind,
-            ResourceKind::GatewayClass | ResourceKind::Gateway | ResourceKind::HttpRoute
-        )
 }
 
 /// The API server's answer to a refused apply, in words.

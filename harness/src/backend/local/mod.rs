@@ -866,18 +866,15 @@ impl LocalBackend {
                 namespace,
                 name,
             } => {
-                let resource_kind = match kind.as_str() {
-                    "GatewayClass" => ResourceKind::GatewayClass,
-                    "Gateway" => ResourceKind::Gateway,
-                    "HTTPRoute" => ResourceKind::HttpRoute,
-                    other => {
-                        return Err(BackendError::UnwaitableKind {
-                            kind: other.to_owned(),
-                            reporter: "the local backend's creation times",
-                            reported: "GatewayClass, Gateway and HTTPRoute",
-                        });
-                    }
-                };
+                // The Gateway API kinds, read as the kube backend reads them.
+                let resource_kind = ResourceKind::from_type("gateway.networking.k8s.io/v1", kind);
+                if matches!(resource_kind, ResourceKind::Other { .. }) {
+                    return Err(BackendError::UnwaitableKind {
+                        kind: kind.clone(),
+                        reporter: "the local backend's creation times",
+                        reported: "GatewayClass, Gateway, HTTPRoute and ReferenceGrant",
+                    });
+                }
                 let key = ResourceKey::new(resource_kind, Some(namespace), name);
                 let created = self
                     .cluster
@@ -1056,13 +1053,7 @@ enum NotYet {
 /// sidecars App Mesh's, mesh sidecars HTTPRoutes.
 fn reports_kind(kind: &ResourceKind, role: &ProxyRole) -> bool {
     match role {
-        ProxyRole::Ingress => {
-            GlooKind::of(kind).is_some()
-                || matches!(
-                    kind,
-                    ResourceKind::GatewayClass | ResourceKind::Gateway | ResourceKind::HttpRoute
-                )
-        }
+        ProxyRole::Ingress => super::reported_by_ingress(kind),
         ProxyRole::AppMeshSidecar => matches!(
             kind,
             ResourceKind::VirtualNode

@@ -24,16 +24,21 @@ pub(crate) enum ParentKind {
 }
 
 impl ParentKind {
+    fn owns_kind(self, kind: &str) -> bool {
+        match self {
+            Self::Gateway => kind == "Gateway",
+            Self::Service => kind == "Service",
+        }
+    }
+
+    /// Whether a status entry, as the object carries it, is one this writer owns the kind of.
     fn owns(self, entry: &Value) -> bool {
         let kind = entry
             .get("parentRef")
             .and_then(|parent| parent.get("kind"))
             .and_then(Value::as_str)
             .unwrap_or("Gateway");
-        match self {
-            Self::Gateway => kind == "Gateway",
-            Self::Service => kind == "Service",
-        }
+        self.owns_kind(kind)
     }
 }
 
@@ -78,7 +83,7 @@ pub(crate) fn desired_patch(
             let ours: Vec<&RouteParentStatus> = status
                 .parents
                 .iter()
-                .filter(|parent| parents.owns(&to_object(*parent)))
+                .filter(|parent| parents.owns_kind(&parent.parent_ref.kind))
                 .collect();
             json!({ "parents": route_parents(&current, &ours, parents, now) })
         }

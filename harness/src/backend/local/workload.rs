@@ -147,19 +147,10 @@ fn field_value(path: &str, pod_name: &str, namespace: &str) -> Option<String> {
     }
 }
 
+/// An absent selector selects nothing (App Mesh's podSelector and namespaceSelector); a present
+/// one is evaluated as the API server does.
 fn selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(selector) = selector else {
-        return false;
-    };
-    if selector
-        .match_expressions
-        .as_ref()
-        .is_some_and(|e| !e.is_empty())
-    {
-        return false;
-    }
-    let wanted = selector.match_labels.clone().unwrap_or_default();
-    wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
+    selector.is_some_and(|selector| model::k8s::selector_matches(selector, labels))
 }
 
 /// Whether App Mesh injects sidecars in a namespace: a Mesh selects it, or it carries the injector label.

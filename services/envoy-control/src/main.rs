@@ -76,7 +76,10 @@ async fn main() -> Result<()> {
     let shutdown = async move {
         let _ = shutdown.await;
     };
-    let result = run(&mut envoy, files, role, &common, shutdown).await;
+    let state = ProxyState::new(ProxyOptions::default());
+    let result = run(&mut envoy, files, role, &common, &state, shutdown).await;
+    // A reload the watcher started may still be pushing to Envoy; let it finish first.
+    state.close_source().await;
     envoy.stop(ENVOY_STOP_GRACE).await;
     drop(work);
     if let Err(error) = &result {
@@ -90,6 +93,7 @@ async fn run(
     files: XdsFiles,
     role: Role,
     common: &GatewayArgs,
+    state: &ProxyState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let listen = envoy
@@ -98,7 +102,6 @@ async fn run(
         .await?
         .context("Envoy does not list the data-plane listener")?;
     let config_dir = common.config_dir(env!("CARGO_BIN_NAME"))?;
-    let state = ProxyState::new(ProxyOptions::default());
     state.set_source(EnvoySource::new(
         DirSource::new(config_dir, role.clone()),
         tokio::runtime::Handle::current(),
@@ -128,7 +131,7 @@ async fn run(
     service_kit::announce_listening("admin", admin_addr);
     let log = envoy.log().to_owned();
     tokio::select! {
-        served = serve_admin(admin, state, shutdown) => {
+        served = serve_admin(admin, state.clone(), shutdown) => {
             served.context("serving the admin API")?;
             tracing::info!("envoy-control stopped");
             Ok(())

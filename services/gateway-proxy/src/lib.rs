@@ -161,6 +161,25 @@ impl ProxyState {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(source));
     }
 
+    /// Removes the configuration source once any load in progress has finished; later reloads
+    /// fail with [`ReloadError::NoSource`]. A control plane calls this before it stops its data
+    /// plane, so no load (which may drive the runtime) is left running while the runtime shuts
+    /// down.
+    pub async fn close_source(&self) {
+        let state = self.clone();
+        let closed = tokio::task::spawn_blocking(move || {
+            state
+                .shared
+                .source
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take()
+        })
+        .await;
+        // Dropped here, on the runtime, not inside the blocking task.
+        drop(closed);
+    }
+
     /// Reads the configuration source, translates it and installs the result; returns once the
     /// new snapshot is live.
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {

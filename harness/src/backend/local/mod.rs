@@ -608,7 +608,7 @@ impl LocalBackend {
                 let seed = self.next_sidecar_seed;
                 self.next_sidecar_seed = seed.wrapping_add(1);
                 Some(
-                    self.start_proxy(&format!("{name}-sidecar"), role, args, seed)
+                    self.start_proxy(&format!("{namespace}.{name}-sidecar"), role, args, seed)
                         .await?,
                 )
             }
@@ -633,7 +633,9 @@ impl LocalBackend {
         };
         let env = workload::pod_env(template, &context);
         let binary = self.config.bin_dir.join(template.binary);
-        let mut app = Process::spawn(&name, &binary, &[], &env, &self.logs)?;
+        // Pod names repeat across namespaces; the process (and its log file) carries both.
+        let process_name = format!("{namespace}.{name}");
+        let mut app = Process::spawn(&process_name, &binary, &[], &env, &self.logs)?;
         let listeners = app.wait_listening(&["*"], START_TIMEOUT).await?;
         let (listener, addr) = listeners
             .into_iter()

@@ -279,8 +279,8 @@ fn step_details(html: &mut String, step: &StepReport) {
 fn split_caption(split: &SplitReport) -> String {
     let verdict = &split.verdict;
     let mut caption = format!(
-        "Bars: observed share; whiskers: its interval; red ticks: expected share. Split by {}: {} after {} replies (planned {}, cap {}{}); p = {:.3e}; achieved minimum detectable \
-         deviation {:.3} (asked {}); alpha {:.2e}; decided in {}.",
+        "Bars: observed share; whiskers: its interval; red ticks: expected share. Split by {}: {} after {} replies (planned {}, cap {}{}); p = {:.3e}; largest deviation not \
+         excluded {:.3} (a pass needs {} or less, miss rate {}); alpha {:.2e}; decided in {}.",
         crate::runner::key_name(split.by),
         crate::runner::outcome_label(verdict.outcome),
         verdict.n,
@@ -288,8 +288,9 @@ fn split_caption(split: &SplitReport) -> String {
         split.cap,
         if split.sequential { ", sequential" } else { "" },
         verdict.p_value,
-        verdict.achieved_min_detectable_deviation,
+        verdict.unexcluded_deviation,
         split.min_detectable_deviation,
+        verdict.miss_rate,
         split.alpha,
         format_elapsed(split.time_to_verdict)
     );

@@ -96,11 +96,11 @@ pub fn summary_table(run: &RunReport) -> String {
                 Some(traffic) => {
                     let detail = match &traffic.split {
                         Some(split) => format!(
-                            "split n={} (planned {}), p={:.2e}, mdd {:.3}{}",
+                            "split n={} (planned {}), p={:.2e}, not excluded {:.3}{}",
                             split.verdict.n,
                             split.planned_requests,
                             split.verdict.p_value,
-                            split.verdict.achieved_min_detectable_deviation,
+                            split.verdict.unexcluded_deviation,
                             traffic
                                 .propagation
                                 .as_ref()

@@ -7,7 +7,7 @@
 use statrs::distribution::{Binomial, DiscreteCDF};
 use statrs::function::beta::ln_beta;
 
-use super::intervals::{hit_free_requests_for_bound, leak_detection_probability};
+use super::intervals::hit_free_requests_for_bound;
 use super::spec::{CheckSettings, Prepared};
 
 /// The Beta(a, b) mixture likelihood ratio for one destination's share.
@@ -20,8 +20,8 @@ pub(crate) struct Mixture {
 }
 
 /// Integer boundaries on a tested destination's count `s` at one `n`:
-/// fail iff `s <= fail_low || s >= fail_high`; pass (for this destination) iff
-/// `pass_low <= s <= pass_high`.
+/// fail iff `s <= fail_low || s >= fail_high` (the mixture at level α / m); pass (for this
+/// destination) iff `pass_low <= s <= pass_high` (both edge tests of [`PassEdges`] at β).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bounds {
     pub(crate) fail_low: i64,
@@ -138,33 +138,14 @@ impl Mixture {
         }
     }
 
-    /// The boundaries at `n` for the fail threshold `c = ln(m / α)`, the pass threshold
-    /// `c_pass` and margin `delta`; `previous` (the boundaries at `n - 1`) makes the search a
-    /// few steps long.
-    pub(crate) fn bounds(
-        &self,
-        n: u64,
-        delta: f64,
-        (c, c_pass): (f64, f64),
-        previous: Option<Bounds>,
-    ) -> Bounds {
-        let upper_edge = self.p0 + delta;
-        let lower_edge = self.p0 - delta;
-        let top = n as i64;
-        Bounds {
-            fail_low: self.last_rejected_below(n, self.p0, c, previous.map(|b| b.fail_low)),
-            fail_high: self.first_rejected_above(n, self.p0, c, previous.map(|b| b.fail_high)),
-            pass_high: if upper_edge >= 1.0 - 1e-12 {
-                top
-            } else {
-                self.last_rejected_below(n, upper_edge, c_pass, previous.map(|b| b.pass_high))
-            },
-            pass_low: if lower_edge <= 1e-12 {
-                0
-            } else {
-                self.first_rejected_above(n, lower_edge, c_pass, previous.map(|b| b.pass_low))
-            },
-        }
+    /// The fail boundaries at `n` for the threshold `c = ln(m / α)`: a count `s` fails iff
+    /// `s <= low || s >= high`. `previous` (the boundaries at `n - 1`) makes the search a few
+    /// steps long.
+    pub(crate) fn fail_bounds(&self, n: u64, c: f64, previous: Option<(i64, i64)>) -> (i64, i64) {
+        (
+            self.last_rejected_below(n, self.p0, c, previous.map(|b| b.0)),
+            self.first_rejected_above(n, self.p0, c, previous.map(|b| b.1)),
+        )
     }
 
     /// The confidence sequence `{p : ln Λ_n(p) < c}` at `(n, s)`: an interval around `s / n`.
@@ -206,130 +187,244 @@ impl Mixture {
     }
 }
 
-/// The confidence sequences of one check, without the per-`n` tables.
+/// The pass side of one destination's test: two sequential probability ratio tests of the
+/// expected share `p0` against the edges `p0 - δ` and `p0 + δ` of the equivalence band.
+///
+/// The destination passes at `n` when both likelihood ratios `L(p0) / L(edge)` reach `1 / β`
+/// (β = 1 - power, the declared miss rate). For a gateway whose true share `p` lies beyond an
+/// edge (`p <= p0 - δ`, or `p >= p0 + δ`), the ratio against that edge is a nonnegative
+/// supermartingale starting at 1 (a martingale when `p` is the edge itself), so by Ville's
+/// inequality it ever reaches `1 / β` with probability at most β. A pass needs it to, so such a
+/// gateway passes with probability at most β, at any stopping time and whatever else the check
+/// does. No Bonferroni factor is needed over destinations or edges: a gateway off by δ is off on
+/// one side of one destination, and that one ratio alone bounds its pass probability.
+///
+/// `ln L(p0) / L(e)` is linear in the count, so each edge gives one linear boundary (Wald's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PassEdges {
+    pub(crate) p0: f64,
+    delta: f64,
+    /// `ln(1 / β)`.
+    c: f64,
+}
+
+/// Slack on the linear boundaries so that rounding never lets a count pass whose ratio is a
+/// hair short of `1 / β`.
+const BOUNDARY_SLACK: f64 = 1e-9;
+
+impl PassEdges {
+    pub(crate) fn new(p0: f64, delta: f64, miss_rate: f64) -> Self {
+        Self {
+            p0,
+            delta,
+            c: (1.0 / miss_rate).ln(),
+        }
+    }
+
+    fn low_edge(&self) -> Option<f64> {
+        let e = self.p0 - self.delta;
+        (e > 1e-12).then_some(e)
+    }
+
+    fn high_edge(&self) -> Option<f64> {
+        let e = self.p0 + self.delta;
+        (e < 1.0 - 1e-12).then_some(e)
+    }
+
+    /// `ln L(p0) / L(p)` for `s` hits in `n`.
+    pub(crate) fn log_ratio(&self, n: u64, s: u64, p: f64) -> f64 {
+        let (s, f) = (s as f64, (n - s) as f64);
+        let hit = if s > 0.0 { s * (self.p0 / p).ln() } else { 0.0 };
+        let miss = if f > 0.0 {
+            f * ((1.0 - self.p0) / (1.0 - p)).ln()
+        } else {
+            0.0
+        };
+        hit + miss
+    }
+
+    /// The smallest count that passes the lower-edge test at `n` (0 without a lower edge).
+    ///
+    /// `s ln(p0 / e) - (n - s) ln((1 - e) / (1 - p0)) >= c`, i.e.
+    /// `s >= (c + n D) / (C + D)` with `C = ln(p0 / e)`, `D = ln((1 - e) / (1 - p0))`.
+    pub(crate) fn pass_low(&self, n: u64) -> i64 {
+        let Some(e) = self.low_edge() else {
+            return 0;
+        };
+        let c_hit = (self.p0 / e).ln();
+        let d_miss = ((1.0 - e) / (1.0 - self.p0)).ln();
+        ((self.c + n as f64 * d_miss) / (c_hit + d_miss) + BOUNDARY_SLACK).ceil() as i64
+    }
+
+    /// The largest count that passes the upper-edge test at `n` (`n` without an upper edge).
+    ///
+    /// `(n - s) ln((1 - p0) / (1 - e)) - s ln(e / p0) >= c`, i.e.
+    /// `s <= (n A - c) / (A + B)` with `A = ln((1 - p0) / (1 - e))`, `B = ln(e / p0)`.
+    pub(crate) fn pass_high(&self, n: u64) -> i64 {
+        let Some(e) = self.high_edge() else {
+            return n as i64;
+        };
+        let a_miss = ((1.0 - self.p0) / (1.0 - e)).ln();
+        let b_hit = (e / self.p0).ln();
+        ((n as f64 * a_miss - self.c) / (a_miss + b_hit) - BOUNDARY_SLACK).floor() as i64
+    }
+
+    /// The shares not yet excluded in favour of `p0` at the miss rate:
+    /// `{p : ln L(p0) / L(p) < ln(1 / β)}`, an interval around `p0` (the ratio is convex in `p`
+    /// and 0 at `p0`). The check passes a destination when it lies inside `p0 ± δ`.
+    pub(crate) fn unexcluded(&self, n: u64, s: u64) -> (f64, f64) {
+        let inside = |p: f64| self.log_ratio(n, s, p) < self.c;
+        let bisect = |mut near: f64, mut far: f64| {
+            if inside(far) {
+                return far;
+            }
+            for _ in 0..60 {
+                let mid = 0.5 * (near + far);
+                if inside(mid) {
+                    near = mid;
+                } else {
+                    far = mid;
+                }
+            }
+            far
+        };
+        (bisect(self.p0, 0.0), bisect(self.p0, 1.0))
+    }
+}
+
+/// One tested destination: the mixture that fails it and the edges that pass it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct DestinationTest {
+    /// Its position in the spec.
+    pub(crate) index: usize,
+    pub(crate) mixture: Mixture,
+    pub(crate) edges: PassEdges,
+}
+
+impl DestinationTest {
+    /// The boundaries at `n` for the fail threshold `c`; `previous` speeds up the search.
+    pub(crate) fn bounds(&self, n: u64, c: f64, previous: Option<Bounds>) -> Bounds {
+        let (fail_low, fail_high) =
+            self.mixture
+                .fail_bounds(n, c, previous.map(|b| (b.fail_low, b.fail_high)));
+        Bounds {
+            fail_low,
+            fail_high,
+            pass_low: self.edges.pass_low(n),
+            pass_high: self.edges.pass_high(n),
+        }
+    }
+}
+
+/// The tests of one sequential check, without the per-`n` tables.
 #[derive(Debug, Clone)]
 pub(crate) struct SequentialTests {
-    /// `(destination index, mixture)` for every positive-weight destination when there are at
-    /// least two (none otherwise); the first `tested` of them make decisions.
-    pub(crate) mixtures: Vec<(usize, Mixture)>,
+    /// One per positive-weight destination when there are at least two (none otherwise); the
+    /// first `tested` of them make decisions. With exactly two, one decides: the other share
+    /// mirrors it.
+    pub(crate) destinations: Vec<DestinationTest>,
     pub(crate) tested: usize,
     /// `ln(m / α)` with `m = tested`: a share is excluded (fail) beyond it.
     pub(crate) threshold: f64,
-    /// `ln(m / α_pass)` with `α_pass = min(α, (1 - power) / 2)`: the edges `p ± δ` must be
-    /// excluded beyond it to pass, so a split off by δ passes with probability <= α_pass / m,
-    /// which leaves room for the declared power even at test-friendly levels of α.
-    pub(crate) pass_threshold: f64,
-    pub(crate) alpha_pass: f64,
+    /// β = 1 - power: the probability of passing a gateway off by δ.
+    pub(crate) miss_rate: f64,
     pub(crate) delta: f64,
-    /// Hit-free requests after which the upper confidence bound on the leak rate is at most δ,
-    /// at confidence `1 - α_pass` (a leak of δ survives that many requests unseen with
-    /// probability at most `α_pass`), and, with zero-weight destinations, after which a leak of
-    /// `min_detectable_leak` has been caught with probability `leak_power`.
+    /// Hit-free requests before a pass: the upper bound on the share of zero-weight and unknown
+    /// destinations, at confidence `1 - β`, is at most δ (a leak of δ survives that many
+    /// requests unseen with probability at most β); with zero-weight destinations, also the
+    /// requests after which a leak of `min_detectable_leak` has been caught with probability
+    /// `leak_power`.
     pub(crate) leak_pass_after: u64,
 }
 
 impl SequentialTests {
     pub(crate) fn new(prepared: &Prepared, settings: &CheckSettings) -> Self {
         let delta = settings.min_detectable_deviation;
-        let mixtures: Vec<(usize, Mixture)> = if prepared.nonzero.len() >= 2 {
+        let miss_rate = settings.miss_rate();
+        let destinations: Vec<DestinationTest> = if prepared.nonzero.len() >= 2 {
             prepared
                 .nonzero
                 .iter()
-                .map(|&i| (i, Mixture::new(prepared.shares[i], delta)))
+                .map(|&i| DestinationTest {
+                    index: i,
+                    mixture: Mixture::new(prepared.shares[i], delta),
+                    edges: PassEdges::new(prepared.shares[i], delta, miss_rate),
+                })
                 .collect()
         } else {
             Vec::new()
         };
-        let tested = if mixtures.len() == 2 {
+        let tested = if destinations.len() == 2 {
             1
         } else {
-            mixtures.len()
+            destinations.len()
         };
         let m = tested.max(1) as f64;
-        let alpha_pass = settings.alpha.min((1.0 - settings.power) / 2.0);
         Self {
-            mixtures,
+            destinations,
             tested,
             threshold: (m / settings.alpha).ln(),
-            pass_threshold: (m / alpha_pass).ln(),
-            alpha_pass,
+            miss_rate,
             delta,
-            leak_pass_after: hit_free_requests_for_bound(delta, alpha_pass)
+            leak_pass_after: hit_free_requests_for_bound(delta, miss_rate)
                 .max(prepared.leak_requests(settings).unwrap_or(0)),
         }
     }
 
-    pub(crate) fn thresholds(&self) -> (f64, f64) {
-        (self.threshold, self.pass_threshold)
+    /// The destinations that decide.
+    pub(crate) fn deciding(&self) -> &[DestinationTest] {
+        &self.destinations[..self.tested]
     }
 
-    /// A lower bound on the probability that a gateway off by at least δ on some destination
-    /// fails within `cap` requests, minimised over the alternatives.
+    /// Bounds (exact binomial tails, union over the deciding destinations) that size the cap
+    /// when the exact operating characteristics are out of reach (three or more deciding
+    /// destinations):
     ///
-    /// For a shifted destination `j` with true share `p1` (|p1 - p_j| >= δ): the check does not
-    /// fail by `cap` only if it passed earlier (which needs `Λ(p1) >= m / α_pass`: probability
-    /// <= α_pass / m)
-    /// or `S_cap` is outside the fail region at `cap`. The latter is an exact binomial tail, and
-    /// it only grows as `p1` moves further away. For a leak of δ (zero-weight or unknown
-    /// destination), the check passes no earlier than `leak_pass_after` hit-free requests.
-    pub(crate) fn power_lower_bound(&self, cap: u64) -> f64 {
-        let hit_free = cap.min(self.leak_pass_after);
-        let mut weakest = leak_detection_probability(self.delta, hit_free);
-        let wrong_pass = self.alpha_pass / self.tested.max(1) as f64;
-        for (_, mixture) in self.mixtures.iter().take(self.tested) {
-            let b = mixture.bounds(cap, self.delta, self.thresholds(), None);
-            for p1 in [mixture.p0 - self.delta, mixture.p0 + self.delta] {
-                if !(0.0..=1.0).contains(&p1) {
+    /// * `undecided`: an upper bound on the probability that a correct gateway has not passed
+    ///   or failed by `cap`: at `cap` every deciding count inside its pass interval means a
+    ///   pass, so the union of the tails outside them bounds it;
+    /// * `fails`: a lower bound on the probability that a gateway whose share of one deciding
+    ///   destination sits on an edge `p0 ± δ` has failed by `cap`, minimised over destinations
+    ///   and edges: its count at `cap` in the fail region, less the chance (at most β) that it
+    ///   passed before.
+    pub(crate) fn cap_bounds(&self, cap: u64) -> (f64, f64) {
+        let mut undecided = 0.0;
+        let mut fails: f64 = 1.0;
+        for test in self.deciding() {
+            let b = test.bounds(cap, self.threshold, None);
+            let p0 = test.edges.p0;
+            if let Ok(correct) = Binomial::new(p0, cap) {
+                undecided +=
+                    lower_tail(&correct, b.pass_low - 1) + upper_tail(&correct, b.pass_high + 1);
+            }
+            for p1 in [p0 - self.delta, p0 + self.delta] {
+                if !(p1 > 0.0 && p1 < 1.0) {
                     continue;
                 }
-                let Ok(binomial) = Binomial::new(p1, cap) else {
+                let Ok(shifted) = Binomial::new(p1, cap) else {
                     continue;
                 };
-                let low = if b.fail_low >= 0 {
-                    binomial.cdf(b.fail_low as u64)
-                } else {
-                    0.0
-                };
-                let high = if b.fail_high == 0 {
-                    1.0
-                } else if b.fail_high as u64 <= cap {
-                    binomial.sf(b.fail_high as u64 - 1)
-                } else {
-                    0.0
-                };
-                weakest = weakest.min((low + high - wrong_pass).max(0.0));
+                let in_fail = lower_tail(&shifted, b.fail_low) + upper_tail(&shifted, b.fail_high);
+                fails = fails.min((in_fail - self.miss_rate).max(0.0));
             }
         }
-        weakest
+        (undecided.min(1.0), fails)
     }
-    /// A lower bound on the probability that a correct gateway passes within `cap` requests.
-    ///
-    /// A correct gateway does not pass by `cap` only if it fails first (probability <= `alpha`)
-    /// or some tested count is outside its pass interval at `cap` (exact binomial tails under the
-    /// expected shares; Bonferroni over the tested destinations). Zero-weight destinations never
-    /// answer a correct gateway; the caller makes sure `cap >= leak_pass_after`.
-    pub(crate) fn pass_probability_lower_bound(&self, cap: u64, alpha: f64) -> f64 {
-        let mut miss = alpha;
-        for (_, mixture) in self.mixtures.iter().take(self.tested) {
-            let b = mixture.bounds(cap, self.delta, self.thresholds(), None);
-            let Ok(binomial) = Binomial::new(mixture.p0, cap) else {
-                return 0.0;
-            };
-            let below = if b.pass_low > 0 {
-                binomial.cdf((b.pass_low - 1) as u64)
-            } else {
-                0.0
-            };
-            let above = if b.pass_high < 0 {
-                1.0
-            } else if (b.pass_high as u64) < cap {
-                binomial.sf(b.pass_high as u64)
-            } else {
-                0.0
-            };
-            miss += below + above;
-        }
-        (1.0 - miss).max(0.0)
+}
+
+/// `P(X <= k)`, 0 for `k < 0`.
+pub(crate) fn lower_tail(binomial: &Binomial, k: i64) -> f64 {
+    if k < 0 { 0.0 } else { binomial.cdf(k as u64) }
+}
+
+/// `P(X >= k)`, 1 for `k <= 0`, 0 beyond the number of trials.
+pub(crate) fn upper_tail(binomial: &Binomial, k: i64) -> f64 {
+    if k <= 0 {
+        1.0
+    } else if k as u64 > binomial.n() {
+        0.0
+    } else {
+        binomial.sf(k as u64 - 1)
     }
 }
 
@@ -338,41 +433,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tabulated_boundaries_equal_the_direct_search() {
+    fn walked_fail_boundaries_equal_the_direct_search() {
         let m = Mixture::new(0.8, 0.05);
         let c = (1.0f64 / 1e-3).ln();
         let mut previous = None;
         for n in 0..3000 {
-            let walked = m.bounds(n, 0.05, (c, c + 1.0), previous);
+            let walked = m.fail_bounds(n, c, previous);
             previous = Some(walked);
             if n.is_multiple_of(97) || n < 50 {
-                assert_eq!(walked, m.bounds(n, 0.05, (c, c + 1.0), None), "n = {n}");
+                assert_eq!(walked, m.fail_bounds(n, c, None), "n = {n}");
             }
         }
     }
 
     #[test]
-    fn boundaries_agree_with_the_likelihood_ratio() {
-        let m = Mixture::new(1.0 / 3.0, 0.05);
+    fn boundaries_agree_with_the_likelihood_ratios() {
+        let test = DestinationTest {
+            index: 0,
+            mixture: Mixture::new(1.0 / 3.0, 0.05),
+            edges: PassEdges::new(1.0 / 3.0, 0.05, 0.01),
+        };
         let c = (3.0f64 / 1e-4).ln();
-        let n = 2500;
-        let b = m.bounds(n, 0.05, (c, c), None);
-        for s in 0..=n {
-            let fails = m.log_lr(n, s, m.p0) >= c;
-            assert_eq!(
-                fails,
-                (s as i64) <= b.fail_low || (s as i64) >= b.fail_high,
-                "s = {s}"
-            );
-            let (lo, hi) = m.confidence_interval(n, s, c);
-            let inside = lo >= m.p0 - 0.05 && hi <= m.p0 + 0.05;
-            let passes = b.pass_low <= s as i64 && s as i64 <= b.pass_high;
-            // The interval endpoints come from bisection; allow disagreement only at a hair's
-            // breadth from the edges.
-            if inside != passes {
-                let gap = (lo - (m.p0 - 0.05)).abs().min((hi - (m.p0 + 0.05)).abs());
-                assert!(gap < 1e-9, "s = {s}: interval ({lo}, {hi}), bounds {b:?}");
+        let (low_edge, high_edge) = (1.0 / 3.0 - 0.05, 1.0 / 3.0 + 0.05);
+        for n in [1u64, 10, 400, 2500] {
+            let b = test.bounds(n, c, None);
+            for s in 0..=n {
+                let fails = test.mixture.log_lr(n, s, test.mixture.p0) >= c;
+                assert_eq!(
+                    fails,
+                    (s as i64) <= b.fail_low || (s as i64) >= b.fail_high,
+                    "n = {n}, s = {s}"
+                );
+                let ln_beta = (1.0f64 / 0.01).ln();
+                let passes = test.edges.log_ratio(n, s, low_edge) >= ln_beta
+                    && test.edges.log_ratio(n, s, high_edge) >= ln_beta;
+                assert_eq!(
+                    passes,
+                    b.pass_low <= s as i64 && s as i64 <= b.pass_high,
+                    "n = {n}, s = {s}, {b:?}"
+                );
+                // The unexcluded interval lies inside the band exactly when the count passes
+                // (up to the bisection's resolution at the edges).
+                let (lo, hi) = test.edges.unexcluded(n, s);
+                let inside = lo >= low_edge - 1e-12 && hi <= high_edge + 1e-12;
+                if inside != passes {
+                    let gap = (lo - low_edge).abs().min((hi - high_edge).abs());
+                    assert!(gap < 1e-9, "n = {n}, s = {s}: ({lo}, {hi})");
+                }
             }
         }
+    }
+
+    #[test]
+    fn an_edge_at_zero_or_one_is_not_tested() {
+        // 97/3 with δ = 5 points: the upper edge of 0.97 is past 1, the lower edge of 0.03 below 0.
+        let high = PassEdges::new(0.97, 0.05, 0.01);
+        assert_eq!(high.pass_high(500), 500);
+        assert!(high.pass_low(500) > 0);
+        let low = PassEdges::new(0.03, 0.05, 0.01);
+        assert_eq!(low.pass_low(500), 0);
+        assert!(low.pass_high(500) < 500);
     }
 }

@@ -1,10 +1,11 @@
-//! The fixed-sample split check: Pearson goodness of fit plus simultaneous intervals.
+//! The fixed-sample split check: exact binomial tests to fail, two one-sided exact tests per
+//! destination to pass (see [`super::exact`]).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use super::gof::{FixedDesign, chi_square_sf, pearson_statistic};
-use super::intervals::{clopper_pearson, clopper_pearson_upper};
+use super::exact::FixedDesign;
+use super::intervals::{clopper_pearson, clopper_pearson_upper, hit_free_requests_for_bound};
 use super::plan::fixed_requests;
 use super::spec::{CheckSettings, Prepared, SplitSpec, StatsError};
 use super::verdict::{
@@ -20,30 +21,30 @@ pub fn judge(
     Ok(FixedCheck::new(spec, settings)?.judge(observed))
 }
 
-/// A planned fixed-sample check, reusable for many judgements (it remembers the minimum
-/// detectable deviation of the last `n` it saw, which is what simulations repeat).
+/// A planned fixed-sample check, reusable for many judgements (it remembers the detectable
+/// deviation of the last `n` it saw, which is what simulations repeat).
 #[derive(Debug, Clone)]
 pub struct FixedCheck {
     prepared: Prepared,
     settings: CheckSettings,
     design: FixedDesign,
     planned_requests: u64,
-    /// `(n, achieved minimum detectable deviation, power reached at δ)` for the last `n`.
-    power_memo: Cell<Option<(u64, f64, bool)>>,
+    /// `(n, detectable deviation)` for the last `n`.
+    detectable_memo: Cell<Option<(u64, f64)>>,
 }
 
 impl FixedCheck {
     /// Validates the spec and settings and plans the sample size.
     pub fn new(spec: &SplitSpec, settings: &CheckSettings) -> Result<Self, StatsError> {
         let prepared = Prepared::new(spec, settings)?;
-        let design = FixedDesign::new(prepared.nonzero_shares(), settings.alpha, settings.power);
+        let design = FixedDesign::new(&prepared, settings);
         let planned_requests = fixed_requests(&prepared, &design, settings)?;
         Ok(Self {
             prepared,
             settings: *settings,
             design,
             planned_requests,
-            power_memo: Cell::new(None),
+            detectable_memo: Cell::new(None),
         })
     }
 
@@ -52,34 +53,36 @@ impl FixedCheck {
         self.planned_requests
     }
 
-    fn power_at(&self, n: u64) -> (f64, bool) {
-        if let Some((memo_n, mdd, reaches)) = self.power_memo.get()
+    fn detectable_at(&self, n: u64) -> f64 {
+        if let Some((memo_n, d)) = self.detectable_memo.get()
             && memo_n == n
         {
-            return (mdd, reaches);
+            return d;
         }
-        let delta = self.settings.min_detectable_deviation;
-        let mdd = self.design.min_detectable_deviation(n);
-        let reaches = n > 0 && self.design.min_power(n, delta).0 >= self.settings.power;
-        self.power_memo.set(Some((n, mdd, reaches)));
-        (mdd, reaches)
+        let d = self.design.detectable_deviation(n);
+        self.detectable_memo.set(Some((n, d)));
+        d
     }
 
     /// Judges the observed counts (destination name → replies).
     ///
-    /// * **Fail** if the Pearson test over the positive-weight destinations rejects at `alpha`
-    ///   (a false alarm has probability <= `alpha`, up to the chi-square approximation), if a
-    ///   zero-weight destination answered at all, or if a destination outside the split answered.
-    /// * **Pass** otherwise, provided `n` is large enough for the declared power against δ.
-    /// * **Inconclusive** when `n` is too small for that power.
+    /// * **Fail** if a tested destination's exact two-sided test rejects at `α / m` (a correct
+    ///   gateway fails with probability at most α, exactly, at any `n`), if a zero-weight
+    ///   destination answered at all, or if a destination outside the split answered.
+    /// * **Pass** if every tested destination's two one-sided exact tests at β place its share
+    ///   within δ of the expected one, the upper bound (at 1 - β) on the share of forbidden
+    ///   destinations is at most δ, and, with zero-weight destinations, `n` reaches the leak
+    ///   guarantee. A gateway off by δ or more passes with probability at most β.
+    /// * **Inconclusive** otherwise: `n` too small to tell.
     ///
     /// The intervals are Clopper–Pearson at `alpha / k` each (simultaneous over the `k`
-    /// destinations); they name the destinations responsible for a rejection but do not add
-    /// failures of their own, so the whole `alpha` is spent on the goodness-of-fit test.
+    /// destinations), for reading; the decisions use the exact tests above.
     pub fn judge(&self, observed: &BTreeMap<String, u64>) -> SplitVerdict {
         let p = &self.prepared;
         let settings = &self.settings;
         let alpha = settings.alpha;
+        let beta = settings.miss_rate();
+        let delta = settings.min_detectable_deviation;
         let mut counts = vec![0u64; p.names.len()];
         let mut unknown = Vec::new();
         for (name, &c) in observed {
@@ -109,19 +112,6 @@ impl FixedCheck {
         }
         leaks.extend(unknown.iter().cloned());
 
-        let positive_counts: Vec<u64> = p.nonzero.iter().map(|&i| counts[i]).collect();
-        let df = positive_counts.len().saturating_sub(1);
-        let (statistic, n_tested) = if df > 0 {
-            pearson_statistic(&positive_counts, &self.design.shares)
-        } else {
-            (0.0, 0)
-        };
-        let p_value = if df > 0 && n_tested > 0 {
-            chi_square_sf(df, statistic)
-        } else {
-            1.0
-        };
-
         let alpha_each = alpha / p.names.len() as f64;
         let destinations: Vec<DestinationResult> = p
             .names
@@ -140,33 +130,59 @@ impl FixedCheck {
             })
             .collect();
 
-        if p_value <= alpha {
-            reasons.push(format!(
-                "the split deviates from the weights: chi-square = {statistic:.2} with {df} \
-                 degrees of freedom, p = {p_value:.3e} <= alpha = {alpha:.3e}"
-            ));
-            for d in &destinations {
-                if d.expected_share > 0.0
-                    && (d.expected_share < d.interval.0 || d.expected_share > d.interval.1)
-                {
-                    reasons.push(format!(
-                        "`{}` answered {} ({} of {n}), simultaneous interval [{}, {}], \
-                         expected {}",
-                        d.name,
-                        percent(d.observed_share),
-                        d.observed,
-                        percent(d.interval.0),
-                        percent(d.interval.1),
-                        percent(d.expected_share)
-                    ));
-                }
+        let tested = self.design.tests.len();
+        let mut statistic: f64 = 0.0;
+        let mut smallest_p: f64 = 1.0;
+        let mut all_within = true;
+        let mut unexcluded: f64 = 0.0;
+        let mut undecided = Vec::new();
+        for test in &self.design.tests {
+            let s = counts[test.index];
+            let b = test.bounds(n);
+            let sd = (n as f64 * test.p0 * (1.0 - test.p0)).sqrt();
+            if sd > 0.0 {
+                statistic = statistic.max((s as f64 - n as f64 * test.p0).abs() / sd);
+            }
+            smallest_p = smallest_p.min(test.p_value(n, s));
+            // The one-sided exact bounds at β: what the pass claims.
+            let (lo, hi) = clopper_pearson(s, n, 2.0 * beta);
+            let open = (test.p0 - lo).max(hi - test.p0);
+            unexcluded = unexcluded.max(open);
+            let name = &p.names[test.index];
+            if (s as i64) <= b.fail_low || (s as i64) >= b.fail_high {
+                reasons.push(format!(
+                    "`{name}` answered {} ({s} of {n}), expected {}: exact two-sided binomial \
+                     p = {:.3e} <= {:.3e} (alpha split over {tested} tested destinations)",
+                    percent(if n == 0 { 0.0 } else { s as f64 / n as f64 }),
+                    percent(test.p0),
+                    test.p_value(n, s),
+                    alpha / tested as f64
+                ));
+            } else if !((b.pass_low..=b.pass_high).contains(&(s as i64))) {
+                all_within = false;
+                undecided.push(format!(
+                    "`{name}`: shares up to {} points from the expected {} are not excluded",
+                    fmt_points(open),
+                    percent(test.p0)
+                ));
             }
         }
+        let p_value = if tested == 0 {
+            1.0
+        } else {
+            (tested as f64 * smallest_p).min(1.0)
+        };
 
         let zero_hits: u64 = p.zero.iter().map(|&z| counts[z]).sum();
+        let unknown_hits: u64 = unknown.iter().map(|(_, c)| c).sum();
         let leak_upper_bound =
             (!p.zero.is_empty()).then(|| clopper_pearson_upper(zero_hits, n, alpha));
-        let (achieved, reaches_power) = self.power_at(n);
+        let leak_bound_all = clopper_pearson_upper(zero_hits + unknown_hits, n, beta);
+        let unexcluded = if n == 0 {
+            1.0
+        } else {
+            unexcluded.max(leak_bound_all).min(1.0)
+        };
         let leak_requests = p.leak_requests(settings);
         let leak_guarantee = leak_requests.map(|required| {
             LeakGuarantee::at(
@@ -176,51 +192,60 @@ impl FixedCheck {
                 n,
             )
         });
+        let hit_free_needed =
+            hit_free_requests_for_bound(delta, beta).max(leak_requests.unwrap_or(0));
 
         let outcome = if !reasons.is_empty() {
             Outcome::Fail
         } else if n == 0 {
             reasons.push("no requests were observed".to_owned());
             Outcome::Inconclusive
-        } else if let Some(required) = leak_requests.filter(|&required| n < required) {
-            reasons.push(format!(
-                "only {n} requests: a leak of {} to the zero-weight destinations is caught with \
-                 probability {} only after {required}",
-                percent(settings.min_detectable_leak),
-                settings.leak_power
-            ));
+        } else if n < hit_free_needed {
+            reasons.push(match leak_requests {
+                Some(required) if n < required => format!(
+                    "only {n} requests: a leak of {} to the zero-weight destinations is caught \
+                     with probability {} only after {required}",
+                    percent(settings.min_detectable_leak),
+                    settings.leak_power
+                ),
+                _ => format!(
+                    "only {n} requests: a share of {} points to destinations outside the split \
+                     is excluded only after {hit_free_needed}",
+                    fmt_points(delta)
+                ),
+            });
             Outcome::Inconclusive
-        } else if reaches_power {
+        } else if all_within {
             Outcome::Pass
         } else {
             reasons.push(format!(
-                "only {n} requests: power {} is reached against deviations of {} points, not the \
-                 declared {} (the plan asks for {} requests)",
-                settings.power,
-                fmt_points(achieved),
-                fmt_points(settings.min_detectable_deviation),
-                self.planned_requests
+                "only {n} requests: the shares are not shown to lie within {} points of the \
+                 weights at miss rate {beta}",
+                fmt_points(delta)
             ));
+            reasons.extend(undecided);
             Outcome::Inconclusive
         };
 
         SplitVerdict {
             outcome,
             method: CheckMethod::FixedSample {
-                degrees_of_freedom: df,
+                tested_destinations: tested,
                 planned_requests: self.planned_requests,
             },
             n,
             alpha,
-            min_detectable_deviation: settings.min_detectable_deviation,
+            min_detectable_deviation: delta,
             power: settings.power,
+            miss_rate: beta,
             statistic,
             p_value,
             destinations,
             zero_weight_leaks: leaks,
             leak_upper_bound,
             leak_guarantee,
-            achieved_min_detectable_deviation: achieved,
+            unexcluded_deviation: unexcluded,
+            detectable_deviation: Some(self.detectable_at(n)),
             reasons,
         }
     }
@@ -242,7 +267,8 @@ mod tests {
         let a = n * 4 / 5;
         let verdict = check.judge(&counts(&[("a", a), ("b", n - a)]));
         assert_eq!(verdict.outcome, Outcome::Pass, "{:?}", verdict.reasons);
-        assert!(verdict.achieved_min_detectable_deviation <= 0.05);
+        assert!(verdict.unexcluded_deviation <= 0.05);
+        assert!(verdict.detectable_deviation.is_some_and(|d| d <= 0.05));
         assert!(verdict.p_value > 0.5);
         assert_eq!(verdict.n, n);
         let bound = verdict
@@ -259,20 +285,58 @@ mod tests {
         let spec = SplitSpec::new([("a", 80), ("b", 20)]);
         let verdict = judge(
             &spec,
-            &counts(&[("a", 400), ("b", 100)]),
+            &counts(&[("a", 80), ("b", 20)]),
             &CheckSettings::default(),
         )
         .expect("valid");
         assert_eq!(verdict.outcome, Outcome::Inconclusive);
-        assert!(verdict.achieved_min_detectable_deviation > 0.05);
+        assert!(verdict.unexcluded_deviation > 0.05);
+        assert!(verdict.detectable_deviation.is_some_and(|d| d > 0.05));
         assert!(
-            verdict.reasons[0].contains("only 500 requests"),
+            verdict.reasons[0].contains("only 100 requests"),
             "{:?}",
             verdict.reasons
         );
         let empty = judge(&spec, &BTreeMap::new(), &CheckSettings::default()).expect("valid");
         assert_eq!(empty.outcome, Outcome::Inconclusive);
-        assert_eq!(empty.achieved_min_detectable_deviation, 1.0);
+        assert_eq!(empty.unexcluded_deviation, 1.0);
+    }
+
+    #[test]
+    fn a_pass_is_equivalence_not_the_absence_of_a_rejection() {
+        // The audit's complaint: a pass used to mean "not rejected", printed beside an interval
+        // that still held 75 %. Now, at every count, a pass comes with both one-sided exact
+        // bounds (at β) inside 80 % ± 5 points, and a count the old test would not reject
+        // (|z| < 4) but whose bounds reach past an edge is inconclusive. Checked at the planned
+        // n and at 1,000 requests (a step with `requests: 1000`), where that blind spot is wide.
+        let spec = SplitSpec::new([("a", 80), ("b", 20)]);
+        let settings = CheckSettings {
+            alpha: 1.25e-5,
+            ..CheckSettings::default()
+        };
+        let check = FixedCheck::new(&spec, &settings).expect("valid");
+        let mut not_rejected_yet_open = 0;
+        for n in [check.planned_requests(), 1_000] {
+            let sd = (n as f64 * 0.16).sqrt();
+            for a in 0..=n {
+                let verdict = check.judge(&counts(&[("a", a), ("b", n - a)]));
+                let (lo, hi) = clopper_pearson(a, n, 0.02);
+                let inside = lo >= 0.75 && hi <= 0.85;
+                if verdict.outcome == Outcome::Pass {
+                    assert!(inside, "a = {a}: passed with bounds ({lo}, {hi})");
+                    assert!(verdict.unexcluded_deviation <= 0.05 + 1e-9);
+                }
+                let z = (a as f64 - 0.8 * n as f64).abs() / sd;
+                if z < 4.0 && !inside {
+                    assert_eq!(verdict.outcome, Outcome::Inconclusive, "a = {a}");
+                    not_rejected_yet_open += 1;
+                }
+            }
+        }
+        assert!(
+            not_rejected_yet_open > 0,
+            "the old test's blind spot exists"
+        );
     }
 
     #[test]
@@ -288,9 +352,7 @@ mod tests {
         for needle in [
             "`z` has weight 0",
             "`stranger` is not a destination",
-            "deviates from the weights",
-            "`a` answered 49.95%",
-            "`b` answered 49.95%",
+            "`a` answered 49.95% (1500 of 3003), expected 80.00%: exact two-sided binomial",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in\n{all}");
         }
@@ -311,7 +373,7 @@ mod tests {
         assert_eq!(
             clean.method,
             CheckMethod::FixedSample {
-                degrees_of_freedom: 0,
+                tested_destinations: 0,
                 planned_requests: n
             }
         );

@@ -43,14 +43,17 @@
 mod budget;
 mod confidence;
 mod connection;
+mod exact;
 mod fixed;
-mod gof;
 mod intervals;
+pub mod oc;
 mod plan;
 mod sequential;
 mod spec;
 mod verdict;
 
+#[cfg(test)]
+mod operating_tests;
 #[cfg(test)]
 mod simulation_tests;
 
@@ -58,7 +61,8 @@ pub use budget::{Budget, Correction};
 pub use connection::{ConnectionCheck, ConnectionState, ConnectionVerdict};
 pub use fixed::{FixedCheck, judge};
 pub use intervals::{clopper_pearson, clopper_pearson_upper, leak_detection_probability};
-pub use plan::{LeastFavourable, Plan, plan};
+pub use oc::{OperatingPoint, Truth};
+pub use plan::{CorrectGateway, LeastFavourable, Plan, plan};
 pub use sequential::{SequentialCheck, SequentialState};
 pub use spec::{CheckSettings, SplitSpec, StatsError};
 pub use verdict::{CheckMethod, DestinationResult, LeakGuarantee, Outcome, SplitVerdict};

@@ -1,5 +1,7 @@
-//! Proof by simulation: false-alarm rates, power and mutant detection of the split checks, the
-//! leak guarantee and the connection-independence check.
+//! Proof by simulation, for what cannot be computed exactly: the sequential and fixed checks
+//! with three or more deciding destinations (their state is not one binomial count), the leak
+//! guarantee end to end, and the connection-independence check. Everything that rests on one
+//! binomial count is computed exactly instead (`operating_tests`, `exact`).
 //!
 //! Every assertion on a simulated rate is a one-sided (or two-sided) exact binomial bound at
 //! tail probability 1e-6: if the true rate honoured its guarantee, the assertion would fail with
@@ -13,10 +15,9 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Binomial as BinomialSampler, Distribution};
 use statrs::distribution::{Binomial, DiscreteCDF};
 
-use super::gof::chi_square_critical;
 use super::{
     Budget, CheckSettings, ConnectionCheck, ConnectionState, FixedCheck, Outcome, SequentialCheck,
-    SequentialState, SplitSpec, leak_detection_probability, plan,
+    SequentialState, SplitSpec, plan,
 };
 
 /// Tail probability of every statistical assertion in this file.
@@ -202,10 +203,6 @@ fn spec_80_20() -> SplitSpec {
     SplitSpec::new([("colorgateway", 80), ("colorgatewayv2", 20)])
 }
 
-fn spec_50_50() -> SplitSpec {
-    SplitSpec::new([("colorgateway", 50), ("colorgatewayv2", 50)])
-}
-
 fn spec_1_1_1() -> SplitSpec {
     SplitSpec::new([("red", 1), ("green", 1), ("blue", 1)])
 }
@@ -220,16 +217,6 @@ fn spec_80_20_0() -> SplitSpec {
         ("colorgatewayv2", 20),
         ("colorgatewayv3", 0),
     ])
-}
-
-/// The least favourable alternative of the fixed-sample plan as a simulated gateway; for a lone
-/// positive-weight destination, a leak of δ to the first zero-weight destination.
-fn least_favourable_gateway(spec: &SplitSpec, settings: &CheckSettings) -> Gateway {
-    let plan = plan(spec, settings).expect("plan");
-    match plan.least_favourable {
-        Some(lf) => Gateway::shifted(spec, &lf.destination, lf.alternative_share),
-        None => leaking_gateway(spec, settings.min_detectable_deviation),
-    }
 }
 
 /// The spec's split with `leak` of all traffic sent to its first zero-weight destination.
@@ -253,285 +240,90 @@ fn leaking_gateway(spec: &SplitSpec, leak: f64) -> Gateway {
 
 const FALSE_ALARM_RUNS: u64 = 10_000;
 
+/// Three deciding destinations: a correct gateway fails with probability at most α and is
+/// inconclusive with probability at most α (the cap's bound), at a test-friendly α where a
+/// breach would show.
 #[test]
-fn fixed_sample_false_alarm_rate_is_within_alpha() {
+fn sequential_three_way_false_red_rate_is_within_its_bounds() {
     let started = Instant::now();
-    let mut rng = StdRng::seed_from_u64(0x5EED_0001);
-    for spec in [spec_80_20(), spec_1_1_1(), spec_80_20_0()] {
-        let production = FixedCheck::new(&spec, &default_settings()).expect("valid");
-        let n = production.planned_requests();
-        let gateway = Gateway::correct(&spec);
-        for test_alpha in [0.05, 0.01] {
-            let friendly = FixedCheck::new(&spec, &test_settings(test_alpha)).expect("valid");
-            let (mut friendly_fails, mut production_fails) = (0, 0);
-            for _ in 0..FALSE_ALARM_RUNS {
-                let observed = gateway.counts(&mut rng, n);
-                if friendly.judge(&observed).outcome == Outcome::Fail {
-                    friendly_fails += 1;
-                }
-                if production.judge(&observed).outcome == Outcome::Fail {
-                    production_fails += 1;
-                }
-            }
-            let limit = upper_limit(FALSE_ALARM_RUNS, test_alpha, ASSERTION_TAIL);
-            let production_alpha = default_settings().alpha;
-            let production_limit = upper_limit(FALSE_ALARM_RUNS, production_alpha, ASSERTION_TAIL);
-            println!(
-                "fixed {:?} n={n}: {friendly_fails}/{FALSE_ALARM_RUNS} false alarms at alpha \
-                 {test_alpha} (limit {limit}); {production_fails} at alpha {production_alpha:.2e} \
-                 (limit {production_limit})",
-                spec.destinations
-            );
-            assert!(friendly_fails <= limit);
-            assert!(production_fails <= production_limit);
-        }
-    }
-    println!("fixed false alarms: {:?}", started.elapsed());
-}
-
-#[test]
-fn sequential_false_alarm_rate_is_within_alpha() {
-    let started = Instant::now();
-    for (spec, test_alpha, seed) in [
-        (spec_80_20(), 0.01, 0x5EED_0002u64),
-        (spec_50_50(), 0.01, 0x5EED_0017),
-        (spec_1_1_1(), 0.05, 0x5EED_0003),
-    ] {
-        let gateway = Gateway::correct(&spec);
-        let friendly = SequentialCheck::new(&spec, &test_settings(test_alpha)).expect("valid");
-        let mut levels = vec![("test-friendly", friendly, test_alpha)];
-        // The default level on the same simulated gateways, for the two-destination splits only:
-        // their runs are long (mean ~2,100 requests and more) and the three-way repeat adds no
-        // coverage. 50/50 is where a cap planned for power alone left correct runs inconclusive.
-        if spec != spec_1_1_1() {
-            let production = SequentialCheck::new(&spec, &default_settings()).expect("valid");
-            levels.push(("default", production, default_settings().alpha));
-        }
-        for (label, template, alpha) in &levels {
-            let (template, alpha) = (template, *alpha);
-            // The same seed for both levels: the same simulated gateways.
-            let mut rng = StdRng::seed_from_u64(seed);
-            let (mut fails, mut passes, mut total_n) = (0u64, 0u64, 0u64);
-            let mut stop_at = Vec::with_capacity(FALSE_ALARM_RUNS as usize);
-            for _ in 0..FALSE_ALARM_RUNS {
-                let (state, n) = gateway.run(template, &mut rng);
-                match state {
-                    SequentialState::Fail => fails += 1,
-                    SequentialState::Pass => passes += 1,
-                    _ => {}
-                }
-                total_n += n;
-                stop_at.push(n);
-            }
-            stop_at.sort_unstable();
-            let limit = upper_limit(FALSE_ALARM_RUNS, alpha, ASSERTION_TAIL);
-            println!(
-                "sequential {:?} {label} alpha {alpha:.2e}: {fails}/{FALSE_ALARM_RUNS} false \
-                 alarms (limit {limit}), {passes} passes, mean n {:.0}, p95 n {}, cap {}",
-                spec.destinations,
-                total_n as f64 / FALSE_ALARM_RUNS as f64,
-                stop_at[stop_at.len() * 95 / 100],
-                template.plan().sequential_cap
-            );
-            assert!(fails <= limit);
-            // The cap is planned so that a correct split is inconclusive with probability <= α
-            // too (inconclusive is not a pass: to the gate it is a false alarm).
-            let inconclusive = FALSE_ALARM_RUNS - fails - passes;
-            assert!(
-                inconclusive <= limit,
-                "{inconclusive} inconclusive runs on a correct gateway (limit {limit})"
-            );
-        }
-    }
-    println!("sequential false alarms: {:?}", started.elapsed());
-}
-
-const POWER_RUNS: u64 = 2_000;
-
-#[test]
-fn fixed_sample_power_against_the_least_favourable_deviation() {
-    let started = Instant::now();
-    let settings = default_settings();
-    let mut rng = StdRng::seed_from_u64(0x5EED_0004);
-    let limit = lower_limit(POWER_RUNS, settings.power, ASSERTION_TAIL);
-    for spec in [spec_80_20(), spec_50_50(), spec_1_1_1(), spec_0_100()] {
-        let check = FixedCheck::new(&spec, &settings).expect("valid");
-        let n = check.planned_requests();
-        let mut gateways = vec![(
-            "least favourable",
-            least_favourable_gateway(&spec, &settings),
-        )];
-        if spec == spec_1_1_1() {
-            // A non-proportional alternative with the same largest deviation has more power.
-            gateways.push((
-                "+5/-5/0",
-                Gateway::new(&[
-                    ("red", 0.3833333333333333),
-                    ("green", 0.2833333333333333),
-                    ("blue", 1.0 / 3.0),
-                ]),
-            ));
-        }
-        for (label, gateway) in gateways {
-            let fails = (0..POWER_RUNS)
-                .filter(|_| check.judge(&gateway.counts(&mut rng, n)).outcome == Outcome::Fail)
-                .count() as u64;
-            println!(
-                "fixed power {:?} {label} {:?} at n={n}: {fails}/{POWER_RUNS} (limit {limit})",
-                spec.destinations, gateway.shares
-            );
-            assert!(fails >= limit);
-        }
-    }
-    println!("fixed power: {:?}", started.elapsed());
-}
-
-#[test]
-fn sequential_power_against_deviations_of_delta() {
-    let started = Instant::now();
-    let settings = default_settings();
-    let mut rng = StdRng::seed_from_u64(0x5EED_0005);
-    let limit = lower_limit(POWER_RUNS, settings.power, ASSERTION_TAIL);
-    let delta = settings.min_detectable_deviation;
-    let cases = [
-        (spec_80_20(), Some(("colorgateway", 0.75))),
-        (spec_80_20(), Some(("colorgateway", 0.85))),
-        (spec_50_50(), Some(("colorgateway", 0.45))),
-        (spec_1_1_1(), Some(("red", 1.0 / 3.0 + delta))),
-        (spec_1_1_1(), Some(("red", 1.0 / 3.0 - delta))),
-        (spec_0_100(), None),
-    ];
-    for (spec, moved) in cases {
-        let template = SequentialCheck::new(&spec, &settings).expect("valid");
-        let gateway = match moved {
-            Some((name, share)) => Gateway::shifted(&spec, name, share),
-            None => leaking_gateway(&spec, delta),
-        };
-        let (mut fails, mut total_n) = (0u64, 0u64);
-        for _ in 0..POWER_RUNS {
+    let spec = spec_1_1_1();
+    let gateway = Gateway::correct(&spec);
+    for (alpha, seed) in [(0.05, 0x5EED_0003u64), (0.01, 0x5EED_0013)] {
+        let template = SequentialCheck::new(&spec, &test_settings(alpha)).expect("valid");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut fails, mut passes, mut total_n) = (0u64, 0u64, 0u64);
+        for _ in 0..FALSE_ALARM_RUNS {
             let (state, n) = gateway.run(&template, &mut rng);
-            fails += u64::from(state == SequentialState::Fail);
+            match state {
+                SequentialState::Fail => fails += 1,
+                SequentialState::Pass => passes += 1,
+                _ => {}
+            }
             total_n += n;
         }
-        println!(
-            "sequential power {:?} {:?}: {fails}/{POWER_RUNS} failed before the cap {} \
-             (limit {limit}), mean n {:.0}",
-            spec.destinations,
-            gateway.shares,
-            template.plan().sequential_cap,
-            total_n as f64 / POWER_RUNS as f64
+        let inconclusive = FALSE_ALARM_RUNS - fails - passes;
+        let plan = template.plan();
+        let limit = upper_limit(FALSE_ALARM_RUNS, alpha, ASSERTION_TAIL);
+        let inconclusive_limit = upper_limit(
+            FALSE_ALARM_RUNS,
+            plan.correct_gateway.inconclusive.max(1e-9),
+            ASSERTION_TAIL,
         );
-        assert!(fails >= limit);
+        println!(
+            "sequential 1/1/1 alpha {alpha}: {fails} fails (limit {limit}), {inconclusive} \
+             inconclusive (limit {inconclusive_limit}), {passes} passes of {FALSE_ALARM_RUNS}; \
+             mean n {:.0}, cap {}",
+            total_n as f64 / FALSE_ALARM_RUNS as f64,
+            plan.sequential_cap
+        );
+        assert!(fails <= limit);
+        assert!(inconclusive <= inconclusive_limit);
     }
-    println!("sequential power: {:?}", started.elapsed());
+    println!("three-way false red: {:?}", started.elapsed());
 }
 
-const MUTANT_RUNS: u64 = 1_000;
+const EDGE_RUNS: u64 = 4_000;
+const POWER_RUNS: u64 = 2_000;
 
+/// Three deciding destinations, a gateway with one share on an edge `p ± δ` (the others
+/// compensating): it passes with probability at most β, and fails by the cap with probability
+/// at least the plan's lower bound. The fixed check fails it with at least the declared power.
 #[test]
-fn mutant_gateways_are_caught() {
+fn three_way_gateways_on_an_edge_pass_at_most_at_the_miss_rate() {
     let started = Instant::now();
     let settings = default_settings();
-    let mut rng = StdRng::seed_from_u64(0x5EED_0006);
-    let split = spec_80_20();
-    let with_zero = spec_80_20_0();
-    let lone = spec_0_100();
-    let mutants = [
-        (
-            "weights ignored",
-            split.clone(),
-            Gateway::new(&[("colorgateway", 0.5), ("colorgatewayv2", 0.5)]),
-        ),
-        (
-            "weights swapped",
-            split.clone(),
-            Gateway::new(&[("colorgateway", 0.2), ("colorgatewayv2", 0.8)]),
-        ),
-        (
-            "weights ignored, zero weight served",
-            with_zero.clone(),
-            Gateway::new(&[
-                ("colorgateway", 1.0 / 3.0),
-                ("colorgatewayv2", 1.0 / 3.0),
-                ("colorgatewayv3", 1.0 / 3.0),
-            ]),
-        ),
-        (
-            "1% leak",
-            with_zero.clone(),
-            leaking_gateway(&with_zero, 0.01),
-        ),
-        ("1% leak", lone.clone(), leaking_gateway(&lone, 0.01)),
-    ];
-    for (label, spec, gateway) in mutants {
-        let fixed = FixedCheck::new(&spec, &settings).expect("valid");
+    let delta = settings.min_detectable_deviation;
+    let spec = spec_1_1_1();
+    let template = SequentialCheck::new(&spec, &settings).expect("valid");
+    let fixed = FixedCheck::new(&spec, &settings).expect("valid");
+    let mut rng = StdRng::seed_from_u64(0x5EED_0005);
+    let pass_limit = upper_limit(EDGE_RUNS, settings.miss_rate(), ASSERTION_TAIL);
+    let fail_limit = lower_limit(EDGE_RUNS, template.plan().edge_fail_by_cap, ASSERTION_TAIL);
+    let power_limit = lower_limit(EDGE_RUNS, settings.power, ASSERTION_TAIL);
+    for share in [1.0 / 3.0 + delta, 1.0 / 3.0 - delta] {
+        let gateway = Gateway::shifted(&spec, "red", share);
+        let (mut fails, mut passes, mut total_n) = (0u64, 0u64, 0u64);
+        for _ in 0..EDGE_RUNS {
+            let (state, n) = gateway.run(&template, &mut rng);
+            fails += u64::from(state == SequentialState::Fail);
+            passes += u64::from(state == SequentialState::Pass);
+            total_n += n;
+        }
         let n = fixed.planned_requests();
-        let sequential = SequentialCheck::new(&spec, &settings).expect("valid");
-        let fixed_caught = (0..MUTANT_RUNS)
+        let fixed_fails = (0..EDGE_RUNS)
             .filter(|_| fixed.judge(&gateway.counts(&mut rng, n)).outcome == Outcome::Fail)
             .count() as u64;
-        let (mut seq_caught, mut seq_n) = (0u64, Vec::new());
-        for _ in 0..MUTANT_RUNS {
-            let (state, used) = gateway.run(&sequential, &mut rng);
-            seq_caught += u64::from(state == SequentialState::Fail);
-            seq_n.push(used);
-        }
-        seq_n.sort_unstable();
         println!(
-            "mutant {label} on {:?}: fixed caught {fixed_caught}/{MUTANT_RUNS} at n={n}; \
-             sequential caught {seq_caught}/{MUTANT_RUNS}, median n {}, p95 n {}",
-            spec.destinations,
-            seq_n[seq_n.len() / 2],
-            seq_n[seq_n.len() * 95 / 100]
+            "1/1/1 with red at {share:.4}: sequential {passes} passes (limit {pass_limit}), \
+             {fails} fails (limit {fail_limit}) of {EDGE_RUNS}, mean n {:.0}; fixed at n={n}: \
+             {fixed_fails} fails (limit {power_limit})",
+            total_n as f64 / EDGE_RUNS as f64
         );
-        if label == "1% leak" {
-            // The stated probabilities: the fixed check sees a hit within n requests with
-            // probability 1 - 0.99^n; the sequential check can pass after
-            // `leak_free_requests` clean requests, so it catches the leak at least with
-            // probability 1 - 0.99^leak_free_requests.
-            let stated = leak_detection_probability(0.01, n);
-            let fixed_lo = lower_limit(MUTANT_RUNS, stated, ASSERTION_TAIL);
-            let fixed_hi = upper_limit(MUTANT_RUNS, stated, ASSERTION_TAIL);
-            let seq_stated = leak_detection_probability(0.01, sequential.plan().leak_free_requests);
-            println!(
-                "  stated: fixed {stated:.4} (accept {fixed_lo}..={fixed_hi}), sequential >= \
-                 {seq_stated:.4}"
-            );
-            assert!((fixed_lo..=fixed_hi).contains(&fixed_caught));
-            assert!(seq_caught >= lower_limit(MUTANT_RUNS, seq_stated, ASSERTION_TAIL));
-        } else {
-            let limit = lower_limit(MUTANT_RUNS, settings.power, ASSERTION_TAIL);
-            assert!(fixed_caught >= limit);
-            assert!(seq_caught >= limit);
-        }
+        assert!(passes <= pass_limit);
+        assert!(fails >= fail_limit);
+        assert!(fixed_fails >= power_limit);
     }
-    println!("mutants: {:?}", started.elapsed());
-}
-
-#[test]
-fn exact_size_of_the_two_destination_test_at_the_planned_size() {
-    // With two positive-weight destinations the Pearson test is a function of one binomial
-    // count, so its true false-alarm probability can be summed exactly: the chi-square
-    // approximation must not exceed alpha by more than a small factor at the planned sizes.
-    let settings = default_settings();
-    for spec in [spec_80_20(), spec_50_50()] {
-        let n = plan(&spec, &settings).expect("plan").requests;
-        let p0 = spec.expected_share("colorgateway").expect("in spec");
-        let crit = chi_square_critical(1, settings.alpha);
-        let dist = Binomial::new(p0, n).expect("valid");
-        let var0 = n as f64 * p0 * (1.0 - p0);
-        // z² >= crit  <=>  |x - n p0| >= sqrt(crit var0).
-        let half_width = (crit * var0).sqrt();
-        let low = (n as f64 * p0 - half_width).floor() as u64;
-        let high = (n as f64 * p0 + half_width).ceil() as u64;
-        let size = dist.cdf(low) + dist.sf(high - 1);
-        println!(
-            "exact size {:?} at n={n}: {size:.3e} = {:.3} x alpha",
-            spec.destinations,
-            size / settings.alpha
-        );
-        assert!(size <= 1.25 * settings.alpha, "size {size}");
-    }
+    println!("three-way edges: {:?}", started.elapsed());
 }
 
 /// The stated leak guarantee, simulated: a gateway leaking 1 % to a zero-weight destination is

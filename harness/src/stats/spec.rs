@@ -60,7 +60,9 @@ pub struct CheckSettings {
     /// δ: the smallest deviation of any destination's share (absolute, e.g. 0.05 = 5 percentage
     /// points) that the check must detect.
     pub min_detectable_deviation: f64,
-    /// Probability of failing a gateway whose share of some destination is off by δ or more.
+    /// `1 - β`: a gateway whose share of some destination is off by δ or more passes with
+    /// probability at most β (the miss rate), and a fixed-sample check fails it with at least
+    /// this probability.
     pub power: f64,
     /// The smallest share of traffic sent to zero-weight destinations that a split with such
     /// destinations must catch (absolute, e.g. 0.01 = 1 % of requests). A single hit fails the
@@ -95,6 +97,12 @@ impl CheckSettings {
             alpha: budget.per_check_alpha(n_checks),
             ..Self::default()
         }
+    }
+
+    /// β = 1 - power: the probability, at most, of passing a gateway whose share of some
+    /// destination is off by δ or more. A pass spends β; a fail spends α.
+    pub fn miss_rate(&self) -> f64 {
+        1.0 - self.power
     }
 
     pub(crate) fn validate(&self) -> Result<(), StatsError> {
@@ -238,11 +246,6 @@ impl Prepared {
 
     pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
-    }
-
-    /// Shares of the positive-weight destinations, in their order (they sum to 1).
-    pub(crate) fn nonzero_shares(&self) -> Vec<f64> {
-        self.nonzero.iter().map(|&i| self.shares[i]).collect()
     }
 }
 

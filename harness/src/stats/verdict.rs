@@ -6,9 +6,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The split matches the weights: for a fixed-sample check, no significant deviation at a
-    /// sample size with the declared power; for a sequential check, every share was shown to lie
-    /// within δ of its expected value.
+    /// The split matches the weights: every share was shown to lie within δ of its expected
+    /// value (an equivalence decision; a gateway off by δ or more gets it with probability at
+    /// most the miss rate β), and no zero-weight or unknown destination answered.
     Pass,
     /// A violation was found: a significant deviation, a hit on a zero-weight destination, or a
     /// reply from a destination that is not part of the split.
@@ -21,15 +21,17 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum CheckMethod {
-    /// Pearson chi-square goodness of fit at a fixed sample size.
+    /// Exact binomial tests at a fixed sample size: an equal-tailed test per destination to fail,
+    /// two one-sided tests (TOST) per destination to pass.
     FixedSample {
-        /// Degrees of freedom: positive-weight destinations minus one (0 when there is no
-        /// goodness-of-fit test, i.e. a single positive-weight destination).
-        degrees_of_freedom: usize,
+        /// Destinations with their own tests (none with a single positive-weight destination;
+        /// one for two, whose shares mirror each other); α is split evenly among them.
+        tested_destinations: usize,
         /// Requests the plan asked for.
         planned_requests: u64,
     },
-    /// Beta-mixture confidence sequences, checked after every request.
+    /// Beta-mixture confidence sequences to fail, ratio tests against the band's edges to pass,
+    /// checked after every request.
     Sequential {
         /// Requests after which the check gives up as inconclusive.
         cap: u64,
@@ -71,11 +73,15 @@ pub struct SplitVerdict {
     pub min_detectable_deviation: f64,
     /// The declared power.
     pub power: f64,
-    /// Fixed sample: Pearson's X². Sequential: the largest log likelihood ratio (log e-value)
-    /// of a tested destination against its expected share.
+    /// β = 1 - power: the largest probability of passing a gateway off by δ or more.
+    pub miss_rate: f64,
+    /// Fixed sample: the largest standardised deviation `|s - n p| / sqrt(n p (1 - p))` of a
+    /// tested destination. Sequential: the largest log likelihood ratio (log e-value) of a
+    /// tested destination against its expected share.
     pub statistic: f64,
-    /// Fixed sample: the chi-square p-value. Sequential: the Bonferroni-combined anytime-valid
-    /// p-value at the stopping time (valid at any stopping time). 1 when there is nothing to test.
+    /// Fixed sample: the Bonferroni-combined exact two-sided binomial p-value. Sequential: the
+    /// Bonferroni-combined anytime-valid p-value at the stopping time (valid at any stopping
+    /// time). 1 when there is nothing to test.
     /// Hits on zero-weight or unknown destinations fail the check regardless of it.
     pub p_value: f64,
     /// Per destination, in configuration order.
@@ -88,10 +94,13 @@ pub struct SplitVerdict {
     /// How surely a small leak to the zero-weight destinations would have been caught at this
     /// `n`; `None` when the spec has no zero-weight destination.
     pub leak_guarantee: Option<LeakGuarantee>,
-    /// Fixed sample: the smallest deviation detected with the declared power at this `n`.
-    /// Sequential: the largest deviation from the expected shares not yet excluded by the
-    /// confidence sequences. 1.0 when nothing up to 50 points is covered.
-    pub achieved_min_detectable_deviation: f64,
+    /// The largest deviation from the expected shares not excluded at the miss rate β (by the
+    /// one-sided exact bounds for a fixed sample, by the edge ratio tests for a sequential
+    /// check), leaks included. A pass needs it at δ or below: this is what a pass claims.
+    pub unexcluded_deviation: f64,
+    /// Fixed sample only: the smallest deviation this `n` fails with the declared power (a
+    /// property of the sample size, not of the data). `None` for a sequential check.
+    pub detectable_deviation: Option<f64>,
     /// Every violation (or, when inconclusive, what is missing), human readable.
     pub reasons: Vec<String>,
 }

@@ -70,17 +70,21 @@ impl<'a> TrafficPlan<'a> {
         };
         let (check, connection) = step_checks(split, step_check)?;
         let spec = split_spec(split);
-        let plan = stats::plan(&spec, &check)?;
         let sequential = split.sequential && traffic.requests.is_none();
-        let max_requests = match traffic.requests {
-            Some(requests) => requests,
-            None if sequential => plan.sequential_cap,
-            None => plan.requests,
-        };
         let sequential_check = if sequential {
             Some(stats::SequentialCheck::new(&spec, &check)?)
         } else {
             None
+        };
+        // The sequential check plans as it is built; planning once more would double the work.
+        let plan = match &sequential_check {
+            Some(sequential) => sequential.plan().clone(),
+            None => stats::plan(&spec, &check)?,
+        };
+        let max_requests = match traffic.requests {
+            Some(requests) => requests,
+            None if sequential => plan.sequential_cap,
+            None => plan.requests,
         };
         let split = SplitPlan {
             expect: split,

@@ -135,13 +135,18 @@ pub(super) struct Verdicts {
 pub(super) fn describe_verdict(split: &SplitReport) -> String {
     let verdict = &split.verdict;
     let mut text = format!(
-        "# split by {}: {} after {} replies (p = {:.3e}, achieved minimum detectable deviation {:.3} vs {:.3} asked)",
+        "# split by {}: {} after {} replies (p = {:.3e}; largest deviation not excluded {:.3}, a pass needs <= {:.3} at miss rate {}{})",
         key_name(split.by),
         outcome_label(verdict.outcome),
         verdict.n,
         verdict.p_value,
-        verdict.achieved_min_detectable_deviation,
-        split.min_detectable_deviation
+        verdict.unexcluded_deviation,
+        split.min_detectable_deviation,
+        verdict.miss_rate,
+        verdict
+            .detectable_deviation
+            .map(|d| format!("; this n detects {d:.3} with power {}", verdict.power))
+            .unwrap_or_default()
     );
     for destination in &verdict.destinations {
         let _ = write!(

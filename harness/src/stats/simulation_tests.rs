@@ -17,7 +17,7 @@ use statrs::distribution::{Binomial, DiscreteCDF};
 
 use super::{
     Budget, CheckSettings, ConnectionCheck, ConnectionState, FixedCheck, Outcome, SequentialCheck,
-    SequentialState, SplitSpec, plan,
+    SequentialState, SplitSpec,
 };
 
 /// Tail probability of every statistical assertion in this file.

@@ -38,7 +38,7 @@ fn render(title: &str, run: &RunReport, conformance: Option<&ConformanceReport>)
         html,
         "<p>Backend <b>{}</b>, seed {}. {} of {} scenarios passed. Wall time {}, {} requests, {} verdicts \
          ({:.0} requests per verdict).</p>\n<p>{} split checks share a family-wise false-alarm budget of {:.0e} \
-         ({}): {:.2e} per check, minimum detectable deviation {}, power {}.</p>\n",
+         ({}): {:.2e} per check, deviation δ {}, power {}.</p>\n",
         escape(&run.backend),
         run.seed,
         run.scenarios.iter().filter(|s| s.passed()).count(),
@@ -54,6 +54,9 @@ fn render(title: &str, run: &RunReport, conformance: Option<&ConformanceReport>)
         run.min_detectable_deviation,
         run.power
     );
+    if let Some(sentence) = super::false_red_sentence(run) {
+        let _ = writeln!(html, "<p>{}</p>", escape(&sentence));
+    }
     if let Some(conformance) = conformance {
         feature_section(&mut html, conformance);
     }

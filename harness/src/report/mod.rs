@@ -181,6 +181,9 @@ pub fn summary_table(run: &RunReport) -> String {
         run.min_detectable_deviation,
         run.power
     );
+    if let Some(sentence) = false_red_sentence(run) {
+        let _ = writeln!(table, "{sentence}");
+    }
     let inconclusive = run
         .scenarios
         .iter()
@@ -193,6 +196,37 @@ pub fn summary_table(run: &RunReport) -> String {
         );
     }
     table
+}
+
+/// What the run's split checks cost a correct gateway: the probability that one of them goes
+/// red (fail or inconclusive), summed over the checks. `None` without split checks.
+pub(crate) fn false_red_sentence(run: &RunReport) -> Option<String> {
+    let splits: Vec<&crate::runner::SplitReport> = run
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.steps)
+        .filter_map(|step| step.traffic.as_ref()?.split.as_ref())
+        .collect();
+    if splits.is_empty() {
+        return None;
+    }
+    let false_red: f64 = splits.iter().filter_map(|s| s.false_red).sum();
+    let exact = splits
+        .iter()
+        .filter(|s| s.correct_gateway.is_some_and(|c| c.exact))
+        .count();
+    let fixed = splits.iter().filter(|s| s.false_red.is_none()).count();
+    Some(format!(
+        "False red: a correct gateway fails or leaves inconclusive one of these {} checks with \
+         probability at most {false_red:.2e} ({exact} computed exactly, the rest bounded; \
+         connection checks at their alpha){}.",
+        splits.len(),
+        if fixed > 0 {
+            format!("; {fixed} fixed-sample check(s) not included")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -174,6 +174,12 @@ pub struct SplitReport {
     /// Whether the pick depended on the connection; `None` when the split has fewer than two
     /// positive-weight destinations (nothing to test).
     pub connection_check: Option<stats::ConnectionVerdict>,
+    /// What a correct gateway gets from this step's sequential check (exact where one
+    /// destination decides); `None` for a fixed-sample check.
+    pub correct_gateway: Option<stats::CorrectGateway>,
+    /// The probability that this step turns red for a correct gateway: its split check's fail
+    /// plus inconclusive, plus the connection check's α. `None` for a fixed-sample check.
+    pub false_red: Option<f64>,
 }
 
 /// How long the gateway took to serve the last applied change.

@@ -108,6 +108,10 @@ pub(super) fn judge_split(
             .connection
             .as_ref()
             .map(stats::ConnectionCheck::verdict),
+        correct_gateway: split.sequential.then_some(split.plan.correct_gateway),
+        false_red: split.sequential.then(|| {
+            split.plan.correct_gateway.false_red() + split.connection_alpha.unwrap_or(0.0)
+        }),
     }))
 }
 

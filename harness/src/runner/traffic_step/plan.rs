@@ -42,7 +42,7 @@ pub(super) struct SplitPlan<'a> {
     /// Whether a sequential check stops the step at its verdict (no fixed `requests` given).
     pub(super) sequential: bool,
     /// The alpha of the connection-independence check, when the split has one.
-    connection_alpha: Option<f64>,
+    pub(super) connection_alpha: Option<f64>,
 }
 
 /// The checks that watch replies while traffic runs; they move into the driver.

@@ -4,26 +4,38 @@
 //! every request independently, so the counts observed over `n` requests are multinomial with
 //! shares `w_i / Σw`. The conformance suites we compare against judge such counts with fixed
 //! tolerance bands and retries, whose false-alarm rate and power nobody knows. Every check here
-//! instead declares three numbers in [`CheckSettings`] and keeps them:
+//! instead declares its numbers in [`CheckSettings`] and keeps them:
 //!
-//! * `alpha`: the probability that a correct gateway is failed (derived from a per-run
-//!   [`Budget`] shared by all checks of a run);
+//! * `alpha` (α): the probability that a correct gateway is failed (the check's share of a
+//!   per-run [`Budget`]). **A fail spends α.**
 //! * `min_detectable_deviation` (δ) and `power`: a gateway whose share of any destination is off
-//!   by δ or more is failed with probability at least `power`.
+//!   by δ or more passes with probability at most β = 1 - power, the miss rate. **A pass spends
+//!   β**, and is an equivalence claim: every share lies within δ of its weight.
 //!
 //! Two ways to judge a split are offered:
 //!
-//! * **Fixed sample** ([`plan`] then [`judge`]): [`plan`] computes the number of requests for
-//!   which a Pearson chi-square goodness-of-fit test at level `alpha` reaches `power` against the
-//!   least favourable deviation of size δ; [`judge`] runs the test on the observed counts and
-//!   reports simultaneous Clopper–Pearson intervals, zero-weight leaks and the minimum detectable
-//!   deviation actually achieved at the observed `n`.
-//! * **Sequential** ([`SequentialCheck`]): per-request anytime-valid confidence sequences (a
-//!   Beta-mixture likelihood ratio per destination). It fails as soon as the expected share of some
-//!   destination is excluded, passes as soon as every share is shown to lie within δ of its
-//!   expected value, and gives up as *inconclusive* at a cap of [`Plan::cap_factor`] times the
-//!   fixed-sample plan. Because the confidence sequences are valid at every stopping time, no retry
-//!   loop is needed and no guarantee is lost to peeking.
+//! * **Fixed sample** ([`plan`] then [`judge`]): exact binomial tests only (`exact`): an
+//!   equal-tailed test per deciding destination at `α / m` to fail, two one-sided tests at β
+//!   (TOST) to pass, inconclusive in between. [`plan`] picks the `n` at which a gateway on an
+//!   edge `p ± δ` fails with the declared power and a correct gateway lands in the pass region
+//!   with probability at least 1 - α, both computed exactly.
+//! * **Sequential** ([`SequentialCheck`], the default): per-request anytime-valid confidence
+//!   sequences (Beta mixtures) to fail, sequential probability ratio tests against `p ± δ` to
+//!   pass, and a cap. A correct 80/20 split passes after about 900 requests on average at the
+//!   walkthrough's α (1.25e-5), δ = 5 points and β = 0.01; 50/50 after about 1,400.
+//!
+//! With one deciding destination (two positive weights, or one plus zero weights) the check's
+//! state is one binomial count, so its operating characteristics (probabilities of pass, fail and
+//! inconclusive, and the mean number of requests, for any true share) are computed exactly by
+//! dynamic programming ([`oc`], [`SequentialCheck::operating_point`]); the plan sizes the cap on
+//! them and reports what a correct gateway gets ([`CorrectGateway`]), inconclusive counted as a
+//! red gate. With three or more deciding destinations the plan uses exact binomial bounds and the
+//! tests add seeded simulation.
+//!
+//! Two figures are never confused: [`SplitVerdict::unexcluded_deviation`] is the largest
+//! deviation the data leaves open at the miss rate (what a pass claims is at most δ), and
+//! [`SplitVerdict::detectable_deviation`] (fixed samples only) is the deviation the sample size
+//! fails with the declared power.
 //!
 //! Zero-weight destinations (and destinations not in the split at all) must receive nothing: any
 //! hit fails the check outright, which costs no false-alarm budget because a correct gateway never
@@ -37,8 +49,9 @@
 //! connection has the right shares over many connections). It is anytime-valid too, so it runs
 //! alongside either split check on the same replies, with its own share of the run's budget.
 //!
-//! The module is pure: no IO, no async, no global state. Its guarantees are proved by seeded
-//! simulation in the unit tests (`simulation_tests`).
+//! The module is pure: no IO, no async, no global state. Its guarantees are computed exactly in
+//! the unit tests where one count decides (`operating_tests`, `exact`) and proved by seeded
+//! simulation otherwise (`simulation_tests`).
 
 mod budget;
 mod confidence;

@@ -22,7 +22,7 @@
 //!   then with probability at least `1 - 2β`.
 //!
 //! Holding the pass to β instead of α is what makes the check short: a correct 80/20 split passes
-//! after about 700 requests on average instead of about 2,100. The operating characteristics
+//! after about 900 requests on average at the walkthrough's α, instead of about 2,100. The operating characteristics
 //! (probabilities of each verdict and the mean number of requests) are computed exactly by
 //! dynamic programming over the binomial count ([`super::oc`]) when one destination decides,
 //! and bounded otherwise.

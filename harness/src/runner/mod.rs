@@ -151,6 +151,51 @@ pub fn count_split_checks<'a>(scenarios: impl IntoIterator<Item = &'a Scenario>)
         .count()
 }
 
+/// One split check of a run, as the runner plans it.
+#[derive(Debug, Clone)]
+pub struct PlannedSplit {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The step's position (1-based) and label.
+    pub step: (usize, String),
+    /// The split the step expects.
+    pub spec: stats::SplitSpec,
+    /// The settings its check runs with: the run's per-check α, less the connection check's
+    /// part where one runs.
+    pub check: stats::CheckSettings,
+    /// Whether the check is sequential (the default) or at a fixed sample size.
+    pub sequential: bool,
+}
+
+/// Every split check of a run over `scenarios`, with the α each gets: what the operating
+/// characteristics are computed for, without running anything.
+pub fn planned_split_checks(
+    scenarios: &[Scenario],
+    settings: &RunSettings,
+) -> Result<Vec<PlannedSplit>, stats::StatsError> {
+    let per_check = settings.split_check_settings(count_split_checks(scenarios));
+    let mut planned = Vec::new();
+    for scenario in scenarios {
+        for (index, step) in scenario.steps.iter().enumerate() {
+            let Action::Traffic(traffic) = &step.action else {
+                continue;
+            };
+            let Some(split) = &traffic.expect.split else {
+                continue;
+            };
+            let (spec, check) = traffic_step::split_check(split, per_check)?;
+            planned.push(PlannedSplit {
+                scenario: scenario.name.clone(),
+                step: (index + 1, step.name.clone().unwrap_or_default()),
+                spec,
+                check,
+                sequential: split.sequential && traffic.requests.is_none(),
+            });
+        }
+    }
+    Ok(planned)
+}
+
 /// Runs every scenario in order on one backend, dividing the budget over all their split checks.
 /// Writes progress to `out`; returns the report whatever the outcome (the gate is
 /// [`RunReport::passed`]).

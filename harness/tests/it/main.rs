@@ -9,6 +9,7 @@ mod gate;
 mod kube_backend;
 mod live_cluster;
 mod local_backend;
+mod operating;
 mod runner;
 mod support;
 mod walkthrough;

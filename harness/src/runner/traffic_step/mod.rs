@@ -25,6 +25,7 @@ use crate::traffic::{self, Flow, TrafficError, TrafficLimits, TrafficRequest, Tr
 mod drive;
 mod judge;
 mod plan;
+pub(crate) use plan::split_check;
 mod record;
 
 /// Replies printed in walkthrough mode for `showReplies`.

@@ -172,3 +172,13 @@ pub(super) fn step_checks(
     };
     Ok((split_settings, Some(connection)))
 }
+
+/// The spec and settings a split step's check runs with, given the step's share of the budget
+/// (the connection check, where one runs, takes its part of it).
+pub(crate) fn split_check(
+    split: &SplitExpect,
+    step_check: stats::CheckSettings,
+) -> Result<(stats::SplitSpec, stats::CheckSettings), stats::StatsError> {
+    let (check, _) = step_checks(split, step_check)?;
+    Ok((split_spec(split), check))
+}

@@ -1,0 +1,524 @@
+//! A traffic step with `shift`: the configuration changes while the traffic flows.
+//!
+//! Two futures run side by side on the step's task. The traffic ([`crate::traffic::drive`])
+//! hands every reply to a [`ShiftTally`]; the control waits for the warm-up replies, applies,
+//! waits for the change to be live ([`Backend::wait_config_live`]) and then reads the generation
+//! the gateway reports ([`Backend::gateway_generation`]). They share the [`ShiftClock`]: the
+//! moments the control reached, which decide how the tally treats each reply.
+//!
+//! Every reply names the generation that served it (`x-colormesh-generation`). A reply whose
+//! request was sent after the report was read is judged against the new weights when a
+//! generation at least as new as the reported one served it, and is stale otherwise: the
+//! gateway said the change was live, yet a request that started later did not see it. Requests
+//! sent earlier were in flight across the change and are only checked exactly (a 503 or a reset
+//! counts against `maxErrors` whenever it happens).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::super::records::{ShiftBucket, ShiftPhase, ShiftReport, ShiftTimeline};
+use super::super::StepContext;
+use super::TrafficStepError;
+use super::drive::Observer;
+use crate::backend::{Applied, Backend};
+use crate::scenario::ShiftSpec;
+use crate::traffic::{self, Flow, Reply, TrafficLimits, TrafficRequest, TrafficSummary};
+
+/// The response header that names the generation a reply was served under (gateway-proxy's
+/// `forward::GENERATION_HEADER`; the harness does not link the gateway).
+pub(crate) const GENERATION_HEADER: &str = "x-colormesh-generation";
+
+/// Requests a shift step may send beyond the split's cap: the warm-up and the change.
+const SHIFT_ALLOWANCE: u64 = 1_000_000;
+
+/// Buckets of the report's timeline.
+const TIMELINE_BUCKETS: usize = 80;
+
+/// Failed replies whose send times the timeline keeps.
+const TIMELINE_ERRORS: usize = 200;
+
+/// The moments the control reached, shared with the traffic.
+#[derive(Debug, Default)]
+pub(super) struct ShiftClock {
+    marks: Mutex<Marks>,
+    /// The control failed (the apply, the live wait or the generation read): stop the traffic.
+    abort: AtomicBool,
+}
+
+/// See [`ShiftClock`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Marks {
+    pub(super) apply_started: Option<Instant>,
+    pub(super) apply_returned: Option<Instant>,
+    pub(super) config_live: Option<Instant>,
+    /// When `/status` answered with the generation, and the generation.
+    pub(super) reported: Option<(Instant, u64)>,
+}
+
+impl ShiftClock {
+    fn marks(&self) -> Marks {
+        *self.marks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn mark(&self, set: impl FnOnce(&mut Marks)) {
+        set(&mut self.marks.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// One reply as the timeline and the phases keep it.
+#[derive(Debug, Clone)]
+struct Sample {
+    sent: Instant,
+    destination: Option<usize>,
+    new_generation: bool,
+    failed: bool,
+    stale: bool,
+}
+
+/// Where a reply's request falls, by the time it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Before,
+    During,
+    /// Sent after the report of this generation.
+    After(u64),
+}
+
+impl Phase {
+    pub(super) fn of(sent: Instant, marks: &Marks) -> Phase {
+        match marks.reported {
+            Some((at, generation)) if sent >= at => Phase::After(generation),
+            _ if marks.apply_started.is_some_and(|started| sent >= started) => Phase::During,
+            _ => Phase::Before,
+        }
+    }
+}
+
+/// What a shift step counts, reply by reply.
+#[derive(Debug)]
+pub(super) struct ShiftTally {
+    warmup: u64,
+    /// The split's cap: judged replies after which the traffic stops.
+    judged_cap: u64,
+    generation_before: u64,
+    pub(super) received: u64,
+    pub(super) judged: u64,
+    pub(super) stale: u64,
+    pub(super) unlabelled: u64,
+    pub(super) non_2xx: u64,
+    pub(super) transport_errors: u64,
+    histograms: [hdrhistogram::Histogram<u64>; 3],
+    phase_replies: [u64; 3],
+    phase_errors: [u64; 3],
+    first_new: Option<Instant>,
+    destinations: Vec<String>,
+    samples: Vec<Sample>,
+}
+
+impl ShiftTally {
+    pub(super) fn new(warmup: u64, judged_cap: u64, generation_before: u64) -> Self {
+        Self {
+            warmup,
+            judged_cap,
+            generation_before,
+            received: 0,
+            judged: 0,
+            stale: 0,
+            unlabelled: 0,
+            non_2xx: 0,
+            transport_errors: 0,
+            histograms: std::array::from_fn(|_| traffic::new_histogram()),
+            phase_replies: [0; 3],
+            phase_errors: [0; 3],
+            first_new: None,
+            destinations: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Counts one reply, has `observer` check it (feeding the split only with judged replies)
+    /// and says whether traffic goes on; `warm` is notified when the warm-up is complete.
+    pub(super) fn observe(
+        &mut self,
+        reply: &Reply,
+        marks: &Marks,
+        observer: &mut Observer<'_>,
+    ) -> Flow {
+        self.received += 1;
+        let generation = reply
+            .headers
+            .get(GENERATION_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        let phase = Phase::of(reply.sent, marks);
+        let (judged, stale) = match (phase, generation) {
+            (Phase::After(reported), Some(served)) => (served >= reported, served < reported),
+            _ => (false, false),
+        };
+        let observed = observer.observe_as(reply, judged);
+        let success = reply.status.is_some_and(|status| status.is_success());
+        if reply.error.is_some() {
+            self.transport_errors += 1;
+        } else if !success {
+            self.non_2xx += 1;
+        }
+        if success && generation.is_none() {
+            self.unlabelled += 1;
+        }
+        let failed = !success || observed.failed;
+        let new_generation = generation.is_some_and(|served| served > self.generation_before);
+        if new_generation && self.first_new.is_none_or(|first| reply.sent < first) {
+            self.first_new = Some(reply.sent);
+        }
+        let slot = match phase {
+            Phase::Before => 0,
+            Phase::During => 1,
+            Phase::After(_) => 2,
+        };
+        self.phase_replies[slot] += 1;
+        if failed {
+            self.phase_errors[slot] += 1;
+        }
+        traffic::record_latency(&mut self.histograms[slot], reply.latency);
+        if stale {
+            self.stale += 1;
+        }
+        let destination = observed.destination.map(|label| {
+            match self.destinations.iter().position(|known| *known == label) {
+                Some(index) => index,
+                None => {
+                    self.destinations.push(label);
+                    self.destinations.len() - 1
+                }
+            }
+        });
+        self.samples.push(Sample {
+            sent: reply.sent,
+            destination,
+            new_generation,
+            failed,
+            stale,
+        });
+        if judged && !observed.failed {
+            self.judged += 1;
+            if self.judged >= self.judged_cap {
+                return Flow::Stop;
+            }
+        }
+        observed.flow
+    }
+
+    /// Whether the warm-up is complete.
+    fn warm(&self) -> bool {
+        self.received >= self.warmup
+    }
+
+    fn phase(&self, slot: usize) -> ShiftPhase {
+        ShiftPhase {
+            replies: self.phase_replies[slot],
+            errors: self.phase_errors[slot],
+            latency: traffic::summarize(&self.histograms[slot]),
+        }
+    }
+
+    /// The timeline of the replies, from `start` (the step's first request).
+    fn timeline(&self, start: Instant) -> ShiftTimeline {
+        let ms = |at: Instant| at.saturating_duration_since(start).as_secs_f64() * 1e3;
+        let end = self.samples.iter().map(|s| ms(s.sent)).fold(0.0, f64::max);
+        let bucket_ms = (end / TIMELINE_BUCKETS as f64).max(0.1);
+        let mut buckets: Vec<ShiftBucket> = (0..TIMELINE_BUCKETS)
+            .map(|_| ShiftBucket {
+                destinations: vec![0; self.destinations.len()],
+                ..ShiftBucket::default()
+            })
+            .collect();
+        let mut error_ms = Vec::new();
+        for sample in &self.samples {
+            let at = ms(sample.sent);
+            let index = ((at / bucket_ms) as usize).min(TIMELINE_BUCKETS - 1);
+            let bucket = &mut buckets[index];
+            if let Some(destination) = sample.destination {
+                bucket.destinations[destination] += 1;
+            }
+            bucket.new_generation += u64::from(sample.new_generation);
+            bucket.errors += u64::from(sample.failed);
+            bucket.stale += u64::from(sample.stale);
+            if sample.failed && error_ms.len() < TIMELINE_ERRORS {
+                error_ms.push(at);
+            }
+        }
+        ShiftTimeline {
+            bucket_ms,
+            destinations: self.destinations.clone(),
+            buckets,
+            error_ms,
+        }
+    }
+}
+
+/// What the control did: the apply, its propagation time, or why it stopped.
+#[derive(Debug, Default)]
+pub(super) struct Control {
+    pub(super) applied: Option<Applied>,
+    pub(super) propagation: Option<Duration>,
+    pub(super) error: Option<String>,
+}
+
+/// A finished shift: the traffic's summary, what the control did and the report.
+pub(super) struct ShiftRun {
+    pub(super) summary: TrafficSummary,
+    pub(super) control: Control,
+    pub(super) report: ShiftReport,
+}
+
+impl<B: Backend> StepContext<'_, B> {
+    /// Sends `request` and applies `shift` once the warm-up replies are in; stops when `tally`
+    /// has judged the split's cap or the observer decides.
+    pub(super) async fn drive_shift(
+        &mut self,
+        shift: &ShiftSpec,
+        request: &TrafficRequest,
+        limits: TrafficLimits,
+        observer: &mut Observer<'_>,
+        judged_cap: u64,
+    ) -> Result<ShiftRun, TrafficStepError> {
+        for path in &shift.apply {
+            let full = self.settings.manifests_dir.join(path);
+            if !full.exists() {
+                return Err(TrafficStepError::ShiftManifest {
+                    path: full,
+                    manifests: self.settings.manifests_dir.clone(),
+                });
+            }
+        }
+        let generation_before = self
+            .backend
+            .gateway_generation()
+            .await
+            .map_err(TrafficStepError::Generation)?
+            .ok_or(TrafficStepError::NoGeneration)?;
+        if self.settings.narrate {
+            self.say(format_args!(
+                "$ kubectl apply -f {} # after {} replies, while the traffic goes on",
+                shift
+                    .apply
+                    .iter()
+                    .map(|p| format!("manifests/{}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(" -f "),
+                shift.warmup
+            ));
+        }
+        let limits = TrafficLimits {
+            max_requests: judged_cap.saturating_add(SHIFT_ALLOWANCE),
+            ..limits
+        };
+        let clock = ShiftClock::default();
+        let warm = Notify::new();
+        let mut tally = ShiftTally::new(shift.warmup, judged_cap, generation_before);
+        let started = Instant::now();
+        let backend = &mut *self.backend;
+        let live_timeout = self.settings.propagation_timeout;
+
+        let traffic = async {
+            let mut notified = false;
+            let driven = traffic::drive(request, &limits, |reply| {
+                let marks = clock.marks();
+                let flow = tally.observe(&reply, &marks, observer);
+                if !notified && tally.warm() {
+                    notified = true;
+                    warm.notify_one();
+                }
+                if clock.abort.load(Ordering::Relaxed) {
+                    return Flow::Stop;
+                }
+                flow
+            })
+            .await;
+            // The control waits for the warm-up; traffic that ended sooner releases it.
+            warm.notify_one();
+            driven
+        };
+        let control = async {
+            warm.notified().await;
+            let mut control = Control::default();
+            clock.mark(|m| m.apply_started = Some(Instant::now()));
+            let applied = backend.apply(&shift.apply).await;
+            clock.mark(|m| m.apply_returned = Some(Instant::now()));
+            let applied = match applied {
+                Ok(applied) => applied,
+                Err(error) => {
+                    clock.abort.store(true, Ordering::Relaxed);
+                    control.error = Some(format!("kubectl apply: {error}"));
+                    return control;
+                }
+            };
+            match backend.wait_config_live(&applied, live_timeout).await {
+                Ok(elapsed) => control.propagation = Some(elapsed),
+                Err(error) => {
+                    clock.abort.store(true, Ordering::Relaxed);
+                    control.error = Some(format!(
+                        "the gateway did not serve revision {}: {error}",
+                        applied.revision
+                    ));
+                    control.applied = Some(applied);
+                    return control;
+                }
+            }
+            clock.mark(|m| m.config_live = Some(Instant::now()));
+            control.applied = Some(applied);
+            match backend.gateway_generation().await {
+                Ok(Some(generation)) => {
+                    clock.mark(|m| m.reported = Some((Instant::now(), generation)));
+                }
+                Ok(None) => {
+                    clock.abort.store(true, Ordering::Relaxed);
+                    control.error = Some(TrafficStepError::NoGeneration.to_string());
+                }
+                Err(error) => {
+                    clock.abort.store(true, Ordering::Relaxed);
+                    control.error = Some(format!("reading the gateway's generation: {error}"));
+                }
+            }
+            control
+        };
+        let (driven, control) = tokio::join!(traffic, control);
+        let summary = driven?;
+        let marks = clock.marks();
+        let max_errors = observer.max_errors();
+        let report = shift_report(shift, &tally, &marks, &control, started, max_errors);
+        Ok(ShiftRun {
+            summary,
+            control,
+            report,
+        })
+    }
+}
+
+fn shift_report(
+    shift: &ShiftSpec,
+    tally: &ShiftTally,
+    marks: &Marks,
+    control: &Control,
+    started: Instant,
+    max_errors: u64,
+) -> ShiftReport {
+    // The first request went out right after `started`: the traffic began there.
+    let start = tally
+        .samples
+        .iter()
+        .map(|s| s.sent)
+        .min()
+        .unwrap_or(started)
+        .min(started);
+    let ms = |at: Option<Instant>| at.map(|at| at.saturating_duration_since(start).as_secs_f64() * 1e3);
+    ShiftReport {
+        applied: shift.apply.clone(),
+        changed: control
+            .applied
+            .as_ref()
+            .map(|a| a.changed.clone())
+            .unwrap_or_default(),
+        generation_before: tally.generation_before,
+        generation_reported: marks.reported.map(|(_, generation)| generation),
+        apply_started_ms: ms(marks.apply_started),
+        apply_returned_ms: ms(marks.apply_returned),
+        config_live_ms: ms(marks.config_live),
+        reported_ms: ms(marks.reported.map(|(at, _)| at)),
+        first_new_generation_ms: ms(tally.first_new),
+        before: tally.phase(0),
+        during: tally.phase(1),
+        after: tally.phase(2),
+        non_2xx: tally.non_2xx,
+        transport_errors: tally.transport_errors,
+        max_errors,
+        stale_after_report: tally.stale,
+        max_stale: shift.max_stale,
+        unlabelled: tally.unlabelled,
+        error: control.error.clone(),
+        timeline: tally.timeline(start),
+    }
+}
+
+/// Why a shift fails the step, beyond the exact checks and the split: one line each.
+pub(super) fn shift_problems(report: &ShiftReport) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(error) = &report.error {
+        problems.push(format!("shift: {error}"));
+    }
+    let errors = report.non_2xx + report.transport_errors;
+    if errors > report.max_errors {
+        problems.push(format!(
+            "shift: {} non-2xx replies and {} requests without a reply (reset, refused, timed out) \
+             while the weights changed (maxErrors {})",
+            report.non_2xx, report.transport_errors, report.max_errors
+        ));
+    }
+    if report.stale_after_report > report.max_stale {
+        problems.push(format!(
+            "shift: {} requests sent after the gateway reported generation {} were served by an \
+             older generation (maxStale {})",
+            report.stale_after_report,
+            report
+                .generation_reported
+                .map_or_else(|| "?".to_owned(), |g| g.to_string()),
+            report.max_stale
+        ));
+    }
+    if report.unlabelled > 0 {
+        problems.push(format!(
+            "shift: {} 2xx replies named no generation ({GENERATION_HEADER}); a shift step needs a \
+             gateway that says which configuration served each reply",
+            report.unlabelled
+        ));
+    }
+    problems
+}
+
+/// The line a shift step prints: the times, the stale and failed replies, the latencies.
+pub(super) fn describe_shift(report: &ShiftReport) -> String {
+    let ms = |value: Option<f64>| value.map_or_else(|| "never".to_owned(), |v| format!("{v:.1} ms"));
+    format!(
+        "# shift to generation {} (from {}): first served {} after the apply started, reported \
+         live after {}; {} stale after the report, {} non-2xx, {} without reply; p50/p99 before \
+         {}/{} µs, during {}/{} µs ({} replies), after {}/{} µs",
+        report
+            .generation_reported
+            .map_or_else(|| "?".to_owned(), |g| g.to_string()),
+        report.generation_before,
+        ms(report.time_to_new_generation_ms()),
+        ms(report.time_to_report_ms()),
+        report.stale_after_report,
+        report.non_2xx,
+        report.transport_errors,
+        report.before.latency.p50_us,
+        report.before.latency.p99_us,
+        report.during.latency.p50_us,
+        report.during.latency.p99_us,
+        report.during.replies,
+        report.after.latency.p50_us,
+        report.after.latency.p99_us,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_is_judged_only_when_sent_after_the_report_by_its_generation_or_a_newer_one() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut marks = Marks::default();
+        assert_eq!(Phase::of(at(5), &marks), Phase::Before);
+        marks.apply_started = Some(at(10));
+        assert_eq!(Phase::of(at(5), &marks), Phase::Before);
+        assert_eq!(Phase::of(at(10), &marks), Phase::During);
+        marks.reported = Some((at(50), 7));
+        assert_eq!(Phase::of(at(49), &marks), Phase::During);
+        assert_eq!(Phase::of(at(50), &marks), Phase::After(7));
+    }
+}

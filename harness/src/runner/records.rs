@@ -245,8 +245,8 @@ pub struct ShiftReport {
     pub applied: Vec<PathBuf>,
     /// What the apply changed.
     pub changed: Vec<String>,
-    /// The generation the gateway reported before the apply.
-    pub generation_before: u64,
+    /// The generation the gateway reported right before the apply.
+    pub generation_before: Option<u64>,
     /// The generation it reported once the change was live: the one the new weights are
     /// judged under.
     pub generation_reported: Option<u64>,

@@ -54,6 +54,8 @@ pub(super) struct Marks {
     pub(super) apply_started: Option<Instant>,
     pub(super) apply_returned: Option<Instant>,
     pub(super) config_live: Option<Instant>,
+    /// The generation the gateway reported right before the apply.
+    pub(super) generation_before: Option<u64>,
     /// When `/status` answered with the generation, and the generation.
     pub(super) reported: Option<(Instant, u64)>,
 }
@@ -73,7 +75,7 @@ impl ShiftClock {
 struct Sample {
     sent: Instant,
     destination: Option<usize>,
-    new_generation: bool,
+    generation: Option<u64>,
     failed: bool,
     stale: bool,
 }
@@ -103,7 +105,6 @@ pub(super) struct ShiftTally {
     warmup: u64,
     /// The split's cap: judged replies after which the traffic stops.
     judged_cap: u64,
-    generation_before: u64,
     pub(super) received: u64,
     pub(super) judged: u64,
     pub(super) stale: u64,
@@ -113,17 +114,15 @@ pub(super) struct ShiftTally {
     histograms: [hdrhistogram::Histogram<u64>; 3],
     phase_replies: [u64; 3],
     phase_errors: [u64; 3],
-    first_new: Option<Instant>,
     destinations: Vec<String>,
     samples: Vec<Sample>,
 }
 
 impl ShiftTally {
-    pub(super) fn new(warmup: u64, judged_cap: u64, generation_before: u64) -> Self {
+    pub(super) fn new(warmup: u64, judged_cap: u64) -> Self {
         Self {
             warmup,
             judged_cap,
-            generation_before,
             received: 0,
             judged: 0,
             stale: 0,
@@ -133,7 +132,6 @@ impl ShiftTally {
             histograms: std::array::from_fn(|_| traffic::new_histogram()),
             phase_replies: [0; 3],
             phase_errors: [0; 3],
-            first_new: None,
             destinations: Vec::new(),
             samples: Vec::new(),
         }
@@ -169,10 +167,6 @@ impl ShiftTally {
             self.unlabelled += 1;
         }
         let failed = !success || observed.failed;
-        let new_generation = generation.is_some_and(|served| served > self.generation_before);
-        if new_generation && self.first_new.is_none_or(|first| reply.sent < first) {
-            self.first_new = Some(reply.sent);
-        }
         let slot = match phase {
             Phase::Before => 0,
             Phase::During => 1,
@@ -198,7 +192,7 @@ impl ShiftTally {
         self.samples.push(Sample {
             sent: reply.sent,
             destination,
-            new_generation,
+            generation,
             failed,
             stale,
         });
@@ -224,8 +218,18 @@ impl ShiftTally {
         }
     }
 
-    /// The timeline of the replies, from `start` (the step's first request).
-    fn timeline(&self, start: Instant) -> ShiftTimeline {
+    /// When the first request served by a generation newer than `before` was sent.
+    fn first_new(&self, before: u64) -> Option<Instant> {
+        self.samples
+            .iter()
+            .filter(|s| s.generation.is_some_and(|g| g > before))
+            .map(|s| s.sent)
+            .min()
+    }
+
+    /// The timeline of the replies, from `start` (the step's first request); `before` is the
+    /// generation before the apply.
+    fn timeline(&self, start: Instant, before: u64) -> ShiftTimeline {
         let ms = |at: Instant| at.saturating_duration_since(start).as_secs_f64() * 1e3;
         let end = self.samples.iter().map(|s| ms(s.sent)).fold(0.0, f64::max);
         let bucket_ms = (end / TIMELINE_BUCKETS as f64).max(0.1);
@@ -243,7 +247,7 @@ impl ShiftTally {
             if let Some(destination) = sample.destination {
                 bucket.destinations[destination] += 1;
             }
-            bucket.new_generation += u64::from(sample.new_generation);
+            bucket.new_generation += u64::from(sample.generation.is_some_and(|g| g > before));
             bucket.errors += u64::from(sample.failed);
             bucket.stale += u64::from(sample.stale);
             if sample.failed && error_ms.len() < TIMELINE_ERRORS {
@@ -294,8 +298,8 @@ impl<B: Backend> StepContext<'_, B> {
                 });
             }
         }
-        let generation_before = self
-            .backend
+        // Fail before any traffic when the gateway does not number its configurations.
+        self.backend
             .gateway_generation()
             .await
             .map_err(TrafficStepError::Generation)?
@@ -318,7 +322,7 @@ impl<B: Backend> StepContext<'_, B> {
         };
         let clock = ShiftClock::default();
         let warm = Notify::new();
-        let mut tally = ShiftTally::new(shift.warmup, judged_cap, generation_before);
+        let mut tally = ShiftTally::new(shift.warmup, judged_cap);
         let started = Instant::now();
         let backend = &mut *self.backend;
         let live_timeout = self.settings.propagation_timeout;
@@ -345,9 +349,17 @@ impl<B: Backend> StepContext<'_, B> {
         let control = async {
             warm.notified().await;
             let mut control = Control::default();
+            match backend.gateway_generation().await {
+                Ok(Some(generation)) => clock.mark(|m| m.generation_before = Some(generation)),
+                Ok(None) => control.error = Some(TrafficStepError::NoGeneration.to_string()),
+                Err(error) => {
+                    control.error = Some(format!("reading the gateway's generation: {error}"));
+                }
+            }
             clock.mark(|m| m.apply_started = Some(Instant::now()));
             let applied = backend.apply(&shift.apply).await;
-            clock.mark(|m| m.apply_returned = Some(Instant::now()));
+            let returned = Instant::now();
+            clock.mark(|m| m.apply_returned = Some(returned));
             let applied = match applied {
                 Ok(applied) => applied,
                 Err(error) => {
@@ -357,7 +369,11 @@ impl<B: Backend> StepContext<'_, B> {
                 }
             };
             match backend.wait_config_live(&applied, live_timeout).await {
-                Ok(elapsed) => control.propagation = Some(elapsed),
+                Ok(elapsed) => {
+                    // The wait returns after a reload barrier; live is when it saw the versions.
+                    control.propagation = Some(elapsed);
+                    clock.mark(|m| m.config_live = Some(returned + elapsed));
+                }
                 Err(error) => {
                     clock.abort.store(true, Ordering::Relaxed);
                     control.error = Some(format!(
@@ -368,7 +384,6 @@ impl<B: Backend> StepContext<'_, B> {
                     return control;
                 }
             }
-            clock.mark(|m| m.config_live = Some(Instant::now()));
             control.applied = Some(applied);
             match backend.gateway_generation().await {
                 Ok(Some(generation)) => {
@@ -415,6 +430,7 @@ fn shift_report(
         .unwrap_or(started)
         .min(started);
     let ms = |at: Option<Instant>| at.map(|at| at.saturating_duration_since(start).as_secs_f64() * 1e3);
+    let before = marks.generation_before;
     ShiftReport {
         applied: shift.apply.clone(),
         changed: control
@@ -422,13 +438,13 @@ fn shift_report(
             .as_ref()
             .map(|a| a.changed.clone())
             .unwrap_or_default(),
-        generation_before: tally.generation_before,
+        generation_before: marks.generation_before,
         generation_reported: marks.reported.map(|(_, generation)| generation),
         apply_started_ms: ms(marks.apply_started),
         apply_returned_ms: ms(marks.apply_returned),
         config_live_ms: ms(marks.config_live),
         reported_ms: ms(marks.reported.map(|(at, _)| at)),
-        first_new_generation_ms: ms(tally.first_new),
+        first_new_generation_ms: ms(before.and_then(|before| tally.first_new(before))),
         before: tally.phase(0),
         during: tally.phase(1),
         after: tally.phase(2),
@@ -439,7 +455,7 @@ fn shift_report(
         max_stale: shift.max_stale,
         unlabelled: tally.unlabelled,
         error: control.error.clone(),
-        timeline: tally.timeline(start),
+        timeline: tally.timeline(start, before.unwrap_or(u64::MAX)),
     }
 }
 
@@ -480,16 +496,19 @@ pub(super) fn shift_problems(report: &ShiftReport) -> Vec<String> {
 
 /// The line a shift step prints: the times, the stale and failed replies, the latencies.
 pub(super) fn describe_shift(report: &ShiftReport) -> String {
-    let ms = |value: Option<f64>| value.map_or_else(|| "never".to_owned(), |v| format!("{v:.1} ms"));
+    let ms = |value: Option<f64>| value.map_or_else(|| "never".to_owned(), |v| format!("{v:.0} ms"));
+    let generation = |value: Option<u64>| value.map_or_else(|| "?".to_owned(), |g| g.to_string());
+    let since_apply = |at: Option<f64>| Some(at? - report.apply_started_ms?);
     format!(
-        "# shift to generation {} (from {}): first served {} after the apply started, reported \
-         live after {}; {} stale after the report, {} non-2xx, {} without reply; p50/p99 before \
-         {}/{} µs, during {}/{} µs ({} replies), after {}/{} µs",
-        report
-            .generation_reported
-            .map_or_else(|| "?".to_owned(), |g| g.to_string()),
-        report.generation_before,
+        "# shift from generation {} to {}: after the apply started, the first request served by a \
+         new generation left at {}, the backend saw the change live at {}, the gateway reported \
+         generation {} at {}; {} stale after the report, {} non-2xx, {} without reply; p50/p99 \
+         before {}/{} µs, during {}/{} µs ({} replies), after {}/{} µs",
+        generation(report.generation_before),
+        generation(report.generation_reported),
         ms(report.time_to_new_generation_ms()),
+        ms(since_apply(report.config_live_ms)),
+        generation(report.generation_reported),
         ms(report.time_to_report_ms()),
         report.stale_after_report,
         report.non_2xx,
@@ -507,6 +526,88 @@ pub(super) fn describe_shift(report: &ShiftReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::traffic_step::plan::TrafficPlan;
+    use crate::scenario::TrafficStep;
+    use crate::stats;
+
+    /// A reply sent at `sent`, from generation `generation` (`None`: no header), with `body`
+    /// and `status` (`None`: a reset).
+    fn reply(sent: Instant, generation: Option<u64>, status: Option<u16>, body: &str) -> Reply {
+        let mut headers = http::HeaderMap::new();
+        if let Some(generation) = generation {
+            headers.insert(GENERATION_HEADER, http::HeaderValue::from(generation));
+        }
+        Reply {
+            index: 0,
+            worker: 0,
+            connection: 0,
+            sent,
+            status: status.map(|s| http::StatusCode::from_u16(s).expect("a status")),
+            headers,
+            body: bytes::Bytes::from(body.to_owned()),
+            latency: Duration::from_millis(1),
+            error: status.is_none().then(|| "connection reset".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_tally_judges_new_replies_after_the_report_and_counts_stale_and_failed_ones() {
+        let step: TrafficStep = serde_norway::from_str(
+            "path: /\nshift: { apply: a.yaml, warmup: 2 }\nexpect:\n  split: { by: body, weights: { a: 0, b: 100 } }\n",
+        )
+        .expect("a step");
+        let (plan, checks) =
+            TrafficPlan::new(&step, stats::CheckSettings::default()).expect("a plan");
+        let mut observer = Observer::new(&step, checks, 5);
+        let mut tally = ShiftTally::new(2, plan.max_requests);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut marks = Marks::default();
+        // The warm-up at generation 3 serves `a`.
+        for ms in [0, 1] {
+            tally.observe(&reply(at(ms), Some(3), Some(200), "a"), &marks, &mut observer);
+        }
+        assert!(tally.warm());
+        marks.generation_before = Some(3);
+        marks.apply_started = Some(at(10));
+        // During the change: a 503 and a reset count, an old reply is not stale yet.
+        tally.observe(&reply(at(11), Some(3), Some(503), "x"), &marks, &mut observer);
+        tally.observe(&reply(at(12), None, None, ""), &marks, &mut observer);
+        tally.observe(&reply(at(13), Some(3), Some(200), "a"), &marks, &mut observer);
+        tally.observe(&reply(at(14), Some(4), Some(200), "b"), &marks, &mut observer);
+        marks.reported = Some((at(20), 4));
+        // In flight at the report (sent before it): not stale, not judged.
+        tally.observe(&reply(at(19), Some(3), Some(200), "a"), &marks, &mut observer);
+        // Sent after the report: generation 3 is stale, 4 and 5 are judged, no header is noted.
+        tally.observe(&reply(at(21), Some(3), Some(200), "a"), &marks, &mut observer);
+        tally.observe(&reply(at(22), Some(4), Some(200), "b"), &marks, &mut observer);
+        tally.observe(&reply(at(23), Some(5), Some(200), "b"), &marks, &mut observer);
+        tally.observe(&reply(at(24), None, Some(200), "b"), &marks, &mut observer);
+        assert_eq!(tally.judged, 2);
+        assert_eq!(tally.stale, 1);
+        assert_eq!((tally.non_2xx, tally.transport_errors), (1, 1));
+        assert_eq!(tally.unlabelled, 1);
+        assert_eq!(tally.phase_replies, [2, 5, 4]);
+        assert_eq!(tally.phase_errors, [0, 2, 0]);
+        assert_eq!(tally.first_new(3), Some(at(14)));
+        let control = Control::default();
+        let shift = step.shift.as_ref().expect("a shift");
+        let report = shift_report(shift, &tally, &marks, &control, t0, 0);
+        assert_eq!(report.time_to_new_generation_ms(), Some(4.0));
+        assert_eq!(report.time_to_report_ms(), Some(10.0));
+        let problems = shift_problems(&report);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("1 non-2xx replies and 1 requests without a reply"));
+        assert!(problems[1].contains("1 requests sent after the gateway reported generation 4"));
+        assert!(problems[2].contains("1 2xx replies named no generation"));
+        let timeline = &report.timeline;
+        assert_eq!(timeline.destinations, ["a", "b"]);
+        let total: u64 = timeline.buckets.iter().map(|b| b.errors).sum();
+        assert_eq!(total, 2);
+        assert_eq!(timeline.error_ms, [11.0, 12.0]);
+        let new: u64 = timeline.buckets.iter().map(|b| b.new_generation).sum();
+        assert_eq!(new, 3);
+    }
 
     #[test]
     fn a_reply_is_judged_only_when_sent_after_the_report_by_its_generation_or_a_newer_one() {

@@ -105,6 +105,8 @@ pub(super) struct ShiftTally {
     warmup: u64,
     /// The split's cap: judged replies after which the traffic stops.
     judged_cap: u64,
+    /// Stale replies tolerated; one more stops the traffic.
+    max_stale: u64,
     pub(super) received: u64,
     pub(super) judged: u64,
     pub(super) stale: u64,
@@ -119,10 +121,11 @@ pub(super) struct ShiftTally {
 }
 
 impl ShiftTally {
-    pub(super) fn new(warmup: u64, judged_cap: u64) -> Self {
+    pub(super) fn new(warmup: u64, judged_cap: u64, max_stale: u64) -> Self {
         Self {
             warmup,
             judged_cap,
+            max_stale,
             received: 0,
             judged: 0,
             stale: 0,
@@ -180,6 +183,12 @@ impl ShiftTally {
         if stale {
             self.stale += 1;
         }
+        // The step has failed once more stale replies came than it tolerates; stop there.
+        let flow = if self.stale > self.max_stale {
+            Flow::Stop
+        } else {
+            observed.flow
+        };
         let destination = observed.destination.map(|label| {
             match self.destinations.iter().position(|known| *known == label) {
                 Some(index) => index,
@@ -202,7 +211,7 @@ impl ShiftTally {
                 return Flow::Stop;
             }
         }
-        observed.flow
+        flow
     }
 
     /// Whether the warm-up is complete.
@@ -322,7 +331,7 @@ impl<B: Backend> StepContext<'_, B> {
         };
         let clock = ShiftClock::default();
         let warm = Notify::new();
-        let mut tally = ShiftTally::new(shift.warmup, judged_cap);
+        let mut tally = ShiftTally::new(shift.warmup, judged_cap, shift.max_stale);
         let started = Instant::now();
         let backend = &mut *self.backend;
         let live_timeout = self.settings.propagation_timeout;
@@ -559,7 +568,7 @@ mod tests {
         let (plan, checks) =
             TrafficPlan::new(&step, stats::CheckSettings::default()).expect("a plan");
         let mut observer = Observer::new(&step, checks, 5);
-        let mut tally = ShiftTally::new(2, plan.max_requests);
+        let mut tally = ShiftTally::new(2, plan.max_requests, 5);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut marks = Marks::default();

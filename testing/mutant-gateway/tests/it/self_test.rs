@@ -19,10 +19,14 @@
 //! sticky-connection               canary 80/20 (connection independence)            41-69
 //! off-by-one                      canary 0/100 (split: weight-0 echo-a answered)    49-397
 //! zero-weight-leak                canary 0/100 (split: weight-0 echo-a answered)    20-266
-//! stale-config                    canary 0/100 (split: the 80/20 still served)      1-3
-//! stale-config --stale-for 100ms  canary 0/100 (split)                              1-2
+//! stale-config                    canary 0/100 (shift: stale after the report)      TBD
+//! stale-config --stale-for 100ms  canary 0/100 (shift: stale after the report)      TBD
 //! double-slash-rewrite            the prefix rewrite keeps the rest (exact: echo)   1
+//! reload-drop                     canary 0/100 (shift: 503s during the change)      TBD
 //! ```
+//!
+//! For the faults the shift catches (`canary 0/100` applies while traffic flows), the requests
+//! counted are those sent after the apply started.
 //!
 //! The two 1 % leaks are geometric (mean 100); the split check does not pass a split with a
 //! zero-weight destination before 917 requests, which a 1 % leak survives with probability 1e-4.
@@ -67,6 +71,11 @@ enum Caught {
     Split,
     /// The connection-independence check.
     Connection,
+    /// A shift step: non-2xx replies or resets while the weights changed.
+    ShiftErrors,
+    /// A shift step: requests sent after the gateway reported the new generation were served
+    /// by an older one.
+    Stale,
 }
 
 impl std::fmt::Display for Caught {
@@ -75,6 +84,8 @@ impl std::fmt::Display for Caught {
             Caught::Exact(kind) => write!(f, "exact ({kind})"),
             Caught::Split => f.write_str("split"),
             Caught::Connection => f.write_str("connection independence"),
+            Caught::ShiftErrors => f.write_str("shift: errors"),
+            Caught::Stale => f.write_str("shift: stale"),
         }
     }
 }
@@ -86,9 +97,9 @@ fn expected(mutation: Mutation) -> Option<(&'static str, Caught)> {
         Mutation::DoubleSlashRewrite => Some((REWRITE_STEP, Caught::Exact(CheckKind::Echo))),
         Mutation::WeightsIgnored | Mutation::WeightsSwapped => Some((SPLIT_STEP, Caught::Split)),
         Mutation::StickyConnection => Some((SPLIT_STEP, Caught::Connection)),
-        Mutation::OffByOne | Mutation::ZeroWeightLeak | Mutation::StaleConfig => {
-            Some((ZERO_WEIGHT_STEP, Caught::Split))
-        }
+        Mutation::OffByOne | Mutation::ZeroWeightLeak => Some((ZERO_WEIGHT_STEP, Caught::Split)),
+        Mutation::StaleConfig => Some((ZERO_WEIGHT_STEP, Caught::Stale)),
+        Mutation::ReloadDrop => Some((ZERO_WEIGHT_STEP, Caught::ShiftErrors)),
     }
 }
 
@@ -131,6 +142,14 @@ async fn run(mutation: Mutation, options: &[String], seed: u64) -> (ScenarioRepo
 /// The check that failed `step`, from its traffic report.
 fn caught_by(step: &StepReport) -> Option<Caught> {
     let traffic = step.traffic.as_ref()?;
+    if let Some(shift) = &traffic.shift {
+        if shift.non_2xx + shift.transport_errors > shift.max_errors {
+            return Some(Caught::ShiftErrors);
+        }
+        if shift.stale_after_report > shift.max_stale {
+            return Some(Caught::Stale);
+        }
+    }
     if traffic.failing_replies > traffic.max_errors {
         let kind = *traffic.failures_by_check.keys().next()?;
         return Some(Caught::Exact(kind));
@@ -197,7 +216,12 @@ async fn every_mutant_fails_on_its_check_and_the_control_passes() {
             let by = caught_by(failed)
                 .unwrap_or_else(|| panic!("{label} (seed {seed}): no check failed:\n{transcript}"));
             let traffic = failed.traffic.as_ref().expect("a traffic step");
-            let needed = traffic.summary.received;
+            let needed = match (&traffic.shift, by) {
+                (Some(shift), Caught::ShiftErrors | Caught::Stale) => {
+                    shift.during.replies + shift.after.replies
+                }
+                _ => traffic.summary.received,
+            };
             if mutation == Mutation::StickyConnection && by == Caught::Split {
                 // Every connection happened to stick to the same destination: the replies are
                 // consistent with independent picks, and the split check saw a share of 100 %.
@@ -222,6 +246,14 @@ async fn every_mutant_fails_on_its_check_and_the_control_passes() {
                 }
                 Mutation::StickyConnection => {
                     assert!(needed <= 400, "{label} needed {needed} requests");
+                }
+                Mutation::StaleConfig | Mutation::ReloadDrop => {
+                    // Caught by what the change cost, whatever the traffic during it was.
+                    let shift = traffic.shift.as_ref().expect("canary 0/100 is a shift");
+                    assert!(
+                        shift.stale_after_report + shift.non_2xx + shift.transport_errors > 0,
+                        "{label}: {shift:?}"
+                    );
                 }
                 _ => {
                     let cap = traffic.split.as_ref().map_or(0, |s| s.cap);

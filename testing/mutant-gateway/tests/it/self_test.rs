@@ -19,14 +19,15 @@
 //! sticky-connection               canary 80/20 (connection independence)            41-69
 //! off-by-one                      canary 0/100 (split: weight-0 echo-a answered)    49-397
 //! zero-weight-leak                canary 0/100 (split: weight-0 echo-a answered)    20-266
-//! stale-config                    canary 0/100 (shift: stale after the report)      TBD
-//! stale-config --stale-for 100ms  canary 0/100 (shift: stale after the report)      TBD
+//! stale-config                    canary 0/100 (shift: stale after the report)      344-884
+//! stale-config --stale-for 100ms  canary 0/100 (shift: stale after the report)      379-666
 //! double-slash-rewrite            the prefix rewrite keeps the rest (exact: echo)   1
-//! reload-drop                     canary 0/100 (shift: 503s during the change)      TBD
+//! reload-drop                     canary 0/100 (shift: 503s during the change)      236-408
 //! ```
 //!
-//! For the faults the shift catches (`canary 0/100` applies while traffic flows), the requests
-//! counted are those sent after the apply started.
+//! `canary 0/100` applies while traffic flows: for the faults its shift catches, the requests
+//! counted are those sent after the apply started; for those its split catches, the replies the
+//! split judged (sent after the gateway reported the change).
 //!
 //! The two 1 % leaks are geometric (mean 100); the split check does not pass a split with a
 //! zero-weight destination before 917 requests, which a 1 % leak survives with probability 1e-4.
@@ -220,6 +221,8 @@ async fn every_mutant_fails_on_its_check_and_the_control_passes() {
                 (Some(shift), Caught::ShiftErrors | Caught::Stale) => {
                     shift.during.replies + shift.after.replies
                 }
+                // A shift judges its split on the replies after the report only.
+                (Some(_), _) => traffic.split.as_ref().map_or(0, |s| s.verdict.n),
                 _ => traffic.summary.received,
             };
             if mutation == Mutation::StickyConnection && by == Caught::Split {

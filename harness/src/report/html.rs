@@ -403,7 +403,7 @@ fn shift_chart(shift: &ShiftReport) -> String {
     let bottom = top + PLOT_H;
     let legend_y = bottom + 44.0;
     let height = legend_y + 12.0;
-    let width = LEFT + WIDTH + 20.0;
+    let width = LEFT + WIDTH + 40.0;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} \
          {height}\" role=\"img\">"
@@ -559,13 +559,13 @@ fn shift_caption(shift: &ShiftReport) -> String {
         .map(|p| format!("manifests/{}", p.display()))
         .collect();
     let mut caption = format!(
-        "Shift: kubectl apply -f {} while traffic flowed, generation {} to {}. Bars: share of the \\
-         replies sent in each {:.0} ms by destination, failed replies in red; line: share served by a \\
-         new generation. After the apply started, the first request served by a new generation left \\
-         at {}, the backend saw the change live at {} and the gateway reported generation {} at {}. \\
-         {} requests sent after that report were served by an older generation (allowed {}); {} \\
-         non-2xx replies and {} requests without a reply over the step (allowed {}). Latency p50/p99: \\
-         before the apply {}/{} µs ({} replies), during the change {}/{} µs ({} replies), after the \\
+        "Shift: kubectl apply -f {} while traffic flowed, generation {} to {}. Bars: share of the \
+         replies sent in each {:.0} ms by destination, failed replies in red; line: share served by a \
+         new generation. After the apply started, the first request served by a new generation left \
+         at {}, the backend saw the change live at {} and the gateway reported generation {} at {}. \
+         {} requests sent after that report were served by an older generation (allowed {}); {} \
+         non-2xx replies and {} requests without a reply over the step (allowed {}). Latency p50/p99: \
+         before the apply {}/{} µs ({} replies), during the change {}/{} µs ({} replies), after the \
          report {}/{} µs ({} replies).",
         applied.join(" -f "),
         generation(shift.generation_before),
@@ -773,6 +773,70 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shift_is_drawn_with_its_markers_failures_and_numbers() {
+        use crate::runner::{ShiftBucket, ShiftPhase, ShiftTimeline};
+        let bucket = |v1: u64, v2: u64, errors: u64, stale: u64| ShiftBucket {
+            destinations: vec![v1, v2],
+            new_generation: v2,
+            errors,
+            stale,
+        };
+        let shift = ShiftReport {
+            applied: vec!["gloo/upstreamgroup-0-100.yaml".into()],
+            changed: Vec::new(),
+            generation_before: Some(9),
+            generation_reported: Some(11),
+            apply_started_ms: Some(100.0),
+            apply_returned_ms: Some(110.0),
+            config_live_ms: Some(300.0),
+            reported_ms: Some(400.0),
+            first_new_generation_ms: Some(250.0),
+            before: ShiftPhase::default(),
+            during: ShiftPhase::default(),
+            after: ShiftPhase::default(),
+            non_2xx: 3,
+            transport_errors: 1,
+            max_errors: 0,
+            stale_after_report: 2,
+            max_stale: 0,
+            unlabelled: 0,
+            error: None,
+            timeline: ShiftTimeline {
+                bucket_ms: 100.0,
+                destinations: vec!["v1".into(), "v2".into()],
+                buckets: vec![
+                    bucket(50, 0, 0, 0),
+                    bucket(40, 0, 0, 0),
+                    bucket(10, 20, 4, 0),
+                    bucket(0, 50, 0, 0),
+                    bucket(1, 40, 0, 2),
+                ],
+                error_ms: vec![255.0, 260.0],
+            },
+        };
+        let svg = shift_chart(&shift);
+        for marker in [
+            "apply started (100 ms)",
+            "apply returned (110 ms)",
+            "first request served by a new generation (250 ms)",
+            "backend saw the change live (300 ms)",
+            "generation reported live (400 ms)",
+        ] {
+            assert!(svg.contains(marker), "{marker} in {svg}");
+        }
+        // Every failed reply is a red tick under the axis, and its bucket has a red share.
+        assert_eq!(svg.matches("failed reply sent at").count(), 2);
+        assert!(svg.contains("200–300 ms: failed 4 of 34"), "{svg}");
+        assert!(svg.contains("2 stale replies"), "{svg}");
+        let caption = shift_caption(&shift);
+        assert!(caption.contains("generation 9 to 11"), "{caption}");
+        assert!(caption.contains("first request served by a new generation left at 150 ms"));
+        assert!(caption.contains("reported generation 11 at 300 ms"), "{caption}");
+        assert!(caption.contains("2 requests sent after that report"), "{caption}");
+        assert!(caption.contains("3 non-2xx replies and 1 requests without a reply"));
+    }
 
     #[test]
     fn escape_covers_markup_and_quotes() {

@@ -310,7 +310,7 @@ pub struct ShiftTimeline {
     /// Destination labels, in the order of [`ShiftBucket::destinations`].
     pub destinations: Vec<String>,
     pub buckets: Vec<ShiftBucket>,
-    /// Send times of failed replies (the first 200).
+    /// Send times of failed replies, at most one per quarter bucket.
     pub error_ms: Vec<f64>,
 }
 

@@ -37,8 +37,8 @@ const SHIFT_ALLOWANCE: u64 = 1_000_000;
 /// Buckets of the report's timeline.
 const TIMELINE_BUCKETS: usize = 80;
 
-/// Failed replies whose send times the timeline keeps.
-const TIMELINE_ERRORS: usize = 200;
+/// Failed replies whose send times the timeline keeps (one per quarter bucket).
+const TIMELINE_ERRORS: usize = 4 * TIMELINE_BUCKETS;
 
 /// The moments the control reached, shared with the traffic.
 #[derive(Debug, Default)]
@@ -183,11 +183,13 @@ impl ShiftTally {
         if stale {
             self.stale += 1;
         }
-        // The step has failed once more stale replies came than it tolerates; stop there.
-        let flow = if self.stale > self.max_stale {
-            Flow::Stop
-        } else {
-            observed.flow
+        let flow = match (phase, observed.flow) {
+            // The step has failed once more stale replies came than it tolerates; stop there.
+            _ if self.stale > self.max_stale => Flow::Stop,
+            // Failed replies end the step only once the change is over, so that what the change
+            // cost is measured whole.
+            (Phase::Before | Phase::During, Flow::Stop) => Flow::Continue,
+            (_, flow) => flow,
         };
         let destination = observed.destination.map(|label| {
             match self.destinations.iter().position(|known| *known == label) {
@@ -249,7 +251,10 @@ impl ShiftTally {
             })
             .collect();
         let mut error_ms = Vec::new();
-        for sample in &self.samples {
+        let mut last_tick = None;
+        let mut samples: Vec<&Sample> = self.samples.iter().collect();
+        samples.sort_by_key(|sample| sample.sent);
+        for sample in samples {
             let at = ms(sample.sent);
             let index = ((at / bucket_ms) as usize).min(TIMELINE_BUCKETS - 1);
             let bucket = &mut buckets[index];
@@ -259,8 +264,11 @@ impl ShiftTally {
             bucket.new_generation += u64::from(sample.generation.is_some_and(|g| g > before));
             bucket.errors += u64::from(sample.failed);
             bucket.stale += u64::from(sample.stale);
-            if sample.failed && error_ms.len() < TIMELINE_ERRORS {
+            // One tick per quarter bucket is all a drawing can show.
+            let tick = (at / (bucket_ms / 4.0)) as u64;
+            if sample.failed && error_ms.len() < TIMELINE_ERRORS && last_tick != Some(tick) {
                 error_ms.push(at);
+                last_tick = Some(tick);
             }
         }
         ShiftTimeline {

@@ -246,7 +246,9 @@ fn default_warmup() -> u64 {
     200
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<PathBuf>, D::Error> {
     Ok(OneOrMany::deserialize(deserializer)?.into_vec())
 }
 
@@ -1048,7 +1050,10 @@ steps:
             panic!()
         };
         let shift = first.shift.as_ref().expect("a shift");
-        assert_eq!(shift.apply, [PathBuf::from("gloo/upstreamgroup-50-50.yaml")]);
+        assert_eq!(
+            shift.apply,
+            [PathBuf::from("gloo/upstreamgroup-50-50.yaml")]
+        );
         assert_eq!((shift.warmup, shift.max_stale), (200, 0));
         let Action::Traffic(second) = &scenario.steps[1].action else {
             panic!()
@@ -1061,7 +1066,11 @@ steps:
             "GET /appmesh/color (planned) while applying manifests/a.yaml -f manifests/b"
         );
 
-        let bad = |traffic: &str| parse_err(&format!("name: X\nsteps:\n  - name: s\n    traffic: {traffic}\n"));
+        let bad = |traffic: &str| {
+            parse_err(&format!(
+                "name: X\nsteps:\n  - name: s\n    traffic: {traffic}\n"
+            ))
+        };
         let error = bad("{ path: /c, shift: { apply: a.yaml }, requests: 5 }");
         assert_eq!(
             error,
@@ -1069,18 +1078,31 @@ steps:
              change must end at"
         );
         let split = "expect: { split: { by: body, weights: { a: 1 } } }";
-        let error = bad(&format!("{{ path: /c, requests: 5, shift: {{ apply: a }}, {split} }}"));
-        assert!(error.contains("step 1 (s): traffic.shift plans its own requests"), "{error}");
+        let error = bad(&format!(
+            "{{ path: /c, requests: 5, shift: {{ apply: a }}, {split} }}"
+        ));
+        assert!(
+            error.contains("step 1 (s): traffic.shift plans its own requests"),
+            "{error}"
+        );
         let error = bad(&format!("{{ path: /c, shift: {{ apply: [] }}, {split} }}"));
         assert!(error.contains("traffic.shift.apply must name"), "{error}");
-        let error = bad(&format!("{{ path: /c, shift: {{ apply: a, warmup: 0 }}, {split} }}"));
-        assert!(error.contains("traffic.shift.warmup must be at least 1"), "{error}");
+        let error = bad(&format!(
+            "{{ path: /c, shift: {{ apply: a, warmup: 0 }}, {split} }}"
+        ));
+        assert!(
+            error.contains("traffic.shift.warmup must be at least 1"),
+            "{error}"
+        );
         let error = bad(
             "{ path: /c, shift: { apply: a }, expect: { split: { by: body, weights: { a: 1 }, propagation: true } } }",
         );
         assert!(error.contains("drop expect.split.propagation"), "{error}");
         let error = bad(&format!("{{ path: /c, shift: {{ aply: a }}, {split} }}"));
-        assert!(error.contains("steps[0].traffic.shift") && error.contains("aply"), "{error}");
+        assert!(
+            error.contains("steps[0].traffic.shift") && error.contains("aply"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -388,13 +388,17 @@ fn shift_chart(shift: &ShiftReport) -> String {
     let markers: Vec<(&str, Option<f64>, &str)> = vec![
         ("apply started", shift.apply_started_ms, "#222"),
         ("apply returned", shift.apply_returned_ms, "#777"),
-        ("first request served by a new generation", shift.first_new_generation_ms, "#6a1b9a"),
-        ("backend saw the change live", shift.config_live_ms, "#1f5fa8"),
         (
-            "generation reported live",
-            shift.reported_ms,
-            "#176b2c",
+            "first request served by a new generation",
+            shift.first_new_generation_ms,
+            "#6a1b9a",
         ),
+        (
+            "backend saw the change live",
+            shift.config_live_ms,
+            "#1f5fa8",
+        ),
+        ("generation reported live", shift.reported_ms, "#176b2c"),
     ];
     let top = 8.0 + LABEL_ROW * markers.len() as f64;
     let span = (timeline.bucket_ms * timeline.buckets.len() as f64).max(1.0);
@@ -433,7 +437,13 @@ fn shift_chart(shift: &ShiftReport) -> String {
             .destinations
             .iter()
             .enumerate()
-            .map(|(d, n)| (*n, DESTINATION_COLORS[d % DESTINATION_COLORS.len()], timeline.destinations.get(d).map_or("?", String::as_str)))
+            .map(|(d, n)| {
+                (
+                    *n,
+                    DESTINATION_COLORS[d % DESTINATION_COLORS.len()],
+                    timeline.destinations.get(d).map_or("?", String::as_str),
+                )
+            })
             .chain(std::iter::once((bucket.errors, ERROR_COLOR, "failed")));
         for (n, color, name) in segments {
             if n == 0 {
@@ -498,7 +508,11 @@ fn shift_chart(shift: &ShiftReport) -> String {
         let Some(at) = at else { continue };
         let mx = x(*at);
         let label_y = 8.0 + LABEL_ROW * (row as f64 + 0.7);
-        let anchor = if mx > LEFT + WIDTH * 0.7 { "end" } else { "start" };
+        let anchor = if mx > LEFT + WIDTH * 0.7 {
+            "end"
+        } else {
+            "start"
+        };
         let text_x = if anchor == "end" { mx - 3.0 } else { mx + 3.0 };
         let _ = write!(
             svg,
@@ -522,7 +536,12 @@ fn shift_chart(shift: &ShiftReport) -> String {
         .destinations
         .iter()
         .enumerate()
-        .map(|(d, name)| (escape(name), DESTINATION_COLORS[d % DESTINATION_COLORS.len()]))
+        .map(|(d, name)| {
+            (
+                escape(name),
+                DESTINATION_COLORS[d % DESTINATION_COLORS.len()],
+            )
+        })
         .chain([
             ("failed (non-2xx, reset)".to_owned(), ERROR_COLOR),
             ("stale after the report".to_owned(), "#ef6c00"),
@@ -550,7 +569,8 @@ fn shift_chart(shift: &ShiftReport) -> String {
 }
 
 fn shift_caption(shift: &ShiftReport) -> String {
-    let ms = |value: Option<f64>| value.map_or_else(|| "never".to_owned(), |v| format!("{v:.0} ms"));
+    let ms =
+        |value: Option<f64>| value.map_or_else(|| "never".to_owned(), |v| format!("{v:.0} ms"));
     let since_apply = |at: Option<f64>| Some(at? - shift.apply_started_ms?);
     let generation = |g: Option<u64>| g.map_or_else(|| "?".to_owned(), |g| g.to_string());
     let applied: Vec<String> = shift
@@ -833,8 +853,14 @@ mod tests {
         let caption = shift_caption(&shift);
         assert!(caption.contains("generation 9 to 11"), "{caption}");
         assert!(caption.contains("first request served by a new generation left at 150 ms"));
-        assert!(caption.contains("reported generation 11 at 300 ms"), "{caption}");
-        assert!(caption.contains("2 requests sent after that report"), "{caption}");
+        assert!(
+            caption.contains("reported generation 11 at 300 ms"),
+            "{caption}"
+        );
+        assert!(
+            caption.contains("2 requests sent after that report"),
+            "{caption}"
+        );
         assert!(caption.contains("3 non-2xx replies and 1 requests without a reply"));
     }
 

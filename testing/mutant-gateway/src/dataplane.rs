@@ -309,7 +309,7 @@ impl Connection {
                     &entry.matcher.path,
                     &parts.uri,
                     &parts.headers,
-                    &authority,
+                    authority,
                 );
             }
             RouteAction::Forward(forward) => forward,
@@ -340,7 +340,7 @@ impl Connection {
             return local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_NO_HEALTHY_UPSTREAM);
         };
         let mut headers = parts.headers;
-        upstream_headers(&mut headers, &authority);
+        upstream_headers(&mut headers, authority);
         forward.request_headers.apply(&mut headers);
         rewrite_host(&mut headers, forward.host_rewrite.as_deref());
         let Ok(upstream) = upstream_request(

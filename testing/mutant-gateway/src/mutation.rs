@@ -102,9 +102,7 @@ impl Mutation {
             Mutation::None
             | Mutation::StaleConfig
             | Mutation::DoubleSlashRewrite
-            | Mutation::ReloadDrop => {
-                destinations.pick_index(draws.next_u64())
-            }
+            | Mutation::ReloadDrop => destinations.pick_index(draws.next_u64()),
             Mutation::WeightsIgnored => {
                 (draws.next_u64() % destinations.iter().len() as u64) as usize
             }

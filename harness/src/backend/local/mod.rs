@@ -1273,7 +1273,10 @@ impl Backend for LocalBackend {
     }
 
     async fn gateway_generation(&mut self) -> Result<Option<u64>, BackendError> {
-        let status = self.ingress_statuses().await.map_err(|e| self.with_logs(e))?;
+        let status = self
+            .ingress_statuses()
+            .await
+            .map_err(|e| self.with_logs(e))?;
         Ok(Some(status.generation))
     }
 

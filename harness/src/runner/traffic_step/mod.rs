@@ -28,7 +28,6 @@ mod plan;
 mod record;
 mod shift;
 
-
 /// Replies printed in walkthrough mode for `showReplies`.
 const MAX_SHOWN_REPLIES: usize = 20;
 
@@ -141,12 +140,16 @@ impl<B: Backend> StepContext<'_, B> {
                 let run = self
                     .drive_shift(shift, &request, limits, &mut observer, plan.max_requests)
                     .await?;
-                let propagation = run.control.applied.as_ref().map(|applied| PropagationReport {
-                    revision: Some(applied.revision),
-                    changed: applied.changed.clone(),
-                    elapsed: run.control.propagation,
-                    error: run.control.error.clone(),
-                });
+                let propagation = run
+                    .control
+                    .applied
+                    .as_ref()
+                    .map(|applied| PropagationReport {
+                        revision: Some(applied.revision),
+                        changed: applied.changed.clone(),
+                        elapsed: run.control.propagation,
+                        error: run.control.error.clone(),
+                    });
                 if let Some(applied) = run.control.applied {
                     self.last_applied = Some(applied);
                 }

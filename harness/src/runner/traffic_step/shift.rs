@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::super::records::{ShiftBucket, ShiftPhase, ShiftReport, ShiftTimeline};
 use super::super::StepContext;
+use super::super::records::{ShiftBucket, ShiftPhase, ShiftReport, ShiftTimeline};
 use super::TrafficStepError;
 use super::drive::Observer;
 use crate::backend::{Applied, Backend};
@@ -446,7 +446,8 @@ fn shift_report(
         .min()
         .unwrap_or(started)
         .min(started);
-    let ms = |at: Option<Instant>| at.map(|at| at.saturating_duration_since(start).as_secs_f64() * 1e3);
+    let ms =
+        |at: Option<Instant>| at.map(|at| at.saturating_duration_since(start).as_secs_f64() * 1e3);
     let before = marks.generation_before;
     ShiftReport {
         applied: shift.apply.clone(),
@@ -513,7 +514,8 @@ pub(super) fn shift_problems(report: &ShiftReport) -> Vec<String> {
 
 /// The line a shift step prints: the times, the stale and failed replies, the latencies.
 pub(super) fn describe_shift(report: &ShiftReport) -> String {
-    let ms = |value: Option<f64>| value.map_or_else(|| "never".to_owned(), |v| format!("{v:.0} ms"));
+    let ms =
+        |value: Option<f64>| value.map_or_else(|| "never".to_owned(), |v| format!("{v:.0} ms"));
     let generation = |value: Option<u64>| value.map_or_else(|| "?".to_owned(), |g| g.to_string());
     let since_apply = |at: Option<f64>| Some(at? - report.apply_started_ms?);
     format!(
@@ -582,23 +584,55 @@ mod tests {
         let mut marks = Marks::default();
         // The warm-up at generation 3 serves `a`.
         for ms in [0, 1] {
-            tally.observe(&reply(at(ms), Some(3), Some(200), "a"), &marks, &mut observer);
+            tally.observe(
+                &reply(at(ms), Some(3), Some(200), "a"),
+                &marks,
+                &mut observer,
+            );
         }
         assert!(tally.warm());
         marks.generation_before = Some(3);
         marks.apply_started = Some(at(10));
         // During the change: a 503 and a reset count, an old reply is not stale yet.
-        tally.observe(&reply(at(11), Some(3), Some(503), "x"), &marks, &mut observer);
+        tally.observe(
+            &reply(at(11), Some(3), Some(503), "x"),
+            &marks,
+            &mut observer,
+        );
         tally.observe(&reply(at(12), None, None, ""), &marks, &mut observer);
-        tally.observe(&reply(at(13), Some(3), Some(200), "a"), &marks, &mut observer);
-        tally.observe(&reply(at(14), Some(4), Some(200), "b"), &marks, &mut observer);
+        tally.observe(
+            &reply(at(13), Some(3), Some(200), "a"),
+            &marks,
+            &mut observer,
+        );
+        tally.observe(
+            &reply(at(14), Some(4), Some(200), "b"),
+            &marks,
+            &mut observer,
+        );
         marks.reported = Some((at(20), 4));
         // In flight at the report (sent before it): not stale, not judged.
-        tally.observe(&reply(at(19), Some(3), Some(200), "a"), &marks, &mut observer);
+        tally.observe(
+            &reply(at(19), Some(3), Some(200), "a"),
+            &marks,
+            &mut observer,
+        );
         // Sent after the report: generation 3 is stale, 4 and 5 are judged, no header is noted.
-        tally.observe(&reply(at(21), Some(3), Some(200), "a"), &marks, &mut observer);
-        tally.observe(&reply(at(22), Some(4), Some(200), "b"), &marks, &mut observer);
-        tally.observe(&reply(at(23), Some(5), Some(200), "b"), &marks, &mut observer);
+        tally.observe(
+            &reply(at(21), Some(3), Some(200), "a"),
+            &marks,
+            &mut observer,
+        );
+        tally.observe(
+            &reply(at(22), Some(4), Some(200), "b"),
+            &marks,
+            &mut observer,
+        );
+        tally.observe(
+            &reply(at(23), Some(5), Some(200), "b"),
+            &marks,
+            &mut observer,
+        );
         tally.observe(&reply(at(24), None, Some(200), "b"), &marks, &mut observer);
         assert_eq!(tally.judged, 2);
         assert_eq!(tally.stale, 1);

@@ -389,7 +389,7 @@ fn shift_chart(shift: &ShiftReport) -> String {
         ("apply started", shift.apply_started_ms, "#222"),
         ("apply returned", shift.apply_returned_ms, "#777"),
         (
-            "first request served by a new generation",
+            "first reply from a new generation",
             shift.first_new_generation_ms,
             "#6a1b9a",
         ),
@@ -581,7 +581,7 @@ fn shift_caption(shift: &ShiftReport) -> String {
     let mut caption = format!(
         "Shift: kubectl apply -f {} while traffic flowed, generation {} to {}. Bars: share of the \
          replies sent in each {:.0} ms by destination, failed replies in red; line: share served by a \
-         new generation. After the apply started, the first request served by a new generation left \
+         new generation. After the apply started, the first reply from a new generation came back \
          at {}, the backend saw the change live at {} and the gateway reported generation {} at {}. \
          {} requests sent after that report were served by an older generation (allowed {}); {} \
          non-2xx replies and {} requests without a reply over the step (allowed {}). Latency p50/p99: \
@@ -840,7 +840,7 @@ mod tests {
         for marker in [
             "apply started (100 ms)",
             "apply returned (110 ms)",
-            "first request served by a new generation (250 ms)",
+            "first reply from a new generation (250 ms)",
             "backend saw the change live (300 ms)",
             "generation reported live (400 ms)",
         ] {
@@ -852,7 +852,7 @@ mod tests {
         assert!(svg.contains("2 stale replies"), "{svg}");
         let caption = shift_caption(&shift);
         assert!(caption.contains("generation 9 to 11"), "{caption}");
-        assert!(caption.contains("first request served by a new generation left at 150 ms"));
+        assert!(caption.contains("first reply from a new generation came back at 150 ms"));
         assert!(
             caption.contains("reported generation 11 at 300 ms"),
             "{caption}"

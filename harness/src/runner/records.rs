@@ -257,7 +257,7 @@ pub struct ShiftReport {
     /// When the gateway's `/status` answered with [`ShiftReport::generation_reported`]; requests
     /// sent later must be served by it or a newer generation.
     pub reported_ms: Option<f64>,
-    /// When the first request served by a generation newer than the one before was sent.
+    /// When the first reply from a generation newer than the one before the apply came back.
     pub first_new_generation_ms: Option<f64>,
     /// Requests sent in each phase (replies received).
     pub before: ShiftPhase,
@@ -280,7 +280,7 @@ pub struct ShiftReport {
 }
 
 impl ShiftReport {
-    /// From the apply's start until the first request served by a newer generation was sent.
+    /// From the apply's start until the first reply from a newer generation came back.
     pub fn time_to_new_generation_ms(&self) -> Option<f64> {
         Some(self.first_new_generation_ms? - self.apply_started_ms?)
     }

@@ -74,6 +74,8 @@ impl ShiftClock {
 #[derive(Debug, Clone)]
 struct Sample {
     sent: Instant,
+    /// When the reply was complete.
+    received: Instant,
     destination: Option<usize>,
     generation: Option<u64>,
     failed: bool,
@@ -202,6 +204,7 @@ impl ShiftTally {
         });
         self.samples.push(Sample {
             sent: reply.sent,
+            received: reply.sent + reply.latency,
             destination,
             generation,
             failed,
@@ -229,12 +232,13 @@ impl ShiftTally {
         }
     }
 
-    /// When the first request served by a generation newer than `before` was sent.
+    /// When the first reply from a generation newer than `before` came back (a request sent
+    /// before the switch may be served after it, so its send time says less).
     fn first_new(&self, before: u64) -> Option<Instant> {
         self.samples
             .iter()
             .filter(|s| s.generation.is_some_and(|g| g > before))
-            .map(|s| s.sent)
+            .map(|s| s.received)
             .min()
     }
 
@@ -519,8 +523,8 @@ pub(super) fn describe_shift(report: &ShiftReport) -> String {
     let generation = |value: Option<u64>| value.map_or_else(|| "?".to_owned(), |g| g.to_string());
     let since_apply = |at: Option<f64>| Some(at? - report.apply_started_ms?);
     format!(
-        "# shift from generation {} to {}: after the apply started, the first request served by a \
-         new generation left at {}, the backend saw the change live at {}, the gateway reported \
+        "# shift from generation {} to {}: after the apply started, the first reply from a new \
+         generation came back at {}, the backend saw the change live at {}, the gateway reported \
          generation {} at {}; {} stale after the report, {} non-2xx, {} without reply; p50/p99 \
          before {}/{} µs, during {}/{} µs ({} replies), after {}/{} µs",
         generation(report.generation_before),
@@ -640,11 +644,11 @@ mod tests {
         assert_eq!(tally.unlabelled, 1);
         assert_eq!(tally.phase_replies, [2, 5, 4]);
         assert_eq!(tally.phase_errors, [0, 2, 0]);
-        assert_eq!(tally.first_new(3), Some(at(14)));
+        assert_eq!(tally.first_new(3), Some(at(15)));
         let control = Control::default();
         let shift = step.shift.as_ref().expect("a shift");
         let report = shift_report(shift, &tally, &marks, &control, t0, 0);
-        assert_eq!(report.time_to_new_generation_ms(), Some(4.0));
+        assert_eq!(report.time_to_new_generation_ms(), Some(5.0));
         assert_eq!(report.time_to_report_ms(), Some(10.0));
         let problems = shift_problems(&report);
         assert_eq!(problems.len(), 3, "{problems:?}");

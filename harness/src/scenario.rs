@@ -19,6 +19,9 @@
 //!       expect: { status: 200, echo: { path: /color/clear, query: x=1 } }
 //! ```
 //!
+//! A canary weight change is judged under load with `traffic.shift`: the step applies while its
+//! traffic flows and `expect.split` gives the new weights ([`ShiftSpec`]).
+//!
 //! Checks that need a rejected or partially accepted resource wait for its state
 //! (`wait: { status: { kind: VirtualService, name: x, state: Rejected } }`); workloads the suite
 //! must poke (a colorteller's `/setFlake`) are reached through a gateway route, so the same file

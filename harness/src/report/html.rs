@@ -610,6 +610,12 @@ fn shift_caption(shift: &ShiftReport) -> String {
         shift.after.latency.p99_us,
         shift.after.replies,
     );
+    if !shift.numbered {
+        caption.push_str(
+            " The gateway numbers no configurations: the split was judged on the requests sent \
+             after the change was seen live, and no reply could be called stale.",
+        );
+    }
     if let Some(error) = &shift.error {
         let _ = write!(caption, " {error}.");
     }
@@ -808,6 +814,7 @@ mod tests {
             changed: Vec::new(),
             generation_before: Some(9),
             generation_reported: Some(11),
+            numbered: true,
             apply_started_ms: Some(100.0),
             apply_returned_ms: Some(110.0),
             config_live_ms: Some(300.0),

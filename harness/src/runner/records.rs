@@ -250,6 +250,10 @@ pub struct ShiftReport {
     /// The generation it reported once the change was live: the one the new weights are
     /// judged under.
     pub generation_reported: Option<u64>,
+    /// Whether the gateway numbers its configurations (`/status` and `x-colormesh-generation`);
+    /// without, the split is judged on what was sent after the change was seen live and no
+    /// reply can be called stale.
+    pub numbered: bool,
     pub apply_started_ms: Option<f64>,
     pub apply_returned_ms: Option<f64>,
     /// When the backend saw every proxy serve the applied versions (`wait_config_live`).

@@ -703,3 +703,38 @@ async fn a_gateway_that_reports_a_generation_it_does_not_serve_fails_the_shift()
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_numbers_no_configurations_is_judged_from_the_moment_the_change_is_live() {
+    let gateway = FakeGateway::start(Mode::Shapes(80, 20), 9).await;
+    let mut backend = FakeBackend::new(gateway);
+    backend
+        .on_apply
+        .insert("gloo/0-100.yaml".into(), Mode::Shapes(0, 100));
+    backend.unnumbered = true;
+    let dir = manifests(&["gloo/0-100.yaml"]);
+    let mut transcript = Vec::new();
+    let report = run_scenario(
+        &mut backend,
+        &shift_scenario(),
+        &settings(dir.path()),
+        &mut transcript,
+    )
+    .await;
+    let transcript = String::from_utf8(transcript).unwrap();
+    assert!(report.passed(), "{transcript}");
+    let shift = report.steps[0]
+        .traffic
+        .as_ref()
+        .and_then(|t| t.shift.as_ref())
+        .unwrap();
+    assert!(!shift.numbered);
+    assert_eq!(
+        (shift.generation_before, shift.generation_reported),
+        (None, None)
+    );
+    assert!(
+        shift.reported_ms.is_some() && shift.after.replies > 0,
+        "{shift:?}"
+    );
+}

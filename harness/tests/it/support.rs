@@ -226,6 +226,8 @@ pub struct FakeBackend {
     /// Added to the generation the gateway serves when reporting it (a gateway whose status runs
     /// ahead of its data plane).
     pub reports_ahead: u64,
+    /// The gateway numbers no configurations (`gateway_generation` is `None`).
+    pub unnumbered: bool,
 }
 
 impl FakeBackend {
@@ -240,6 +242,7 @@ impl FakeBackend {
             timeouts: Vec::new(),
             live_waits: Vec::new(),
             reports_ahead: 0,
+            unnumbered: false,
         }
     }
 }
@@ -326,7 +329,7 @@ impl Backend for FakeBackend {
     }
 
     async fn gateway_generation(&mut self) -> Result<Option<u64>, BackendError> {
-        Ok(Some(self.gateway.generation() + self.reports_ahead))
+        Ok((!self.unnumbered).then(|| self.gateway.generation() + self.reports_ahead))
     }
 
     async fn proxy_url(&mut self) -> Result<url::Url, BackendError> {

@@ -73,11 +73,6 @@ pub(crate) enum TrafficStepError {
     },
     #[error("traffic.shift: reading the gateway's generation: {0}")]
     Generation(#[source] BackendError),
-    #[error(
-        "traffic.shift: the gateway reports no configuration generation in its /status, so the \
-         replies cannot be told apart by the configuration that served them"
-    )]
-    NoGeneration,
 }
 
 impl<B: Backend> StepContext<'_, B> {

@@ -56,8 +56,9 @@ pub(super) struct Marks {
     pub(super) config_live: Option<Instant>,
     /// The generation the gateway reported right before the apply.
     pub(super) generation_before: Option<u64>,
-    /// When `/status` answered with the generation, and the generation.
-    pub(super) reported: Option<(Instant, u64)>,
+    /// When `/status` answered with the generation, and the generation; `None` for a gateway
+    /// that numbers no configurations (then the moment the change was seen live).
+    pub(super) reported: Option<(Instant, Option<u64>)>,
 }
 
 impl ShiftClock {
@@ -87,8 +88,8 @@ struct Sample {
 pub(super) enum Phase {
     Before,
     During,
-    /// Sent after the report of this generation.
-    After(u64),
+    /// Sent after the report of this generation (`None`: the gateway numbers none).
+    After(Option<u64>),
 }
 
 impl Phase {
@@ -109,6 +110,8 @@ pub(super) struct ShiftTally {
     judged_cap: u64,
     /// Stale replies tolerated; one more stops the traffic.
     max_stale: u64,
+    /// The gateway numbers its configurations (its `/status` has a generation).
+    numbered: bool,
     pub(super) received: u64,
     pub(super) judged: u64,
     pub(super) stale: u64,
@@ -123,11 +126,12 @@ pub(super) struct ShiftTally {
 }
 
 impl ShiftTally {
-    pub(super) fn new(warmup: u64, judged_cap: u64, max_stale: u64) -> Self {
+    pub(super) fn new(warmup: u64, judged_cap: u64, max_stale: u64, numbered: bool) -> Self {
         Self {
             warmup,
             judged_cap,
             max_stale,
+            numbered,
             received: 0,
             judged: 0,
             stale: 0,
@@ -158,7 +162,10 @@ impl ShiftTally {
             .and_then(|value| value.trim().parse::<u64>().ok());
         let phase = Phase::of(reply.sent, marks);
         let (judged, stale) = match (phase, generation) {
-            (Phase::After(reported), Some(served)) => (served >= reported, served < reported),
+            (Phase::After(Some(reported)), Some(served)) => (served >= reported, served < reported),
+            // A gateway that numbers no configurations: everything sent after the change was
+            // seen live is judged, and nothing can be called stale.
+            (Phase::After(None), _) => (true, false),
             _ => (false, false),
         };
         let observed = observer.observe_as(reply, judged);
@@ -168,7 +175,7 @@ impl ShiftTally {
         } else if !success {
             self.non_2xx += 1;
         }
-        if success && generation.is_none() {
+        if success && generation.is_none() && self.numbered {
             self.unlabelled += 1;
         }
         let failed = !success || observed.failed;
@@ -319,12 +326,14 @@ impl<B: Backend> StepContext<'_, B> {
                 });
             }
         }
-        // Fail before any traffic when the gateway does not number its configurations.
-        self.backend
+        // A gateway that numbers no configurations (a third-party one on a cluster) is still
+        // judged on its failed replies and on the split after the change was seen live.
+        let numbered = self
+            .backend
             .gateway_generation()
             .await
             .map_err(TrafficStepError::Generation)?
-            .ok_or(TrafficStepError::NoGeneration)?;
+            .is_some();
         if self.settings.narrate {
             self.say(format_args!(
                 "$ kubectl apply -f {} # after {} replies, while the traffic goes on",
@@ -343,7 +352,7 @@ impl<B: Backend> StepContext<'_, B> {
         };
         let clock = ShiftClock::default();
         let warm = Notify::new();
-        let mut tally = ShiftTally::new(shift.warmup, judged_cap, shift.max_stale);
+        let mut tally = ShiftTally::new(shift.warmup, judged_cap, shift.max_stale, numbered);
         let started = Instant::now();
         let backend = &mut *self.backend;
         let live_timeout = self.settings.propagation_timeout;
@@ -370,11 +379,12 @@ impl<B: Backend> StepContext<'_, B> {
         let control = async {
             warm.notified().await;
             let mut control = Control::default();
-            match backend.gateway_generation().await {
-                Ok(Some(generation)) => clock.mark(|m| m.generation_before = Some(generation)),
-                Ok(None) => control.error = Some(TrafficStepError::NoGeneration.to_string()),
-                Err(error) => {
-                    control.error = Some(format!("reading the gateway's generation: {error}"));
+            if numbered {
+                match backend.gateway_generation().await {
+                    Ok(generation) => clock.mark(|m| m.generation_before = generation),
+                    Err(error) => {
+                        control.error = Some(format!("reading the gateway's generation: {error}"));
+                    }
                 }
             }
             clock.mark(|m| m.apply_started = Some(Instant::now()));
@@ -406,13 +416,17 @@ impl<B: Backend> StepContext<'_, B> {
                 }
             }
             control.applied = Some(applied);
+            if !numbered {
+                clock.mark(|m| m.reported = Some((Instant::now(), None)));
+                return control;
+            }
             match backend.gateway_generation().await {
                 Ok(Some(generation)) => {
-                    clock.mark(|m| m.reported = Some((Instant::now(), generation)));
+                    clock.mark(|m| m.reported = Some((Instant::now(), Some(generation))));
                 }
                 Ok(None) => {
                     clock.abort.store(true, Ordering::Relaxed);
-                    control.error = Some(TrafficStepError::NoGeneration.to_string());
+                    control.error = Some("the gateway stopped reporting its generation".to_owned());
                 }
                 Err(error) => {
                     clock.abort.store(true, Ordering::Relaxed);
@@ -461,7 +475,8 @@ fn shift_report(
             .map(|a| a.changed.clone())
             .unwrap_or_default(),
         generation_before: marks.generation_before,
-        generation_reported: marks.reported.map(|(_, generation)| generation),
+        generation_reported: marks.reported.and_then(|(_, generation)| generation),
+        numbered: tally.numbered,
         apply_started_ms: ms(marks.apply_started),
         apply_returned_ms: ms(marks.apply_returned),
         config_live_ms: ms(marks.config_live),
@@ -582,7 +597,7 @@ mod tests {
         let (plan, checks) =
             TrafficPlan::new(&step, stats::CheckSettings::default()).expect("a plan");
         let mut observer = Observer::new(&step, checks, 5);
-        let mut tally = ShiftTally::new(2, plan.max_requests, 5);
+        let mut tally = ShiftTally::new(2, plan.max_requests, 5, true);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut marks = Marks::default();
@@ -614,7 +629,7 @@ mod tests {
             &marks,
             &mut observer,
         );
-        marks.reported = Some((at(20), 4));
+        marks.reported = Some((at(20), Some(4)));
         // In flight at the report (sent before it): not stale, not judged.
         tally.observe(
             &reply(at(19), Some(3), Some(200), "a"),
@@ -673,8 +688,8 @@ mod tests {
         marks.apply_started = Some(at(10));
         assert_eq!(Phase::of(at(5), &marks), Phase::Before);
         assert_eq!(Phase::of(at(10), &marks), Phase::During);
-        marks.reported = Some((at(50), 7));
+        marks.reported = Some((at(50), Some(7)));
         assert_eq!(Phase::of(at(49), &marks), Phase::During);
-        assert_eq!(Phase::of(at(50), &marks), Phase::After(7));
+        assert_eq!(Phase::of(at(50), &marks), Phase::After(Some(7)));
     }
 }

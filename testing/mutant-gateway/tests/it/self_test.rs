@@ -19,10 +19,10 @@
 //! sticky-connection               canary 80/20 (connection independence)            41-69
 //! off-by-one                      canary 0/100 (split: weight-0 echo-a answered)    49-397
 //! zero-weight-leak                canary 0/100 (split: weight-0 echo-a answered)    20-266
-//! stale-config                    canary 0/100 (shift: stale after the report)      344-884
-//! stale-config --stale-for 100ms  canary 0/100 (shift: stale after the report)      379-666
+//! stale-config                    canary 0/100 (shift: stale after the report)      449-550
+//! stale-config --stale-for 100ms  canary 0/100 (shift: stale after the report)      376-492
 //! double-slash-rewrite            the prefix rewrite keeps the rest (exact: echo)   1
-//! reload-drop                     canary 0/100 (shift: 503s during the change)      236-408
+//! reload-drop                     canary 0/100 (shift: 503s during the change)      494-809
 //! ```
 //!
 //! `canary 0/100` applies while traffic flows: for the faults its shift catches, the requests

@@ -9,7 +9,7 @@
 //!
 //! The table this test prints records how many requests each fault needed before the verdict
 //! (the replies the failing step observed). Measured with seeds 11, 23, 37, 41 and 53 (debug
-//! build, 2 cores; about 30 s for the 45 runs):
+//! build, 2 cores; about 30 s for the 50 runs):
 //!
 //! ```text
 //! mutation                        caught at (check)                                 requests
@@ -18,7 +18,7 @@
 //! weights-swapped                 canary 80/20 (split)                              31-37
 //! sticky-connection               canary 80/20 (connection independence)            41-69
 //! off-by-one                      canary 0/100 (split: weight-0 echo-a answered)    49-397
-//! zero-weight-leak                canary 0/100 (split: weight-0 echo-a answered)    20-266
+//! zero-weight-leak                canary 0/100 (split: weight-0 echo-a answered)    14-266
 //! stale-config                    canary 0/100 (shift: stale after the report)      449-550
 //! stale-config --stale-for 100ms  canary 0/100 (shift: stale after the report)      376-492
 //! double-slash-rewrite            the prefix rewrite keeps the rest (exact: echo)   1

@@ -473,7 +473,7 @@ fn shift_chart(shift: &ShiftReport) -> String {
             let cx = left + bucket_w / 2.0;
             let _ = write!(
                 svg,
-                "<polygon points=\"{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\" fill=\"#ef6c00\"><title>{} stale \
+                "<polygon points=\"{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\" fill=\"#c2185b\"><title>{} stale \
                  replies (sent after the report, served by an older generation)</title></polygon>",
                 cx - 4.0,
                 top - 8.0,
@@ -544,7 +544,7 @@ fn shift_chart(shift: &ShiftReport) -> String {
         })
         .chain([
             ("failed (non-2xx, reset)".to_owned(), ERROR_COLOR),
-            ("stale after the report".to_owned(), "#ef6c00"),
+            ("stale after the report".to_owned(), "#c2185b"),
         ]);
     for (name, color) in legend {
         let _ = write!(

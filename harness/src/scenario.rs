@@ -19,6 +19,9 @@
 //!       expect: { status: 200, echo: { path: /color/clear, query: x=1 } }
 //! ```
 //!
+//! A canary weight change is judged under load with `traffic.shift`: the step applies while its
+//! traffic flows and `expect.split` gives the new weights ([`ShiftSpec`]).
+//!
 //! Checks that need a rejected or partially accepted resource wait for its state
 //! (`wait: { status: { kind: VirtualService, name: x, state: Rejected } }`); workloads the suite
 //! must poke (a colorteller's `/setFlake`) are reached through a gateway route, so the same file
@@ -211,8 +214,45 @@ pub struct TrafficStep {
     /// Print each reply as curl would (walkthrough mode shows the first ones).
     #[serde(default)]
     pub show_replies: bool,
+    /// Change the configuration while this traffic flows (a canary weight step judged under
+    /// load): `expect.split` then gives the new weights.
+    #[serde(default)]
+    pub shift: Option<ShiftSpec>,
     #[serde(default)]
     pub expect: TrafficExpect,
+}
+
+/// `traffic.shift`: what to apply while traffic flows, and what the change may cost.
+///
+/// The step sends `warmup` requests at the old configuration, applies while the traffic goes on,
+/// waits for the gateway to report the change live, reads the generation it reports, and then
+/// judges `expect.split` on the requests sent after that report. Every reply names the
+/// generation that served it (`x-colormesh-generation`); a reply sent after the report from an
+/// older generation is stale. Replies failing the exact checks (a 503, a reset) count against
+/// `expect.maxErrors` over the whole step, the change included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShiftSpec {
+    /// Files or folders under `manifests/` to apply while traffic flows.
+    #[serde(deserialize_with = "one_or_many")]
+    pub apply: Vec<PathBuf>,
+    /// Replies received before the apply starts (the old configuration's baseline). Default 200.
+    #[serde(default = "default_warmup")]
+    pub warmup: u64,
+    /// Replies sent after the gateway reported the new generation but served by an older one
+    /// that are tolerated. Default 0: a request that starts after the report must see the change.
+    #[serde(default)]
+    pub max_stale: u64,
+}
+
+fn default_warmup() -> u64 {
+    200
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<PathBuf>, D::Error> {
+    Ok(OneOrMany::deserialize(deserializer)?.into_vec())
 }
 
 fn default_method() -> String {
@@ -410,6 +450,22 @@ pub enum StepProblem {
     SplitWithoutDestinations,
     #[error("traffic.expect.split.weights: the total weight must be at least 1")]
     SplitWithoutWeight,
+    #[error("traffic.shift needs expect.split: the weights the change must end at")]
+    ShiftWithoutSplit,
+    #[error(
+        "traffic.shift plans its own requests (a warm-up, the change, then the split's sample); \
+         drop traffic.requests"
+    )]
+    ShiftWithRequests,
+    #[error(
+        "traffic.shift measures the change itself; drop expect.split.propagation (it waits for \
+         an earlier apply)"
+    )]
+    ShiftWithPropagation,
+    #[error("traffic.shift.apply must name at least one file or folder")]
+    ShiftApplyEmpty,
+    #[error("traffic.shift.warmup must be at least 1 (the baseline the change is compared with)")]
+    ShiftWarmupZero,
 }
 
 fn found_actions(given: &[&str]) -> String {
@@ -711,6 +767,22 @@ fn check_traffic(traffic: &TrafficStep) -> Result<(), StepProblem> {
             return Err(StepProblem::SplitWithoutWeight);
         }
     }
+    if let Some(shift) = &traffic.shift {
+        match &traffic.expect.split {
+            None => return Err(StepProblem::ShiftWithoutSplit),
+            Some(split) if split.propagation => return Err(StepProblem::ShiftWithPropagation),
+            Some(_) => {}
+        }
+        if traffic.requests.is_some() {
+            return Err(StepProblem::ShiftWithRequests);
+        }
+        if shift.apply.is_empty() {
+            return Err(StepProblem::ShiftApplyEmpty);
+        }
+        if shift.warmup == 0 {
+            return Err(StepProblem::ShiftWarmupZero);
+        }
+    }
     Ok(())
 }
 
@@ -744,8 +816,12 @@ impl fmt::Display for Step {
             Action::Traffic(traffic) => {
                 write!(f, "{} {}", traffic.method, traffic.path)?;
                 match traffic.requests {
-                    Some(n) => write!(f, " x{n}"),
-                    None => write!(f, " (planned)"),
+                    Some(n) => write!(f, " x{n}")?,
+                    None => write!(f, " (planned)")?,
+                }
+                match &traffic.shift {
+                    Some(shift) => write!(f, " while applying {}", join_paths(&shift.apply)),
+                    None => Ok(()),
                 }
             }
         }
@@ -954,6 +1030,82 @@ steps:
         assert!(error.contains("kubectl: unbalanced quotes"), "{error}");
         let error = parse_err("name: X\nsteps:\n  - kubectl: kubectl\n");
         assert!(error.contains("kubectl: empty command"), "{error}");
+    }
+
+    #[test]
+    fn a_shift_applies_while_traffic_flows_and_needs_the_new_weights() {
+        let scenario = parse_ok(
+            r#"
+name: S
+steps:
+  - name: canary 50/50
+    traffic:
+      path: /appmesh/color
+      shift: { apply: gloo/upstreamgroup-50-50.yaml }
+      expect: { split: { by: shape, weights: { v1: 50, v2: 50 } } }
+  - traffic:
+      path: /appmesh/color
+      shift: { apply: [a.yaml, b], warmup: 50, maxStale: 2 }
+      expect: { split: { by: shape, weights: { v2: 1 } } }
+"#,
+        );
+        let Action::Traffic(first) = &scenario.steps[0].action else {
+            panic!()
+        };
+        let shift = first.shift.as_ref().expect("a shift");
+        assert_eq!(
+            shift.apply,
+            [PathBuf::from("gloo/upstreamgroup-50-50.yaml")]
+        );
+        assert_eq!((shift.warmup, shift.max_stale), (200, 0));
+        let Action::Traffic(second) = &scenario.steps[1].action else {
+            panic!()
+        };
+        let shift = second.shift.as_ref().expect("a shift");
+        assert_eq!(shift.apply, [PathBuf::from("a.yaml"), PathBuf::from("b")]);
+        assert_eq!((shift.warmup, shift.max_stale), (50, 2));
+        assert_eq!(
+            scenario.steps[1].to_string(),
+            "GET /appmesh/color (planned) while applying manifests/a.yaml -f manifests/b"
+        );
+
+        let bad = |traffic: &str| {
+            parse_err(&format!(
+                "name: X\nsteps:\n  - name: s\n    traffic: {traffic}\n"
+            ))
+        };
+        let error = bad("{ path: /c, shift: { apply: a.yaml }, requests: 5 }");
+        assert_eq!(
+            error,
+            "scenarios/test.yaml: step 1 (s): traffic.shift needs expect.split: the weights the \
+             change must end at"
+        );
+        let split = "expect: { split: { by: body, weights: { a: 1 } } }";
+        let error = bad(&format!(
+            "{{ path: /c, requests: 5, shift: {{ apply: a }}, {split} }}"
+        ));
+        assert!(
+            error.contains("step 1 (s): traffic.shift plans its own requests"),
+            "{error}"
+        );
+        let error = bad(&format!("{{ path: /c, shift: {{ apply: [] }}, {split} }}"));
+        assert!(error.contains("traffic.shift.apply must name"), "{error}");
+        let error = bad(&format!(
+            "{{ path: /c, shift: {{ apply: a, warmup: 0 }}, {split} }}"
+        ));
+        assert!(
+            error.contains("traffic.shift.warmup must be at least 1"),
+            "{error}"
+        );
+        let error = bad(
+            "{ path: /c, shift: { apply: a }, expect: { split: { by: body, weights: { a: 1 }, propagation: true } } }",
+        );
+        assert!(error.contains("drop expect.split.propagation"), "{error}");
+        let error = bad(&format!("{{ path: /c, shift: {{ aply: a }}, {split} }}"));
+        assert!(
+            error.contains("steps[0].traffic.shift") && error.contains("aply"),
+            "{error}"
+        );
     }
 
     #[test]

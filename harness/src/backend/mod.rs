@@ -192,6 +192,16 @@ pub trait Backend: Send {
         timeout: Duration,
     ) -> impl Future<Output = Result<Duration, BackendError>> + Send;
 
+    /// The configuration generation the gateway under test (the ingress) reports in its admin
+    /// `/status` now, the number its replies name in `x-colormesh-generation`; `None` when it
+    /// reports none (a gateway that is not gateway-proxy or envoy-control). A traffic step with a
+    /// `shift` reads it before the change and once the change is live.
+    fn gateway_generation(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<u64>, BackendError>> + Send {
+        async { Ok(None) }
+    }
+
     /// The gateway's external URL, as `glooctl proxy url` prints it.
     fn proxy_url(&mut self) -> impl Future<Output = Result<url::Url, BackendError>> + Send;
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::conformance::{ConformanceReport, ConformanceResult, ScenarioResult};
 use crate::runner::{
-    RunReport, ScenarioReport, SplitReport, StepOutcome, StepReport, format_elapsed,
+    RunReport, ScenarioReport, ShiftReport, SplitReport, StepOutcome, StepReport, format_elapsed,
 };
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}\
@@ -218,6 +218,14 @@ fn step_details(html: &mut String, step: &StepReport) {
             }
         );
     }
+    if let Some(shift) = &traffic.shift {
+        let _ = write!(
+            html,
+            "<figure>{}<figcaption>{}</figcaption></figure>",
+            shift_chart(shift),
+            shift_caption(shift)
+        );
+    }
     if let Some(split) = &traffic.split {
         let _ = write!(
             html,
@@ -364,6 +372,258 @@ fn split_chart(split: &SplitReport) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Fill colours of the destinations in a shift timeline, in order of appearance.
+const DESTINATION_COLORS: [&str; 6] = [
+    "#7aa6d6", "#f2b134", "#6cc08b", "#b07cc6", "#8c8c8c", "#e07b91",
+];
+const ERROR_COLOR: &str = "#d32f2f";
+
+/// A shift step as a timeline: per time bucket, the share of each destination (stacked) and of
+/// failed replies (red), the share served by a new generation (a line), stale replies (orange
+/// marks), each failed reply (red ticks under the axis) and the moments of the change.
+fn shift_chart(shift: &ShiftReport) -> String {
+    const LEFT: f64 = 50.0;
+    const WIDTH: f64 = 820.0;
+    const LABEL_ROW: f64 = 13.0;
+    const PLOT_H: f64 = 180.0;
+    let timeline = &shift.timeline;
+    let markers: Vec<(&str, Option<f64>, &str)> = vec![
+        ("apply started", shift.apply_started_ms, "#222"),
+        ("apply returned", shift.apply_returned_ms, "#777"),
+        (
+            "first reply from a new generation",
+            shift.first_new_generation_ms,
+            "#6a1b9a",
+        ),
+        (
+            "backend saw the change live",
+            shift.config_live_ms,
+            "#1f5fa8",
+        ),
+        ("generation reported live", shift.reported_ms, "#176b2c"),
+    ];
+    let top = 8.0 + LABEL_ROW * markers.len() as f64;
+    let span = (timeline.bucket_ms * timeline.buckets.len() as f64).max(1.0);
+    let x = |ms: f64| LEFT + WIDTH * (ms / span).clamp(0.0, 1.0);
+    let y = |share: f64| top + PLOT_H * (1.0 - share.clamp(0.0, 1.0));
+    let bottom = top + PLOT_H;
+    let legend_y = bottom + 44.0;
+    let height = legend_y + 12.0;
+    let width = LEFT + WIDTH + 40.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} \
+         {height}\" role=\"img\">"
+    );
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ = write!(
+            svg,
+            "<line x1=\"{LEFT}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#eee\"/><text x=\"{2}\" y=\"{3}\" \
+             text-anchor=\"end\">{tick}</text>",
+            y(tick),
+            LEFT + WIDTH,
+            LEFT - 6.0,
+            y(tick) + 4.0
+        );
+    }
+    let bucket_w = WIDTH / timeline.buckets.len().max(1) as f64;
+    let mut new_share = Vec::new();
+    for (index, bucket) in timeline.buckets.iter().enumerate() {
+        let counted: u64 = bucket.destinations.iter().sum::<u64>() + bucket.errors;
+        if counted == 0 {
+            continue;
+        }
+        let left = LEFT + bucket_w * index as f64;
+        let start_ms = timeline.bucket_ms * index as f64;
+        let mut share_below = 0.0;
+        let segments = bucket
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(d, n)| {
+                (
+                    *n,
+                    DESTINATION_COLORS[d % DESTINATION_COLORS.len()],
+                    timeline.destinations.get(d).map_or("?", String::as_str),
+                )
+            })
+            .chain(std::iter::once((bucket.errors, ERROR_COLOR, "failed")));
+        for (n, color, name) in segments {
+            if n == 0 {
+                continue;
+            }
+            let share = n as f64 / counted as f64;
+            let _ = write!(
+                svg,
+                "<rect x=\"{left:.1}\" y=\"{top_y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"{color}\">\
+                 <title>{start:.0}–{end:.0} ms: {name} {n} of {counted}</title></rect>",
+                top_y = y(share_below + share),
+                w = (bucket_w - 0.5).max(0.5),
+                h = PLOT_H * share,
+                start = start_ms,
+                end = start_ms + timeline.bucket_ms,
+                name = escape(name),
+            );
+            share_below += share;
+        }
+        let replies = counted.max(bucket.new_generation);
+        new_share.push(format!(
+            "{:.1},{:.1}",
+            left + bucket_w / 2.0,
+            y(bucket.new_generation as f64 / replies as f64)
+        ));
+        if bucket.stale > 0 {
+            let cx = left + bucket_w / 2.0;
+            let _ = write!(
+                svg,
+                "<polygon points=\"{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\" fill=\"#c2185b\"><title>{} stale \
+                 replies (sent after the report, served by an older generation)</title></polygon>",
+                cx - 4.0,
+                top - 8.0,
+                cx + 4.0,
+                top - 8.0,
+                cx,
+                top - 1.0,
+                bucket.stale
+            );
+        }
+    }
+    let _ = write!(
+        svg,
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#222\" stroke-width=\"1.5\"><title>share served by a \
+         generation newer than {}</title></polyline>",
+        new_share.join(" "),
+        shift
+            .generation_before
+            .map_or_else(|| "the one before".to_owned(), |g| g.to_string())
+    );
+    for at in &timeline.error_ms {
+        let _ = write!(
+            svg,
+            "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{2}\" stroke=\"{ERROR_COLOR}\" stroke-width=\"1.5\">\
+             <title>failed reply sent at {at:.1} ms</title></line>",
+            x(*at),
+            bottom + 2.0,
+            bottom + 10.0
+        );
+    }
+    for (row, (label, at, color)) in markers.iter().enumerate() {
+        let Some(at) = at else { continue };
+        let mx = x(*at);
+        let label_y = 8.0 + LABEL_ROW * (row as f64 + 0.7);
+        let anchor = if mx > LEFT + WIDTH * 0.7 {
+            "end"
+        } else {
+            "start"
+        };
+        let text_x = if anchor == "end" { mx - 3.0 } else { mx + 3.0 };
+        let _ = write!(
+            svg,
+            "<line x1=\"{mx:.1}\" y1=\"{line_top:.1}\" x2=\"{mx:.1}\" y2=\"{bottom}\" stroke=\"{color}\" \
+             stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/><text x=\"{text_x:.1}\" y=\"{label_y:.1}\" \
+             text-anchor=\"{anchor}\" fill=\"{color}\">{label} ({at:.0} ms)</text>",
+            line_top = label_y - 9.0,
+        );
+    }
+    for tick in 0..=5 {
+        let ms = span * f64::from(tick) / 5.0;
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{ms:.0} ms</text>",
+            x(ms),
+            bottom + 24.0
+        );
+    }
+    let mut legend_x = LEFT;
+    let legend = timeline
+        .destinations
+        .iter()
+        .enumerate()
+        .map(|(d, name)| {
+            (
+                escape(name),
+                DESTINATION_COLORS[d % DESTINATION_COLORS.len()],
+            )
+        })
+        .chain([
+            ("failed (non-2xx, reset)".to_owned(), ERROR_COLOR),
+            ("stale after the report".to_owned(), "#c2185b"),
+        ]);
+    for (name, color) in legend {
+        let _ = write!(
+            svg,
+            "<rect x=\"{legend_x}\" y=\"{0}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{1}\" \
+             y=\"{2}\">{name}</text>",
+            legend_y - 9.0,
+            legend_x + 14.0,
+            legend_y
+        );
+        legend_x += 24.0 + 7.0 * name.chars().count() as f64;
+    }
+    let _ = write!(
+        svg,
+        "<line x1=\"{legend_x}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#222\" stroke-width=\"1.5\"/><text \
+         x=\"{2}\" y=\"{legend_y}\">share served by a new generation</text></svg>",
+        legend_y - 4.0,
+        legend_x + 16.0,
+        legend_x + 20.0
+    );
+    svg
+}
+
+fn shift_caption(shift: &ShiftReport) -> String {
+    let ms =
+        |value: Option<f64>| value.map_or_else(|| "never".to_owned(), |v| format!("{v:.0} ms"));
+    let since_apply = |at: Option<f64>| Some(at? - shift.apply_started_ms?);
+    let generation = |g: Option<u64>| g.map_or_else(|| "?".to_owned(), |g| g.to_string());
+    let applied: Vec<String> = shift
+        .applied
+        .iter()
+        .map(|p| format!("manifests/{}", p.display()))
+        .collect();
+    let mut caption = format!(
+        "Shift: kubectl apply -f {} while traffic flowed, generation {} to {}. Bars: share of the \
+         replies sent in each {:.0} ms by destination, failed replies in red; line: share served by a \
+         new generation. After the apply started, the first reply from a new generation came back \
+         at {}, the backend saw the change live at {} and the gateway reported generation {} at {}. \
+         {} requests sent after that report were served by an older generation (allowed {}); {} \
+         non-2xx replies and {} requests without a reply over the step (allowed {}). Latency p50/p99: \
+         before the apply {}/{} µs ({} replies), during the change {}/{} µs ({} replies), after the \
+         report {}/{} µs ({} replies).",
+        applied.join(" -f "),
+        generation(shift.generation_before),
+        generation(shift.generation_reported),
+        shift.timeline.bucket_ms,
+        ms(shift.time_to_new_generation_ms()),
+        ms(since_apply(shift.config_live_ms)),
+        generation(shift.generation_reported),
+        ms(shift.time_to_report_ms()),
+        shift.stale_after_report,
+        shift.max_stale,
+        shift.non_2xx,
+        shift.transport_errors,
+        shift.max_errors,
+        shift.before.latency.p50_us,
+        shift.before.latency.p99_us,
+        shift.before.replies,
+        shift.during.latency.p50_us,
+        shift.during.latency.p99_us,
+        shift.during.replies,
+        shift.after.latency.p50_us,
+        shift.after.latency.p99_us,
+        shift.after.replies,
+    );
+    if !shift.numbered {
+        caption.push_str(
+            " The gateway numbers no configurations: the split was judged on the requests sent \
+             after the change was seen live, and no reply could be called stale.",
+        );
+    }
+    if let Some(error) = &shift.error {
+        let _ = write!(caption, " {error}.");
+    }
+    escape(&caption)
 }
 
 /// One point of the canary timeline.
@@ -543,6 +803,77 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shift_is_drawn_with_its_markers_failures_and_numbers() {
+        use crate::runner::{ShiftBucket, ShiftPhase, ShiftTimeline};
+        let bucket = |v1: u64, v2: u64, errors: u64, stale: u64| ShiftBucket {
+            destinations: vec![v1, v2],
+            new_generation: v2,
+            errors,
+            stale,
+        };
+        let shift = ShiftReport {
+            applied: vec!["gloo/upstreamgroup-0-100.yaml".into()],
+            changed: Vec::new(),
+            generation_before: Some(9),
+            generation_reported: Some(11),
+            numbered: true,
+            apply_started_ms: Some(100.0),
+            apply_returned_ms: Some(110.0),
+            config_live_ms: Some(300.0),
+            reported_ms: Some(400.0),
+            first_new_generation_ms: Some(250.0),
+            before: ShiftPhase::default(),
+            during: ShiftPhase::default(),
+            after: ShiftPhase::default(),
+            non_2xx: 3,
+            transport_errors: 1,
+            max_errors: 0,
+            stale_after_report: 2,
+            max_stale: 0,
+            unlabelled: 0,
+            error: None,
+            timeline: ShiftTimeline {
+                bucket_ms: 100.0,
+                destinations: vec!["v1".into(), "v2".into()],
+                buckets: vec![
+                    bucket(50, 0, 0, 0),
+                    bucket(40, 0, 0, 0),
+                    bucket(10, 20, 4, 0),
+                    bucket(0, 50, 0, 0),
+                    bucket(1, 40, 0, 2),
+                ],
+                error_ms: vec![255.0, 260.0],
+            },
+        };
+        let svg = shift_chart(&shift);
+        for marker in [
+            "apply started (100 ms)",
+            "apply returned (110 ms)",
+            "first reply from a new generation (250 ms)",
+            "backend saw the change live (300 ms)",
+            "generation reported live (400 ms)",
+        ] {
+            assert!(svg.contains(marker), "{marker} in {svg}");
+        }
+        // Every failed reply is a red tick under the axis, and its bucket has a red share.
+        assert_eq!(svg.matches("failed reply sent at").count(), 2);
+        assert!(svg.contains("200–300 ms: failed 4 of 34"), "{svg}");
+        assert!(svg.contains("2 stale replies"), "{svg}");
+        let caption = shift_caption(&shift);
+        assert!(caption.contains("generation 9 to 11"), "{caption}");
+        assert!(caption.contains("first reply from a new generation came back at 150 ms"));
+        assert!(
+            caption.contains("reported generation 11 at 300 ms"),
+            "{caption}"
+        );
+        assert!(
+            caption.contains("2 requests sent after that report"),
+            "{caption}"
+        );
+        assert!(caption.contains("3 non-2xx replies and 1 requests without a reply"));
+    }
 
     #[test]
     fn escape_covers_markup_and_quotes() {

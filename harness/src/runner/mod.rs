@@ -25,7 +25,8 @@ mod traffic_step;
 
 pub use records::{
     CrossCheckReport, FailureSample, PropagationReport, RequestRecord, RunReport, ScenarioReport,
-    SplitReport, StepOutcome, StepReport, TrafficReport,
+    ShiftBucket, ShiftPhase, ShiftReport, ShiftTimeline, SplitReport, StepOutcome, StepReport,
+    TrafficReport,
 };
 pub(crate) use records::{key_name, outcome_label};
 

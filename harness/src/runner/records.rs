@@ -232,7 +232,108 @@ pub struct TrafficReport {
     pub split: Option<SplitReport>,
     pub propagation: Option<PropagationReport>,
     pub cross_check: Option<CrossCheckReport>,
+    /// What a `shift` step measured while the change went live.
+    pub shift: Option<ShiftReport>,
     pub records: Vec<RequestRecord>,
+}
+
+/// A configuration change applied while traffic flowed (`traffic.shift`). Times are
+/// milliseconds since the step's first request was sent; `None` for what never happened.
+///
+/// Requests fall in three phases by the time they were sent: `before` the apply started,
+/// `during` the change (until the gateway reported the new generation) and `after` it. Only
+/// replies sent after the report and served by the reported generation or a newer one are
+/// judged against the new weights.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftReport {
+    /// The files applied, relative to `manifests/`.
+    pub applied: Vec<PathBuf>,
+    /// What the apply changed.
+    pub changed: Vec<String>,
+    /// The generation the gateway reported right before the apply.
+    pub generation_before: Option<u64>,
+    /// The generation it reported once the change was live: the one the new weights are
+    /// judged under.
+    pub generation_reported: Option<u64>,
+    /// Whether the gateway numbers its configurations (`/status` and `x-colormesh-generation`);
+    /// without, the split is judged on what was sent after the change was seen live and no
+    /// reply can be called stale.
+    pub numbered: bool,
+    pub apply_started_ms: Option<f64>,
+    pub apply_returned_ms: Option<f64>,
+    /// When the backend saw every proxy serve the applied versions (`wait_config_live`).
+    pub config_live_ms: Option<f64>,
+    /// When the gateway's `/status` answered with [`ShiftReport::generation_reported`]; requests
+    /// sent later must be served by it or a newer generation.
+    pub reported_ms: Option<f64>,
+    /// When the first reply from a generation newer than the one before the apply came back.
+    pub first_new_generation_ms: Option<f64>,
+    /// Requests sent in each phase (replies received).
+    pub before: ShiftPhase,
+    pub during: ShiftPhase,
+    pub after: ShiftPhase,
+    /// Replies with a status outside 2xx, over the whole step.
+    pub non_2xx: u64,
+    /// Requests that got no reply (reset, refused, timed out), over the whole step.
+    pub transport_errors: u64,
+    pub max_errors: u64,
+    /// Replies sent after the report but served by an older generation.
+    pub stale_after_report: u64,
+    pub max_stale: u64,
+    /// 2xx replies that named no generation (the gateway does not say which configuration
+    /// served them).
+    pub unlabelled: u64,
+    /// Why the change could not be applied or seen live.
+    pub error: Option<String>,
+    pub timeline: ShiftTimeline,
+}
+
+impl ShiftReport {
+    /// From the apply's start until the first reply from a newer generation came back.
+    pub fn time_to_new_generation_ms(&self) -> Option<f64> {
+        Some(self.first_new_generation_ms? - self.apply_started_ms?)
+    }
+
+    /// From the apply's start until the gateway reported the new generation.
+    pub fn time_to_report_ms(&self) -> Option<f64> {
+        Some(self.reported_ms? - self.apply_started_ms?)
+    }
+}
+
+/// The replies of one phase of a shift and their latency.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftPhase {
+    pub replies: u64,
+    /// Replies that failed (non-2xx or no reply).
+    pub errors: u64,
+    pub latency: crate::traffic::LatencySummary,
+}
+
+/// The step's replies in equal time buckets by the time they were sent, for the report's
+/// timeline.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftTimeline {
+    pub bucket_ms: f64,
+    /// Destination labels, in the order of [`ShiftBucket::destinations`].
+    pub destinations: Vec<String>,
+    pub buckets: Vec<ShiftBucket>,
+    /// Send times of failed replies, at most one per quarter bucket.
+    pub error_ms: Vec<f64>,
+}
+
+/// One bucket of a [`ShiftTimeline`].
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftBucket {
+    /// Replies per destination of [`ShiftTimeline::destinations`].
+    pub destinations: Vec<u64>,
+    /// Replies served by a generation newer than the one before the apply.
+    pub new_generation: u64,
+    pub errors: u64,
+    pub stale: u64,
 }
 
 /// A split key as scenarios spell it.

@@ -89,6 +89,8 @@ pub struct Reply {
     pub worker: usize,
     /// The connection it went over, numbered from 0 in the order connections were opened.
     pub connection: u32,
+    /// When the request was about to be written (the start of [`Reply::latency`]).
+    pub sent: std::time::Instant,
     /// The response status, or `None` when the request failed at the transport level.
     pub status: Option<StatusCode>,
     pub headers: HeaderMap,
@@ -393,6 +395,7 @@ async fn run_worker(
                 index,
                 worker,
                 connection: connection_index,
+                sent: started.into_std(),
                 status: Some(response.status),
                 headers: response.headers,
                 body: response.body,
@@ -406,6 +409,7 @@ async fn run_worker(
                     index,
                     worker,
                     connection: connection_index,
+                    sent: started.into_std(),
                     status: None,
                     headers: HeaderMap::new(),
                     body: Bytes::new(),

@@ -595,3 +595,146 @@ steps:
     assert!(table.contains("1 of 2 scenarios passed"), "{table}");
     assert!(table.contains("requests per verdict"), "{table}");
 }
+
+/// A canary step judged while the change is applied (`traffic.shift`).
+fn shift_scenario() -> Scenario {
+    scenario(
+        r#"
+name: Shift
+steps:
+  - name: canary 0/100
+    traffic:
+      path: /appmesh/color
+      shift: { apply: gloo/0-100.yaml, warmup: 50 }
+      expect: { split: { by: shape, weights: { v1: 0, v2: 100 } } }
+"#,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shift_applies_while_traffic_flows_and_judges_the_new_weights_after_the_report() {
+    let gateway = FakeGateway::start(Mode::Shapes(80, 20), 3).await;
+    let mut backend = FakeBackend::new(gateway.clone());
+    backend
+        .on_apply
+        .insert("gloo/0-100.yaml".into(), Mode::Shapes(0, 100));
+    let dir = manifests(&["gloo/0-100.yaml"]);
+    let mut transcript = Vec::new();
+    let report = run_scenario(
+        &mut backend,
+        &shift_scenario(),
+        &settings(dir.path()),
+        &mut transcript,
+    )
+    .await;
+    let transcript = String::from_utf8(transcript).unwrap();
+    assert!(report.passed(), "{transcript}");
+    assert_eq!(
+        backend.applied,
+        [std::path::PathBuf::from("gloo/0-100.yaml")]
+    );
+    assert_eq!(backend.live_waits, [1]);
+    let step = &report.steps[0];
+    assert_eq!(step.changed, ["File gloo/0-100.yaml"]);
+    let traffic = step.traffic.as_ref().unwrap();
+    let shift = traffic.shift.as_ref().expect("a shift report");
+    assert_eq!(shift.generation_before, Some(1));
+    assert_eq!(shift.generation_reported, Some(2));
+    assert!(shift.before.replies >= 50, "{shift:?}");
+    assert_eq!(
+        (
+            shift.non_2xx,
+            shift.transport_errors,
+            shift.stale_after_report,
+            shift.unlabelled
+        ),
+        (0, 0, 0, 0)
+    );
+    let (started, first_new, reported) = (
+        shift.apply_started_ms.unwrap(),
+        shift.first_new_generation_ms.unwrap(),
+        shift.reported_ms.unwrap(),
+    );
+    assert!(started <= first_new && started <= reported, "{shift:?}");
+    // The warm-up at 80/20 is not judged: the split saw only the new weights.
+    let split = traffic.split.as_ref().unwrap();
+    assert_eq!(split.verdict.outcome, stats::Outcome::Pass);
+    assert!(split.verdict.n <= shift.after.replies, "{shift:?}");
+    assert!(
+        transcript.contains("# shift from generation 1 to 2"),
+        "{transcript}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_reports_a_generation_it_does_not_serve_fails_the_shift() {
+    let gateway = FakeGateway::start(Mode::Shapes(80, 20), 5).await;
+    let mut backend = FakeBackend::new(gateway);
+    backend
+        .on_apply
+        .insert("gloo/0-100.yaml".into(), Mode::Shapes(0, 100));
+    backend.reports_ahead = 1;
+    let dir = manifests(&["gloo/0-100.yaml"]);
+    let mut transcript = Vec::new();
+    let report = run_scenario(
+        &mut backend,
+        &shift_scenario(),
+        &settings(dir.path()),
+        &mut transcript,
+    )
+    .await;
+    let transcript = String::from_utf8(transcript).unwrap();
+    assert_eq!(report.outcome, StepOutcome::Failed, "{transcript}");
+    let shift = report.steps[0]
+        .traffic
+        .as_ref()
+        .and_then(|t| t.shift.as_ref())
+        .unwrap();
+    assert_eq!(shift.generation_reported, Some(3));
+    assert_eq!(
+        shift.stale_after_report, 1,
+        "the first stale reply stops it"
+    );
+    let message = report.steps[0].message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains(
+            "sent after the gateway reported generation 3 were served by an older generation"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_numbers_no_configurations_is_judged_from_the_moment_the_change_is_live() {
+    let gateway = FakeGateway::start(Mode::Shapes(80, 20), 9).await;
+    let mut backend = FakeBackend::new(gateway);
+    backend
+        .on_apply
+        .insert("gloo/0-100.yaml".into(), Mode::Shapes(0, 100));
+    backend.unnumbered = true;
+    let dir = manifests(&["gloo/0-100.yaml"]);
+    let mut transcript = Vec::new();
+    let report = run_scenario(
+        &mut backend,
+        &shift_scenario(),
+        &settings(dir.path()),
+        &mut transcript,
+    )
+    .await;
+    let transcript = String::from_utf8(transcript).unwrap();
+    assert!(report.passed(), "{transcript}");
+    let shift = report.steps[0]
+        .traffic
+        .as_ref()
+        .and_then(|t| t.shift.as_ref())
+        .unwrap();
+    assert!(!shift.numbered);
+    assert_eq!(
+        (shift.generation_before, shift.generation_reported),
+        (None, None)
+    );
+    assert!(
+        shift.reported_ms.is_some() && shift.after.replies > 0,
+        "{shift:?}"
+    );
+}

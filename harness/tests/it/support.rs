@@ -38,6 +38,8 @@ pub enum Mode {
 
 struct GatewayState {
     mode: Mode,
+    /// Bumped by every mode change; every reply names it in `x-colormesh-generation`.
+    generation: u64,
     rng: StdRng,
     recent: VecDeque<String>,
     requests: u64,
@@ -56,6 +58,7 @@ impl FakeGateway {
         let address = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(GatewayState {
             mode,
+            generation: 1,
             rng: StdRng::seed_from_u64(seed),
             recent: VecDeque::new(),
             requests: 0,
@@ -87,7 +90,14 @@ impl FakeGateway {
 
     /// Changes the answers from now on (what an apply does to a real gateway).
     pub fn set_mode(&self, mode: Mode) {
-        self.state.lock().unwrap().mode = mode;
+        let mut state = self.state.lock().unwrap();
+        state.mode = mode;
+        state.generation += 1;
+    }
+
+    /// The generation of the mode served now.
+    pub fn generation(&self) -> u64 {
+        self.state.lock().unwrap().generation
     }
 
     pub fn requests(&self) -> u64 {
@@ -193,6 +203,7 @@ fn answer(state: &Mutex<GatewayState>, request: &Request<Incoming>) -> Response<
     };
     Response::builder()
         .status(StatusCode::OK)
+        .header("x-colormesh-generation", state.generation)
         .body(Full::new(Bytes::from(body)))
         .unwrap()
 }
@@ -212,6 +223,11 @@ pub struct FakeBackend {
     pub timeouts: Vec<String>,
     /// Revisions `wait_config_live` was asked for.
     pub live_waits: Vec<u64>,
+    /// Added to the generation the gateway serves when reporting it (a gateway whose status runs
+    /// ahead of its data plane).
+    pub reports_ahead: u64,
+    /// The gateway numbers no configurations (`gateway_generation` is `None`).
+    pub unnumbered: bool,
 }
 
 impl FakeBackend {
@@ -225,6 +241,8 @@ impl FakeBackend {
             kubectl_outputs: HashMap::new(),
             timeouts: Vec::new(),
             live_waits: Vec::new(),
+            reports_ahead: 0,
+            unnumbered: false,
         }
     }
 }
@@ -308,6 +326,10 @@ impl Backend for FakeBackend {
     ) -> Result<Duration, BackendError> {
         self.live_waits.push(applied.revision);
         Ok(Duration::from_millis(7))
+    }
+
+    async fn gateway_generation(&mut self) -> Result<Option<u64>, BackendError> {
+        Ok((!self.unnumbered).then(|| self.gateway.generation() + self.reports_ahead))
     }
 
     async fn proxy_url(&mut self) -> Result<url::Url, BackendError> {

@@ -47,6 +47,35 @@ async fn walkthrough_passes(gateway: GatewayCommand, label: &str) {
         report.passed(),
         "the walkthrough failed with {label}:\n{transcript}"
     );
+    // Each weight change was applied while traffic flowed and cost nothing: no failed reply, no
+    // request served by the old weights once the gateway reported the new ones.
+    for step in report.scenarios[0]
+        .steps
+        .iter()
+        .filter(|step| step.name.starts_with("canary "))
+    {
+        let shift = step
+            .traffic
+            .as_ref()
+            .and_then(|traffic| traffic.shift.as_ref())
+            .unwrap_or_else(|| panic!("{} is not a shift step", step.name));
+        assert_eq!(
+            (
+                shift.non_2xx,
+                shift.transport_errors,
+                shift.stale_after_report
+            ),
+            (0, 0, 0),
+            "{} with {label}: {shift:?}",
+            step.name
+        );
+        assert!(
+            shift.generation_reported > shift.generation_before
+                && shift.first_new_generation_ms.is_some(),
+            "{} with {label}: {shift:?}",
+            step.name
+        );
+    }
     // The canary's three weight changes were all judged, not skipped.
     for step in ["canary 80/20", "canary 50/50", "canary 0/100"] {
         let passed = transcript

@@ -134,6 +134,21 @@ fn references_unresolved_cluster(table: &RouteTable) -> bool {
         })
 }
 
+/// Makes Envoy name `generation` on every answer of `route_configuration`: gateway-proxy's
+/// [`GENERATION_HEADER`], set at the route configuration's level so that direct answers, redirects
+/// and local replies carry it too, replacing what an upstream sent.
+///
+/// [`GENERATION_HEADER`]: gateway_proxy::forward::GENERATION_HEADER
+pub fn stamp_generation(route_configuration: &mut Value, generation: u64) {
+    route_configuration["response_headers_to_add"] = json!([{
+        "header": {
+            "key": gateway_proxy::forward::GENERATION_HEADER,
+            "value": generation.to_string(),
+        },
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+    }]);
+}
+
 /// An empty route configuration: what Envoy serves before the first translation (404 for all).
 pub fn empty_route_configuration() -> Value {
     json!({ "name": ROUTE_CONFIGURATION_NAME, "virtual_hosts": [] })
@@ -753,6 +768,21 @@ mod tests {
 
     fn only_route(rendered: &EnvoyResources) -> &Value {
         &rendered.route_configuration["virtual_hosts"][0]["routes"][0]
+    }
+
+    #[test]
+    fn the_generation_is_one_response_header_of_the_route_configuration() {
+        let mut routes = empty_route_configuration();
+        stamp_generation(&mut routes, 7);
+        stamp_generation(&mut routes, 8);
+        assert_eq!(
+            routes["response_headers_to_add"],
+            json!([{
+                "header": { "key": "x-colormesh-generation", "value": "8" },
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }])
+        );
+        assert_eq!(routes["virtual_hosts"], json!([]));
     }
 
     #[test]

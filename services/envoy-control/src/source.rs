@@ -132,9 +132,11 @@ impl<S: ConfigSource> EnvoySource<S> {
             };
             self.push_clusters(with_old, step_version).await?;
         }
-        if rendered.route_configuration != self.served.routes {
-            self.push_routes(rendered.route_configuration, version.clone())
-                .await?;
+        // Every generation names itself in its answers, so the routes change with each one.
+        let mut routes = rendered.route_configuration;
+        render::stamp_generation(&mut routes, generation);
+        if routes != self.served.routes {
+            self.push_routes(routes, version.clone()).await?;
         }
         if rendered.clusters != self.served.clusters {
             self.push_clusters(rendered.clusters, version).await?;

@@ -8,7 +8,8 @@
 //! 3. [`upstream_headers`] (and [`ensure_request_id`]): the headers Envoy would send;
 //! 4. [`upstream_request`]: the request to one endpoint;
 //! 5. [`Upstream::send`]: one try over the pooled client, bounded by a deadline;
-//! 6. [`downstream_reply`]: the response, or Envoy's local reply for a failed try.
+//! 6. [`downstream_reply`]: the response, or Envoy's local reply for a failed try;
+//! 7. [`stamp_generation`]: every answer names the configuration generation it was served under.
 
 use std::time::Duration;
 
@@ -38,6 +39,11 @@ pub const BODY_NO_HEALTHY_UPSTREAM: &str = "no healthy upstream";
 const BODY_CONNECT_FAILURE: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
 const BODY_RESET: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+/// The response header that names the configuration generation a request was routed with (the
+/// `generation` of `/status`), so a client can tell which configuration served each reply while
+/// one is being replaced. envoy-control renders the same header into Envoy's route configuration.
+pub const GENERATION_HEADER: &str = "x-colormesh-generation";
 
 /// Gloo's default upstream connect timeout.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -277,6 +283,15 @@ pub fn downstream_reply(
         Err(TryFailure::Reset) => local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_RESET),
         Err(TryFailure::PerTryTimeout) => local_reply(StatusCode::GATEWAY_TIMEOUT, BODY_TIMEOUT),
     }
+}
+
+/// Sets [`GENERATION_HEADER`] to `generation`, replacing what an upstream sent (a sidecar's own
+/// stamp on the reply of a meshed workload).
+pub fn stamp_generation(response: &mut Response<ProxyBody>, generation: u64) {
+    response.headers_mut().insert(
+        header::HeaderName::from_static(GENERATION_HEADER),
+        HeaderValue::from(generation),
+    );
 }
 
 /// A locally generated plain-text answer, like Envoy's local replies.

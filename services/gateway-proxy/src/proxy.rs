@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::forward::{
     BODY_NO_HEALTHY_UPSTREAM, BODY_TIMEOUT, ProxyBody, TryFailure, direct_reply, downstream_reply,
     empty_reply, ensure_request_id, local_reply, redirect_reply, request_authority, rewrite_host,
-    unresolved_reply, upstream_headers, upstream_path, upstream_request,
+    stamp_generation, unresolved_reply, upstream_headers, upstream_path, upstream_request,
 };
 use crate::metrics::{CodeCounters, RouteMetrics};
 use crate::{Shared, Snapshot};
@@ -68,15 +68,23 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     }
 }
 
-/// Answers one downstream request.
-async fn handle(
-    shared: &Shared,
-    request: Request<Incoming>,
-    mut rng: SmallRng,
-) -> Response<ProxyBody> {
+/// Answers one downstream request with the snapshot live when it arrived, and says which one.
+async fn handle(shared: &Shared, request: Request<Incoming>, rng: SmallRng) -> Response<ProxyBody> {
     let Some(snapshot) = shared.current.load_full() else {
         return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no configuration loaded");
     };
+    let mut response = route_request(shared, &snapshot, request, rng).await;
+    stamp_generation(&mut response, snapshot.generation);
+    response
+}
+
+/// Routes and answers one request with `snapshot`.
+async fn route_request(
+    shared: &Shared,
+    snapshot: &Snapshot,
+    request: Request<Incoming>,
+    mut rng: SmallRng,
+) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
     let authority = request_authority(&parts.uri, &parts.headers)
         .unwrap_or_default()
@@ -121,7 +129,7 @@ async fn handle(
                         Err(invalid) => return invalid.reply(),
                     };
                     let matched = Matched {
-                        snapshot: &snapshot,
+                        snapshot,
                         virtual_host,
                         route,
                         forward,
@@ -147,7 +155,7 @@ async fn handle(
         }
         RouteDecision::NoVirtualHost(Fallback::Passthrough { timeout }) => {
             let timeout = *timeout;
-            passthrough(shared, &snapshot, parts, body, authority, timeout, &mut rng).await
+            passthrough(shared, snapshot, parts, body, authority, timeout, &mut rng).await
         }
     }
 }

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use gateway_proxy::forward::{
     BODY_NO_HEALTHY_UPSTREAM, ProxyBody, Upstream, direct_reply, downstream_reply, empty_reply,
-    local_reply, redirect_reply, request_authority, rewrite_host, unresolved_reply,
-    upstream_headers, upstream_path, upstream_request,
+    local_reply, redirect_reply, request_authority, rewrite_host, stamp_generation,
+    unresolved_reply, upstream_headers, upstream_path, upstream_request,
 };
 use gateway_proxy::{ProxyOptions, ProxyState, Snapshot};
 use http::{Request, Response, StatusCode};
@@ -39,8 +39,13 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::Mutation;
+use crate::mutation::{RELOAD_DROP_WINDOW, switches_weights};
 
-/// How often the stale-config history looks for a new snapshot.
+/// Envoy's answer when the upstream connection is reset before the response headers: what
+/// [`Mutation::ReloadDrop`] answers in its window.
+const BODY_RESET: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+/// How often the stale-config history (and the reload-drop watch) looks for a new snapshot.
 const HISTORY_POLL: Duration = Duration::from_millis(5);
 
 /// What the data plane needs besides the proxy state.
@@ -100,6 +105,25 @@ impl History {
     }
 }
 
+/// The last snapshot seen and, after a weight switch, until when [`Mutation::ReloadDrop`] drops.
+#[derive(Debug, Default)]
+struct Switches {
+    last: Option<Arc<Snapshot>>,
+    drop_until: Option<Instant>,
+}
+
+impl Switches {
+    fn record(&mut self, snapshot: Arc<Snapshot>, now: Instant) {
+        if let Some(last) = &self.last
+            && last.generation != snapshot.generation
+            && switches_weights(&last.table, &snapshot.table)
+        {
+            self.drop_until = Some(now + RELOAD_DROP_WINDOW);
+        }
+        self.last = Some(snapshot);
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     state: ProxyState,
@@ -107,6 +131,7 @@ struct Shared {
     upstream: Upstream,
     connections: AtomicU64,
     history: Mutex<History>,
+    switches: Mutex<Switches>,
 }
 
 /// Serves the mutated data plane on `listener` until `shutdown` completes.
@@ -125,15 +150,24 @@ pub async fn serve_data_plane(
         upstream: Upstream::new(&ProxyOptions::default()),
         connections: AtomicU64::new(0),
         history: Mutex::new(History::default()),
+        switches: Mutex::new(Switches::default()),
     });
-    let history_task = (options.mutation == Mutation::StaleConfig).then(|| {
+    let watched = matches!(
+        options.mutation,
+        Mutation::StaleConfig | Mutation::ReloadDrop
+    );
+    let history_task = watched.then(|| {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let mut poll = tokio::time::interval(HISTORY_POLL);
             loop {
                 poll.tick().await;
                 if let Some(snapshot) = shared.state.snapshot() {
-                    lock(&shared.history).record(snapshot, Instant::now());
+                    let now = Instant::now();
+                    match shared.options.mutation {
+                        Mutation::ReloadDrop => lock(&shared.switches).record(snapshot, now),
+                        _ => lock(&shared.history).record(snapshot, now),
+                    }
                 }
             }
         })
@@ -211,10 +245,22 @@ impl Connection {
         }
     }
 
+    /// Answers with the snapshot it routed with, and says which one (as gateway-proxy does).
     async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         let Some(current) = self.shared.state.snapshot() else {
             return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no configuration loaded");
         };
+        if self.shared.options.mutation == Mutation::ReloadDrop {
+            let now = Instant::now();
+            let mut switches = lock(&self.shared.switches);
+            switches.record(Arc::clone(&current), now);
+            if switches.drop_until.is_some_and(|until| now < until) {
+                drop(switches);
+                let mut dropped = local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_RESET);
+                stamp_generation(&mut dropped, current.generation);
+                return dropped;
+            }
+        }
         let (parts, body) = request.into_parts();
         let authority = request_authority(&parts.uri, &parts.headers)
             .unwrap_or_default()
@@ -227,6 +273,26 @@ impl Connection {
             headers: &parts.headers,
         };
         let snapshot = self.served_snapshot(current, &view);
+        let mut response = self.answer(&snapshot, parts, body, &authority).await;
+        stamp_generation(&mut response, snapshot.generation);
+        response
+    }
+
+    /// Routes, rewrites, picks (with the fault) and forwards one request with `snapshot`.
+    async fn answer(
+        &self,
+        snapshot: &Snapshot,
+        parts: http::request::Parts,
+        body: Incoming,
+        authority: &str,
+    ) -> Response<ProxyBody> {
+        let view = RequestView {
+            authority,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            method: &parts.method,
+            headers: &parts.headers,
+        };
         let RouteDecision::Matched {
             virtual_host,
             route,
@@ -243,7 +309,7 @@ impl Connection {
                     &entry.matcher.path,
                     &parts.uri,
                     &parts.headers,
-                    &authority,
+                    authority,
                 );
             }
             RouteAction::Forward(forward) => forward,
@@ -274,7 +340,7 @@ impl Connection {
             return local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_NO_HEALTHY_UPSTREAM);
         };
         let mut headers = parts.headers;
-        upstream_headers(&mut headers, &authority);
+        upstream_headers(&mut headers, authority);
         forward.request_headers.apply(&mut headers);
         rewrite_host(&mut headers, forward.host_rewrite.as_deref());
         let Ok(upstream) = upstream_request(

@@ -2,8 +2,10 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
 use rand::RngCore;
-use routing::table::{PathMatcher, PathRewrite, WeightedClusters};
+use routing::table::{PathMatcher, PathRewrite, RouteAction, RouteTable, WeightedClusters};
 
 /// One fault of the ingress data plane. Every mutation but [`Mutation::None`] breaks a promise the
 /// walkthrough relies on; the harness must fail each of them every time.
@@ -47,11 +49,19 @@ pub enum Mutation {
     /// path with an extra `/`, so `/mutants/echo/x` with prefix `/mutants/echo` and rewrite `/echo`
     /// becomes `/echo//x`.
     DoubleSlashRewrite,
+    /// Drops requests after a weight switch: for [`RELOAD_DROP_WINDOW`] (200 ms) after installing
+    /// a configuration that changes the weights of a route the previous configuration already had
+    /// (a canary step, not the first configuration nor one that only adds routes), every request
+    /// is answered 503 as Envoy answers a reset upstream. Picks are correct.
+    ReloadDrop,
 }
+
+/// How long [`Mutation::ReloadDrop`] answers 503 after a weight switch.
+pub(crate) const RELOAD_DROP_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Mutation {
     /// Every mutation, the control first.
-    pub const ALL: [Mutation; 8] = [
+    pub const ALL: [Mutation; 9] = [
         Mutation::None,
         Mutation::WeightsIgnored,
         Mutation::WeightsSwapped,
@@ -60,6 +70,7 @@ impl Mutation {
         Mutation::StickyConnection,
         Mutation::StaleConfig,
         Mutation::DoubleSlashRewrite,
+        Mutation::ReloadDrop,
     ];
 
     /// The command-line name (`--mutation <name>`).
@@ -73,6 +84,7 @@ impl Mutation {
             Mutation::StickyConnection => "sticky-connection",
             Mutation::StaleConfig => "stale-config",
             Mutation::DoubleSlashRewrite => "double-slash-rewrite",
+            Mutation::ReloadDrop => "reload-drop",
         }
     }
 
@@ -87,9 +99,10 @@ impl Mutation {
         sticky: u64,
     ) -> usize {
         match self {
-            Mutation::None | Mutation::StaleConfig | Mutation::DoubleSlashRewrite => {
-                destinations.pick_index(draws.next_u64())
-            }
+            Mutation::None
+            | Mutation::StaleConfig
+            | Mutation::DoubleSlashRewrite
+            | Mutation::ReloadDrop => destinations.pick_index(draws.next_u64()),
             Mutation::WeightsIgnored => {
                 (draws.next_u64() % destinations.iter().len() as u64) as usize
             }
@@ -155,6 +168,34 @@ impl fmt::Display for Mutation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Whether `new` changes the weighted destinations of a route (same virtual host and route name)
+/// that `old` already had: what [`Mutation::ReloadDrop`] calls a weight switch.
+pub(crate) fn switches_weights(old: &RouteTable, new: &RouteTable) -> bool {
+    fn weights(table: &RouteTable) -> BTreeMap<(&str, &str), Vec<(&str, u32)>> {
+        let mut weights = BTreeMap::new();
+        for virtual_host in table.virtual_hosts() {
+            for route in &virtual_host.routes {
+                if let RouteAction::Forward(forward) = &route.action {
+                    let destinations = forward
+                        .destinations
+                        .iter()
+                        .map(|(cluster, weight)| (cluster.name.as_str(), weight))
+                        .collect();
+                    weights.insert(
+                        (virtual_host.name.as_str(), route.name.as_str()),
+                        destinations,
+                    );
+                }
+            }
+        }
+        weights
+    }
+    let before = weights(old);
+    weights(new)
+        .iter()
+        .any(|(route, now)| before.get(route).is_some_and(|then| then != now))
 }
 
 /// The destination whose interval holds `selected`: the first with `selected < upper`, or with
@@ -300,6 +341,49 @@ mod tests {
             Mutation::DoubleSlashRewrite.rewrite(&PathRewrite::None, &matcher, "/a", None),
             None
         );
+    }
+
+    /// A table with one route per `(route name, weights)` in one virtual host.
+    fn table(routes: &[(&str, &[u32])]) -> RouteTable {
+        use routing::table::{
+            Fallback, ForwardAction, HeaderEdits, Route, RouteMatcher, VirtualHost,
+        };
+        let routes = routes
+            .iter()
+            .map(|(name, weights)| Route {
+                name: (*name).to_owned(),
+                matcher: RouteMatcher::any(),
+                action: RouteAction::Forward(ForwardAction {
+                    destinations: clusters(weights),
+                    rewrite: PathRewrite::None,
+                    timeout: None,
+                    retry: None,
+                    request_headers: HeaderEdits::default(),
+                    response_headers: HeaderEdits::default(),
+                    host_rewrite: None,
+                }),
+            })
+            .collect();
+        let virtual_host = VirtualHost {
+            name: "vh".to_owned(),
+            domains: vec!["*".to_owned()],
+            routes,
+        };
+        RouteTable::new(vec![virtual_host], Fallback::NotFound).expect("valid table")
+    }
+
+    #[test]
+    fn a_weight_switch_is_a_changed_weight_on_a_route_that_was_there() {
+        let canary = table(&[("r", &[80, 20])]);
+        assert!(switches_weights(&canary, &table(&[("r", &[0, 100])])));
+        assert!(!switches_weights(&canary, &table(&[("r", &[80, 20])])));
+        // New routes and removed routes are no switch.
+        assert!(!switches_weights(
+            &canary,
+            &table(&[("r", &[80, 20]), ("s", &[50, 50])])
+        ));
+        assert!(!switches_weights(&table(&[]), &canary));
+        assert!(!switches_weights(&canary, &table(&[])));
     }
 
     #[test]

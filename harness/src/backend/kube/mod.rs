@@ -886,25 +886,7 @@ impl KubeBackend {
 
     /// Whether the builtin gateway serves every change at the applied version.
     async fn builtin_live(&self, changes: &[Change]) -> Result<(), NotYet> {
-        let target =
-            forward::ready_target(&self.client, &self.gateway_service(None, ADMIN_PORT)).await?;
-        let (code, body) = forward::get_through_forward(
-            &self.client,
-            &self.settings.gateway_namespace,
-            &target,
-            "/status",
-        )
-        .await?;
-        if code != 200 {
-            return Err(NotYet::Status {
-                proxy: GATEWAY_PROXY,
-                status: code,
-            });
-        }
-        let status: ProxyStatus = serde_json::from_slice(&body).map_err(|source| NotYet::Json {
-            proxy: GATEWAY_PROXY,
-            source,
-        })?;
+        let status = self.builtin_status().await?;
         let entries = status.by_resource();
         let mut behind = Vec::new();
         for change in changes
@@ -925,6 +907,29 @@ impl KubeBackend {
         } else {
             Err(NotYet::Behind(behind))
         }
+    }
+
+    /// The builtin gateway's admin `/status`, through a port-forward.
+    async fn builtin_status(&self) -> Result<ProxyStatus, NotYet> {
+        let target =
+            forward::ready_target(&self.client, &self.gateway_service(None, ADMIN_PORT)).await?;
+        let (code, body) = forward::get_through_forward(
+            &self.client,
+            &self.settings.gateway_namespace,
+            &target,
+            "/status",
+        )
+        .await?;
+        if code != 200 {
+            return Err(NotYet::Status {
+                proxy: GATEWAY_PROXY,
+                status: code,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|source| NotYet::Json {
+            proxy: GATEWAY_PROXY,
+            source,
+        })
     }
 
     /// Whether Gloo reported a verdict on every changed Gloo resource.
@@ -1665,6 +1670,19 @@ impl Backend for KubeBackend {
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
+    }
+
+    async fn gateway_generation(&mut self) -> Result<Option<u64>, BackendError> {
+        self.ensure_running()?;
+        // Only the builtin gateway (gateway-proxy) numbers its configurations.
+        if self.settings.gateway != ClusterGateway::Builtin {
+            return Ok(None);
+        }
+        let status = self
+            .builtin_status()
+            .await
+            .map_err(|not_yet| BackendError::Cluster(Box::new(not_yet)))?;
+        Ok(Some(status.generation))
     }
 
     async fn proxy_url(&mut self) -> Result<url::Url, BackendError> {

@@ -1272,6 +1272,14 @@ impl Backend for LocalBackend {
         }
     }
 
+    async fn gateway_generation(&mut self) -> Result<Option<u64>, BackendError> {
+        let status = self
+            .ingress_statuses()
+            .await
+            .map_err(|e| self.with_logs(e))?;
+        Ok(Some(status.generation))
+    }
+
     async fn proxy_url(&mut self) -> Result<url::Url, BackendError> {
         let listen = self.ingress()?.listen;
         let url = format!("http://{listen}");

@@ -37,8 +37,19 @@ impl<'a> Observer<'a> {
         }
     }
 
+    /// The failing replies the step tolerates (`expect.maxErrors`).
+    pub(super) fn max_errors(&self) -> u64 {
+        self.step.expect.max_errors
+    }
+
     /// Judges one reply exactly, records it and says whether traffic goes on.
     pub(super) fn observe(&mut self, reply: Reply) -> Flow {
+        self.observe_as(&reply, true).flow
+    }
+
+    /// [`Observer::observe`], with the split checks fed only when `judged` (a shift step judges
+    /// the new weights only on the replies the new configuration served).
+    pub(super) fn observe_as(&mut self, reply: &Reply, judged: bool) -> Observed {
         let view = ReplyView {
             status: reply.status,
             headers: &reply.headers,
@@ -72,24 +83,44 @@ impl<'a> Observer<'a> {
             }
         }
         if self.step.show_replies {
-            self.log.show(&reply);
+            self.log.show(reply);
         }
-        self.log.record(&reply, destination.clone());
+        self.log.record(reply, destination.clone());
         if !violations.is_empty() {
-            self.log.fail(&reply, violations);
+            self.log.fail(reply, violations);
             // A gateway answering errors is a failure whatever the split says; stop early.
-            return if self.log.failing > self.step.expect.max_errors {
+            let flow = if self.log.failing > self.step.expect.max_errors {
                 Flow::Stop
             } else {
                 Flow::Continue
             };
+            return Observed {
+                flow,
+                destination: None,
+                failed: true,
+            };
         }
         self.log.passing += 1;
-        match destination {
-            Some(label) => self.split.observe(reply.connection, label),
-            None => Flow::Continue,
+        let flow = match &destination {
+            Some(label) if judged => self.split.observe(reply.connection, label.clone()),
+            _ => Flow::Continue,
+        };
+        Observed {
+            flow,
+            destination,
+            failed: false,
         }
     }
+}
+
+/// What [`Observer::observe_as`] made of one reply.
+pub(super) struct Observed {
+    /// Whether traffic goes on.
+    pub(super) flow: Flow,
+    /// The destination of a reply that passed the exact checks of a split step.
+    pub(super) destination: Option<String>,
+    /// The reply failed the exact checks.
+    pub(super) failed: bool,
 }
 
 /// The live split checks and what they have counted so far.
@@ -206,6 +237,7 @@ mod tests {
             index,
             worker: 0,
             connection,
+            sent: Instant::now(),
             status: Some(http::StatusCode::OK),
             headers: http::HeaderMap::new(),
             body: bytes::Bytes::from_static(body.as_bytes()),

@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use super::records::{PropagationReport, SplitReport, key_name};
-use super::{StepContext, StepResult, format_elapsed};
+use super::{StepContext, StepOutcome, StepResult, format_elapsed};
 use crate::backend::{Backend, BackendError};
 use crate::scenario::{Step, TrafficStep};
 use crate::stats;
@@ -27,6 +27,7 @@ mod judge;
 mod plan;
 pub(crate) use plan::split_check;
 mod record;
+mod shift;
 
 /// Replies printed in walkthrough mode for `showReplies`.
 const MAX_SHOWN_REPLIES: usize = 20;
@@ -66,6 +67,13 @@ pub(crate) enum TrafficStepError {
     Traffic(#[from] TrafficError),
     #[error("traffic.expect.split: {0}")]
     Judge(#[source] stats::StatsError),
+    #[error("traffic.shift.apply: {} does not exist (paths are relative to {})", .path.display(), .manifests.display())]
+    ShiftManifest {
+        path: std::path::PathBuf,
+        manifests: std::path::PathBuf,
+    },
+    #[error("traffic.shift: reading the gateway's generation: {0}")]
+    Generation(#[source] BackendError),
 }
 
 impl<B: Backend> StepContext<'_, B> {
@@ -122,15 +130,42 @@ impl<B: Backend> StepContext<'_, B> {
             loopback_only: self.settings.loopback_only,
         };
         let mut observer = drive::Observer::new(traffic, checks, self.settings.failure_samples);
-        let bar = drive::progress_bar(self.settings.progress, plan.max_requests, &step.to_string());
         let started = Instant::now();
-        let driven = traffic::drive(&request, &limits, |reply| {
-            bar.inc(1);
-            observer.observe(reply)
-        })
-        .await;
-        bar.finish_and_clear();
-        let summary = driven?;
+        let (summary, propagation, shift) = match &traffic.shift {
+            Some(shift) => {
+                let run = self
+                    .drive_shift(shift, &request, limits, &mut observer, plan.max_requests)
+                    .await?;
+                let propagation = run
+                    .control
+                    .applied
+                    .as_ref()
+                    .map(|applied| PropagationReport {
+                        revision: Some(applied.revision),
+                        changed: applied.changed.clone(),
+                        elapsed: run.control.propagation,
+                        error: run.control.error.clone(),
+                    });
+                if let Some(applied) = run.control.applied {
+                    self.last_applied = Some(applied);
+                }
+                (run.summary, propagation, Some(run.report))
+            }
+            None => {
+                let bar = drive::progress_bar(
+                    self.settings.progress,
+                    plan.max_requests,
+                    &step.to_string(),
+                );
+                let driven = traffic::drive(&request, &limits, |reply| {
+                    bar.inc(1);
+                    observer.observe(reply)
+                })
+                .await;
+                bar.finish_and_clear();
+                (driven?, propagation, None)
+            }
+        };
 
         let run = judge::TrafficRun {
             traffic,
@@ -142,14 +177,30 @@ impl<B: Backend> StepContext<'_, B> {
         let split = judge::judge_split(&run, &mut observer).map_err(TrafficStepError::Judge)?;
         let cross_check =
             cross_clear.then(|| judge::cross_check(&observer.cross, traffic.concurrency));
-        let verdict = judge::step_verdict(&run, &observer, split.as_ref(), cross_check.as_ref());
+        let mut verdict =
+            judge::step_verdict(&run, &observer, split.as_ref(), cross_check.as_ref());
+        if let Some(shift) = &shift {
+            let problems = shift::shift_problems(shift);
+            if !problems.is_empty() {
+                verdict.outcome = StepOutcome::Failed;
+                verdict.messages.extend(problems);
+            }
+        }
 
         let shown = observer.log.take_shown();
         self.say_results(split.as_ref(), &shown, propagation.as_ref(), &summary);
+        if let Some(shift) = &shift {
+            self.say(format_args!("{}", shift::describe_shift(shift)));
+        }
+        let changed = shift
+            .as_ref()
+            .map(|shift| shift.changed.clone())
+            .unwrap_or_default();
         let verdicts = record::Verdicts {
             split,
             propagation,
             cross_check,
+            shift,
         };
         Ok(StepResult {
             outcome: Some(verdict.outcome),
@@ -159,6 +210,7 @@ impl<B: Backend> StepContext<'_, B> {
                     .log
                     .into_report(&base, traffic, summary, shown, verdicts),
             ),
+            changed,
             ..StepResult::default()
         })
     }

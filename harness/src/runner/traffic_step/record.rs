@@ -9,8 +9,8 @@ use crate::scenario::TrafficStep;
 use crate::traffic::{Reply, TrafficSummary};
 
 use super::super::records::{
-    CrossCheckReport, FailureSample, PropagationReport, RequestRecord, SplitReport, TrafficReport,
-    key_name, outcome_label,
+    CrossCheckReport, FailureSample, PropagationReport, RequestRecord, ShiftReport, SplitReport,
+    TrafficReport, key_name, outcome_label,
 };
 use super::percent;
 
@@ -112,6 +112,7 @@ impl ReplyLog {
             split: verdicts.split,
             propagation: verdicts.propagation,
             cross_check: verdicts.cross_check,
+            shift: verdicts.shift,
             records: self.records,
         }
     }
@@ -129,6 +130,7 @@ pub(super) struct Verdicts {
     pub(super) split: Option<SplitReport>,
     pub(super) propagation: Option<PropagationReport>,
     pub(super) cross_check: Option<CrossCheckReport>,
+    pub(super) shift: Option<ShiftReport>,
 }
 
 /// One paragraph per split verdict: shares with intervals, the achieved deviation, leak bounds.

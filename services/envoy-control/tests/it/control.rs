@@ -90,6 +90,14 @@ async fn ingress_rewrites_routes_and_reports_a_weight_change_only_once_envoy_ser
             .and_then(|v| v.to_str().ok()),
         Some("envoy")
     );
+    // Envoy names the generation that served the request, as gateway-proxy does.
+    assert_eq!(
+        response
+            .headers()
+            .get("x-colormesh-generation")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["target"], "/color/clear?x=1");
     assert_eq!(body["name"], "blue");
@@ -131,6 +139,15 @@ async fn ingress_rewrites_routes_and_reports_a_weight_change_only_once_envoy_ser
         after["generation"]
     );
     assert_eq!(after["load_errors"], Value::Array(Vec::new()), "{after:#}");
+    let served = client.get(&url).send().await.expect("request");
+    assert_eq!(
+        served
+            .headers()
+            .get("x-colormesh-generation")
+            .and_then(|v| v.to_str().ok()),
+        Some(after["generation"].to_string().as_str()),
+        "the generation /status reports is the one Envoy names"
+    );
 
     // And Envoy's own config dump shows that generation for the routes.
     let (_, dump) = get_json(

@@ -213,10 +213,17 @@ async fn post_reload_answers_after_the_new_snapshot_is_live() {
     assert_eq!(state.reload().await.expect("first load").generation, 1);
     let proxy = RunningProxy::start(state).await;
     let client = client();
-    assert_eq!(
-        get(&client, &proxy.url("/"), "any").await.echo().name,
-        "blue"
-    );
+    let generation_of = |reply: &crate::support::Reply| {
+        reply
+            .headers
+            .get(gateway_proxy::forward::GENERATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let first = get(&client, &proxy.url("/"), "any").await;
+    assert_eq!(first.echo().name, "blue");
+    // Every answer names the generation that served it.
+    assert_eq!(generation_of(&first).as_deref(), Some("1"));
 
     let reload = admin_post(&client, &proxy, "/reload").await;
     assert_eq!(reload.status, StatusCode::OK, "{}", reload.text());
@@ -224,10 +231,9 @@ async fn post_reload_answers_after_the_new_snapshot_is_live() {
     assert_eq!(body["generation"], 2);
     assert_eq!(body["resources"][0]["resource"], "Test load/2");
     // No waiting: the reload answered after the swap.
-    assert_eq!(
-        get(&client, &proxy.url("/"), "any").await.echo().name,
-        "green"
-    );
+    let second = get(&client, &proxy.url("/"), "any").await;
+    assert_eq!(second.echo().name, "green");
+    assert_eq!(generation_of(&second).as_deref(), Some("2"));
     proxy.stop().await;
 }
 

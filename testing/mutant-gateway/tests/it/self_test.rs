@@ -9,7 +9,7 @@
 //!
 //! The table this test prints records how many requests each fault needed before the verdict
 //! (the replies the failing step observed). Measured with seeds 11, 23, 37, 41 and 53 (debug
-//! build, 2 cores; about 30 s for the 45 runs):
+//! build, 2 cores; about 30 s for the 50 runs):
 //!
 //! ```text
 //! mutation                        caught at (check)                                 requests
@@ -18,11 +18,16 @@
 //! weights-swapped                 canary 80/20 (split)                              31-37
 //! sticky-connection               canary 80/20 (connection independence)            41-69
 //! off-by-one                      canary 0/100 (split: weight-0 echo-a answered)    49-397
-//! zero-weight-leak                canary 0/100 (split: weight-0 echo-a answered)    20-266
-//! stale-config                    canary 0/100 (split: the 80/20 still served)      1-3
-//! stale-config --stale-for 100ms  canary 0/100 (split)                              1-2
+//! zero-weight-leak                canary 0/100 (split: weight-0 echo-a answered)    14-266
+//! stale-config                    canary 0/100 (shift: stale after the report)      449-550
+//! stale-config --stale-for 100ms  canary 0/100 (shift: stale after the report)      376-492
 //! double-slash-rewrite            the prefix rewrite keeps the rest (exact: echo)   1
+//! reload-drop                     canary 0/100 (shift: 503s during the change)      494-809
 //! ```
+//!
+//! `canary 0/100` applies while traffic flows: for the faults its shift catches, the requests
+//! counted are those sent after the apply started; for those its split catches, the replies the
+//! split judged (sent after the gateway reported the change).
 //!
 //! The two 1 % leaks are geometric (mean 100); the split check does not pass a split with a
 //! zero-weight destination before 917 requests, which a 1 % leak survives with probability 1e-4.
@@ -67,6 +72,11 @@ enum Caught {
     Split,
     /// The connection-independence check.
     Connection,
+    /// A shift step: non-2xx replies or resets while the weights changed.
+    ShiftErrors,
+    /// A shift step: requests sent after the gateway reported the new generation were served
+    /// by an older one.
+    Stale,
 }
 
 impl std::fmt::Display for Caught {
@@ -75,6 +85,8 @@ impl std::fmt::Display for Caught {
             Caught::Exact(kind) => write!(f, "exact ({kind})"),
             Caught::Split => f.write_str("split"),
             Caught::Connection => f.write_str("connection independence"),
+            Caught::ShiftErrors => f.write_str("shift: errors"),
+            Caught::Stale => f.write_str("shift: stale"),
         }
     }
 }
@@ -86,9 +98,9 @@ fn expected(mutation: Mutation) -> Option<(&'static str, Caught)> {
         Mutation::DoubleSlashRewrite => Some((REWRITE_STEP, Caught::Exact(CheckKind::Echo))),
         Mutation::WeightsIgnored | Mutation::WeightsSwapped => Some((SPLIT_STEP, Caught::Split)),
         Mutation::StickyConnection => Some((SPLIT_STEP, Caught::Connection)),
-        Mutation::OffByOne | Mutation::ZeroWeightLeak | Mutation::StaleConfig => {
-            Some((ZERO_WEIGHT_STEP, Caught::Split))
-        }
+        Mutation::OffByOne | Mutation::ZeroWeightLeak => Some((ZERO_WEIGHT_STEP, Caught::Split)),
+        Mutation::StaleConfig => Some((ZERO_WEIGHT_STEP, Caught::Stale)),
+        Mutation::ReloadDrop => Some((ZERO_WEIGHT_STEP, Caught::ShiftErrors)),
     }
 }
 
@@ -131,6 +143,14 @@ async fn run(mutation: Mutation, options: &[String], seed: u64) -> (ScenarioRepo
 /// The check that failed `step`, from its traffic report.
 fn caught_by(step: &StepReport) -> Option<Caught> {
     let traffic = step.traffic.as_ref()?;
+    if let Some(shift) = &traffic.shift {
+        if shift.non_2xx + shift.transport_errors > shift.max_errors {
+            return Some(Caught::ShiftErrors);
+        }
+        if shift.stale_after_report > shift.max_stale {
+            return Some(Caught::Stale);
+        }
+    }
     if traffic.failing_replies > traffic.max_errors {
         let kind = *traffic.failures_by_check.keys().next()?;
         return Some(Caught::Exact(kind));
@@ -197,7 +217,14 @@ async fn every_mutant_fails_on_its_check_and_the_control_passes() {
             let by = caught_by(failed)
                 .unwrap_or_else(|| panic!("{label} (seed {seed}): no check failed:\n{transcript}"));
             let traffic = failed.traffic.as_ref().expect("a traffic step");
-            let needed = traffic.summary.received;
+            let needed = match (&traffic.shift, by) {
+                (Some(shift), Caught::ShiftErrors | Caught::Stale) => {
+                    shift.during.replies + shift.after.replies
+                }
+                // A shift judges its split on the replies after the report only.
+                (Some(_), _) => traffic.split.as_ref().map_or(0, |s| s.verdict.n),
+                _ => traffic.summary.received,
+            };
             if mutation == Mutation::StickyConnection && by == Caught::Split {
                 // Every connection happened to stick to the same destination: the replies are
                 // consistent with independent picks, and the split check saw a share of 100 %.
@@ -222,6 +249,14 @@ async fn every_mutant_fails_on_its_check_and_the_control_passes() {
                 }
                 Mutation::StickyConnection => {
                     assert!(needed <= 400, "{label} needed {needed} requests");
+                }
+                Mutation::StaleConfig | Mutation::ReloadDrop => {
+                    // Caught by what the change cost, whatever the traffic during it was.
+                    let shift = traffic.shift.as_ref().expect("canary 0/100 is a shift");
+                    assert!(
+                        shift.stale_after_report + shift.non_2xx + shift.transport_errors > 0,
+                        "{label}: {shift:?}"
+                    );
                 }
                 _ => {
                     let cap = traffic.split.as_ref().map_or(0, |s| s.cap);

@@ -35,6 +35,18 @@
 //! replies *are* consistent with i.i.d. shares (and this check cannot fail), but then the split
 //! check sees a share of 100 % and fails instead.
 //!
+//! The verdict also measures how much the connection matters, whatever the e-value says: the
+//! lag-1 within-connection correlation `ρ = (r − r₀) / (1 − r₀)`, where `r` is the observed share of
+//! replies that repeat their connection's previous destination and `r₀ = Σ p̂_j²` what independent
+//! picks with the observed shares repeat (Cohen's κ of consecutive same-connection pairs; for two
+//! destinations it is the lag-1 autocorrelation of the destination indicator). The *design effect*
+//! reported is `(1 + ρ) / (1 − ρ)`: the variance inflation of a share estimated from long runs of a
+//! stationary chain with lag-1 correlation `ρ` and geometric decay (a connection that repeats its
+//! previous pick with probability `ρ`, else draws afresh, is exactly that chain), against the
+//! binomial variance the split check assumes. Above 1, the split check's error rates are too
+//! optimistic by about that factor in variance; below 1 (round robin) too pessimistic. It is
+//! `None` (unbounded) when `ρ >= 1`.
+//!
 //! Destinations are the split's positive-weight destinations plus one category for everything
 //! else (zero-weight or unknown destinations, which fail the split check anyway). A split with a
 //! single positive-weight destination has nothing to test.
@@ -209,13 +221,30 @@ impl ConnectionCheck {
             ConnectionState::Fail => Outcome::Fail,
             ConnectionState::Continue => Outcome::Pass,
         };
+        let lag1_correlation = if self.transitions_total == 0 || iid_repeat_share >= 1.0 {
+            0.0
+        } else {
+            ((observed_repeat_share - iid_repeat_share) / (1.0 - iid_repeat_share)).clamp(-1.0, 1.0)
+        };
+        let design_effect =
+            (lag1_correlation < 1.0).then(|| (1.0 + lag1_correlation) / (1.0 - lag1_correlation));
         let mut reasons = Vec::new();
         if let Some(at) = self.failed_at {
+            let effect = design_effect.map_or_else(|| "unbounded".to_owned(), |d| format!("{d:.2}"));
+            let pattern = if lag1_correlation >= 0.0 {
+                "stick to their connection's previous destination more often than chance"
+            } else {
+                "alternate on a connection more regularly than chance (a deterministic \
+                 scheduler, such as round robin, looks like this)"
+            };
             reasons.push(format!(
-                "the destination depends on the client connection: after {at} replies over {} \
+                "picks are not independent of the connection: after {at} replies over {} \
                  connections, {} of {} replies repeated their connection's previous destination \
-                 ({:.1}% where independent picks with the observed shares repeat {:.1}%); \
-                 e-value {:.3e} >= 1/alpha = {:.3e}",
+                 ({:.1}% where independent picks with the observed shares repeat {:.1}%): picks \
+                 {pattern}; lag-1 within-connection correlation {lag1_correlation:+.3}, design \
+                 effect {effect}; e-value {:.3e} >= 1/alpha = {:.3e}. If the gateway is meant to \
+                 pick per connection, by a hash key or by round robin, declare it with \
+                 `selection`",
                 self.previous.len(),
                 self.repeats,
                 self.transitions_total,
@@ -234,6 +263,8 @@ impl ConnectionCheck {
             repeats: self.repeats,
             observed_repeat_share,
             iid_repeat_share,
+            lag1_correlation,
+            design_effect,
             alpha: self.alpha,
             log_e_value: self.log_e_value,
             p_value: (-self.max_log_e_value).exp().min(1.0),
@@ -265,6 +296,12 @@ pub struct ConnectionVerdict {
     pub observed_repeat_share: f64,
     /// The repeat share independent picks with the observed shares would show, `Σ p̂_j²`.
     pub iid_repeat_share: f64,
+    /// The lag-1 within-connection correlation `ρ` (Cohen's κ of consecutive same-connection
+    /// pairs; see the module documentation); 0 with no such pair.
+    pub lag1_correlation: f64,
+    /// `(1 + ρ) / (1 − ρ)`, the variance inflation of a share estimate due to within-connection
+    /// correlation; `None` when `ρ = 1` (unbounded).
+    pub design_effect: Option<f64>,
     /// The declared false-alarm probability.
     pub alpha: f64,
     /// `ln R_n` at the last reply.
@@ -301,9 +338,12 @@ mod tests {
         assert_eq!(verdict.outcome, Outcome::Fail);
         assert_eq!(verdict.connections, 4);
         assert_eq!(verdict.observed_repeat_share, 1.0);
+        assert_eq!(verdict.lag1_correlation, 1.0);
+        assert_eq!(verdict.design_effect, None);
+        assert!(verdict.reasons[0].contains("design effect unbounded"));
         assert!(verdict.p_value <= 1e-6);
         assert!(
-            verdict.reasons[0].contains("depends on the client connection"),
+            verdict.reasons[0].contains("picks are not independent of the connection"),
             "{:?}",
             verdict.reasons
         );
@@ -334,7 +374,37 @@ mod tests {
             i += 1;
             assert!(i < 1000);
         }
-        assert!(check.verdict().observed_repeat_share < 0.01);
+        let verdict = check.verdict();
+        assert!(verdict.observed_repeat_share < 0.01);
+        assert!(verdict.lag1_correlation < -0.9, "{verdict:?}");
+        assert!(verdict.design_effect.expect("bounded") < 0.05);
+        assert!(verdict.reasons[0].contains("round robin"), "{:?}", verdict.reasons);
+    }
+
+    #[test]
+    fn the_design_effect_of_a_partially_sticky_connection_is_measured() {
+        // Repeat the previous pick with probability 0.2, else draw 80/20 afresh: ρ = 0.2, design
+        // effect 1.5. Seeded; ±0.03 on ρ is over 4 standard errors at 20 000 pairs. The e-value
+        // stays below 1e300, so the check keeps counting.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut check = ConnectionCheck::new(&spec_80_20(), 1e-300).expect("valid");
+        let mut previous = [0usize; 8];
+        for i in 0..20_000u32 {
+            let c = (i % 8) as usize;
+            let pick = if i >= 8 && rng.random_bool(0.2) {
+                previous[c]
+            } else {
+                usize::from(!rng.random_bool(0.8))
+            };
+            previous[c] = pick;
+            check.observe(c as u32, ["a", "b"][pick]);
+        }
+        let verdict = check.verdict();
+        assert_eq!(verdict.n, 20_000);
+        assert!((verdict.lag1_correlation - 0.2).abs() < 0.03, "{verdict:?}");
+        let effect = verdict.design_effect.expect("bounded");
+        assert!((effect - 1.5).abs() < 0.1, "{effect}");
     }
 
     #[test]

@@ -395,8 +395,9 @@ impl TryFrom<serde_norway::Value> for Selection {
                             schedulers = n as u32;
                         }
                         (Some("schedulers"), _) => {
-                            return Err("roundRobin.schedulers: expected an integer in 1..=1024"
-                                .to_owned());
+                            return Err(
+                                "roundRobin.schedulers: expected an integer in 1..=1024".to_owned()
+                            );
                         }
                         _ => {
                             return Err(format!(
@@ -412,7 +413,12 @@ impl TryFrom<serde_norway::Value> for Selection {
                 for (key, value) in map {
                     let name = match value {
                         Value::String(name) if !name.is_empty() => name,
-                        _ => return Err(format!("hash.{}: expected a non-empty name", key.as_str().unwrap_or("?"))),
+                        _ => {
+                            return Err(format!(
+                                "hash.{}: expected a non-empty name",
+                                key.as_str().unwrap_or("?")
+                            ));
+                        }
                     };
                     match key.as_str() {
                         Some("header") => {
@@ -422,12 +428,19 @@ impl TryFrom<serde_norway::Value> for Selection {
                             keys.push(HashKey::Header(name.to_ascii_lowercase()));
                         }
                         Some("cookie") => {
-                            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                            if !name
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                            {
                                 return Err(format!("hash.cookie: {name:?} is not a cookie name"));
                             }
                             keys.push(HashKey::Cookie(name));
                         }
-                        _ => return Err(format!("hash: unknown field {key:?}, expected header or cookie")),
+                        _ => {
+                            return Err(format!(
+                                "hash: unknown field {key:?}, expected header or cookie"
+                            ));
+                        }
                     }
                 }
                 match <[HashKey; 1]>::try_from(keys) {
@@ -827,7 +840,10 @@ fn check_traffic(traffic: &TrafficStep) -> Result<(), StepProblem> {
             return Err(StepProblem::SplitWithoutWeight);
         }
         if let Selection::Hash(HashKey::Header(header)) = &split.selection
-            && traffic.headers.keys().any(|name| name.eq_ignore_ascii_case(header))
+            && traffic
+                .headers
+                .keys()
+                .any(|name| name.eq_ignore_ascii_case(header))
         {
             return Err(StepProblem::SelectionHeaderFixed {
                 header: header.clone(),
@@ -1094,7 +1110,10 @@ steps:
         };
         assert_eq!(selection("random"), Ok(Selection::Random));
         assert_eq!(selection("perConnection"), Ok(Selection::PerConnection));
-        assert_eq!(selection("roundRobin"), Ok(Selection::RoundRobin { schedulers: 1 }));
+        assert_eq!(
+            selection("roundRobin"),
+            Ok(Selection::RoundRobin { schedulers: 1 })
+        );
         assert_eq!(
             selection("{ roundRobin: { schedulers: 4 } }"),
             Ok(Selection::RoundRobin { schedulers: 4 })
@@ -1107,13 +1126,23 @@ steps:
             selection("{ hash: { cookie: session } }"),
             Ok(Selection::Hash(HashKey::Cookie("session".into())))
         );
-        let no_split = parse_ok("name: X\nsteps:\n  - traffic: { path: /, expect: { split: { by: body, weights: { a: 1 } } } }\n");
-        let Action::Traffic(traffic) = &no_split.steps[0].action else { panic!() };
-        assert_eq!(traffic.expect.split.as_ref().unwrap().selection, Selection::Random);
+        let no_split = parse_ok(
+            "name: X\nsteps:\n  - traffic: { path: /, expect: { split: { by: body, weights: { a: 1 } } } }\n",
+        );
+        let Action::Traffic(traffic) = &no_split.steps[0].action else {
+            panic!()
+        };
+        assert_eq!(
+            traffic.expect.split.as_ref().unwrap().selection,
+            Selection::Random
+        );
         for (text, message) in [
             ("sticky", "expected random, perConnection"),
             ("hash", "exactly one of header, cookie"),
-            ("{ hash: { header: a, cookie: b } }", "exactly one of header, cookie"),
+            (
+                "{ hash: { header: a, cookie: b } }",
+                "exactly one of header, cookie",
+            ),
             ("{ hash: { header: 'a b' } }", "not a header name"),
             ("{ roundRobin: { schedulers: 0 } }", "roundRobin.schedulers"),
             ("{ roundRobin: { workers: 2 } }", "unknown field"),
@@ -1129,7 +1158,8 @@ steps:
             "name: X\nsteps:\n  - name: keyed\n    traffic: { path: /, headers: { X-Key: a }, expect: { split: { by: body, weights: { a: 1 }, selection: { hash: { header: x-key } } } } }\n",
         );
         assert!(
-            error.starts_with("scenarios/test.yaml: step 1 (keyed): traffic.expect.split.selection"),
+            error
+                .starts_with("scenarios/test.yaml: step 1 (keyed): traffic.expect.split.selection"),
             "{error}"
         );
     }

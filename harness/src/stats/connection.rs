@@ -230,7 +230,8 @@ impl ConnectionCheck {
             (lag1_correlation < 1.0).then(|| (1.0 + lag1_correlation) / (1.0 - lag1_correlation));
         let mut reasons = Vec::new();
         if let Some(at) = self.failed_at {
-            let effect = design_effect.map_or_else(|| "unbounded".to_owned(), |d| format!("{d:.2}"));
+            let effect =
+                design_effect.map_or_else(|| "unbounded".to_owned(), |d| format!("{d:.2}"));
             let pattern = if lag1_correlation >= 0.0 {
                 "stick to their connection's previous destination more often than chance"
             } else {
@@ -378,7 +379,11 @@ mod tests {
         assert!(verdict.observed_repeat_share < 0.01);
         assert!(verdict.lag1_correlation < -0.9, "{verdict:?}");
         assert!(verdict.design_effect.expect("bounded") < 0.05);
-        assert!(verdict.reasons[0].contains("round robin"), "{:?}", verdict.reasons);
+        assert!(
+            verdict.reasons[0].contains("round robin"),
+            "{:?}",
+            verdict.reasons
+        );
     }
 
     #[test]

@@ -62,5 +62,8 @@ pub use intervals::{clopper_pearson, clopper_pearson_upper, leak_detection_proba
 pub use plan::{LeastFavourable, Plan, plan};
 pub use sequential::{SequentialCheck, SequentialState};
 pub use spec::{CheckSettings, SplitSpec, StatsError};
-pub use units::{RoundRobinCheck, RoundRobinDestination, RoundRobinVerdict, StickinessCheck, StickinessVerdict, UnitReply, smooth_wrr_step, smooth_wrr_window_bound};
+pub use units::{
+    RoundRobinCheck, RoundRobinDestination, RoundRobinVerdict, StickinessCheck, StickinessVerdict,
+    UnitReply, smooth_wrr_step, smooth_wrr_window_bound,
+};
 pub use verdict::{CheckMethod, DestinationResult, LeakGuarantee, Outcome, SplitVerdict};

@@ -244,7 +244,9 @@ impl RoundRobinCheck {
             .map(|(name, count)| (name.clone(), *count))
             .collect();
         for (name, count) in &unknown {
-            reasons.push(format!("{name} is not part of the split and answered {count}"));
+            reasons.push(format!(
+                "{name} is not part of the split and answered {count}"
+            ));
         }
         let violated = !reasons.is_empty();
         let outcome = if violated {
@@ -421,7 +423,8 @@ mod tests {
 
     #[test]
     fn the_cycle_bound_is_the_worst_window_below_one_for_two_weights_and_at_most_one_and_a_half() {
-        let mut vectors: Vec<Vec<u32>> = vec![vec![80, 20], vec![90, 10], vec![50, 50], vec![0, 100]];
+        let mut vectors: Vec<Vec<u32>> =
+            vec![vec![80, 20], vec![90, 10], vec![50, 50], vec![0, 100]];
         for a in 0..=12u32 {
             for b in 0..=12u32 {
                 vectors.push(vec![a, b]);
@@ -481,7 +484,11 @@ mod tests {
         let counts = BTreeMap::from([("a".to_owned(), 47u64), ("b".to_owned(), 10)]);
         let verdict = check.judge(&counts);
         assert_eq!(verdict.outcome, Outcome::Fail);
-        assert!(verdict.reasons[0].contains("smooth weighted round robin"), "{:?}", verdict.reasons);
+        assert!(
+            verdict.reasons[0].contains("smooth weighted round robin"),
+            "{:?}",
+            verdict.reasons
+        );
         // A scheduler with shares 75/25 is caught at the planned n.
         let mut current = vec![0; 2];
         let mut counts = BTreeMap::new();
@@ -524,13 +531,26 @@ mod tests {
         let mut check = StickinessCheck::new(&spec, "key");
         assert_eq!(check.observe(1, "a"), UnitReply::Sample);
         assert_eq!(check.observe(2, "b"), UnitReply::Sample);
-        assert_eq!(check.observe(1, "a"), UnitReply::Repeat { consistent: true });
+        assert_eq!(
+            check.observe(1, "a"),
+            UnitReply::Repeat { consistent: true }
+        );
         assert!(!check.failed());
-        assert_eq!(check.observe(2, "a"), UnitReply::Repeat { consistent: false });
+        assert_eq!(
+            check.observe(2, "a"),
+            UnitReply::Repeat { consistent: false }
+        );
         let verdict = check.verdict();
         assert_eq!(verdict.outcome, Outcome::Fail);
-        assert_eq!((verdict.units, verdict.repeats, verdict.mismatches), (2, 2, 1));
-        assert!(verdict.reasons[0].contains("key 2: b, then a"), "{:?}", verdict.reasons);
+        assert_eq!(
+            (verdict.units, verdict.repeats, verdict.mismatches),
+            (2, 2, 1)
+        );
+        assert!(
+            verdict.reasons[0].contains("key 2: b, then a"),
+            "{:?}",
+            verdict.reasons
+        );
         // 1 - 0.68² .
         assert!((verdict.per_request_detection - (1.0 - 0.68f64.powi(2))).abs() < 1e-12);
     }

@@ -489,7 +489,11 @@ async fn run_worker(
     let mut connection: Option<Open> = None;
     while let Some(index) = shared.claim() {
         let started = Instant::now();
-        let extra = shared.options.key.as_ref().and_then(|key| key.header(index));
+        let extra = shared
+            .options
+            .key
+            .as_ref()
+            .and_then(|key| key.header(index));
         let outcome = tokio::time::timeout(
             shared.request_timeout,
             send_one(&mut connection, address, &template, extra, &shared),
@@ -544,11 +548,16 @@ async fn send_one(
 ) -> Result<Response, SendError> {
     let epoch = shared.epoch.load(Ordering::Relaxed);
     let reuse = shared.options.reuse;
-    if connection.as_ref().is_some_and(|(open, index, opened, used)| {
-        open.is_closed()
-            || *opened < epoch
-            || reuse.requests_on(*index).is_some_and(|limit| *used >= limit)
-    }) {
+    if connection
+        .as_ref()
+        .is_some_and(|(open, index, opened, used)| {
+            open.is_closed()
+                || *opened < epoch
+                || reuse
+                    .requests_on(*index)
+                    .is_some_and(|limit| *used >= limit)
+        })
+    {
         *connection = None;
     }
     let (open, _, _, used) = match connection {
@@ -704,7 +713,10 @@ mod tests {
         assert_eq!(accepted.load(Ordering::Relaxed), 22);
         assert_eq!(per_connection[&0], 5);
         assert_eq!(per_connection[&1], 5);
-        assert!(per_connection.range(2..).all(|(_, n)| *n == 1), "{per_connection:?}");
+        assert!(
+            per_connection.range(2..).all(|(_, n)| *n == 1),
+            "{per_connection:?}"
+        );
 
         let key = RequestKey {
             carrier: KeyCarrier::Cookie("session".to_owned()),

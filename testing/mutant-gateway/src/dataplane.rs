@@ -17,6 +17,7 @@
 //! [`PathRewrite::apply`]: routing::table::PathRewrite::apply
 //! [`WeightedClusters`]: routing::table::WeightedClusters
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::Mutation;
+use crate::mutation::{HASH_HEADER, PickContext};
 
 /// How often the stale-config history looks for a new snapshot.
 const HISTORY_POLL: Duration = Duration::from_millis(5);
@@ -52,6 +54,8 @@ pub struct DataPlaneOptions {
     pub seed: Option<u64>,
     /// How long [`Mutation::StaleConfig`] serves the previous configuration after a change.
     pub stale_for: Duration,
+    /// How often [`Mutation::PartiallySticky`] repeats the connection's previous pick.
+    pub repeat: f64,
 }
 
 /// Why the data plane stopped.
@@ -107,7 +111,12 @@ struct Shared {
     upstream: Upstream,
     connections: AtomicU64,
     history: Mutex<History>,
+    /// [`Mutation::SmoothWrr`]'s scheduler per route (snapshot generation, route address).
+    schedulers: Mutex<HashMap<RouteId, Vec<i64>>>,
 }
+
+/// A route of one configuration: its snapshot's generation and the address of its destinations.
+type RouteId = (u64, usize);
 
 /// Serves the mutated data plane on `listener` until `shutdown` completes.
 ///
@@ -125,6 +134,7 @@ pub async fn serve_data_plane(
         upstream: Upstream::new(&ProxyOptions::default()),
         connections: AtomicU64::new(0),
         history: Mutex::new(History::default()),
+        schedulers: Mutex::new(HashMap::new()),
     });
     let history_task = (options.mutation == Mutation::StaleConfig).then(|| {
         let shared = Arc::clone(&shared);
@@ -189,11 +199,13 @@ fn is_transient(error: &std::io::Error) -> bool {
     )
 }
 
-/// One downstream connection: its generator and, for the sticky fault, its one draw.
+/// One downstream connection: its generator, its first draw (the sticky faults') and its previous
+/// pick.
 struct Connection {
     shared: Arc<Shared>,
     draws: Mutex<SmallRng>,
     sticky: u64,
+    previous: Mutex<Option<(RouteId, usize)>>,
 }
 
 impl Connection {
@@ -208,6 +220,7 @@ impl Connection {
             shared,
             draws: Mutex::new(draws),
             sticky,
+            previous: Mutex::new(None),
         }
     }
 
@@ -260,8 +273,25 @@ impl Connection {
             Err(invalid) => return invalid.reply(),
         };
         let destination = {
+            let route: RouteId = (
+                snapshot.generation,
+                std::ptr::from_ref(&forward.destinations) as usize,
+            );
+            let mut previous = lock(&self.previous);
+            let mut schedulers = lock(&self.shared.schedulers);
             let mut draws = lock(&self.draws);
-            mutation.pick(&forward.destinations, &mut *draws, self.sticky)
+            let context = PickContext {
+                sticky: self.sticky,
+                key: parts.headers.get(HASH_HEADER).map(|value| value.as_bytes()),
+                previous: previous
+                    .filter(|(id, _)| *id == route)
+                    .map(|(_, pick)| pick),
+                repeat: self.shared.options.repeat,
+                scheduler: schedulers.entry(route).or_default(),
+            };
+            let pick = mutation.pick_with(&forward.destinations, &mut *draws, context);
+            *previous = Some((route, pick));
+            pick
         };
         let unresolved = forward
             .destinations

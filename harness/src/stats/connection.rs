@@ -26,6 +26,20 @@
 //! This assumes what the split check assumes too: in the order replies are observed, each one is
 //! a fresh draw, independent of the replies observed before it.
 //!
+//! A second e-process looks at the order of requests instead of connections, for deterministic
+//! schedulers (smooth weighted round robin) whose picks spread over many connections look
+//! independent on each: the requests are cut, by the index they were issued with, into blocks of
+//! [`ORDER_BLOCK`]; under independence the count of the first positive-weight destination in a
+//! block is `Binomial(25, p)` whatever `p`, while a scheduler keeps it nearly constant (in a smooth
+//! round-robin run of the mutant self-test the between-block variance was 0.3 against the
+//! binomial 4.0). Blocks are judged in index order once complete (a block with a reply missing is
+//! skipped once four blocks' worth of later replies wait, which depends on arrivals, not on
+//! destinations); block `b` is predicted from blocks `0..b` by a mixture of the binomial at the
+//! running share and three discretised normal kernels (sd 0.5, 1, 2) around its mean, and the
+//! denominator is again the binomial likelihood maximised over `p`. Both e-processes are valid
+//! test supermartingales under the null, so their average is one too; the check fails when the
+//! average reaches `1 / α`, which costs `ln 2` against either alone.
+//!
 //! Power: against a gateway that repeats the connection's previous destination, `ln R_n` grows by
 //! about the entropy of the shares per reply (0.5 nats for 80/20) minus a regret of order
 //! `K² ln n` for `K` categories, so a sticky gateway with at least two destinations among its
@@ -54,12 +68,103 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use statrs::function::factorial::ln_binomial;
 
 use super::spec::{SplitSpec, StatsError};
 use super::verdict::Outcome;
 
 /// The Krichevsky–Trofimov pseudo-count: the minimax choice for sequential prediction.
 const PSEUDO_COUNT: f64 = 0.5;
+
+/// Requests per block of the order e-process.
+pub(super) const ORDER_BLOCK: u64 = 25;
+
+/// The standard deviations of the order e-process's narrow kernels.
+const KERNEL_SDS: [f64; 3] = [0.5, 1.0, 2.0];
+
+/// The order e-process (see the module documentation).
+#[derive(Debug, Clone, Default)]
+struct OrderTest {
+    /// Request index → whether the reply came from the first positive-weight destination.
+    pending: HashMap<u64, bool>,
+    next_block: u64,
+    blocks: u64,
+    skipped: u64,
+    sum: u64,
+    sum_squares: u64,
+    log_prediction: f64,
+    sum_ln_choose: f64,
+    log_e_value: f64,
+}
+
+impl OrderTest {
+    fn observe(&mut self, index: u64, hit: bool) {
+        self.pending.insert(index, hit);
+        loop {
+            let start = self.next_block * ORDER_BLOCK;
+            let complete = (start..start + ORDER_BLOCK).all(|i| self.pending.contains_key(&i));
+            if complete {
+                let count = (start..start + ORDER_BLOCK)
+                    .filter_map(|i| self.pending.remove(&i))
+                    .filter(|hit| *hit)
+                    .count() as u64;
+                self.judge_block(count);
+            } else if self.pending.len() as u64 >= 4 * ORDER_BLOCK
+                && self.pending.keys().any(|i| *i >= start + ORDER_BLOCK)
+            {
+                for i in start..start + ORDER_BLOCK {
+                    self.pending.remove(&i);
+                }
+                self.skipped += 1;
+            } else {
+                break;
+            }
+            self.next_block += 1;
+        }
+    }
+
+    fn judge_block(&mut self, count: u64) {
+        let size = ORDER_BLOCK as f64;
+        let share = (self.sum as f64 + PSEUDO_COUNT) / (self.blocks as f64 * size + 1.0);
+        let mean = share * size;
+        let binomial = |c: u64, p: f64| {
+            (ln_binomial(ORDER_BLOCK, c)
+                + c as f64 * p.ln()
+                + (ORDER_BLOCK - c) as f64 * (-p).ln_1p())
+            .exp()
+        };
+        let kernel = |c: u64, sd: f64| {
+            let weight = |k: u64| (-(k as f64 - mean).powi(2) / (2.0 * sd * sd)).exp();
+            weight(c) / (0..=ORDER_BLOCK).map(weight).sum::<f64>()
+        };
+        let prediction = (binomial(count, share)
+            + KERNEL_SDS.iter().map(|sd| kernel(count, *sd)).sum::<f64>())
+            / (KERNEL_SDS.len() + 1) as f64;
+        self.log_prediction += prediction.max(f64::MIN_POSITIVE).ln();
+        self.blocks += 1;
+        self.sum += count;
+        self.sum_squares += count * count;
+        self.sum_ln_choose += ln_binomial(ORDER_BLOCK, count);
+        let total = (self.blocks * ORDER_BLOCK) as f64;
+        let hits = self.sum as f64;
+        let log_max_likelihood =
+            self.sum_ln_choose + n_ln_n(hits) + n_ln_n(total - hits) - n_ln_n(total);
+        self.log_e_value = self.log_prediction - log_max_likelihood;
+    }
+
+    /// Between-block variance of the count over the binomial variance at the observed share.
+    fn variance_ratio(&self) -> Option<f64> {
+        if self.blocks < 2 {
+            return None;
+        }
+        let b = self.blocks as f64;
+        let mean = self.sum as f64 / b;
+        let variance = (self.sum_squares as f64 - b * mean * mean) / (b - 1.0);
+        let p = mean / ORDER_BLOCK as f64;
+        let binomial = ORDER_BLOCK as f64 * p * (1.0 - p);
+        (binomial > 0.0).then(|| variance / binomial)
+    }
+}
 
 /// Where a connection-independence check stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,6 +203,9 @@ pub struct ConnectionCheck {
     max_log_e_value: f64,
     state: ConnectionState,
     failed_at: Option<u64>,
+    /// `ln R_n` of the per-connection e-process alone.
+    connection_log_e_value: f64,
+    order: OrderTest,
 }
 
 impl ConnectionCheck {
@@ -137,6 +245,8 @@ impl ConnectionCheck {
             max_log_e_value: 0.0,
             state: ConnectionState::Continue,
             failed_at: None,
+            connection_log_e_value: 0.0,
+            order: OrderTest::default(),
         })
     }
 
@@ -160,8 +270,21 @@ impl ConnectionCheck {
         self.state
     }
 
-    /// Records a reply from `destination` that came over `connection`.
+    /// Records a reply from `destination` that came over `connection`, taking the arrival order
+    /// as the request order.
     pub fn observe(&mut self, connection: u32, destination: &str) -> ConnectionState {
+        let index = self.n;
+        self.observe_request(index, connection, destination)
+    }
+
+    /// Records the reply to request `index` (the order requests were issued in, from 0), from
+    /// `destination` over `connection`.
+    pub fn observe_request(
+        &mut self,
+        index: u64,
+        connection: u32,
+        destination: &str,
+    ) -> ConnectionState {
         if self.state == ConnectionState::Fail || !self.applies() {
             return self.state;
         }
@@ -192,7 +315,12 @@ impl ConnectionCheck {
         self.counts[x] += 1;
         self.n += 1;
         let log_max_likelihood = self.sum_n_ln_n - n_ln_n(self.n as f64);
-        self.log_e_value = self.log_prediction - log_max_likelihood;
+        self.connection_log_e_value = self.log_prediction - log_max_likelihood;
+        self.order.observe(index, x == 0);
+        // ln(½ e^a + ½ e^b), computed stably.
+        let (a, b) = (self.connection_log_e_value, self.order.log_e_value);
+        let high = a.max(b);
+        self.log_e_value = high + (0.5 * ((a - high).exp() + (b - high).exp())).ln();
         self.max_log_e_value = self.max_log_e_value.max(self.log_e_value);
         if self.log_e_value >= self.threshold {
             self.state = ConnectionState::Fail;
@@ -229,7 +357,24 @@ impl ConnectionCheck {
         let design_effect =
             (lag1_correlation < 1.0).then(|| (1.0 + lag1_correlation) / (1.0 - lag1_correlation));
         let mut reasons = Vec::new();
-        if let Some(at) = self.failed_at {
+        let order_variance_ratio = self.order.variance_ratio();
+        if self.failed_at.is_some() && self.order.log_e_value > self.connection_log_e_value {
+            reasons.push(format!(
+                "picks are not independent of each other: over {} blocks of {ORDER_BLOCK} \
+                 consecutive requests, the count of {} varied {} times as much as independent \
+                 picks vary (variance ratio {}): the picks are too regular for chance, as a \
+                 deterministic scheduler such as round robin makes them; e-value {:.3e} >= \
+                 1/alpha = {:.3e} (per connection: lag-1 correlation {lag1_correlation:+.3}). If \
+                 the gateway is meant to pick by round robin, per connection or by a hash key, \
+                 declare it with `selection`",
+                self.order.blocks,
+                self.names[0],
+                order_variance_ratio.map_or_else(|| "?".to_owned(), |r| format!("{r:.2}")),
+                order_variance_ratio.map_or_else(|| "?".to_owned(), |r| format!("{r:.3}")),
+                self.log_e_value.exp(),
+                1.0 / self.alpha
+            ));
+        } else if let Some(at) = self.failed_at {
             let effect =
                 design_effect.map_or_else(|| "unbounded".to_owned(), |d| format!("{d:.2}"));
             let pattern = if lag1_correlation >= 0.0 {
@@ -266,6 +411,8 @@ impl ConnectionCheck {
             iid_repeat_share,
             lag1_correlation,
             design_effect,
+            order_blocks: self.order.blocks,
+            order_variance_ratio,
             alpha: self.alpha,
             log_e_value: self.log_e_value,
             p_value: (-self.max_log_e_value).exp().min(1.0),
@@ -303,9 +450,16 @@ pub struct ConnectionVerdict {
     /// `(1 + ρ) / (1 − ρ)`, the variance inflation of a share estimate due to within-connection
     /// correlation; `None` when `ρ = 1` (unbounded).
     pub design_effect: Option<f64>,
+    /// Blocks of [`ORDER_BLOCK`] consecutive requests the order e-process judged.
+    pub order_blocks: u64,
+    /// Between-block variance of the first positive-weight destination's count over the binomial
+    /// variance: the design effect of the share estimate in request order (1 for independent
+    /// picks, well below 1 for a round robin, above 1 for runs of one destination); `None` before
+    /// two blocks.
+    pub order_variance_ratio: Option<f64>,
     /// The declared false-alarm probability.
     pub alpha: f64,
-    /// `ln R_n` at the last reply.
+    /// `ln R_n` at the last reply: the average of the per-connection and the order e-processes.
     pub log_e_value: f64,
     /// The anytime-valid p-value `min(1, 1 / max_n R_n)`.
     pub p_value: f64,
@@ -410,6 +564,54 @@ mod tests {
         assert!((verdict.lag1_correlation - 0.2).abs() < 0.03, "{verdict:?}");
         let effect = verdict.design_effect.expect("bounded");
         assert!((effect - 1.5).abs() < 0.1, "{effect}");
+    }
+
+    #[test]
+    fn a_round_robin_spread_over_connections_fails_on_its_regular_order() {
+        // nginx's smooth weighted round robin (a a b a a) over 8 connections chosen at random:
+        // each connection's picks look independent, the order does not.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut check = ConnectionCheck::new(&spec_80_20(), 3.33e-6).expect("valid");
+        let pattern = ["a", "a", "b", "a", "a"];
+        let mut i = 0u64;
+        while check.observe_request(i, rng.random_range(0..8), pattern[(i % 5) as usize])
+            == ConnectionState::Continue
+        {
+            i += 1;
+            assert!(i < 2000, "never failed");
+        }
+        println!(
+            "a round robin over 8 connections failed after {} replies",
+            i + 1
+        );
+        let verdict = check.verdict();
+        assert!(
+            verdict.order_variance_ratio.expect("blocks") < 0.05,
+            "{verdict:?}"
+        );
+        assert!(
+            verdict.reasons[0].contains("picks are not independent of each other")
+                && verdict.reasons[0].contains("round robin"),
+            "{:?}",
+            verdict.reasons
+        );
+        // Replies arriving out of order are put back in request order.
+        let mut shuffled = ConnectionCheck::new(&spec_80_20(), 3.33e-6).expect("valid");
+        let mut state = ConnectionState::Continue;
+        for chunk in 0..250u64 {
+            let mut indices: Vec<u64> = (chunk * 8..chunk * 8 + 8).collect();
+            indices.reverse();
+            for index in indices {
+                state = shuffled.observe_request(
+                    index,
+                    rng.random_range(0..8),
+                    pattern[(index % 5) as usize],
+                );
+            }
+        }
+        assert_eq!(state, ConnectionState::Fail, "{:?}", shuffled.verdict());
+        assert!(shuffled.verdict().n <= i + 8, "as fast as in order");
     }
 
     #[test]

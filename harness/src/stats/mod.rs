@@ -54,6 +54,8 @@ mod verdict;
 
 #[cfg(test)]
 mod simulation_tests;
+#[cfg(test)]
+mod units_power_tests;
 
 pub use budget::{Budget, Correction};
 pub use connection::{ConnectionCheck, ConnectionState, ConnectionVerdict};

@@ -141,7 +141,7 @@ impl SplitObserver {
             }
         }
         if let Some(check) = &mut self.checks.connection
-            && check.observe(connection, &label) == stats::ConnectionState::Fail
+            && check.observe_request(index, connection, &label) == stats::ConnectionState::Fail
         {
             // The step fails whatever the split says; stop here.
             *self.counts.entry(label.clone()).or_default() += 1;
@@ -170,8 +170,20 @@ impl SplitObserver {
         if let Some(check) = &mut self.checks.sequential {
             check.observe(&label);
             *self.counts.entry(label).or_default() += 1;
-            if !matches!(check.state(), stats::SequentialState::Continue) {
-                self.decided_at = Some(Instant::now());
+            let state = check.state();
+            if state != stats::SequentialState::Continue {
+                self.decided_at.get_or_insert_with(Instant::now);
+                // A pass waits for the connection check's planned replies (see `plan`): a
+                // mildly sticky gateway has the right shares, and the split check passes it
+                // long before the connection check has the replies to see the stickiness.
+                let connection_short = self
+                    .checks
+                    .connection
+                    .as_ref()
+                    .is_some_and(|c| c.n() < self.checks.connection_min_replies);
+                if state == stats::SequentialState::Pass && connection_short {
+                    return flow;
+                }
                 return Flow::Stop;
             }
         } else {

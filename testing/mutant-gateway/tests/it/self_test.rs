@@ -41,22 +41,92 @@ use mutant_gateway::Mutation;
 /// Seeds per mutation; a run takes about half a second on the local backend.
 const SEEDS: [u64; 5] = [11, 23, 37, 41, 53];
 
-/// The runs: every mutation with its defaults, and the stale configuration once more with a lag
-/// of only 100 ms, which the harness must still see (it sends the first request within about
-/// 20 ms of the gateway reporting a change live; a 5 ms lag slips through).
-fn cases() -> Vec<(Mutation, Vec<String>)> {
-    let mut cases: Vec<(Mutation, Vec<String>)> =
-        Mutation::ALL.iter().map(|m| (*m, Vec::new())).collect();
-    cases.push((
-        Mutation::StaleConfig,
-        vec!["--stale-for".to_owned(), "100ms".to_owned()],
-    ));
-    cases
-}
+const MUTANTS: &str = "mutants.yaml";
+const DECLARED_ROUND_ROBIN: &str = "declared-round-robin.yaml";
+const DECLARED_HASH: &str = "declared-hash.yaml";
 
 const REWRITE_STEP: &str = "the prefix rewrite keeps the rest of the path";
 const SPLIT_STEP: &str = "canary 80/20";
+const SESSION_STEP: &str = "canary 80/20 with one session key";
 const ZERO_WEIGHT_STEP: &str = "canary 0/100";
+const DECLARED_HASH_STEP: &str = "canary 80/20 declared hash";
+
+/// What one run must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Pass,
+    /// Failed on this step by this check, every seed.
+    Caught(&'static str, Caught),
+    /// Failed on one of these steps by the connection-independence (or the split) check, every
+    /// seed: a fault each of several steps catches with high probability, not certainty.
+    CaughtOn(&'static [&'static str]),
+    /// A fault the harness catches only with some probability (stated in the doc comment): when
+    /// caught, on one of these steps by the connection-independence or the split check.
+    MaybeCaught(&'static [&'static str]),
+}
+
+/// One row of the self-test: a gateway, its options, a scenario and what the run must show.
+struct Case {
+    mutation: Mutation,
+    options: Vec<String>,
+    scenario: &'static str,
+    expect: Expect,
+}
+
+fn case(mutation: Mutation, options: &[&str], scenario: &'static str, expect: Expect) -> Case {
+    Case {
+        mutation,
+        options: options.iter().map(|o| (*o).to_owned()).collect(),
+        scenario,
+        expect,
+    }
+}
+
+/// The runs: every mutation against `mutants.yaml`, the stale configuration once more with a lag
+/// of only 100 ms (the harness sends the first request within about 20 ms of the gateway reporting
+/// a change live; a 5 ms lag slips through), `partially-sticky` at 0.2 and 0.1, and the
+/// declared-selection scenarios for the gateways they describe (and the control, which does not
+/// hash).
+fn cases() -> Vec<Case> {
+    let mut cases: Vec<Case> = Mutation::ALL
+        .iter()
+        .map(|m| match m {
+            Mutation::PartiallySticky => case(
+                *m,
+                &["--repeat", "0.2"],
+                MUTANTS,
+                Expect::CaughtOn(&[SPLIT_STEP, SESSION_STEP]),
+            ),
+            other => case(*other, &[], MUTANTS, expected(*other)),
+        })
+        .collect();
+    cases.push(case(
+        Mutation::StaleConfig,
+        &["--stale-for", "100ms"],
+        MUTANTS,
+        Expect::Caught(ZERO_WEIGHT_STEP, Caught::Split),
+    ));
+    cases.push(case(
+        Mutation::PartiallySticky,
+        &["--repeat", "0.1"],
+        MUTANTS,
+        Expect::MaybeCaught(&[SPLIT_STEP, SESSION_STEP]),
+    ));
+    cases.push(case(
+        Mutation::SmoothWrr,
+        &[],
+        DECLARED_ROUND_ROBIN,
+        Expect::Pass,
+    ));
+    cases.push(case(Mutation::HashSticky, &[], DECLARED_HASH, Expect::Pass));
+    cases.push(case(
+        Mutation::None,
+        &[],
+        DECLARED_HASH,
+        Expect::Caught(DECLARED_HASH_STEP, Caught::Stickiness),
+    ));
+    cases
+}
 
 /// The check that failed a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +137,8 @@ enum Caught {
     Split,
     /// The connection-independence check.
     Connection,
+    /// The stickiness check of a declared per-connection or hash selection.
+    Stickiness,
 }
 
 impl std::fmt::Display for Caught {
@@ -75,20 +147,29 @@ impl std::fmt::Display for Caught {
             Caught::Exact(kind) => write!(f, "exact ({kind})"),
             Caught::Split => f.write_str("split"),
             Caught::Connection => f.write_str("connection independence"),
+            Caught::Stickiness => f.write_str("stickiness"),
         }
     }
 }
 
-/// Where each mutation must be caught.
-fn expected(mutation: Mutation) -> Option<(&'static str, Caught)> {
+/// Where each mutation must be caught in `mutants.yaml`.
+fn expected(mutation: Mutation) -> Expect {
     match mutation {
-        Mutation::None => None,
-        Mutation::DoubleSlashRewrite => Some((REWRITE_STEP, Caught::Exact(CheckKind::Echo))),
-        Mutation::WeightsIgnored | Mutation::WeightsSwapped => Some((SPLIT_STEP, Caught::Split)),
-        Mutation::StickyConnection => Some((SPLIT_STEP, Caught::Connection)),
-        Mutation::OffByOne | Mutation::ZeroWeightLeak | Mutation::StaleConfig => {
-            Some((ZERO_WEIGHT_STEP, Caught::Split))
+        Mutation::None => Expect::Pass,
+        Mutation::DoubleSlashRewrite => {
+            Expect::Caught(REWRITE_STEP, Caught::Exact(CheckKind::Echo))
         }
+        Mutation::WeightsIgnored | Mutation::WeightsSwapped => {
+            Expect::Caught(SPLIT_STEP, Caught::Split)
+        }
+        Mutation::StickyConnection | Mutation::SmoothWrr | Mutation::PartiallySticky => {
+            Expect::Caught(SPLIT_STEP, Caught::Connection)
+        }
+        Mutation::HashSticky => Expect::Caught(SESSION_STEP, Caught::Split),
+        Mutation::OffByOne
+        | Mutation::ZeroWeightLeak
+        | Mutation::StaleConfig
+        | Mutation::PerConnectionLeak => Expect::Caught(ZERO_WEIGHT_STEP, Caught::Split),
     }
 }
 
@@ -96,8 +177,13 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-async fn run(mutation: Mutation, options: &[String], seed: u64) -> (ScenarioReport, String) {
-    let scenario = harness::scenario::load(&crate_dir().join("scenarios/mutants.yaml"))
+async fn run(
+    mutation: Mutation,
+    options: &[String],
+    scenario: &str,
+    seed: u64,
+) -> (ScenarioReport, String) {
+    let scenario = harness::scenario::load(&crate_dir().join("scenarios").join(scenario))
         .expect("the mutant scenario loads");
     let settings = RunSettings::builder(crate_dir().join("manifests"))
         .seed(seed)
@@ -137,6 +223,13 @@ fn caught_by(step: &StepReport) -> Option<Caught> {
     }
     let split = traffic.split.as_ref()?;
     if split
+        .stickiness
+        .as_ref()
+        .is_some_and(|c| c.outcome == Outcome::Fail)
+    {
+        return Some(Caught::Stickiness);
+    }
+    if split
         .connection_check
         .as_ref()
         .is_some_and(|c| c.outcome == Outcome::Fail)
@@ -158,27 +251,73 @@ fn destinations(step: &StepReport) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mutant_fails_on_its_check_and_the_control_passes() {
     let mut table = String::from(
-        "mutation                         seed  caught at                                      by                       requests\n",
+        "mutation                         scenario                   seed  caught at                                      by                       requests\n",
     );
-    for (mutation, options) in cases() {
+    let mut maybe_caught = 0;
+    let mut maybe_runs = 0;
+    for Case {
+        mutation,
+        options,
+        scenario,
+        expect,
+    } in cases()
+    {
         let label = [mutation.name().to_owned()]
             .into_iter()
             .chain(options.iter().cloned())
             .collect::<Vec<_>>()
             .join(" ");
         for seed in SEEDS {
-            let (report, transcript) = run(mutation, &options, seed).await;
-            let Some((step_name, check)) = expected(mutation) else {
-                assert!(
-                    report.passed(),
-                    "the control failed with seed {seed}:\n{transcript}"
-                );
+            let (report, transcript) = run(mutation, &options, scenario, seed).await;
+            let mut row = |at: &str, by: String, requests: u64| {
                 let _ = writeln!(
                     table,
-                    "{label:<32} {seed:<5} {:<46} {:<24} {}",
-                    "(passed)", "", report.requests_sent
+                    "{label:<32} {scenario:<26} {seed:<5} {at:<46} {by:<24} {requests}"
                 );
-                continue;
+            };
+            let (step_name, check) = match expect {
+                Expect::Pass => {
+                    assert!(
+                        report.passed(),
+                        "{label} on {scenario} failed with seed {seed}:\n{transcript}"
+                    );
+                    row("(passed)", String::new(), report.requests_sent);
+                    continue;
+                }
+                Expect::MaybeCaught(steps) | Expect::CaughtOn(steps) => {
+                    let required = matches!(expect, Expect::CaughtOn(_));
+                    assert!(
+                        !required || !report.passed(),
+                        "{label} was not caught with seed {seed}:\n{transcript}"
+                    );
+                    maybe_runs += u64::from(!required);
+                    if report.passed() {
+                        row("(passed)", String::new(), report.requests_sent);
+                        continue;
+                    }
+                    let failed = report
+                        .steps
+                        .iter()
+                        .find(|s| s.outcome == StepOutcome::Failed)
+                        .unwrap_or_else(|| {
+                            panic!("{label}: not passed, not failed:\n{transcript}")
+                        });
+                    assert!(
+                        steps.contains(&failed.name.as_str()),
+                        "{label} (seed {seed}) failed on {}:\n{transcript}",
+                        failed.name
+                    );
+                    let by = caught_by(failed).expect("a check failed");
+                    assert!(
+                        matches!(by, Caught::Connection | Caught::Split),
+                        "{label} (seed {seed}) caught by {by}:\n{transcript}"
+                    );
+                    maybe_caught += u64::from(!required);
+                    let needed = failed.traffic.as_ref().map_or(0, |t| t.summary.received);
+                    row(&failed.name, by.to_string(), needed);
+                    continue;
+                }
+                Expect::Caught(step_name, check) => (step_name, check),
             };
             assert_eq!(
                 report.outcome,
@@ -212,29 +351,50 @@ async fn every_mutant_fails_on_its_check_and_the_control_passes() {
                     "{label} (seed {seed}) caught by the wrong check:\n{transcript}"
                 );
             }
+            let message = failed.message.clone().unwrap_or_default();
             // The guarantees that make "every time" true, per fault.
             match mutation {
                 Mutation::DoubleSlashRewrite => assert_eq!(needed, 1, "the first reply"),
-                Mutation::OffByOne | Mutation::ZeroWeightLeak => {
-                    // A 1 % leak survives the 917 requests the check needs before it may pass
-                    // with probability 1e-4.
+                Mutation::OffByOne | Mutation::ZeroWeightLeak | Mutation::PerConnectionLeak => {
+                    // A 1 % leak (of requests, or of connections: every request of this step goes
+                    // on a fresh connection) survives the 917 samples the check needs before it
+                    // may pass with probability 0.99^917 < 1e-4.
                     assert!(needed <= 917, "{label} needed {needed} requests");
                 }
                 Mutation::StickyConnection => {
                     assert!(needed <= 400, "{label} needed {needed} requests");
                 }
+                Mutation::SmoothWrr => assert!(
+                    message.contains("picks are not independent")
+                        && message.contains("round robin"),
+                    "{label} (seed {seed}): {message}"
+                ),
+                Mutation::None => assert!(
+                    message.contains("declared to pick per key"),
+                    "{label} (seed {seed}): {message}"
+                ),
                 _ => {
                     let cap = traffic.split.as_ref().map_or(0, |s| s.cap);
                     assert!(needed <= cap, "{label} needed {needed} > cap {cap}");
                 }
             }
-            let _ = writeln!(
-                table,
-                "{label:<32} {seed:<5} {:<46} {:<24} {needed}",
-                failed.name,
-                by.to_string()
-            );
+            if mutation == Mutation::PerConnectionLeak {
+                let split = traffic.split.as_ref().expect("a split step");
+                assert_eq!(
+                    split.connections as u64, split.verdict.n,
+                    "every sample on its own connection"
+                );
+                assert!(
+                    split
+                        .leak_note
+                        .as_deref()
+                        .is_some_and(|n| n.contains("whatever its connection reuse")),
+                    "{split:?}"
+                );
+            }
+            row(&failed.name, by.to_string(), needed);
         }
     }
     println!("{table}");
+    println!("partially-sticky --repeat 0.1: caught in {maybe_caught} of {maybe_runs} runs");
 }

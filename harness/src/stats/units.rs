@@ -286,9 +286,10 @@ type UnitName = &'static str;
 #[derive(Debug, Clone)]
 pub struct StickinessCheck {
     unit: UnitName,
-    /// `Σ p_j²` over the split's shares: how often a per-request pick repeats by chance.
-    chance_repeat: f64,
-    first: HashMap<u64, String>,
+    /// The split's shares.
+    shares: Vec<f64>,
+    /// Each unit's first destination and its replies so far.
+    first: HashMap<u64, (String, u32)>,
     repeats: u64,
     mismatches: u64,
     example: Option<(u64, String, String)>,
@@ -316,7 +317,8 @@ pub struct StickinessVerdict {
     /// Of those, replies from another destination than the unit's first reply.
     pub mismatches: u64,
     /// The probability that a gateway picking per request with the split's shares would have
-    /// been caught by these repeats: `1 − (Σ p_j²)^repeats`.
+    /// been caught by these repeats: `1 − Π_units Σ_j p_j^(replies of the unit)` (a unit passes
+    /// when all its replies happen to go to one destination).
     pub per_request_detection: f64,
     pub reasons: Vec<String>,
 }
@@ -325,14 +327,14 @@ impl StickinessCheck {
     /// A check of the units of `spec`'s split.
     pub fn new(spec: &SplitSpec, unit: UnitName) -> Self {
         let total = spec.total_weight().max(1) as f64;
-        let chance_repeat = spec
+        let shares = spec
             .destinations
             .iter()
-            .map(|(_, w)| (f64::from(*w) / total).powi(2))
-            .sum();
+            .map(|(_, w)| f64::from(*w) / total)
+            .collect();
         Self {
             unit,
-            chance_repeat,
+            shares,
             first: HashMap::new(),
             repeats: 0,
             mismatches: 0,
@@ -342,12 +344,13 @@ impl StickinessCheck {
 
     /// Records a reply of `unit` from `destination`.
     pub fn observe(&mut self, unit: u64, destination: &str) -> UnitReply {
-        match self.first.get(&unit) {
+        match self.first.get_mut(&unit) {
             None => {
-                self.first.insert(unit, destination.to_owned());
+                self.first.insert(unit, (destination.to_owned(), 1));
                 UnitReply::Sample
             }
-            Some(first) => {
+            Some((first, replies)) => {
+                *replies += 1;
                 self.repeats += 1;
                 let consistent = first == destination;
                 if !consistent {
@@ -385,7 +388,21 @@ impl StickinessCheck {
             units: self.first.len() as u64,
             repeats: self.repeats,
             mismatches: self.mismatches,
-            per_request_detection: -(self.repeats as f64 * self.chance_repeat.ln()).exp_m1(),
+            per_request_detection: {
+                let log_pass: f64 = self
+                    .first
+                    .values()
+                    .filter(|(_, replies)| *replies > 1)
+                    .map(|(_, replies)| {
+                        self.shares
+                            .iter()
+                            .map(|p| p.powi(*replies as i32))
+                            .sum::<f64>()
+                            .ln()
+                    })
+                    .sum();
+                -log_pass.exp_m1()
+            },
             reasons,
         }
     }
@@ -551,7 +568,18 @@ mod tests {
             "{:?}",
             verdict.reasons
         );
-        // 1 - 0.68² .
+        // Two units with two replies each: each agrees by chance with probability 0.8² + 0.2².
         assert!((verdict.per_request_detection - (1.0 - 0.68f64.powi(2))).abs() < 1e-12);
+        // Eight units of five replies, as the traffic step sends: 1 − (0.8⁵ + 0.2⁵)⁸.
+        let mut planned = StickinessCheck::new(&spec, "key");
+        for unit in 0..8 {
+            for _ in 0..5 {
+                planned.observe(unit, "a");
+            }
+        }
+        let detection = planned.verdict().per_request_detection;
+        let expected = 1.0 - (0.8f64.powi(5) + 0.2f64.powi(5)).powi(8);
+        assert!((detection - expected).abs() < 1e-12, "{detection}");
+        assert!(detection > 0.9998, "{detection}");
     }
 }

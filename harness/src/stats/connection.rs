@@ -362,8 +362,7 @@ impl ConnectionCheck {
             reasons.push(format!(
                 "picks are not independent of each other: over {} blocks of {ORDER_BLOCK} \
                  consecutive requests, the count of {} varied {} times as much as independent \
-                 picks vary (variance ratio {}): the picks are too regular for chance, as a \
-                 deterministic scheduler such as round robin makes them; e-value {:.3e} >= \
+                 picks vary (variance ratio {}): {}; e-value {:.3e} >= \
                  1/alpha = {:.3e} (per connection: lag-1 correlation {lag1_correlation:+.3}). If \
                  the gateway is meant to pick by round robin, per connection or by a hash key, \
                  declare it with `selection`",
@@ -371,6 +370,12 @@ impl ConnectionCheck {
                 self.names[0],
                 order_variance_ratio.map_or_else(|| "?".to_owned(), |r| format!("{r:.2}")),
                 order_variance_ratio.map_or_else(|| "?".to_owned(), |r| format!("{r:.3}")),
+                if order_variance_ratio.is_some_and(|r| r > 1.0) {
+                    "the picks come in runs, more alike than chance makes them"
+                } else {
+                    "the picks are too regular for chance, as a deterministic scheduler such as \
+                     round robin makes them"
+                },
                 self.log_e_value.exp(),
                 1.0 / self.alpha
             ));

@@ -391,7 +391,7 @@ impl TryFrom<serde_norway::Value> for Selection {
                 let mut schedulers = 1;
                 for (key, value) in map {
                     match (key.as_str(), value.as_u64()) {
-                        (Some("schedulers"), Some(n)) if n >= 1 && n <= 1024 => {
+                        (Some("schedulers"), Some(n)) if (1..=1024).contains(&n) => {
                             schedulers = n as u32;
                         }
                         (Some("schedulers"), _) => {

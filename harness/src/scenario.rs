@@ -369,6 +369,129 @@ pub struct SplitExpect {
     /// Measure the time from the previous apply until the gateway serves this split.
     #[serde(default)]
     pub propagation: bool,
+    /// How the gateway picks, and so what one sample is; default `random` (per request).
+    #[serde(default)]
+    pub selection: Selection,
+}
+
+/// How a gateway picks a destination: the unit the split check counts in.
+///
+/// In YAML: `random`, `perConnection`, `roundRobin`, `{ roundRobin: { schedulers: N } }`,
+/// `{ hash: { header: NAME } }` or `{ hash: { cookie: NAME } }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "serde_norway::Value")]
+pub enum Selection {
+    /// An independent draw per request (Envoy's weighted clusters): every request is a sample.
+    #[default]
+    Random,
+    /// One draw per downstream connection: every sample goes on a fresh connection, and a few
+    /// connections carry several requests, which must all get the same destination.
+    PerConnection,
+    /// The draw is a function of a request key (Envoy's `use_hash_policy`): every sample carries a
+    /// fresh random key, and a few keys are sent several times, which must all get the same
+    /// destination.
+    Hash(HashKey),
+    /// Deterministic smooth weighted round robin, one scheduler per worker: judged against the
+    /// bound such schedulers meet over consecutive picks ([`crate::stats::RoundRobinCheck`]).
+    RoundRobin { schedulers: u32 },
+}
+
+/// Where a hashed request carries its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HashKey {
+    Header(String),
+    Cookie(String),
+}
+
+const SELECTION_FORMS: &str = "expected random, perConnection, roundRobin, \
+     { roundRobin: { schedulers: N } }, { hash: { header: NAME } } or { hash: { cookie: NAME } }";
+
+impl TryFrom<serde_norway::Value> for Selection {
+    type Error = String;
+
+    fn try_from(value: serde_norway::Value) -> Result<Self, String> {
+        use serde_norway::Value;
+        let (name, body) = match value {
+            Value::String(name) => (name, Value::Null),
+            Value::Mapping(map) if map.len() == 1 => {
+                let (key, body) = map.into_iter().next().expect("one entry");
+                let Value::String(name) = key else {
+                    return Err(SELECTION_FORMS.to_owned());
+                };
+                (name, body)
+            }
+            _ => return Err(SELECTION_FORMS.to_owned()),
+        };
+        match (name.as_str(), body) {
+            ("random", Value::Null) => Ok(Selection::Random),
+            ("perConnection", Value::Null) => Ok(Selection::PerConnection),
+            ("roundRobin", Value::Null) => Ok(Selection::RoundRobin { schedulers: 1 }),
+            ("roundRobin", Value::Mapping(map)) => {
+                let mut schedulers = 1;
+                for (key, value) in map {
+                    match (key.as_str(), value.as_u64()) {
+                        (Some("schedulers"), Some(n)) if (1..=1024).contains(&n) => {
+                            schedulers = n as u32;
+                        }
+                        (Some("schedulers"), _) => {
+                            return Err(
+                                "roundRobin.schedulers: expected an integer in 1..=1024".to_owned()
+                            );
+                        }
+                        _ => {
+                            return Err(format!(
+                                "roundRobin: unknown field {key:?}, expected schedulers"
+                            ));
+                        }
+                    }
+                }
+                Ok(Selection::RoundRobin { schedulers })
+            }
+            ("hash", Value::Mapping(map)) => {
+                let mut keys = Vec::new();
+                for (key, value) in map {
+                    let name = match value {
+                        Value::String(name) if !name.is_empty() => name,
+                        _ => {
+                            return Err(format!(
+                                "hash.{}: expected a non-empty name",
+                                key.as_str().unwrap_or("?")
+                            ));
+                        }
+                    };
+                    match key.as_str() {
+                        Some("header") => {
+                            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                                return Err(format!("hash.header: {name:?} is not a header name"));
+                            }
+                            keys.push(HashKey::Header(name.to_ascii_lowercase()));
+                        }
+                        Some("cookie") => {
+                            if !name
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                            {
+                                return Err(format!("hash.cookie: {name:?} is not a cookie name"));
+                            }
+                            keys.push(HashKey::Cookie(name));
+                        }
+                        _ => {
+                            return Err(format!(
+                                "hash: unknown field {key:?}, expected header or cookie"
+                            ));
+                        }
+                    }
+                }
+                match <[HashKey; 1]>::try_from(keys) {
+                    Ok([key]) => Ok(Selection::Hash(key)),
+                    Err(_) => Err("hash: exactly one of header, cookie is required".to_owned()),
+                }
+            }
+            ("hash", _) => Err("hash: exactly one of header, cookie is required".to_owned()),
+            _ => Err(SELECTION_FORMS.to_owned()),
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -466,6 +589,12 @@ pub enum StepProblem {
     ShiftApplyEmpty,
     #[error("traffic.shift.warmup must be at least 1 (the baseline the change is compared with)")]
     ShiftWarmupZero,
+    /// `selection: { hash: { header } }` names a header the step also sends with a fixed value.
+    #[error(
+        "traffic.expect.split.selection: hash.header {header:?} is also in traffic.headers; \
+         the harness sends a fresh key per sample there"
+    )]
+    SelectionHeaderFixed { header: String },
 }
 
 fn found_actions(given: &[&str]) -> String {
@@ -765,6 +894,16 @@ fn check_traffic(traffic: &TrafficStep) -> Result<(), StepProblem> {
         }
         if split.weights.values().all(|weight| *weight == 0) {
             return Err(StepProblem::SplitWithoutWeight);
+        }
+        if let Selection::Hash(HashKey::Header(header)) = &split.selection
+            && traffic
+                .headers
+                .keys()
+                .any(|name| name.eq_ignore_ascii_case(header))
+        {
+            return Err(StepProblem::SelectionHeaderFixed {
+                header: header.clone(),
+            });
         }
     }
     if let Some(shift) = &traffic.shift {
@@ -1104,6 +1243,75 @@ steps:
         let error = bad(&format!("{{ path: /c, shift: {{ aply: a }}, {split} }}"));
         assert!(
             error.contains("steps[0].traffic.shift") && error.contains("aply"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn split_selection_parses_every_form_and_names_the_field_when_wrong() {
+        let selection = |text: &str| -> Result<Selection, String> {
+            let yaml = format!(
+                "name: X\nsteps:\n  - traffic: {{ path: /, expect: {{ split: {{ by: body, weights: {{ a: 1 }}, selection: {text} }} }} }}\n"
+            );
+            parse(&yaml, Path::new("scenarios/test.yaml"))
+                .map(|scenario| match &scenario.steps[0].action {
+                    Action::Traffic(traffic) => traffic.expect.split.clone().unwrap().selection,
+                    other => panic!("{other:?}"),
+                })
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(selection("random"), Ok(Selection::Random));
+        assert_eq!(selection("perConnection"), Ok(Selection::PerConnection));
+        assert_eq!(
+            selection("roundRobin"),
+            Ok(Selection::RoundRobin { schedulers: 1 })
+        );
+        assert_eq!(
+            selection("{ roundRobin: { schedulers: 4 } }"),
+            Ok(Selection::RoundRobin { schedulers: 4 })
+        );
+        assert_eq!(
+            selection("{ hash: { header: X-Colormesh-Key } }"),
+            Ok(Selection::Hash(HashKey::Header("x-colormesh-key".into())))
+        );
+        assert_eq!(
+            selection("{ hash: { cookie: session } }"),
+            Ok(Selection::Hash(HashKey::Cookie("session".into())))
+        );
+        let no_split = parse_ok(
+            "name: X\nsteps:\n  - traffic: { path: /, expect: { split: { by: body, weights: { a: 1 } } } }\n",
+        );
+        let Action::Traffic(traffic) = &no_split.steps[0].action else {
+            panic!()
+        };
+        assert_eq!(
+            traffic.expect.split.as_ref().unwrap().selection,
+            Selection::Random
+        );
+        for (text, message) in [
+            ("sticky", "expected random, perConnection"),
+            ("hash", "exactly one of header, cookie"),
+            (
+                "{ hash: { header: a, cookie: b } }",
+                "exactly one of header, cookie",
+            ),
+            ("{ hash: { header: 'a b' } }", "not a header name"),
+            ("{ roundRobin: { schedulers: 0 } }", "roundRobin.schedulers"),
+            ("{ roundRobin: { workers: 2 } }", "unknown field"),
+        ] {
+            let error = selection(text).expect_err(text);
+            assert!(
+                error.starts_with("scenarios/test.yaml: steps[0].traffic.expect.split.selection"),
+                "{text}: {error}"
+            );
+            assert!(error.contains(message), "{text}: {error}");
+        }
+        let error = parse_err(
+            "name: X\nsteps:\n  - name: keyed\n    traffic: { path: /, headers: { X-Key: a }, expect: { split: { by: body, weights: { a: 1 }, selection: { hash: { header: x-key } } } } }\n",
+        );
+        assert!(
+            error
+                .starts_with("scenarios/test.yaml: step 1 (keyed): traffic.expect.split.selection"),
             "{error}"
         );
     }

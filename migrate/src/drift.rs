@@ -115,7 +115,10 @@ impl RequestPattern {
                 .as_deref()
                 .is_none_or(|p| path.starts_with(p))
             && !self.path_not_exact.iter().any(|p| p == path)
-            && !self.path_not_prefix.iter().any(|p| path.starts_with(p.as_str()))
+            && !self
+                .path_not_prefix
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
             && self.headers.iter().all(|(name, value)| {
                 headers
                     .iter()

@@ -144,11 +144,16 @@ impl RunSettingsBuilder {
 }
 
 /// The number of statistical split checks in these scenarios, for dividing the run's budget.
+/// A split declared `roundRobin` is judged deterministically and takes no share.
 pub fn count_split_checks<'a>(scenarios: impl IntoIterator<Item = &'a Scenario>) -> usize {
     scenarios
         .into_iter()
         .flat_map(|scenario| &scenario.steps)
-        .filter(|step| matches!(&step.action, Action::Traffic(traffic) if traffic.expect.split.is_some()))
+        .filter(|step| {
+            matches!(&step.action, Action::Traffic(traffic) if traffic.expect.split.as_ref().is_some_and(
+                |split| !matches!(split.selection, crate::scenario::Selection::RoundRobin { .. })
+            ))
+        })
         .count()
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::classify::{CheckKind, Violation};
 use crate::features::Feature;
-use crate::scenario::SplitKey;
+use crate::scenario::{Selection, SplitKey};
 use crate::stats;
 use crate::traffic::TrafficSummary;
 
@@ -172,7 +172,8 @@ pub struct SplitReport {
     /// Distinct connections the counted replies came over.
     pub connections: usize,
     /// Whether the pick depended on the connection; `None` when the split has fewer than two
-    /// positive-weight destinations (nothing to test).
+    /// positive-weight destinations (nothing to test), is not declared `random`, or every request
+    /// went on a fresh connection (a zero-weight destination).
     pub connection_check: Option<stats::ConnectionVerdict>,
     /// What a correct gateway gets from this step's sequential check (exact where one
     /// destination decides); `None` for a fixed-sample check.
@@ -180,6 +181,18 @@ pub struct SplitReport {
     /// The probability that this step turns red for a correct gateway: its split check's fail
     /// plus inconclusive, plus the connection check's α. `None` for a fixed-sample check.
     pub false_red: Option<f64>,
+    /// How the gateway was declared to pick (`expect.split.selection`).
+    pub selection: Selection,
+    /// What one sample of the split check is: `request`, `connection`, `key` or `pick`.
+    pub sample_unit: &'static str,
+    /// How the traffic used connections.
+    pub connection_reuse: String,
+    /// With a zero-weight destination: the leak guarantee, whatever the connection reuse.
+    pub leak_note: Option<String>,
+    /// `perConnection` and `hash`: whether a unit's repeated requests went to one destination.
+    pub stickiness: Option<stats::StickinessVerdict>,
+    /// `roundRobin`: the deterministic check's verdict (also summarised in `verdict`).
+    pub round_robin: Option<stats::RoundRobinVerdict>,
 }
 
 /// How long the gateway took to serve the last applied change.

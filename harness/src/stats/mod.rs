@@ -63,12 +63,15 @@ pub mod oc;
 mod plan;
 mod sequential;
 mod spec;
+mod units;
 mod verdict;
 
 #[cfg(test)]
 mod operating_tests;
 #[cfg(test)]
 mod simulation_tests;
+#[cfg(test)]
+mod units_power_tests;
 
 pub use budget::{Budget, Correction};
 pub use connection::{ConnectionCheck, ConnectionState, ConnectionVerdict};
@@ -78,4 +81,8 @@ pub use oc::{OperatingPoint, Truth};
 pub use plan::{CorrectGateway, LeastFavourable, Plan, plan};
 pub use sequential::{SequentialCheck, SequentialState};
 pub use spec::{CheckSettings, SplitSpec, StatsError};
+pub use units::{
+    RoundRobinCheck, RoundRobinDestination, RoundRobinVerdict, StickinessCheck, StickinessVerdict,
+    UnitReply, smooth_wrr_step, smooth_wrr_window_bound,
+};
 pub use verdict::{CheckMethod, DestinationResult, LeakGuarantee, Outcome, SplitVerdict};

@@ -87,10 +87,23 @@ impl Connection {
 
     /// Sends one request and reads the whole reply (up to 1 MiB of body).
     pub async fn send(&mut self, template: &RequestTemplate) -> Result<Response, SendError> {
+        self.send_with(template, None).await
+    }
+
+    /// [`Connection::send`] with one more header (a per-request key).
+    pub async fn send_with(
+        &mut self,
+        template: &RequestTemplate,
+        extra: Option<(HeaderName, HeaderValue)>,
+    ) -> Result<Response, SendError> {
         self.sender.ready().await.map_err(SendError::Closed)?;
+        let mut request = template.build();
+        if let Some((name, value)) = extra {
+            request.headers_mut().append(name, value);
+        }
         let response = self
             .sender
-            .send_request(template.build())
+            .send_request(request)
             .await
             .map_err(SendError::Request)?;
         let (parts, body) = response.into_parts();

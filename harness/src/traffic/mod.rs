@@ -22,6 +22,12 @@
 //! - On the local backend only loopback addresses may be targeted: the URL's host must resolve to
 //!   loopback addresses only, or the run refuses to start.
 //!
+//! - [`drive_with`] takes [`DriveOptions`] for what a split declared about the gateway's selection
+//!   unit: [`ConnectionReuse::Renew`] opens a fresh connection for every request (but for a few
+//!   long-lived ones), so that a gateway picking per connection is sampled once per connection;
+//!   [`RequestKey`] gives every request a fresh random key (header or cookie), but for a few keys
+//!   sent several times, so that a gateway picking by a hash key is sampled once per key.
+//!
 //! Replies are handed to the observer one at a time, on the caller's task, in completion order.
 
 use std::net::SocketAddr;
@@ -185,17 +191,120 @@ pub enum TrafficError {
     Request { url: String, message: String },
 }
 
+/// How workers use their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionReuse {
+    /// One keep-alive connection per worker for as long as the server keeps it (or until the
+    /// observer asks for fresh ones).
+    #[default]
+    KeepAlive,
+    /// Every connection carries one request, except the first `long_lived` connections opened,
+    /// which carry `requests_each` requests each.
+    Renew { long_lived: u32, requests_each: u32 },
+}
+
+impl ConnectionReuse {
+    /// How many requests connection `index` carries; `None`: as many as it can.
+    pub fn requests_on(self, index: u32) -> Option<u32> {
+        match self {
+            ConnectionReuse::KeepAlive => None,
+            ConnectionReuse::Renew {
+                long_lived,
+                requests_each,
+            } => Some(if index < long_lived {
+                requests_each.max(1)
+            } else {
+                1
+            }),
+        }
+    }
+}
+
+/// Where a request carries its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCarrier {
+    Header(HeaderName),
+    /// `Cookie: NAME=VALUE`.
+    Cookie(String),
+}
+
+/// A random key per request: the first `repeated_keys · requests_each` requests share
+/// `repeated_keys` keys in groups of `requests_each` (by request index), every later request has a
+/// key of its own. Values are 16 hex digits derived from `seed` and the key's number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub carrier: KeyCarrier,
+    pub seed: u64,
+    pub repeated_keys: u64,
+    pub requests_each: u64,
+}
+
+impl RequestKey {
+    /// The number of the key request `index` carries.
+    pub fn unit(&self, index: u64) -> u64 {
+        let each = self.requests_each.max(1);
+        let shared = self.repeated_keys * each;
+        if index < shared {
+            index / each
+        } else {
+            index - shared + self.repeated_keys
+        }
+    }
+
+    /// The value of key number `unit`.
+    pub fn value(&self, unit: u64) -> String {
+        format!("{:016x}", splitmix64(self.seed ^ splitmix64(unit)))
+    }
+
+    fn header(&self, index: u64) -> Option<(HeaderName, HeaderValue)> {
+        let value = self.value(self.unit(index));
+        match &self.carrier {
+            KeyCarrier::Header(name) => Some((name.clone(), HeaderValue::from_str(&value).ok()?)),
+            KeyCarrier::Cookie(name) => Some((
+                http::header::COOKIE,
+                HeaderValue::from_str(&format!("{name}={value}")).ok()?,
+            )),
+        }
+    }
+}
+
+/// SplitMix64's finaliser: a bijection of `u64` that scatters consecutive numbers.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// What [`drive_with`] does beyond [`drive`].
+#[derive(Debug, Clone, Default)]
+pub struct DriveOptions {
+    pub reuse: ConnectionReuse,
+    pub key: Option<RequestKey>,
+}
+
 /// Sends `request` until the cap, the deadline or the observer stops it; calls `observe` for every
 /// reply (in completion order) and returns a summary.
 pub async fn drive(
     request: &TrafficRequest,
     limits: &TrafficLimits,
+    observe: impl FnMut(Reply) -> Flow,
+) -> Result<TrafficSummary, TrafficError> {
+    drive_with(request, limits, &DriveOptions::default(), observe).await
+}
+
+/// [`drive`] with the connection reuse and per-request keys of `options`.
+pub async fn drive_with(
+    request: &TrafficRequest,
+    limits: &TrafficLimits,
+    options: &DriveOptions,
     mut observe: impl FnMut(Reply) -> Flow,
 ) -> Result<TrafficSummary, TrafficError> {
     let started = Instant::now();
     let address = resolve(&request.base, limits.loopback_only).await?;
     let template = Arc::new(RequestTemplate::new(request)?);
     let shared = Arc::new(Shared {
+        options: options.clone(),
         issued: AtomicU64::new(0),
         connections: AtomicU32::new(0),
         epoch: AtomicU64::new(0),
@@ -296,6 +405,7 @@ pub fn summarize(histogram: &hdrhistogram::Histogram<u64>) -> LatencySummary {
 }
 
 struct Shared {
+    options: DriveOptions,
     issued: AtomicU64,
     connections: AtomicU32,
     /// Bumped by [`Flow::Reconnect`]: connections opened in an earlier epoch are dropped before
@@ -367,8 +477,9 @@ pub(crate) async fn resolve(
         })
 }
 
-/// A worker's open connection: the connection, its index and the epoch it was opened in.
-type Open = (Connection, u32, u64);
+/// A worker's open connection: the connection, its index, the epoch it was opened in and the
+/// requests sent over it.
+type Open = (Connection, u32, u64, u32);
 
 async fn run_worker(
     worker: usize,
@@ -380,15 +491,20 @@ async fn run_worker(
     let mut connection: Option<Open> = None;
     while let Some(index) = shared.claim() {
         let started = Instant::now();
+        let extra = shared
+            .options
+            .key
+            .as_ref()
+            .and_then(|key| key.header(index));
         let outcome = tokio::time::timeout(
             shared.request_timeout,
-            send_one(&mut connection, address, &template, &shared),
+            send_one(&mut connection, address, &template, extra, &shared),
         )
         .await
         .unwrap_or(Err(SendError::TimedOut(shared.request_timeout)));
         let connection_index = connection.as_ref().map_or(
             shared.connections.load(Ordering::Relaxed).saturating_sub(1),
-            |(_, index, _)| *index,
+            |(_, index, _, _)| *index,
         );
         let reply = match outcome {
             Ok(response) => Reply {
@@ -424,30 +540,40 @@ async fn run_worker(
     }
 }
 
-/// Sends one request over the worker's connection, first replacing it when the server closed it
-/// or the observer asked for fresh connections since it was opened.
+/// Sends one request over the worker's connection, first replacing it when the server closed it,
+/// the observer asked for fresh connections since it was opened, or it carried its share of
+/// requests ([`ConnectionReuse`]).
 async fn send_one(
     connection: &mut Option<Open>,
     address: SocketAddr,
     template: &RequestTemplate,
+    extra: Option<(HeaderName, HeaderValue)>,
     shared: &Shared,
 ) -> Result<Response, SendError> {
     let epoch = shared.epoch.load(Ordering::Relaxed);
+    let reuse = shared.options.reuse;
     if connection
         .as_ref()
-        .is_some_and(|(open, _, opened)| open.is_closed() || *opened < epoch)
+        .is_some_and(|(open, index, opened, used)| {
+            open.is_closed()
+                || *opened < epoch
+                || reuse
+                    .requests_on(*index)
+                    .is_some_and(|limit| *used >= limit)
+        })
     {
         *connection = None;
     }
-    let open = match connection {
-        Some((open, _, _)) => open,
+    let (open, _, _, used) = match connection {
+        Some(open) => open,
         None => {
             let opened = Connection::open(address).await?;
             let index = shared.connections.fetch_add(1, Ordering::Relaxed);
-            &mut connection.insert((opened, index, epoch)).0
+            connection.insert((opened, index, epoch, 0))
         }
     };
-    open.send(template).await
+    *used += 1;
+    open.send_with(template, extra).await
 }
 
 mod duration_ms {
@@ -554,6 +680,61 @@ mod tests {
         assert_eq!(rotated.connections, 3);
         assert_eq!(seen_connections.len(), 3);
         assert_eq!(accepted.load(Ordering::Relaxed), 2 + 3);
+    }
+
+    #[tokio::test]
+    async fn renewed_connections_carry_their_share_and_keys_repeat_only_in_their_groups() {
+        let (address, accepted) = counting_server().await;
+        let request = TrafficRequest {
+            base: url::Url::parse(&format!("http://{address}")).unwrap(),
+            path_and_query: "/".to_owned(),
+            method: Method::GET,
+            host: None,
+            headers: Vec::new(),
+        };
+        let limits = TrafficLimits {
+            concurrency: 3,
+            max_requests: 30,
+            ..TrafficLimits::default()
+        };
+        let options = DriveOptions {
+            reuse: ConnectionReuse::Renew {
+                long_lived: 2,
+                requests_each: 5,
+            },
+            key: None,
+        };
+        let mut per_connection = std::collections::BTreeMap::<u32, u32>::new();
+        let summary = drive_with(&request, &limits, &options, |reply| {
+            assert!(reply.error.is_none(), "{reply:?}");
+            *per_connection.entry(reply.connection).or_default() += 1;
+            Flow::Continue
+        })
+        .await
+        .unwrap();
+        // Two connections with 5 requests, then 20 with one each.
+        assert_eq!(summary.connections, 22);
+        assert_eq!(accepted.load(Ordering::Relaxed), 22);
+        assert_eq!(per_connection[&0], 5);
+        assert_eq!(per_connection[&1], 5);
+        assert!(
+            per_connection.range(2..).all(|(_, n)| *n == 1),
+            "{per_connection:?}"
+        );
+
+        let key = RequestKey {
+            carrier: KeyCarrier::Cookie("session".to_owned()),
+            seed: 9,
+            repeated_keys: 2,
+            requests_each: 3,
+        };
+        let units: Vec<u64> = (0..9).map(|i| key.unit(i)).collect();
+        assert_eq!(units, [0, 0, 0, 1, 1, 1, 2, 3, 4]);
+        assert_ne!(key.value(0), key.value(1));
+        assert_eq!(key.value(2).len(), 16);
+        let (name, value) = key.header(4).unwrap();
+        assert_eq!(name, http::header::COOKIE);
+        assert_eq!(value.to_str().unwrap(), format!("session={}", key.value(1)));
     }
 
     #[test]

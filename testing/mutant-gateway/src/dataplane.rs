@@ -17,6 +17,7 @@
 //! [`PathRewrite::apply`]: routing::table::PathRewrite::apply
 //! [`WeightedClusters`]: routing::table::WeightedClusters
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +40,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::Mutation;
-use crate::mutation::{RELOAD_DROP_WINDOW, switches_weights};
+use crate::mutation::{HASH_HEADER, PickContext, RELOAD_DROP_WINDOW, switches_weights};
 
 /// Envoy's answer when the upstream connection is reset before the response headers: what
 /// [`Mutation::ReloadDrop`] answers in its window.
@@ -57,6 +58,8 @@ pub struct DataPlaneOptions {
     pub seed: Option<u64>,
     /// How long [`Mutation::StaleConfig`] serves the previous configuration after a change.
     pub stale_for: Duration,
+    /// How often [`Mutation::PartiallySticky`] repeats the connection's previous pick.
+    pub repeat: f64,
 }
 
 /// Why the data plane stopped.
@@ -132,7 +135,12 @@ struct Shared {
     connections: AtomicU64,
     history: Mutex<History>,
     switches: Mutex<Switches>,
+    /// [`Mutation::SmoothWrr`]'s scheduler per route (snapshot generation, route address).
+    schedulers: Mutex<HashMap<RouteId, Vec<i64>>>,
 }
+
+/// A route of one configuration: its snapshot's generation and the address of its destinations.
+type RouteId = (u64, usize);
 
 /// Serves the mutated data plane on `listener` until `shutdown` completes.
 ///
@@ -151,6 +159,7 @@ pub async fn serve_data_plane(
         connections: AtomicU64::new(0),
         history: Mutex::new(History::default()),
         switches: Mutex::new(Switches::default()),
+        schedulers: Mutex::new(HashMap::new()),
     });
     let watched = matches!(
         options.mutation,
@@ -223,11 +232,13 @@ fn is_transient(error: &std::io::Error) -> bool {
     )
 }
 
-/// One downstream connection: its generator and, for the sticky fault, its one draw.
+/// One downstream connection: its generator, its first draw (the sticky faults') and its previous
+/// pick.
 struct Connection {
     shared: Arc<Shared>,
     draws: Mutex<SmallRng>,
     sticky: u64,
+    previous: Mutex<Option<(RouteId, usize)>>,
 }
 
 impl Connection {
@@ -242,6 +253,7 @@ impl Connection {
             shared,
             draws: Mutex::new(draws),
             sticky,
+            previous: Mutex::new(None),
         }
     }
 
@@ -326,8 +338,25 @@ impl Connection {
             Err(invalid) => return invalid.reply(),
         };
         let destination = {
+            let route: RouteId = (
+                snapshot.generation,
+                std::ptr::from_ref(&forward.destinations) as usize,
+            );
+            let mut previous = lock(&self.previous);
+            let mut schedulers = lock(&self.shared.schedulers);
             let mut draws = lock(&self.draws);
-            mutation.pick(&forward.destinations, &mut *draws, self.sticky)
+            let context = PickContext {
+                sticky: self.sticky,
+                key: parts.headers.get(HASH_HEADER).map(|value| value.as_bytes()),
+                previous: previous
+                    .filter(|(id, _)| *id == route)
+                    .map(|(_, pick)| pick),
+                repeat: self.shared.options.repeat,
+                scheduler: schedulers.entry(route).or_default(),
+            };
+            let pick = mutation.pick_with(&forward.destinations, &mut *draws, context);
+            *previous = Some((route, pick));
+            pick
         };
         let unresolved = forward
             .destinations

@@ -27,4 +27,4 @@ pub mod dataplane;
 mod mutation;
 
 pub use dataplane::{DataPlaneError, DataPlaneOptions, serve_data_plane};
-pub use mutation::Mutation;
+pub use mutation::{HASH_HEADER, Mutation, PickContext};

@@ -34,6 +34,16 @@ struct Cli {
     /// How long `stale-config` keeps serving the previous configuration after a change.
     #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "2s")]
     stale_for: Duration,
+    /// How often `partially-sticky` repeats the connection's previous pick (0 to 1).
+    #[arg(long, global = true, value_name = "P", default_value_t = 0.1, value_parser = parse_probability)]
+    repeat: f64,
+}
+
+fn parse_probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a probability in [0, 1]")),
+    }
 }
 
 #[tokio::main]
@@ -97,6 +107,7 @@ async fn main() -> Result<()> {
         mutation,
         seed: common.seed,
         stale_for: cli.stale_for,
+        repeat: cli.repeat,
     };
     let served = serve_data_plane(listener, state, options, service_kit::shutdown_signal()).await;
     let _ = stop_admin.send(());

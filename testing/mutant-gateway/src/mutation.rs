@@ -54,6 +54,42 @@ pub enum Mutation {
     /// (a canary step, not the first configuration nor one that only adds routes), every request
     /// is answered 503 as Envoy answers a reset upstream. Picks are correct.
     ReloadDrop,
+    /// nginx's smooth weighted round robin, one scheduler per route (per configuration): exact
+    /// shares, nothing random. Correct for a split declared `selection: roundRobin`; a split
+    /// declared `random` must catch it (the connection-independence check).
+    SmoothWrr,
+    /// Picks by a hash of the request's [`HASH_HEADER`] (FNV-1a, then the weighted-cluster walk),
+    /// falling back to a random pick when it is absent. Correct for a split declared
+    /// `selection: { hash: { header: x-colormesh-key } }`; a split declared `random` whose requests
+    /// all carry one key sees a single destination.
+    HashSticky,
+    /// With probability `--repeat P` a request repeats its connection's previous pick on the same
+    /// route, else it is a fresh weighted pick: the shares stay right, the picks of a connection
+    /// are correlated (lag-1 correlation P).
+    PartiallySticky,
+    /// Each new connection (its first draw `r`, `r % 100 == 0`) is with probability 1 % routed
+    /// wholly to one of the route's zero-weight destinations, when the route has one; every other
+    /// connection, and every route without a zero-weight destination, is picked correctly per
+    /// request. On keep-alive connections the leak hides in the few connections a client opens.
+    PerConnectionLeak,
+}
+
+/// The request header [`Mutation::HashSticky`] hashes.
+pub const HASH_HEADER: &str = "x-colormesh-key";
+
+/// What a pick may read besides the destinations and the connection's generator.
+#[derive(Debug)]
+pub struct PickContext<'a> {
+    /// The draw the connection made when it was accepted.
+    pub sticky: u64,
+    /// The request's [`HASH_HEADER`], if any.
+    pub key: Option<&'a [u8]>,
+    /// The connection's previous pick on this route, if any.
+    pub previous: Option<usize>,
+    /// [`Mutation::PartiallySticky`]'s repeat probability.
+    pub repeat: f64,
+    /// The route's smooth round-robin state (`current` per destination).
+    pub scheduler: &'a mut Vec<i64>,
 }
 
 /// How long [`Mutation::ReloadDrop`] answers 503 after a weight switch.
@@ -61,7 +97,7 @@ pub(crate) const RELOAD_DROP_WINDOW: std::time::Duration = std::time::Duration::
 
 impl Mutation {
     /// Every mutation, the control first.
-    pub const ALL: [Mutation; 9] = [
+    pub const ALL: [Mutation; 13] = [
         Mutation::None,
         Mutation::WeightsIgnored,
         Mutation::WeightsSwapped,
@@ -71,6 +107,10 @@ impl Mutation {
         Mutation::StaleConfig,
         Mutation::DoubleSlashRewrite,
         Mutation::ReloadDrop,
+        Mutation::SmoothWrr,
+        Mutation::HashSticky,
+        Mutation::PartiallySticky,
+        Mutation::PerConnectionLeak,
     ];
 
     /// The command-line name (`--mutation <name>`).
@@ -85,6 +125,10 @@ impl Mutation {
             Mutation::StaleConfig => "stale-config",
             Mutation::DoubleSlashRewrite => "double-slash-rewrite",
             Mutation::ReloadDrop => "reload-drop",
+            Mutation::SmoothWrr => "smooth-wrr",
+            Mutation::HashSticky => "hash-sticky",
+            Mutation::PartiallySticky => "partially-sticky",
+            Mutation::PerConnectionLeak => "per-connection-leak",
         }
     }
 
@@ -133,6 +177,52 @@ impl Mutation {
                 }
             }
             Mutation::StickyConnection => destinations.pick_index(sticky),
+            // Without their context (see `pick_with`), the new faults pick correctly.
+            Mutation::SmoothWrr
+            | Mutation::HashSticky
+            | Mutation::PartiallySticky
+            | Mutation::PerConnectionLeak => destinations.pick_index(draws.next_u64()),
+        }
+    }
+
+    /// [`Mutation::pick`] for every fault, with what the newer ones read ([`PickContext`]).
+    pub fn pick_with(
+        self,
+        destinations: &WeightedClusters,
+        draws: &mut impl RngCore,
+        context: PickContext<'_>,
+    ) -> usize {
+        let weights = || destinations.iter().map(|(_, w)| w).collect::<Vec<u32>>();
+        match self {
+            Mutation::SmoothWrr => {
+                let weights = weights();
+                context.scheduler.resize(weights.len(), 0);
+                smooth_wrr_step(&weights, context.scheduler)
+            }
+            Mutation::HashSticky => match context.key {
+                Some(key) => destinations.pick_index(fnv1a(key)),
+                None => destinations.pick_index(draws.next_u64()),
+            },
+            Mutation::PartiallySticky => match context.previous {
+                Some(previous) if (draws.next_u64() as f64 / u64::MAX as f64) < context.repeat => {
+                    previous
+                }
+                _ => destinations.pick_index(draws.next_u64()),
+            },
+            Mutation::PerConnectionLeak => {
+                let zero: Vec<usize> = weights()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| **w == 0)
+                    .map(|(index, _)| index)
+                    .collect();
+                if !zero.is_empty() && context.sticky.is_multiple_of(100) {
+                    zero[((context.sticky / 100) % zero.len() as u64) as usize]
+                } else {
+                    destinations.pick_index(draws.next_u64())
+                }
+            }
+            other => other.pick(destinations, draws, context.sticky),
         }
     }
 
@@ -196,6 +286,28 @@ pub(crate) fn switches_weights(old: &RouteTable, new: &RouteTable) -> bool {
     weights(new)
         .iter()
         .any(|(route, now)| before.get(route).is_some_and(|then| then != now))
+}
+
+/// One pick of nginx's smooth weighted round robin: add each weight to its `current`, pick the
+/// largest (the first on ties), subtract the total from it.
+fn smooth_wrr_step(weights: &[u32], current: &mut [i64]) -> usize {
+    let total: i64 = weights.iter().map(|w| i64::from(*w)).sum();
+    let mut best = 0;
+    for (j, w) in weights.iter().enumerate() {
+        current[j] += i64::from(*w);
+        if current[j] > current[best] {
+            best = j;
+        }
+    }
+    current[best] -= total;
+    best
+}
+
+/// 64-bit FNV-1a.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The destination whose interval holds `selected`: the first with `selected < upper`, or with
@@ -384,6 +496,91 @@ mod tests {
         ));
         assert!(!switches_weights(&table(&[]), &canary));
         assert!(!switches_weights(&canary, &table(&[])));
+    }
+
+    fn context(scheduler: &mut Vec<i64>) -> PickContext<'_> {
+        PickContext {
+            sticky: 1,
+            key: None,
+            previous: None,
+            repeat: 0.0,
+            scheduler,
+        }
+    }
+
+    #[test]
+    fn the_selection_unit_faults_pick_as_documented() {
+        let destinations = clusters(&[80, 20]);
+        let mut draws = SmallRng::seed_from_u64(9);
+        // Smooth WRR: a a b a a, every 5 picks.
+        let mut scheduler = Vec::new();
+        let picks: Vec<usize> = (0..10)
+            .map(|_| {
+                Mutation::SmoothWrr.pick_with(&destinations, &mut draws, context(&mut scheduler))
+            })
+            .collect();
+        assert_eq!(picks, [0, 0, 1, 0, 0, 0, 0, 1, 0, 0]);
+        // Hash: a key always gets the same destination, and keys spread 80/20.
+        let mut counts = [0u32; 2];
+        for i in 0..10_000u32 {
+            let key = format!("k{i}");
+            let pick = |draws: &mut SmallRng, scheduler: &mut Vec<i64>| {
+                Mutation::HashSticky.pick_with(
+                    &destinations,
+                    draws,
+                    PickContext {
+                        key: Some(key.as_bytes()),
+                        ..context(scheduler)
+                    },
+                )
+            };
+            let first = pick(&mut draws, &mut scheduler);
+            assert_eq!(pick(&mut draws, &mut scheduler), first);
+            counts[first] += 1;
+        }
+        assert!((7_700..=8_300).contains(&counts[0]), "{counts:?}");
+        // Partially sticky: with repeat 1 always the previous pick, with 0 never forced.
+        let repeat = |p: f64, draws: &mut SmallRng, scheduler: &mut Vec<i64>| {
+            Mutation::PartiallySticky.pick_with(
+                &destinations,
+                draws,
+                PickContext {
+                    previous: Some(1),
+                    repeat: p,
+                    ..context(scheduler)
+                },
+            )
+        };
+        assert!((0..100).all(|_| repeat(1.0, &mut draws, &mut scheduler) == 1));
+        let ones = (0..10_000)
+            .filter(|_| repeat(0.2, &mut draws, &mut scheduler) == 1)
+            .count();
+        // 0.2 + 0.8 · 0.2 = 0.36 of picks repeat destination 1.
+        assert!((3_400..=3_800).contains(&ones), "{ones}");
+        // Per-connection leak: a connection whose first draw is a multiple of 100 goes wholly to
+        // the zero-weight destination; routes without one are picked correctly.
+        let zero = clusters(&[0, 100]);
+        let leaking = |sticky: u64, draws: &mut SmallRng, scheduler: &mut Vec<i64>| {
+            Mutation::PerConnectionLeak.pick_with(
+                &zero,
+                draws,
+                PickContext {
+                    sticky,
+                    ..context(scheduler)
+                },
+            )
+        };
+        assert!((0..100).all(|_| leaking(300, &mut draws, &mut scheduler) == 0));
+        assert!((0..100).all(|_| leaking(301, &mut draws, &mut scheduler) == 1));
+        let plain = Mutation::PerConnectionLeak.pick_with(
+            &destinations,
+            &mut FixedDraws(85),
+            PickContext {
+                sticky: 0,
+                ..context(&mut scheduler)
+            },
+        );
+        assert_eq!(plain, 1, "85 % 100 falls in b's interval");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::stats;
 use crate::traffic::{Flow, Reply};
 
 use super::judge::CrossCheckSample;
-use super::plan::LiveChecks;
+use super::plan::{LiveChecks, SampleUnit};
 use super::record::ReplyLog;
 
 /// Counted replies per connection after which connections that all saw the same destination are
@@ -102,7 +102,10 @@ impl<'a> Observer<'a> {
         }
         self.log.passing += 1;
         let flow = match &destination {
-            Some(label) if judged => self.split.observe(reply.connection, label.clone()),
+            Some(label) if judged => {
+                self.split
+                    .observe(reply.index, reply.connection, label.clone())
+            }
             _ => Flow::Continue,
         };
         Observed {
@@ -125,7 +128,8 @@ pub(super) struct Observed {
 
 /// The live split checks and what they have counted so far.
 pub(super) struct SplitObserver {
-    /// Counted replies by destination (fixed-sample checks are judged on these at the end).
+    /// Counted samples by destination (fixed-sample and round-robin checks are judged on these at
+    /// the end); a unit's repeated requests are not samples.
     pub(super) counts: BTreeMap<String, u64>,
     pub(super) checks: LiveChecks,
     /// Distinct connections the counted replies came over.
@@ -151,11 +155,27 @@ impl SplitObserver {
         }
     }
 
-    /// Counts a reply that passed the exact checks and came from `label`.
-    fn observe(&mut self, connection: u32, label: String) -> Flow {
+    /// Counts a reply (request `index`) that passed the exact checks and came from `label`.
+    fn observe(&mut self, index: u64, connection: u32, label: String) -> Flow {
         self.connections.insert(connection);
+        let unit = match &self.checks.unit {
+            SampleUnit::Request | SampleUnit::Pick => None,
+            SampleUnit::Connection => Some(u64::from(connection)),
+            SampleUnit::Key(key) => Some(key.unit(index)),
+        };
+        if let (Some(unit), Some(stickiness)) = (unit, &mut self.checks.stickiness) {
+            match stickiness.observe(unit, &label) {
+                stats::UnitReply::Sample => {}
+                stats::UnitReply::Repeat { consistent: true } => return Flow::Continue,
+                stats::UnitReply::Repeat { consistent: false } => {
+                    // A declared sticky gateway broke its promise: the step fails; stop here.
+                    self.decided_at = Some(Instant::now());
+                    return Flow::Stop;
+                }
+            }
+        }
         if let Some(check) = &mut self.checks.connection
-            && check.observe(connection, &label) == stats::ConnectionState::Fail
+            && check.observe_request(index, connection, &label) == stats::ConnectionState::Fail
         {
             // The step fails whatever the split says; stop here.
             *self.counts.entry(label.clone()).or_default() += 1;
@@ -184,8 +204,9 @@ impl SplitObserver {
         if let Some(check) = &mut self.checks.sequential {
             check.observe(&label);
             *self.counts.entry(label).or_default() += 1;
-            if !matches!(check.state(), stats::SequentialState::Continue) {
-                self.decided_at = Some(Instant::now());
+            let state = check.state();
+            if state != stats::SequentialState::Continue {
+                self.decided_at.get_or_insert_with(Instant::now);
                 return Flow::Stop;
             }
         } else {
@@ -231,6 +252,7 @@ mod tests {
         let checks = LiveChecks {
             sequential: None,
             connection,
+            ..LiveChecks::default()
         };
         let mut observer = Observer::new(&step, checks, 0);
         let reply = |index: u64, connection: u32, body: &'static str| Reply {
@@ -276,5 +298,44 @@ mod tests {
         let (settings, connection) = step_checks(&lone, stats::CheckSettings::default()).unwrap();
         assert!(connection.is_none());
         assert_eq!(settings.alpha, 1e-4);
+    }
+
+    #[test]
+    fn a_declared_sticky_unit_counts_once_and_stops_at_the_first_disagreement() {
+        let step: TrafficStep = serde_norway::from_str(
+            "path: /\nexpect:\n  split: { by: body, weights: { a: 80, b: 20 }, selection: perConnection }\n",
+        )
+        .unwrap();
+        let (plan, checks) =
+            super::super::plan::TrafficPlan::new(&step, stats::CheckSettings::default(), 1)
+                .unwrap();
+        assert!(plan.split.is_some());
+        let mut observer = Observer::new(&step, checks, 0);
+        let reply = |index: u64, connection: u32, body: &'static str| Reply {
+            index,
+            worker: 0,
+            connection,
+            sent: std::time::Instant::now(),
+            status: Some(http::StatusCode::OK),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::from_static(body.as_bytes()),
+            latency: Duration::ZERO,
+            error: None,
+        };
+        assert_eq!(observer.observe(reply(0, 0, "a")), Flow::Continue);
+        assert_eq!(observer.observe(reply(1, 0, "a")), Flow::Continue);
+        assert_eq!(observer.observe(reply(2, 1, "b")), Flow::Continue);
+        assert_eq!(
+            observer.split.counts.values().sum::<u64>(),
+            2,
+            "two connections, two samples"
+        );
+        assert_eq!(observer.observe(reply(3, 1, "a")), Flow::Stop);
+        let verdict = observer.split.checks.stickiness.as_ref().unwrap().verdict();
+        assert_eq!(verdict.outcome, stats::Outcome::Fail);
+        assert_eq!(
+            (verdict.units, verdict.repeats, verdict.mismatches),
+            (2, 2, 1)
+        );
     }
 }

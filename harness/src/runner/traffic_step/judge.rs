@@ -65,7 +65,14 @@ pub(super) fn judge_split(
     };
     let check = &run.plan.check;
     let observed = &mut observer.split;
+    let round_robin = split
+        .round_robin
+        .as_ref()
+        .map(|round_robin| round_robin.judge(&observed.counts));
     let mut verdict = match observed.checks.sequential.take() {
+        _ if round_robin.is_some() => {
+            round_robin_summary(round_robin.as_ref().expect("checked"), check)
+        }
         Some(sequential) => {
             let undecided = matches!(sequential.state(), stats::SequentialState::Continue);
             let mut verdict = sequential.verdict();
@@ -95,10 +102,13 @@ pub(super) fn judge_split(
         by: split.expect.by,
         weights: split.expect.weights.clone(),
         sequential: split.sequential,
-        alpha: check.alpha,
+        alpha: verdict.alpha,
         min_detectable_deviation: check.min_detectable_deviation,
         power: check.power,
-        planned_requests: split.plan.requests,
+        planned_requests: split
+            .round_robin
+            .as_ref()
+            .map_or(split.plan.requests, stats::RoundRobinCheck::requests),
         cap: run.plan.max_requests,
         verdict,
         time_to_verdict,
@@ -112,7 +122,81 @@ pub(super) fn judge_split(
         false_red: split.sequential.then(|| {
             split.plan.correct_gateway.false_red() + split.connection_alpha.unwrap_or(0.0)
         }),
+        selection: split.expect.selection.clone(),
+        sample_unit: split.unit.name(),
+        connection_reuse: split.reuse_note(),
+        leak_note: split.leak_note(check),
+        stickiness: observed
+            .checks
+            .stickiness
+            .as_ref()
+            .map(stats::StickinessCheck::verdict),
+        round_robin,
     }))
+}
+
+/// A round-robin verdict in the shape every report reads: the accepted range of each share as
+/// its interval, no alpha spent, a deterministic p-value (0 on failure, 1 otherwise).
+fn round_robin_summary(
+    round_robin: &stats::RoundRobinVerdict,
+    check: &stats::CheckSettings,
+) -> stats::SplitVerdict {
+    let n = round_robin.n.max(1) as f64;
+    let destinations: Vec<stats::DestinationResult> = round_robin
+        .destinations
+        .iter()
+        .map(|d| stats::DestinationResult {
+            name: d.name.clone(),
+            expected_share: d.expected_share,
+            observed: d.observed,
+            observed_share: d.observed as f64 / n,
+            interval: (
+                ((d.expected_count - d.bound) / n).max(0.0),
+                ((d.expected_count + d.bound) / n).min(1.0),
+            ),
+        })
+        .collect();
+    let zero_weight_leaks = round_robin
+        .destinations
+        .iter()
+        .filter(|d| d.expected_share == 0.0 && d.observed > 0)
+        .map(|d| (d.name.clone(), d.observed))
+        .chain(round_robin.unknown.iter().cloned())
+        .collect();
+    stats::SplitVerdict {
+        outcome: round_robin.outcome,
+        method: stats::CheckMethod::FixedSample {
+            tested_destinations: 0,
+            planned_requests: round_robin.planned_requests,
+        },
+        n: round_robin.n,
+        alpha: 0.0,
+        min_detectable_deviation: check.min_detectable_deviation,
+        power: 1.0,
+        miss_rate: 0.0,
+        statistic: round_robin
+            .destinations
+            .iter()
+            .map(|d| d.deviation.abs())
+            .fold(0.0, f64::max),
+        p_value: if round_robin.outcome == stats::Outcome::Fail {
+            0.0
+        } else {
+            1.0
+        },
+        destinations,
+        zero_weight_leaks,
+        leak_upper_bound: None,
+        leak_guarantee: round_robin.leak_guarantee,
+        // A deterministic check leaves open exactly the scheduler's bound.
+        unexcluded_deviation: round_robin
+            .destinations
+            .iter()
+            .map(|d| d.bound / n)
+            .fold(0.0, f64::max),
+        detectable_deviation: None,
+        reasons: round_robin.reasons.clone(),
+    }
 }
 
 /// The step's outcome from its verdicts, worst last so the outcome is the worst one.
@@ -167,6 +251,16 @@ pub(super) fn step_verdict(
         ));
     }
     if let Some(split) = split {
+        if let Some(stickiness) = &split.stickiness
+            && stickiness.outcome == stats::Outcome::Fail
+        {
+            outcome = StepOutcome::Failed;
+            messages.push(format!(
+                "stickiness per {}: {}",
+                stickiness.unit,
+                stickiness.reasons.join("; ")
+            ));
+        }
         if let Some(connection) = &split.connection_check
             && connection.outcome == stats::Outcome::Fail
         {

@@ -2,9 +2,13 @@
 //! connection-independence verdict and the stats cross-check.
 //!
 //! A split step runs two statistical checks on the same replies: the split check (its shares and
-//! zero-weight leaks) and, when the split has two or more positive weights, the
-//! connection-independence check ([`stats::ConnectionCheck`]); they share the step's part of the
-//! run's budget (nine tenths and one tenth). Both are built before the step waits for the last
+//! zero-weight leaks) and, when the split has two or more positive weights, is declared
+//! `selection: random` and runs on keep-alive connections, the connection-independence check
+//! ([`stats::ConnectionCheck`]); they share the step's part of the run's budget (nine tenths and
+//! one tenth). The split's declared selection unit decides what a sample is (a request, a
+//! connection, a key; see [`plan`]); declared `perConnection` or `hash`, a stickiness check
+//! ([`stats::StickinessCheck`]) runs beside the split check; declared `roundRobin`, the split is
+//! judged deterministically ([`stats::RoundRobinCheck`]) and spends no budget. Both are built before the step waits for the last
 //! change to be live, so traffic starts the moment the gateway reports it: the checks then see
 //! any window in which the gateway reports a configuration it does not serve yet.
 //!
@@ -100,7 +104,7 @@ impl<B: Backend> StepContext<'_, B> {
         // Everything the checks need is prepared before waiting for the change to be live, so
         // that the first request goes out right when the gateway reports it: a gateway that
         // reports a change before it serves it is then judged inside its stale window.
-        let (plan, checks) = plan::TrafficPlan::new(traffic, self.check)?;
+        let (plan, checks) = plan::TrafficPlan::new(traffic, self.check, self.settings.seed)?;
 
         let propagation = match &traffic.expect.split {
             Some(split) if split.propagation => Some(self.measure_propagation().await),
@@ -131,10 +135,24 @@ impl<B: Backend> StepContext<'_, B> {
         };
         let mut observer = drive::Observer::new(traffic, checks, self.settings.failure_samples);
         let started = Instant::now();
+        // How the traffic uses connections and keys (the declared selection unit, and fresh
+        // connections wherever a zero-weight destination must be checked for leaks).
+        let options = plan
+            .split
+            .as_ref()
+            .map(|split| split.drive.clone())
+            .unwrap_or_default();
         let (summary, propagation, shift) = match &traffic.shift {
             Some(shift) => {
                 let run = self
-                    .drive_shift(shift, &request, limits, &mut observer, plan.max_requests)
+                    .drive_shift(
+                        shift,
+                        &request,
+                        limits,
+                        &options,
+                        &mut observer,
+                        plan.max_requests,
+                    )
                     .await?;
                 let propagation = run
                     .control
@@ -157,7 +175,7 @@ impl<B: Backend> StepContext<'_, B> {
                     plan.max_requests,
                     &step.to_string(),
                 );
-                let driven = traffic::drive(&request, &limits, |reply| {
+                let driven = traffic::drive_with(&request, &limits, &options, |reply| {
                     bar.inc(1);
                     observer.observe(reply)
                 })

@@ -136,20 +136,33 @@ pub(super) struct Verdicts {
 /// One paragraph per split verdict: shares with intervals, the achieved deviation, leak bounds.
 pub(super) fn describe_verdict(split: &SplitReport) -> String {
     let verdict = &split.verdict;
-    let mut text = format!(
-        "# split by {}: {} after {} replies (p = {:.3e}; largest deviation not excluded {:.3}, a pass needs <= {:.3} at miss rate {}{})",
-        key_name(split.by),
-        outcome_label(verdict.outcome),
-        verdict.n,
-        verdict.p_value,
-        verdict.unexcluded_deviation,
-        split.min_detectable_deviation,
-        verdict.miss_rate,
-        verdict
-            .detectable_deviation
-            .map(|d| format!("; this n detects {d:.3} with power {}", verdict.power))
-            .unwrap_or_default()
-    );
+    let mut text = if let Some(round_robin) = &split.round_robin {
+        format!(
+            "# split by {}: {} after {} consecutive picks (declared round robin, {} scheduler{}; \
+             each count must lie within the smooth weighted round robin bound)",
+            key_name(split.by),
+            outcome_label(verdict.outcome),
+            round_robin.n,
+            round_robin.schedulers,
+            if round_robin.schedulers == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "# split by {}: {} after {} {}s (p = {:.3e}; largest deviation not excluded {:.3}, a pass needs <= {:.3} at miss rate {}{})",
+            key_name(split.by),
+            outcome_label(verdict.outcome),
+            verdict.n,
+            split.sample_unit,
+            verdict.p_value,
+            verdict.unexcluded_deviation,
+            split.min_detectable_deviation,
+            verdict.miss_rate,
+            verdict
+                .detectable_deviation
+                .map(|d| format!("; this n detects {d:.3} with power {}", verdict.power))
+                .unwrap_or_default()
+        )
+    };
     for destination in &verdict.destinations {
         let _ = write!(
             text,
@@ -191,16 +204,39 @@ pub(super) fn describe_verdict(split: &SplitReport) -> String {
         let _ = write!(
             text,
             "\n#   connection independence: {} after {} replies over {} connections ({:.1}% of \
-             replies repeated their connection's previous destination, {:.1}% expected; p = {:.3e}, \
-             alpha {:.2e})",
+             replies repeated their connection's previous destination, {:.1}% expected; lag-1 \
+             within-connection correlation {:+.3}, design effect {}; p = {:.3e}, alpha {:.2e})",
             outcome_label(connection.outcome),
             connection.n,
             connection.connections,
             connection.observed_repeat_share * 100.0,
             connection.iid_repeat_share * 100.0,
+            connection.lag1_correlation,
+            connection
+                .design_effect
+                .map_or_else(|| "unbounded".to_owned(), |d| format!("{d:.2}")),
             connection.p_value,
             connection.alpha
         );
+    }
+    if let Some(stickiness) = &split.stickiness {
+        let _ = write!(
+            text,
+            "\n#   stickiness per {}: {} ({} repeated requests over {} {}s, {} went elsewhere; a \
+             gateway picking per request would have been caught with probability {:.6})",
+            stickiness.unit,
+            outcome_label(stickiness.outcome),
+            stickiness.repeats,
+            stickiness.units,
+            stickiness.unit,
+            stickiness.mismatches,
+            stickiness.per_request_detection
+        );
+    }
+    if let Some(note) = &split.leak_note {
+        let _ = write!(text, "\n#   leak guarantee: {note}");
+    } else {
+        let _ = write!(text, "\n#   traffic: {}", split.connection_reuse);
     }
     text
 }

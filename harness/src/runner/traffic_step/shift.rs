@@ -25,6 +25,7 @@ use super::TrafficStepError;
 use super::drive::Observer;
 use crate::backend::{Applied, Backend};
 use crate::scenario::ShiftSpec;
+use crate::traffic::DriveOptions;
 use crate::traffic::{self, Flow, Reply, TrafficLimits, TrafficRequest, TrafficSummary};
 
 /// The response header that names the generation a reply was served under (gateway-proxy's
@@ -314,6 +315,7 @@ impl<B: Backend> StepContext<'_, B> {
         shift: &ShiftSpec,
         request: &TrafficRequest,
         limits: TrafficLimits,
+        options: &DriveOptions,
         observer: &mut Observer<'_>,
         judged_cap: u64,
     ) -> Result<ShiftRun, TrafficStepError> {
@@ -359,7 +361,7 @@ impl<B: Backend> StepContext<'_, B> {
 
         let traffic = async {
             let mut notified = false;
-            let driven = traffic::drive(request, &limits, |reply| {
+            let driven = traffic::drive_with(request, &limits, options, |reply| {
                 let marks = clock.marks();
                 let flow = tally.observe(&reply, &marks, observer);
                 if !notified && tally.warm() {
@@ -595,7 +597,7 @@ mod tests {
         )
         .expect("a step");
         let (plan, checks) =
-            TrafficPlan::new(&step, stats::CheckSettings::default()).expect("a plan");
+            TrafficPlan::new(&step, stats::CheckSettings::default(), 1).expect("a plan");
         let mut observer = Observer::new(&step, checks, 5);
         let mut tally = ShiftTally::new(2, plan.max_requests, 5, true);
         let t0 = Instant::now();

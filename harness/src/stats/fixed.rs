@@ -4,8 +4,12 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
+use statrs::distribution::Binomial;
+
+use super::confidence::{lower_tail, upper_tail};
 use super::exact::FixedDesign;
 use super::intervals::{clopper_pearson, clopper_pearson_upper, hit_free_requests_for_bound};
+use super::oc::{OperatingPoint, Truth};
 use super::plan::fixed_requests;
 use super::spec::{CheckSettings, Prepared, SplitSpec, StatsError};
 use super::verdict::{
@@ -62,6 +66,43 @@ impl FixedCheck {
         let d = self.design.detectable_deviation(n);
         self.detectable_memo.set(Some((n, d)));
         d
+    }
+
+    /// The exact operating characteristics at the planned sample size for a gateway that sends
+    /// each request to the deciding destination with probability `truth.tested` and to a
+    /// forbidden one with probability `truth.forbidden`. `None` with several deciding
+    /// destinations (three or more positive weights).
+    pub fn operating_point(&self, truth: Truth) -> Option<OperatingPoint> {
+        let n = self.planned_requests;
+        let clean = (1.0 - truth.forbidden).powf(n as f64);
+        let (in_fail, in_pass) = match self.design.tests.as_slice() {
+            [] => (0.0, 1.0),
+            [test] => {
+                let b = test.bounds(n);
+                let share = (truth.tested / (1.0 - truth.forbidden)).clamp(0.0, 1.0);
+                let count = Binomial::new(share, n).ok()?;
+                let between = |low: i64, high: i64| {
+                    if high < low {
+                        0.0
+                    } else {
+                        (lower_tail(&count, high) - lower_tail(&count, low - 1)).max(0.0)
+                    }
+                };
+                (
+                    lower_tail(&count, b.fail_low) + upper_tail(&count, b.fail_high),
+                    between(b.pass_low, b.pass_high),
+                )
+            }
+            _ => return None,
+        };
+        let fail = (1.0 - clean) + clean * in_fail;
+        let pass = clean * in_pass;
+        Some(OperatingPoint {
+            pass,
+            fail,
+            inconclusive: (1.0 - pass - fail).max(0.0),
+            mean_requests: n as f64,
+        })
     }
 
     /// Judges the observed counts (destination name → replies).

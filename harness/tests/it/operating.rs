@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use harness::runner::{PlannedSplit, RunSettings, planned_split_checks};
 use harness::scenario::{self, Scenario};
-use harness::stats::{SequentialCheck, Truth};
+use harness::stats::{FixedCheck, OperatingPoint, SequentialCheck, Truth};
 
 use crate::gate::workspace_root;
 
@@ -74,24 +74,37 @@ fn every_shipped_split_keeps_its_guarantees_at_the_alpha_it_gets() {
         assert!(!planned.is_empty(), "{run}: no split checks");
         let mut false_red = 0.0;
         for split in &planned {
-            assert!(
-                split.sequential,
-                "{run} {}: fixed-sample check",
-                split.scenario
-            );
             let check = SequentialCheck::new(&split.spec, &split.check).expect("valid");
+            // A step judged at the fixed sample size (`sequential: false`) is computed as such.
+            let fixed = (!split.sequential)
+                .then(|| FixedCheck::new(&split.spec, &split.check).expect("valid"));
+            let point_of = |truth: Truth| -> Option<OperatingPoint> {
+                match &fixed {
+                    Some(fixed) => fixed.operating_point(truth),
+                    None => check.operating_point(truth),
+                }
+            };
             let plan = check.plan();
             let alpha = split.check.alpha;
             let beta = split.check.miss_rate();
             let delta = split.check.min_detectable_deviation;
-            false_red += plan.correct_gateway.false_red();
+            let mode = if split.sequential { "" } else { " (fixed n)" };
+            false_red += match &fixed {
+                Some(_) => {
+                    let p0 = check.deciding_share().unwrap_or(0.0);
+                    let point = point_of(Truth::share(p0)).expect("one deciding destination");
+                    point.fail + point.inconclusive
+                }
+                None => plan.correct_gateway.false_red(),
+            };
             let label = split
                 .spec
                 .destinations
                 .iter()
                 .map(|(n, w)| format!("{n}:{w}"))
                 .collect::<Vec<_>>()
-                .join(" ");
+                .join(" ")
+                + mode;
             if !seen.insert(format!("{run} {label} {alpha:e}")) {
                 continue;
             }
@@ -133,10 +146,14 @@ fn every_shipped_split_keeps_its_guarantees_at_the_alpha_it_gets() {
                 ));
             }
             for (truth_name, truth) in truths {
-                let point = check.operating_point(truth).expect("exact");
+                let point = point_of(truth).expect("exact");
                 println!(
                     "{run:<12} {label:<24} {alpha:>9.2e} {truth_name:>9} {:>6} {:>10.3e} {:>10.3e} {:>10.3e} {:>7.0}",
-                    plan.sequential_cap,
+                    if split.sequential {
+                        plan.sequential_cap
+                    } else {
+                        plan.requests
+                    },
                     point.pass,
                     point.fail,
                     point.inconclusive,

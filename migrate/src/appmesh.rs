@@ -34,7 +34,7 @@ pub(crate) fn convert(ctx: &mut Context<'_>) -> Vec<HTTPRoute> {
     let mut routes: Vec<HTTPRoute> = Vec::new();
     let mut parents: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut nodes_seen = BTreeSet::new();
-    let mut routed: Vec<(String, ServiceHost)> = Vec::new();
+    let mut routed: Vec<(String, ServiceHost, String, Vec<String>)> = Vec::new();
     for loaded in &services {
         let model::Resource::AppMeshVirtualService(vs) = &loaded.resource else {
             continue;
@@ -156,7 +156,8 @@ pub(crate) fn convert(ctx: &mut Context<'_>) -> Vec<HTTPRoute> {
         let port = listener_port.filter(|p| ctx.service_has_port(&parent.namespace, &parent.service, *p));
         ctx.push(Item::new(DriftKind::Backend, Mapping::Exact, source(loaded, ""), Some(route_target(&route_ns, &route_name, "spec.parentRefs[0]")),
             format!("Clients call {dns}: the GAMMA HTTPRoute's parent is Service {}/{}{} (group \"\", kind Service), in the Service's namespace, so the mesh applies it to every call to that Service.", parent.namespace, parent.service, port.map(|p| format!(" port {p}")).unwrap_or_default())));
-        routed.push((vs_name.clone(), parent.clone()));
+        let servers: Vec<String> = rules.iter().flat_map(|r| r.backend_refs.iter().map(|b| b.name.clone())).collect();
+        routed.push((vs_name.clone(), parent.clone(), source(loaded, ""), servers));
         routes.push(HTTPRoute {
             metadata: ObjectMeta { name: Some(route_name.clone()), namespace: Some(route_ns.clone()), ..ObjectMeta::default() },
             spec: HttpRouteSpec {
@@ -423,13 +424,17 @@ fn defaults(
 
 /// App Mesh applied a virtual service's routes only to nodes that declared it as a backend;
 /// GAMMA applies a Service's route to every meshed client.
-fn clients(ctx: &mut Context<'_>, routed: &[(String, ServiceHost)]) {
+fn clients(ctx: &mut Context<'_>, routed: &[(String, ServiceHost, String, Vec<String>)]) {
     let nodes: Vec<(Loaded, VirtualNode)> = ctx.set.virtual_nodes().map(|(l, v)| (l.clone(), v.clone())).collect();
     let drop_all = ctx.set.meshes().any(|(_, m)| m.spec.egress_filter.as_ref().is_some_and(|e| e.type_ == EgressFilterType::DropAll));
-    for (vs_name, parent) in routed {
+    for (vs_name, parent, vs_source, servers) in routed {
+        let serves = |vn: &VirtualNode| {
+            vn.spec.service_discovery.as_ref().and_then(|d| d.dns.as_ref()).and_then(|d| ServiceHost::parse(&d.hostname, vn.metadata.namespace.as_deref().unwrap_or("default")).ok()).is_some_and(|h| servers.contains(&h.service))
+        };
         let undeclared: Vec<String> = nodes
             .iter()
             .filter(|(_, vn)| vn.spec.listeners.iter().any(|l| is_http(l.port_mapping.protocol)))
+            .filter(|(_, vn)| !serves(vn))
             .filter(|(_, vn)| !vn.spec.backends.iter().any(|b| b.virtual_service.virtual_service_ref.name == *vs_name))
             .filter_map(|(_, vn)| vn.metadata.name.clone())
             .collect();
@@ -438,7 +443,7 @@ fn clients(ctx: &mut Context<'_>, routed: &[(String, ServiceHost)]) {
         }
         let host = format!("{}.{}", parent.service, parent.namespace);
         ctx.push(Item::new(DriftKind::Mesh, if drop_all { Mapping::Unmappable } else { Mapping::Approximate },
-            format!("App Mesh virtual node backends ({vs_name} not declared by {})", undeclared.join(", ")), None,
+            format!("{vs_source} (clients: virtual nodes without it in spec.backends: {})", undeclared.join(", ")), None,
             if drop_all {
                 format!("App Mesh (egress DROP_ALL) refused calls to {vs_name} from nodes that do not declare it as a backend; GAMMA has no per-client allow list, so those calls now go through the route.")
             } else {

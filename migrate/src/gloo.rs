@@ -136,6 +136,22 @@ fn convert_virtual_service(
         let filters = header_filters(ctx, loaded, &field, &options.header_manipulation, &target_of(first_rule));
         let host_rewrite = raw_string(ctx, loaded, &format!("{field}.options.hostRewrite"));
         unmappable_options(ctx, loaded, &field);
+        if let Some(rewrite) = &options.regex_rewrite {
+            let patterns: Vec<RequestPattern> = matches.iter().flat_map(|(m, _)| match_patterns(m, host.as_deref())).collect();
+            ctx.push(
+                Item::new(
+                    DriftKind::PrefixRewrite,
+                    Mapping::Unmappable,
+                    source(loaded, &format!("{field}.options.regexRewrite")),
+                    None,
+                    format!(
+                        "A regex rewrite ({:?} → {:?}) has no Gateway API equivalent (URLRewrite replaces a whole path or a matched prefix); requests are sent upstream with their path unchanged.",
+                        rewrite.pattern.regex, rewrite.substitution
+                    ),
+                )
+                .affects(patterns),
+            );
+        }
         let (timeouts, retry) = timeouts_and_retry(ctx, loaded, &field, &options, &target_of(first_rule), &matches, host.as_deref());
         let split = options.prefix_rewrite.is_some() && matches.len() > 1;
         let groups: Vec<Vec<(HttpRouteMatch, String)>> = if split {

@@ -147,7 +147,7 @@ mod tests {
         assert!(!hit("/a/bc"), "element-wise: /a/bc stays on /a");
         assert!(!hit("/a"));
         assert!(!hit("/a/c"));
-        assert_eq!(item.examples[0].path, "/a/b/x");
+        assert_eq!(item.examples[0].path, "/a/b");
         assert_eq!(item.target.as_deref(), Some("rule 1"));
     }
 

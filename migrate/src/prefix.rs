@@ -44,7 +44,7 @@ pub(crate) fn prefix_items(
             )
             .affects([RequestPattern { host: host.map(str::to_owned), ..glued }])
             .example("GET", host, &example)
-            .before_after(format!("matched by {target}'s route"), after),
+            .before_after(format!("matched by the {dialect} route that became {target}"), after),
         );
     } else {
         let base = prefix.trim_end_matches('/');

@@ -37,7 +37,11 @@ impl ServicePort {
 
 impl std::fmt::Display for ServicePort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Service {}/{} port {}", self.namespace, self.name, self.port)
+        write!(
+            f,
+            "Service {}/{} port {}",
+            self.namespace, self.name, self.port
+        )
     }
 }
 
@@ -82,7 +86,11 @@ impl Item {
         self
     }
 
-    pub(crate) fn before_after(mut self, before: impl Into<String>, after: impl Into<String>) -> Self {
+    pub(crate) fn before_after(
+        mut self,
+        before: impl Into<String>,
+        after: impl Into<String>,
+    ) -> Self {
         self.0.before = Some(before.into());
         self.0.after = Some(after.into());
         self
@@ -120,13 +128,10 @@ impl<'a> Context<'a> {
 
     /// The input's Service `namespace/name`.
     pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
-        self.set
-            .services()
-            .map(|(_, s)| s)
-            .find(|s| {
-                s.metadata.name.as_deref() == Some(name)
-                    && s.metadata.namespace.as_deref().unwrap_or("default") == namespace
-            })
+        self.set.services().map(|(_, s)| s).find(|s| {
+            s.metadata.name.as_deref() == Some(name)
+                && s.metadata.namespace.as_deref().unwrap_or("default") == namespace
+        })
     }
 
     /// Whether the input's Service has this port.

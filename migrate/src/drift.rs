@@ -127,7 +127,10 @@ impl RequestPattern {
                 .is_none_or(|p| path.starts_with(p))
             && self.path_exact.as_deref().is_none_or(|p| p == path)
             && !self.path_not_exact.iter().any(|p| p == path)
-            && !self.path_not_prefix.iter().any(|p| path.starts_with(p.as_str()))
+            && !self
+                .path_not_prefix
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
             && self.headers.iter().all(|(name, value)| {
                 headers
                     .iter()

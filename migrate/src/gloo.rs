@@ -11,20 +11,18 @@ use model::gateway_api::{
     HttpRouteSpec, HttpUrlRewrite, ParentReference, PathMatchType, ValueMatchType,
 };
 use model::gloo::{
-    self, Action, HeaderManipulation, Matcher, PathMatcher, ResourceRef, RouteAction,
-    RouteOptions, UpstreamType,
+    self, Action, HeaderManipulation, Matcher, PathMatcher, ResourceRef, RouteAction, RouteOptions,
+    UpstreamType,
 };
 use model::k8s::ObjectMeta;
 use model::{Loaded, ResourceKey, ResourceKind};
 
-use crate::context::{
-    Context, Item, ServicePort, match_patterns, route_target, source,
-};
+use crate::context::{Context, Item, ServicePort, match_patterns, route_target, source};
 use crate::drift::{DriftKind, Mapping, RequestPattern};
 use crate::order::{OrderEntry, route_order_items};
 use crate::paths::{element_rewrite, glued_example, string_rewrite};
-use crate::prefix::prefix_items;
 use crate::policy::{self, ENVOY_ROUTE_TIMEOUT, Retry};
+use crate::prefix::prefix_items;
 
 /// Gloo's largest weight that Gateway API can hold.
 const MAX_WEIGHT: u32 = 1_000_000;
@@ -90,7 +88,11 @@ fn convert_virtual_service(
     let model::Resource::GlooVirtualService(vs) = &loaded.resource else {
         return Vec::new();
     };
-    let namespace = vs.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let namespace = vs
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let name = vs.metadata.name.clone().unwrap_or_default();
     let Some(hostnames) = hostnames(ctx, loaded, &vs.spec.virtual_host.domains) else {
         return Vec::new();
@@ -131,13 +133,30 @@ fn convert_virtual_service(
         let first_rule = rules.len();
         let rule_name = |i: usize| format!("spec.rules[{i}]");
         let target_of = |i: usize| route_target(&namespace, &name, &rule_name(i));
-        let backend_refs = backends(ctx, state, loaded, &field, action, &namespace, &target_of(first_rule));
+        let backend_refs = backends(
+            ctx,
+            state,
+            loaded,
+            &field,
+            action,
+            &namespace,
+            &target_of(first_rule),
+        );
         let options = route.options.clone().unwrap_or_default();
-        let filters = header_filters(ctx, loaded, &field, &options.header_manipulation, &target_of(first_rule));
+        let filters = header_filters(
+            ctx,
+            loaded,
+            &field,
+            &options.header_manipulation,
+            &target_of(first_rule),
+        );
         let host_rewrite = raw_string(ctx, loaded, &format!("{field}.options.hostRewrite"));
         unmappable_options(ctx, loaded, &field);
         if let Some(rewrite) = &options.regex_rewrite {
-            let patterns: Vec<RequestPattern> = matches.iter().flat_map(|(m, _)| match_patterns(m, host.as_deref())).collect();
+            let patterns: Vec<RequestPattern> = matches
+                .iter()
+                .flat_map(|(m, _)| match_patterns(m, host.as_deref()))
+                .collect();
             ctx.push(
                 Item::new(
                     DriftKind::PrefixRewrite,
@@ -152,7 +171,15 @@ fn convert_virtual_service(
                 .affects(patterns),
             );
         }
-        let (timeouts, retry) = timeouts_and_retry(ctx, loaded, &field, &options, &target_of(first_rule), &matches, host.as_deref());
+        let (timeouts, retry) = timeouts_and_retry(
+            ctx,
+            loaded,
+            &field,
+            &options,
+            &target_of(first_rule),
+            &matches,
+            host.as_deref(),
+        );
         let split = options.prefix_rewrite.is_some() && matches.len() > 1;
         let groups: Vec<Vec<(HttpRouteMatch, String)>> = if split {
             matches.iter().map(|m| vec![m.clone()]).collect()
@@ -163,7 +190,15 @@ fn convert_virtual_service(
             let rule_index = rules.len();
             let mut rule_filters = filters.clone();
             let path_rewrite = options.prefix_rewrite.as_ref().and_then(|rewrite| {
-                rewrite_filter(ctx, loaded, &field, rewrite, &group[0].0, &target_of(rule_index), host.as_deref())
+                rewrite_filter(
+                    ctx,
+                    loaded,
+                    &field,
+                    rewrite,
+                    &group[0].0,
+                    &target_of(rule_index),
+                    host.as_deref(),
+                )
             });
             if path_rewrite.is_some() || host_rewrite.is_some() {
                 rule_filters.push(HttpRouteFilter::UrlRewrite(HttpUrlRewrite {
@@ -178,7 +213,12 @@ fn convert_virtual_service(
                     target: target_of(rule_index),
                     m: m.clone(),
                 });
-                prefix_checks.push((m.clone(), matcher_field.clone(), rule_index, route.matchers.clone()));
+                prefix_checks.push((
+                    m.clone(),
+                    matcher_field.clone(),
+                    rule_index,
+                    route.matchers.clone(),
+                ));
             }
             rules.push(HttpRouteRule {
                 name: None,
@@ -201,7 +241,17 @@ fn convert_virtual_service(
     }
     for (m, matcher_field, rule_index, _) in &prefix_checks {
         let src = source(loaded, &format!("{matcher_field}.prefix"));
-        prefix_items(ctx, src, "Gloo", m, &rules, *rule_index, &namespace, &name, host.as_deref());
+        prefix_items(
+            ctx,
+            src,
+            "Gloo",
+            m,
+            &rules,
+            *rule_index,
+            &namespace,
+            &name,
+            host.as_deref(),
+        );
     }
     for item in route_order_items(&order, host.as_deref(), "Gloo") {
         ctx.push(item);
@@ -230,7 +280,11 @@ fn convert_virtual_service(
         .into_iter()
         .enumerate()
         .map(|(i, rules)| {
-            let route_name = if i == 0 { name.clone() } else { format!("{name}-part-{}", i + 1) };
+            let route_name = if i == 0 {
+                name.clone()
+            } else {
+                format!("{name}-part-{}", i + 1)
+            };
             HTTPRoute {
                 metadata: ObjectMeta {
                     name: Some(route_name),
@@ -419,17 +473,41 @@ fn route_matches(
                 continue 'matchers;
             }
             headers.push(match (&header.value, header.regex) {
-                (None, _) => HttpHeaderMatch { match_type: ValueMatchType::RegularExpression, name: header.name.clone(), value: ".*".into() },
-                (Some(v), true) => HttpHeaderMatch { match_type: ValueMatchType::RegularExpression, name: header.name.clone(), value: v.clone() },
-                (Some(v), false) => HttpHeaderMatch { match_type: ValueMatchType::Exact, name: header.name.clone(), value: v.clone() },
+                (None, _) => HttpHeaderMatch {
+                    match_type: ValueMatchType::RegularExpression,
+                    name: header.name.clone(),
+                    value: ".*".into(),
+                },
+                (Some(v), true) => HttpHeaderMatch {
+                    match_type: ValueMatchType::RegularExpression,
+                    name: header.name.clone(),
+                    value: v.clone(),
+                },
+                (Some(v), false) => HttpHeaderMatch {
+                    match_type: ValueMatchType::Exact,
+                    name: header.name.clone(),
+                    value: v.clone(),
+                },
             });
         }
         let mut query = Vec::new();
         for q in &matcher.query_parameters {
             query.push(match (&q.value, q.regex) {
-                (None, _) => HttpQueryParamMatch { match_type: ValueMatchType::RegularExpression, name: q.name.clone(), value: ".*".into() },
-                (Some(v), true) => HttpQueryParamMatch { match_type: ValueMatchType::RegularExpression, name: q.name.clone(), value: v.clone() },
-                (Some(v), false) => HttpQueryParamMatch { match_type: ValueMatchType::Exact, name: q.name.clone(), value: v.clone() },
+                (None, _) => HttpQueryParamMatch {
+                    match_type: ValueMatchType::RegularExpression,
+                    name: q.name.clone(),
+                    value: ".*".into(),
+                },
+                (Some(v), true) => HttpQueryParamMatch {
+                    match_type: ValueMatchType::RegularExpression,
+                    name: q.name.clone(),
+                    value: v.clone(),
+                },
+                (Some(v), false) => HttpQueryParamMatch {
+                    match_type: ValueMatchType::Exact,
+                    name: q.name.clone(),
+                    value: v.clone(),
+                },
             });
         }
         let mut methods: Vec<Option<HttpMethod>> = Vec::new();
@@ -451,7 +529,10 @@ fn route_matches(
             }
             methods.push(None);
         }
-        if !matcher.headers.is_empty() || !matcher.query_parameters.is_empty() || !matcher.methods.is_empty() {
+        if !matcher.headers.is_empty()
+            || !matcher.query_parameters.is_empty()
+            || !matcher.methods.is_empty()
+        {
             ctx.push(Item::new(
                 DriftKind::Match,
                 Mapping::Exact,
@@ -462,7 +543,12 @@ fn route_matches(
         }
         for method in methods {
             out.push((
-                HttpRouteMatch { path: path.clone(), headers: headers.clone(), query_params: query.clone(), method },
+                HttpRouteMatch {
+                    path: path.clone(),
+                    headers: headers.clone(),
+                    query_params: query.clone(),
+                    method,
+                },
                 field.clone(),
             ));
         }
@@ -471,7 +557,10 @@ fn route_matches(
 }
 
 fn path_match(match_type: PathMatchType, value: &str) -> HttpPathMatch {
-    HttpPathMatch { match_type, value: value.to_owned() }
+    HttpPathMatch {
+        match_type,
+        value: value.to_owned(),
+    }
 }
 
 fn valid_header_name(name: &str) -> bool {
@@ -521,21 +610,50 @@ fn rewrite_filter(
             if let Some(glued) = RequestPattern::glued_to_prefix(&prefix) {
                 let example = glued_example(&prefix);
                 let before = string_rewrite(&prefix, rewrite, &example).unwrap_or_default();
-                affects.push(RequestPattern { host: host.map(str::to_owned), ..glued });
-                examples.push((example, format!("rewritten to {before}"), "not rewritten: no longer matched by this rule".to_owned()));
+                affects.push(RequestPattern {
+                    host: host.map(str::to_owned),
+                    ..glued
+                });
+                examples.push((
+                    example,
+                    format!("rewritten to {before}"),
+                    "not rewritten: no longer matched by this rule".to_owned(),
+                ));
             }
             let base = prefix.trim_end_matches('/');
             let below = format!("{base}/x");
-            let (gloo_below, gateway_below) = (string_rewrite(&prefix, rewrite, &below), element_rewrite(&prefix, rewrite, &below));
+            let (gloo_below, gateway_below) = (
+                string_rewrite(&prefix, rewrite, &below),
+                element_rewrite(&prefix, rewrite, &below),
+            );
             if gloo_below != gateway_below {
-                affects.push(RequestPattern { host: host.map(str::to_owned), path_prefix: Some(format!("{base}/")), ..RequestPattern::default() });
-                examples.push((below.clone(), format!("rewritten to {}", gloo_below.unwrap_or_default()), format!("rewritten to {}", gateway_below.unwrap_or_default())));
+                affects.push(RequestPattern {
+                    host: host.map(str::to_owned),
+                    path_prefix: Some(format!("{base}/")),
+                    ..RequestPattern::default()
+                });
+                examples.push((
+                    below.clone(),
+                    format!("rewritten to {}", gloo_below.unwrap_or_default()),
+                    format!("rewritten to {}", gateway_below.unwrap_or_default()),
+                ));
             }
             if !base.is_empty() {
-                let (gloo_at, gateway_at) = (string_rewrite(&prefix, rewrite, base), element_rewrite(&prefix, rewrite, base));
+                let (gloo_at, gateway_at) = (
+                    string_rewrite(&prefix, rewrite, base),
+                    element_rewrite(&prefix, rewrite, base),
+                );
                 if gloo_at != gateway_at {
-                    affects.push(RequestPattern { host: host.map(str::to_owned), path_exact: Some(base.to_owned()), ..RequestPattern::default() });
-                    examples.push((base.to_owned(), gloo_at.map_or("not matched".to_owned(), |p| format!("rewritten to {p}")), format!("rewritten to {}", gateway_at.unwrap_or_default())));
+                    affects.push(RequestPattern {
+                        host: host.map(str::to_owned),
+                        path_exact: Some(base.to_owned()),
+                        ..RequestPattern::default()
+                    });
+                    examples.push((
+                        base.to_owned(),
+                        gloo_at.map_or("not matched".to_owned(), |p| format!("rewritten to {p}")),
+                        format!("rewritten to {}", gateway_at.unwrap_or_default()),
+                    ));
                 }
             }
             let mut item = if affects.is_empty() {
@@ -544,7 +662,9 @@ fn rewrite_filter(
                     Mapping::Exact,
                     src,
                     Some(target),
-                    format!("The prefix rewrite {prefix:?} → {rewrite:?} becomes URLRewrite ReplacePrefixMatch {rewrite:?}; both give the same path for every request the rule matches."),
+                    format!(
+                        "The prefix rewrite {prefix:?} → {rewrite:?} becomes URLRewrite ReplacePrefixMatch {rewrite:?}; both give the same path for every request the rule matches."
+                    ),
                 )
             } else {
                 Item::new(
@@ -557,7 +677,9 @@ fn rewrite_filter(
                 .affects(affects)
             };
             if let Some((path, before, after)) = examples.first() {
-                item = item.example("GET", host, path).before_after(before.clone(), after.clone());
+                item = item
+                    .example("GET", host, path)
+                    .before_after(before.clone(), after.clone());
             }
             for (path, _, _) in examples.iter().skip(1) {
                 item = item.example("GET", host, path);
@@ -579,12 +701,25 @@ fn backends(
     route_namespace: &str,
     target: &str,
 ) -> Vec<model::gateway_api::HttpBackendRef> {
-    let vs_namespace = loaded.resource.metadata().namespace.clone().unwrap_or_else(|| "default".into());
+    let vs_namespace = loaded
+        .resource
+        .metadata()
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let action_field = format!("{field}.routeAction");
     let mut refs = Vec::new();
     match action {
         RouteAction::Single(destination) => {
-            if let Some(service) = resolve(ctx, state, loaded, &format!("{action_field}.single.upstream"), &destination.upstream, &vs_namespace, target) {
+            if let Some(service) = resolve(
+                ctx,
+                state,
+                loaded,
+                &format!("{action_field}.single.upstream"),
+                &destination.upstream,
+                &vs_namespace,
+                target,
+            ) {
                 ctx.refer(route_namespace, &service);
                 refs.push(service.backend_ref(route_namespace, 1));
             }
@@ -593,17 +728,36 @@ fn backends(
             let mut weights = Vec::new();
             for (i, d) in multi.destinations.iter().enumerate() {
                 let f = format!("{action_field}.multi.destinations[{i}]");
-                if let Some(service) = resolve(ctx, state, loaded, &format!("{f}.destination.upstream"), &d.destination.upstream, &vs_namespace, target) {
+                if let Some(service) = resolve(
+                    ctx,
+                    state,
+                    loaded,
+                    &format!("{f}.destination.upstream"),
+                    &d.destination.upstream,
+                    &vs_namespace,
+                    target,
+                ) {
                     ctx.refer(route_namespace, &service);
                     weights.push((service, d.effective_weight()));
                 }
             }
             let src = source(loaded, &format!("{action_field}.multi"));
-            refs = weighted(ctx, src, weights, route_namespace, target, "multi destination");
+            refs = weighted(
+                ctx,
+                src,
+                weights,
+                route_namespace,
+                target,
+                "multi destination",
+            );
         }
         RouteAction::UpstreamGroup(group_ref) => {
             let namespace = group_ref.namespace_or(&vs_namespace).to_owned();
-            let key = ResourceKey::new(ResourceKind::UpstreamGroup, Some(&namespace), &group_ref.name);
+            let key = ResourceKey::new(
+                ResourceKind::UpstreamGroup,
+                Some(&namespace),
+                &group_ref.name,
+            );
             let Some(group_loaded) = ctx.set.get(&key).cloned() else {
                 ctx.push(Item::new(
                     DriftKind::Weights,
@@ -620,7 +774,15 @@ fn backends(
             let mut weights = Vec::new();
             for (i, d) in group.spec.destinations.iter().enumerate() {
                 let f = format!("spec.destinations[{i}].destination.upstream");
-                if let Some(service) = resolve(ctx, state, &group_loaded, &f, &d.destination.upstream, &namespace, target) {
+                if let Some(service) = resolve(
+                    ctx,
+                    state,
+                    &group_loaded,
+                    &f,
+                    &d.destination.upstream,
+                    &namespace,
+                    target,
+                ) {
                     ctx.refer(route_namespace, &service);
                     weights.push((service, d.effective_weight()));
                 }
@@ -642,25 +804,58 @@ fn weighted(
 ) -> Vec<model::gateway_api::HttpBackendRef> {
     let total: u64 = weights.iter().map(|(_, w)| u64::from(*w)).sum();
     let largest = weights.iter().map(|(_, w)| *w).max().unwrap_or(0);
-    let scale = if largest > MAX_WEIGHT { f64::from(MAX_WEIGHT) / f64::from(largest) } else { 1.0 };
-    let listed = weights.iter().map(|(s, w)| format!("{}/{} {w}", s.namespace, s.name)).collect::<Vec<_>>().join(", ");
+    let scale = if largest > MAX_WEIGHT {
+        f64::from(MAX_WEIGHT) / f64::from(largest)
+    } else {
+        1.0
+    };
+    let listed = weights
+        .iter()
+        .map(|(s, w)| format!("{}/{} {w}", s.namespace, s.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let refs: Vec<_> = weights
         .iter()
         .map(|(service, w)| {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let weight = if scale < 1.0 { (f64::from(*w) * scale).round() as u32 } else { *w };
+            let weight = if scale < 1.0 {
+                (f64::from(*w) * scale).round() as u32
+            } else {
+                *w
+            };
             service.backend_ref(route_namespace, weight)
         })
         .collect();
     let item = if total == 0 {
-        Item::new(DriftKind::Weights, Mapping::Approximate, src, Some(format!("{target}.backendRefs")),
-            format!("Every weight of the {what} is 0 ({listed}): Gloo rejected the route's traffic; Gateway API answers 500 for it."))
+        Item::new(
+            DriftKind::Weights,
+            Mapping::Approximate,
+            src,
+            Some(format!("{target}.backendRefs")),
+            format!(
+                "Every weight of the {what} is 0 ({listed}): Gloo rejected the route's traffic; Gateway API answers 500 for it."
+            ),
+        )
     } else if scale < 1.0 {
-        Item::new(DriftKind::Weights, Mapping::Approximate, src, Some(format!("{target}.backendRefs")),
-            format!("Weights above Gateway API's 1,000,000 ({listed}) are scaled down and rounded, so shares may move slightly."))
+        Item::new(
+            DriftKind::Weights,
+            Mapping::Approximate,
+            src,
+            Some(format!("{target}.backendRefs")),
+            format!(
+                "Weights above Gateway API's 1,000,000 ({listed}) are scaled down and rounded, so shares may move slightly."
+            ),
+        )
     } else {
-        Item::new(DriftKind::Weights, Mapping::Exact, src, Some(format!("{target}.backendRefs")),
-            format!("The {what}'s weighted destinations ({listed}) become weighted backendRefs with the same weights, written explicitly (an unset Gloo weight is 0; an unset backendRef weight would be 1). Gateway API has no reusable group: a change to the split is made on each rule that used it."))
+        Item::new(
+            DriftKind::Weights,
+            Mapping::Exact,
+            src,
+            Some(format!("{target}.backendRefs")),
+            format!(
+                "The {what}'s weighted destinations ({listed}) become weighted backendRefs with the same weights, written explicitly (an unset Gloo weight is 0; an unset backendRef weight would be 1). Gateway API has no reusable group: a change to the split is made on each rule that used it."
+            ),
+        )
     };
     ctx.push(item);
     refs
@@ -685,7 +880,9 @@ fn resolve(
             model::Resource::Upstream(u) => (Some((**u).clone()), None),
             _ => (None, None),
         },
-        None if namespace == gloo::GLOO_NAMESPACE => (state.discovered.get(&upstream.name).cloned(), Some(())),
+        None if namespace == gloo::GLOO_NAMESPACE => {
+            (state.discovered.get(&upstream.name).cloned(), Some(()))
+        }
         None => (None, None),
     };
     let mention = |ctx: &mut Context<'_>, state: &mut State, item: Item| {
@@ -703,13 +900,22 @@ fn resolve(
         }
     };
     let Some(found) = found else {
-        mention(ctx, state, Item::new(
-            DriftKind::Backend,
-            Mapping::Unmappable,
-            source(referrer, field),
-            None,
-            format!("The upstream {namespace}/{} is neither in the input nor one Gloo's discovery would write for an input Service ({}-<service>-<port> in {}), so its Service is unknown; the destination is left out.", upstream.name, "<namespace>", gloo::GLOO_NAMESPACE),
-        ));
+        mention(
+            ctx,
+            state,
+            Item::new(
+                DriftKind::Backend,
+                Mapping::Unmappable,
+                source(referrer, field),
+                None,
+                format!(
+                    "The upstream {namespace}/{} is neither in the input nor one Gloo's discovery would write for an input Service ({}-<service>-<port> in {}), so its Service is unknown; the destination is left out.",
+                    upstream.name,
+                    "<namespace>",
+                    gloo::GLOO_NAMESPACE
+                ),
+            ),
+        );
         return None;
     };
     let src = match ctx.set.get(&key) {
@@ -718,45 +924,82 @@ fn resolve(
     };
     match &found.spec.upstream_type {
         UpstreamType::Static(_) => {
-            mention(ctx, state, Item::new(
-                DriftKind::Backend,
-                Mapping::Unmappable,
-                src,
-                None,
-                "A static upstream (fixed host:port list) is not a Service; Gateway API's core backendRef needs one (a selector-less Service with EndpointSlices, or an implementation's own Backend kind). The destination is left out.",
-            ));
+            mention(
+                ctx,
+                state,
+                Item::new(
+                    DriftKind::Backend,
+                    Mapping::Unmappable,
+                    src,
+                    None,
+                    "A static upstream (fixed host:port list) is not a Service; Gateway API's core backendRef needs one (a selector-less Service with EndpointSlices, or an implementation's own Backend kind). The destination is left out.",
+                ),
+            );
             None
         }
         UpstreamType::Kube(kube) => {
             let Ok(port) = u16::try_from(kube.service_port) else {
                 return None;
             };
-            let service = ServicePort { namespace: kube.service_namespace.clone(), name: kube.service_name.clone(), port };
+            let service = ServicePort {
+                namespace: kube.service_namespace.clone(),
+                name: kube.service_name.clone(),
+                port,
+            };
             let service_selector = ctx
                 .service(&service.namespace, &service.name)
                 .and_then(|s| s.spec.as_ref()?.selector.clone())
                 .unwrap_or_default();
             let subset = !kube.selector.is_empty() && kube.selector != service_selector;
-            let same_pods = !subset || ctx.set.deployments().all(|(_, d)| {
-                let labels = PodLabels::of_deployment(d);
-                let Some(labels) = labels else { return true };
-                if labels.namespace != service.namespace { return true; }
-                let by_service = !service_selector.is_empty() && service_selector.iter().all(|(k, v)| labels.labels.get(k) == Some(v));
-                let by_upstream = kube.selector.iter().all(|(k, v)| labels.labels.get(k) == Some(v));
-                by_service == by_upstream
-            });
+            let same_pods = !subset
+                || ctx.set.deployments().all(|(_, d)| {
+                    let labels = PodLabels::of_deployment(d);
+                    let Some(labels) = labels else { return true };
+                    if labels.namespace != service.namespace {
+                        return true;
+                    }
+                    let by_service = !service_selector.is_empty()
+                        && service_selector
+                            .iter()
+                            .all(|(k, v)| labels.labels.get(k) == Some(v));
+                    let by_upstream = kube
+                        .selector
+                        .iter()
+                        .all(|(k, v)| labels.labels.get(k) == Some(v));
+                    by_service == by_upstream
+                });
             let how = if discovered.is_some() {
                 format!("Gloo's discovery named it from {service} (it is not in the input)")
             } else {
                 format!("a kube upstream of {service}")
             };
             let item = if same_pods {
-                Item::new(DriftKind::Backend, Mapping::Exact, src, Some(target.to_owned()),
-                    format!("Upstream {namespace}/{}: {how}; it becomes a backendRef to {service}{}.", upstream.name,
-                        if subset { " (its pod selector picks the same pods as the Service's in the input)" } else { "" }))
+                Item::new(
+                    DriftKind::Backend,
+                    Mapping::Exact,
+                    src,
+                    Some(target.to_owned()),
+                    format!(
+                        "Upstream {namespace}/{}: {how}; it becomes a backendRef to {service}{}.",
+                        upstream.name,
+                        if subset {
+                            " (its pod selector picks the same pods as the Service's in the input)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
             } else {
-                Item::new(DriftKind::Backend, Mapping::Approximate, src, Some(target.to_owned()),
-                    format!("Upstream {namespace}/{}: {how}, restricted to pods labelled {:?}; a backendRef reaches every pod of the Service, so pods outside that selector now get traffic too (a Service per subset would restore it).", upstream.name, kube.selector))
+                Item::new(
+                    DriftKind::Backend,
+                    Mapping::Approximate,
+                    src,
+                    Some(target.to_owned()),
+                    format!(
+                        "Upstream {namespace}/{}: {how}, restricted to pods labelled {:?}; a backendRef reaches every pod of the Service, so pods outside that selector now get traffic too (a Service per subset would restore it).",
+                        upstream.name, kube.selector
+                    ),
+                )
             };
             mention(ctx, state, item);
             if ctx.service(&service.namespace, &service.name).is_none() {
@@ -782,24 +1025,52 @@ fn header_filters(
     let field = format!("{field}.options.headerManipulation");
     let mut filters = Vec::new();
     for (adds, removes, name, is_request) in [
-        (&m.request_headers_to_add, &m.request_headers_to_remove, "request", true),
-        (&m.response_headers_to_add, &m.response_headers_to_remove, "response", false),
+        (
+            &m.request_headers_to_add,
+            &m.request_headers_to_remove,
+            "request",
+            true,
+        ),
+        (
+            &m.response_headers_to_add,
+            &m.response_headers_to_remove,
+            "response",
+            false,
+        ),
     ] {
         let mut filter = HttpHeaderFilter::default();
         let mut notes = Vec::new();
         for (i, option) in adds.iter().enumerate() {
             let f = format!("{field}.{name}HeadersToAdd[{i}]");
-            let header = HttpHeader { name: option.header.key.clone(), value: option.header.value.clone() };
+            let header = HttpHeader {
+                name: option.header.key.clone(),
+                value: option.header.value.clone(),
+            };
             if !valid_header_name(&header.name) {
-                ctx.push(Item::new(DriftKind::Headers, Mapping::Unmappable, source(loaded, &f), None,
-                    format!("{:?} is not a header name Gateway API can set; it is not added.", header.name)));
+                ctx.push(Item::new(
+                    DriftKind::Headers,
+                    Mapping::Unmappable,
+                    source(loaded, &f),
+                    None,
+                    format!(
+                        "{:?} is not a header name Gateway API can set; it is not added.",
+                        header.name
+                    ),
+                ));
                 continue;
             }
             if header.value.contains('%') {
                 notes.push(format!("{:?} holds an Envoy command operator (%...%), which Gateway API writes literally", header.name));
             }
-            let list = if option.append == Some(false) { &mut filter.set } else { &mut filter.add };
-            if list.iter().any(|h| h.name.eq_ignore_ascii_case(&header.name)) {
+            let list = if option.append == Some(false) {
+                &mut filter.set
+            } else {
+                &mut filter.add
+            };
+            if list
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(&header.name))
+            {
                 ctx.push(Item::new(DriftKind::Headers, Mapping::Unmappable, source(loaded, &f), None,
                     format!("A second value for {:?}: a header modifier names each header once; only the first is written.", header.name)));
                 continue;
@@ -810,11 +1081,23 @@ fn header_filters(
         if filter == HttpHeaderFilter::default() {
             continue;
         }
-        let what = if is_request { "RequestHeaderModifier" } else { "ResponseHeaderModifier" };
-        let mapping = if notes.is_empty() { Mapping::Exact } else { Mapping::Approximate };
+        let what = if is_request {
+            "RequestHeaderModifier"
+        } else {
+            "ResponseHeaderModifier"
+        };
+        let mapping = if notes.is_empty() {
+            Mapping::Exact
+        } else {
+            Mapping::Approximate
+        };
         ctx.push(Item::new(DriftKind::Headers, mapping, source(loaded, &format!("{field}.{name}HeadersToAdd")), Some(format!("{target}.filters[].{}", if is_request { "requestHeaderModifier" } else { "responseHeaderModifier" })),
             format!("{name} headers become a {what} filter: append true (the default) → add, append false → set, removals → remove.{}", if notes.is_empty() { String::new() } else { format!(" But {}.", notes.join("; ")) })));
-        filters.push(if is_request { HttpRouteFilter::RequestHeaderModifier(filter) } else { HttpRouteFilter::ResponseHeaderModifier(filter) });
+        filters.push(if is_request {
+            HttpRouteFilter::RequestHeaderModifier(filter)
+        } else {
+            HttpRouteFilter::ResponseHeaderModifier(filter)
+        });
     }
     filters
 }
@@ -830,8 +1113,14 @@ fn timeouts_and_retry(
     target: &str,
     matches: &[(HttpRouteMatch, String)],
     host: Option<&str>,
-) -> (Option<model::gateway_api::HttpRouteTimeouts>, Option<model::gateway_api::HttpRouteRetry>) {
-    let patterns: Vec<RequestPattern> = matches.iter().flat_map(|(m, _)| match_patterns(m, host)).collect();
+) -> (
+    Option<model::gateway_api::HttpRouteTimeouts>,
+    Option<model::gateway_api::HttpRouteRetry>,
+) {
+    let patterns: Vec<RequestPattern> = matches
+        .iter()
+        .flat_map(|(m, _)| match_patterns(m, host))
+        .collect();
     let request = match options.timeout {
         None => {
             ctx.push(Item::new(DriftKind::ImplicitDefault, Mapping::Exact, source(loaded, &format!("{field}.options.timeout")), Some(format!("{target}.timeouts.request")),
@@ -841,10 +1130,29 @@ fn timeouts_and_retry(
         Some(timeout) => {
             let d = timeout.0;
             let exact = crate::paths::gateway_duration(d).is_ok();
-            ctx.push(Item::new(DriftKind::Timeout, if exact { Mapping::Exact } else { Mapping::Approximate }, source(loaded, &format!("{field}.options.timeout")), Some(format!("{target}.timeouts.request")),
-                if d.is_zero() { "A timeout of 0 disables it; timeouts.request 0s does the same.".to_owned() }
-                else if exact { format!("The route timeout becomes timeouts.request {}.", policy::duration(d).as_str()) }
-                else { format!("The route timeout is rounded up to the millisecond: timeouts.request {}.", policy::duration(d).as_str()) }));
+            ctx.push(Item::new(
+                DriftKind::Timeout,
+                if exact {
+                    Mapping::Exact
+                } else {
+                    Mapping::Approximate
+                },
+                source(loaded, &format!("{field}.options.timeout")),
+                Some(format!("{target}.timeouts.request")),
+                if d.is_zero() {
+                    "A timeout of 0 disables it; timeouts.request 0s does the same.".to_owned()
+                } else if exact {
+                    format!(
+                        "The route timeout becomes timeouts.request {}.",
+                        policy::duration(d).as_str()
+                    )
+                } else {
+                    format!(
+                        "The route timeout is rounded up to the millisecond: timeouts.request {}.",
+                        policy::duration(d).as_str()
+                    )
+                },
+            ));
             Some(d)
         }
     };
@@ -852,13 +1160,38 @@ fn timeouts_and_retry(
         return (policy::timeouts(request, None), None);
     };
     let rfield = format!("{field}.options.retries");
-    let mut retry = Retry { attempts: retries.num_retries.unwrap_or(1), per_try: retries.per_try_timeout.map(|t| t.0).filter(|t| !t.is_zero()), ..Retry::default() };
-    for condition in retries.retry_on.as_deref().unwrap_or("").split(',').map(str::trim).filter(|c| !c.is_empty()) {
+    let mut retry = Retry {
+        attempts: retries.num_retries.unwrap_or(1),
+        per_try: retries
+            .per_try_timeout
+            .map(|t| t.0)
+            .filter(|t| !t.is_zero()),
+        ..Retry::default()
+    };
+    for condition in retries
+        .retry_on
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
         match condition {
-            "5xx" => { retry.codes.extend(policy::all_5xx()); retry.inexpressible.push("5xx's connection failures, resets and per-try timeouts".into()); }
-            "gateway-error" => { retry.codes.extend([502, 503, 504]); }
-            "retriable-4xx" => { retry.codes.insert(409); }
-            "connect-failure" | "reset" | "refused-stream" => retry.inexpressible.push(condition.to_owned()),
+            "5xx" => {
+                retry.codes.extend(policy::all_5xx());
+                retry
+                    .inexpressible
+                    .push("5xx's connection failures, resets and per-try timeouts".into());
+            }
+            "gateway-error" => {
+                retry.codes.extend([502, 503, 504]);
+            }
+            "retriable-4xx" => {
+                retry.codes.insert(409);
+            }
+            "connect-failure" | "reset" | "refused-stream" => {
+                retry.inexpressible.push(condition.to_owned())
+            }
             other => retry.unknown.push(other.to_owned()),
         }
     }
@@ -869,16 +1202,44 @@ fn timeouts_and_retry(
         notes.push(format!("Gateway API retries on status codes only: {} cannot be expressed, and whether an implementation retries them is its own choice", retry.inexpressible.join(", ")));
     }
     if !retry.unknown.is_empty() {
-        notes.push(format!("{} are not carried over (no Gateway API equivalent)", retry.unknown.join(", ")));
+        notes.push(format!(
+            "{} are not carried over (no Gateway API equivalent)",
+            retry.unknown.join(", ")
+        ));
     }
     let description = match &gateway {
         Some(_) => format!(
             "retryOn {:?} becomes retry.codes [{}] with attempts {} (numRetries{}) and backoff 25ms (Envoy's first back-off){}.{}",
-            retries.retry_on.as_deref().unwrap_or(""), retry.codes_text(), retry.attempts,
-            if retries.num_retries.is_none() { ", Envoy's default 1" } else { "" },
-            retry.per_try.map(|d| format!("; perTryTimeout becomes timeouts.backendRequest {}", policy::duration(d).as_str())).unwrap_or_default(),
-            if notes.is_empty() { String::new() } else { format!(" {}.", notes.join("; ")) }),
-        None => format!("No retry condition Gateway API can express (retryOn {:?}), so no retry is written.{}", retries.retry_on.as_deref().unwrap_or(""), if notes.is_empty() { String::new() } else { format!(" {}.", notes.join("; ")) }),
+            retries.retry_on.as_deref().unwrap_or(""),
+            retry.codes_text(),
+            retry.attempts,
+            if retries.num_retries.is_none() {
+                ", Envoy's default 1"
+            } else {
+                ""
+            },
+            retry
+                .per_try
+                .map(|d| format!(
+                    "; perTryTimeout becomes timeouts.backendRequest {}",
+                    policy::duration(d).as_str()
+                ))
+                .unwrap_or_default(),
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" {}.", notes.join("; "))
+            }
+        ),
+        None => format!(
+            "No retry condition Gateway API can express (retryOn {:?}), so no retry is written.{}",
+            retries.retry_on.as_deref().unwrap_or(""),
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" {}.", notes.join("; "))
+            }
+        ),
     };
     let mapping = match (&gateway, notes.is_empty()) {
         (Some(_), true) => Mapping::Exact,
@@ -886,9 +1247,18 @@ fn timeouts_and_retry(
         (Some(_), false) => Mapping::Approximate,
         (None, false) => Mapping::Unmappable,
     };
-    let mut item = Item::new(DriftKind::Retry, mapping, source(loaded, &rfield), gateway.as_ref().map(|_| format!("{target}.retry")), description);
+    let mut item = Item::new(
+        DriftKind::Retry,
+        mapping,
+        source(loaded, &rfield),
+        gateway.as_ref().map(|_| format!("{target}.retry")),
+        description,
+    );
     if mapping != Mapping::Exact {
-        item = item.affects(patterns).before_after("retried when the backend fails as listed", "not retried for the conditions listed");
+        item = item.affects(patterns).before_after(
+            "retried when the backend fails as listed",
+            "not retried for the conditions listed",
+        );
     }
     ctx.push(item);
     (timeouts, gateway)
@@ -900,23 +1270,43 @@ fn raw_string(ctx: &Context<'_>, loaded: &Loaded, field: &str) -> Option<String>
         return None;
     }
     let raw = ctx.input.raw(&loaded.resource.key())?;
-    crate::input::value_at(raw, field)?.as_str().map(str::to_owned)
+    crate::input::value_at(raw, field)?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Route options colormesh's model does not read: each one is named as unmappable.
 fn unmappable_options(ctx: &mut Context<'_>, loaded: &Loaded, field: &str) {
     let prefix = format!("{field}.");
     let host_rewrite = format!("{field}.options.hostRewrite");
-    let ignored: Vec<String> = loaded.ignored_fields.iter().filter(|f| f.starts_with(&prefix) && **f != host_rewrite).cloned().collect();
+    let ignored: Vec<String> = loaded
+        .ignored_fields
+        .iter()
+        .filter(|f| f.starts_with(&prefix) && **f != host_rewrite)
+        .cloned()
+        .collect();
     for f in ignored {
-        ctx.push(Item::new(DriftKind::Other, Mapping::Unmappable, source(loaded, &f), None,
-            format!("{} is not carried over: the migration has no Gateway API equivalent for it.", f.rsplit('.').next().unwrap_or(&f))));
+        ctx.push(Item::new(
+            DriftKind::Other,
+            Mapping::Unmappable,
+            source(loaded, &f),
+            None,
+            format!(
+                "{} is not carried over: the migration has no Gateway API equivalent for it.",
+                f.rsplit('.').next().unwrap_or(&f)
+            ),
+        ));
     }
 }
 
 /// Fields of the VirtualService outside its routes that the model does not read.
 fn vs_level_ignored(ctx: &mut Context<'_>, loaded: &Loaded) {
-    let ignored: Vec<String> = loaded.ignored_fields.iter().filter(|f| !f.starts_with("spec.virtualHost.routes[")).cloned().collect();
+    let ignored: Vec<String> = loaded
+        .ignored_fields
+        .iter()
+        .filter(|f| !f.starts_with("spec.virtualHost.routes["))
+        .cloned()
+        .collect();
     for f in ignored {
         ctx.push(Item::new(DriftKind::Other, Mapping::Unmappable, source(loaded, &f), None,
             format!("{f} is not carried over: the migration has no Gateway API equivalent for it (TLS, virtual-host options and the like need the Gateway's or the implementation's own configuration).")));

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use model::{Loaded, LoadError, ResourceKey, ResourceKind, ResourceSet, is_tool_config};
+use model::{LoadError, Loaded, ResourceKey, ResourceKind, ResourceSet, is_tool_config};
 use serde_json::Value;
 
 use crate::error::MigrateError;
@@ -42,11 +42,10 @@ impl Input {
                 vec![path.clone()]
             };
             for file in files {
-                let text =
-                    std::fs::read_to_string(&file).map_err(|source| MigrateError::Read {
-                        path: file.clone(),
-                        source,
-                    })?;
+                let text = std::fs::read_to_string(&file).map_err(|source| MigrateError::Read {
+                    path: file.clone(),
+                    source,
+                })?;
                 errors.extend(input.add(&file, &text));
             }
         }
@@ -177,7 +176,8 @@ mod tests {
 
     #[test]
     fn a_field_path_finds_its_value() {
-        let value: Value = serde_json::json!({"spec": {"routes": [{"a": 1}, {"options": {"hostRewrite": "x"}}]}});
+        let value: Value =
+            serde_json::json!({"spec": {"routes": [{"a": 1}, {"options": {"hostRewrite": "x"}}]}});
         assert_eq!(
             value_at(&value, "spec.routes[1].options.hostRewrite"),
             Some(&Value::from("x"))

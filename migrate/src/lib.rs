@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use model::gateway_api::{
-    AllowedRoutes, FromNamespaces, Gateway, GatewayClass, GatewayClassSpec, GatewaySpec, GROUP,
+    AllowedRoutes, FromNamespaces, GROUP, Gateway, GatewayClass, GatewayClassSpec, GatewaySpec,
     HTTPRoute, Listener, ReferenceGrant, ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo,
     RouteNamespaces,
 };
@@ -191,7 +191,10 @@ pub fn migrate(input: &Input, options: &Options) -> Result<Migration, MigrateErr
         ));
         if options.gateway_class == DEFAULT_GATEWAY_CLASS {
             let class = GatewayClass {
-                metadata: ObjectMeta { name: Some(DEFAULT_GATEWAY_CLASS.into()), ..ObjectMeta::default() },
+                metadata: ObjectMeta {
+                    name: Some(DEFAULT_GATEWAY_CLASS.into()),
+                    ..ObjectMeta::default()
+                },
                 spec: GatewayClassSpec {
                     controller_name: model::gateway_api::CONTROLLER_NAME.into(),
                     description: Some("colormesh gateway-proxy or envoy-control".into()),
@@ -203,8 +206,14 @@ pub fn migrate(input: &Input, options: &Options) -> Result<Migration, MigrateErr
         migrated.push(Resource::Gateway(Box::new(gw)));
         gateway_docs = migrated.iter().map(to_value).collect();
     }
-    let edge: Vec<Resource> = edge_routes.into_iter().map(|r| Resource::HttpRoute(Box::new(r))).collect();
-    let mesh: Vec<Resource> = mesh_routes.into_iter().map(|r| Resource::HttpRoute(Box::new(r))).collect();
+    let edge: Vec<Resource> = edge_routes
+        .into_iter()
+        .map(|r| Resource::HttpRoute(Box::new(r)))
+        .collect();
+    let mesh: Vec<Resource> = mesh_routes
+        .into_iter()
+        .map(|r| Resource::HttpRoute(Box::new(r)))
+        .collect();
     let grants = reference_grants(&mut ctx);
 
     // Namespaces: the input's, with the mesh label where needed, plus any the output needs.
@@ -212,7 +221,10 @@ pub fn migrate(input: &Input, options: &Options) -> Result<Migration, MigrateErr
     if !namespaces.is_empty() {
         files.push(OutputFile {
             name: "00-namespaces.yaml".into(),
-            comment: format!("Namespaces: the input's, carried over; those of the mesh labelled {}={}.", options.mesh_label.0, options.mesh_label.1),
+            comment: format!(
+                "Namespaces: the input's, carried over; those of the mesh labelled {}={}.",
+                options.mesh_label.0, options.mesh_label.1
+            ),
             documents: namespaces,
         });
     }
@@ -253,7 +265,11 @@ pub fn migrate(input: &Input, options: &Options) -> Result<Migration, MigrateErr
         target: TARGET.into(),
         items: finish_items(std::mem::take(&mut ctx.items)),
     };
-    Ok(Migration { files, migrated, report })
+    Ok(Migration {
+        files,
+        migrated,
+        report,
+    })
 }
 
 fn to_value(resource: &Resource) -> Value {
@@ -276,7 +292,10 @@ fn gateway(ctx: &Context<'_>) -> Gateway {
                 port: options.listener_port,
                 protocol: "HTTP".into(),
                 allowed_routes: AllowedRoutes {
-                    namespaces: RouteNamespaces { from: FromNamespaces::All, selector: None },
+                    namespaces: RouteNamespaces {
+                        from: FromNamespaces::All,
+                        selector: None,
+                    },
                     kinds: Vec::new(),
                 },
             }],
@@ -300,10 +319,25 @@ fn reference_grants(ctx: &mut Context<'_>) -> Vec<Resource> {
             ),
         ));
         out.push(Resource::ReferenceGrant(Box::new(ReferenceGrant {
-            metadata: ObjectMeta { name: Some(name), namespace: Some(to_ns.clone()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(to_ns.clone()),
+                ..ObjectMeta::default()
+            },
             spec: ReferenceGrantSpec {
-                from: vec![ReferenceGrantFrom { group: GROUP.into(), kind: "HTTPRoute".into(), namespace: from_ns.clone() }],
-                to: names.iter().map(|n| ReferenceGrantTo { group: String::new(), kind: "Service".into(), name: Some(n.clone()) }).collect(),
+                from: vec![ReferenceGrantFrom {
+                    group: GROUP.into(),
+                    kind: "HTTPRoute".into(),
+                    namespace: from_ns.clone(),
+                }],
+                to: names
+                    .iter()
+                    .map(|n| ReferenceGrantTo {
+                        group: String::new(),
+                        kind: "Service".into(),
+                        name: Some(n.clone()),
+                    })
+                    .collect(),
             },
         })));
     }
@@ -320,7 +354,11 @@ fn namespaces(ctx: &mut Context<'_>, has_edge: bool) -> Vec<Value> {
         .namespaces()
         .filter_map(|(loaded, ns)| {
             let name = ns.metadata.name.clone()?;
-            let raw = ctx.input.raw(&loaded.resource.key()).cloned().unwrap_or_else(|| to_value(&loaded.resource));
+            let raw = ctx
+                .input
+                .raw(&loaded.resource.key())
+                .cloned()
+                .unwrap_or_else(|| to_value(&loaded.resource));
             Some((name, raw))
         })
         .collect();
@@ -332,7 +370,14 @@ fn namespaces(ctx: &mut Context<'_>, has_edge: bool) -> Vec<Value> {
         needed.insert(ctx.options.gateway_namespace.clone());
     }
     for route in ctx.set.gloo_virtual_services() {
-        needed.insert(route.1.metadata.namespace.clone().unwrap_or_else(|| "default".into()));
+        needed.insert(
+            route
+                .1
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        );
     }
     needed.remove("default");
     let mut created = Vec::new();
@@ -344,21 +389,35 @@ fn namespaces(ctx: &mut Context<'_>, has_edge: bool) -> Vec<Value> {
     }
     let mut labelled = Vec::new();
     for name in &mesh {
-        let Some(doc) = docs.get_mut(name) else { continue };
+        let Some(doc) = docs.get_mut(name) else {
+            continue;
+        };
         let metadata = doc.as_object_mut().and_then(|o| {
-            o.entry("metadata").or_insert_with(|| serde_json::json!({})).as_object_mut()
+            o.entry("metadata")
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
         });
         let Some(metadata) = metadata else { continue };
-        let labels = metadata.entry("labels").or_insert_with(|| serde_json::json!({}));
+        let labels = metadata
+            .entry("labels")
+            .or_insert_with(|| serde_json::json!({}));
         if let Some(labels) = labels.as_object_mut() {
             let removed = labels.remove(APPMESH_INJECTOR_LABEL).is_some();
             labels.insert(key.clone(), Value::String(value.clone()));
             labelled.push((name.clone(), removed));
         }
     }
-    let meshes: Vec<String> = ctx.set.meshes().map(|(l, _)| context::source(l, "")).collect();
+    let meshes: Vec<String> = ctx
+        .set
+        .meshes()
+        .map(|(l, _)| context::source(l, ""))
+        .collect();
     if !labelled.is_empty() {
-        let src = if meshes.is_empty() { "App Mesh membership (virtual nodes and services)".to_owned() } else { meshes.join("; ") };
+        let src = if meshes.is_empty() {
+            "App Mesh membership (virtual nodes and services)".to_owned()
+        } else {
+            meshes.join("; ")
+        };
         ctx.push(Item::new(
             DriftKind::Mesh,
             Mapping::Exact,
@@ -371,7 +430,12 @@ fn namespaces(ctx: &mut Context<'_>, has_edge: bool) -> Vec<Value> {
             ),
         ));
     }
-    for (loaded, mesh) in ctx.set.meshes().map(|(l, m)| (l.clone(), m.clone())).collect::<Vec<_>>() {
+    for (loaded, mesh) in ctx
+        .set
+        .meshes()
+        .map(|(l, m)| (l.clone(), m.clone()))
+        .collect::<Vec<_>>()
+    {
         if let Some(filter) = &mesh.spec.egress_filter {
             let drop_all = filter.type_ == model::appmesh::EgressFilterType::DropAll;
             ctx.push(Item::new(
@@ -392,8 +456,17 @@ fn namespaces(ctx: &mut Context<'_>, has_edge: bool) -> Vec<Value> {
             DriftKind::Other,
             Mapping::Exact,
             "namespaces the output uses but the input does not hold".into(),
-            Some(created.iter().map(|n| format!("Namespace {n}")).collect::<Vec<_>>().join("; ")),
-            format!("Written so the output folder applies on its own: {}.", created.join(", ")),
+            Some(
+                created
+                    .iter()
+                    .map(|n| format!("Namespace {n}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            format!(
+                "Written so the output folder applies on its own: {}.",
+                created.join(", ")
+            ),
         ));
     }
     docs.into_values().collect()
@@ -404,28 +477,48 @@ fn carried(ctx: &Context<'_>) -> Vec<OutputFile> {
     let mut by_file: BTreeMap<PathBuf, Vec<Value>> = BTreeMap::new();
     let mut order: Vec<PathBuf> = Vec::new();
     let live = ctx.set.clone();
+    let mut emitted = BTreeSet::new();
     for loaded in &ctx.input.resources {
         let key = loaded.resource.key();
         if is_replaced(&key.kind) || key.kind == ResourceKind::Namespace {
             continue;
         }
-        // A later document with the same identity replaces this one.
-        if live.get(&key).is_none_or(|l| l != loaded) {
+        // A later document with the same identity replaces this one (and a file read twice
+        // is written once).
+        if live.get(&key).is_none_or(|l| l != loaded) || !emitted.insert(key.clone()) {
             continue;
         }
-        let value = ctx.input.raw(&key).cloned().unwrap_or_else(|| to_value(&loaded.resource));
+        let value = ctx
+            .input
+            .raw(&key)
+            .cloned()
+            .unwrap_or_else(|| to_value(&loaded.resource));
         if !by_file.contains_key(&loaded.origin.file) {
             order.push(loaded.origin.file.clone());
         }
-        by_file.entry(loaded.origin.file.clone()).or_default().push(value);
+        by_file
+            .entry(loaded.origin.file.clone())
+            .or_default()
+            .push(value);
     }
     let mut used = BTreeSet::new();
     order
         .into_iter()
         .map(|file| {
-            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let parent = file.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut name = if parent.is_empty() { format!("10-{stem}.yaml") } else { format!("10-{parent}-{stem}.yaml") };
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let parent = file
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut name = if parent.is_empty() {
+                format!("10-{stem}.yaml")
+            } else {
+                format!("10-{parent}-{stem}.yaml")
+            };
             let mut n = 2;
             while !used.insert(name.clone()) {
                 name = format!("10-{parent}-{stem}-{n}.yaml");

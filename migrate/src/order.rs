@@ -51,12 +51,7 @@ pub(crate) fn route_order_items(
             let example = example_of(&patterns);
             let shadowed = entries[..i].iter().any(|first| {
                 first.position < earlier.position
-                    && crate::paths::gateway_match(
-                        &first.m,
-                        &example.0,
-                        &example.1,
-                        &example.2,
-                    )
+                    && crate::paths::gateway_match(&first.m, &example.0, &example.1, &example.2)
                     && crate::paths::rank(&first.m) >= rank(&later.m)
             });
             if shadowed {
@@ -141,7 +136,11 @@ mod tests {
         assert_eq!(items.len(), 1);
         let item = &items[0].0;
         let none = BTreeMap::new();
-        let hit = |path: &str| item.affects.iter().any(|p| p.matches("GET", "h", path, &none));
+        let hit = |path: &str| {
+            item.affects
+                .iter()
+                .any(|p| p.matches("GET", "h", path, &none))
+        };
         assert!(hit("/a/b"));
         assert!(hit("/a/b/c"));
         assert!(!hit("/a/bc"), "element-wise: /a/bc stays on /a");
@@ -169,11 +168,18 @@ mod tests {
         ];
         let items = route_order_items(&entries, None, "Gloo");
         assert_eq!(items.len(), 1);
-        assert_eq!(items[0].0.affects[0].path_exact.as_deref(), Some("/api/health"));
+        assert_eq!(
+            items[0].0.affects[0].path_exact.as_deref(),
+            Some("/api/health")
+        );
 
         let mut post = entry(1, PathMatchType::PathPrefix, "/api");
         post.m.method = Some(HttpMethod::POST);
-        let items = route_order_items(&[entry(0, PathMatchType::PathPrefix, "/api"), post], None, "Gloo");
+        let items = route_order_items(
+            &[entry(0, PathMatchType::PathPrefix, "/api"), post],
+            None,
+            "Gloo",
+        );
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].0.affects[0].method.as_deref(), Some("POST"));
         assert_eq!(items[0].0.examples[0].method, "POST");

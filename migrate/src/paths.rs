@@ -226,7 +226,7 @@ pub(crate) fn glued_example(prefix: &str) -> String {
 /// A Gateway API duration for a standard one: `Ok` when exact, `Err` with the nearest (rounded up
 /// to the millisecond, or capped at the largest the format allows) otherwise.
 pub(crate) fn gateway_duration(duration: Duration) -> Result<GatewayDuration, GatewayDuration> {
-    let mut exact = duration.subsec_nanos() % 1_000_000 == 0;
+    let mut exact = duration.subsec_nanos().is_multiple_of(1_000_000);
     let mut millis = duration.as_millis();
     if !exact {
         millis += 1;

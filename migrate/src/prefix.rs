@@ -66,14 +66,28 @@ pub(crate) fn prefix_items(
 }
 
 /// The rule a request now takes among `rules` (highest precedence; ties to the first).
-pub(crate) fn taken_by(rules: &[HttpRouteRule], method: &str, path: &str, namespace: &str, name: &str) -> Option<String> {
+pub(crate) fn taken_by(
+    rules: &[HttpRouteRule],
+    method: &str,
+    path: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<String> {
     let none = BTreeMap::new();
     rules
         .iter()
         .enumerate()
         .flat_map(|(i, rule)| rule.matches.iter().map(move |m| (i, m)))
         .filter(|(_, m)| gateway_match(m, method, path, &none))
-        .max_by(|(ia, a), (ib, b)| crate::paths::rank(a).cmp(&crate::paths::rank(b)).then(ib.cmp(ia)))
-        .map(|(i, _)| format!("taken by {}", route_target(namespace, name, &format!("spec.rules[{i}]"))))
+        .max_by(|(ia, a), (ib, b)| {
+            crate::paths::rank(a)
+                .cmp(&crate::paths::rank(b))
+                .then(ib.cmp(ia))
+        })
+        .map(|(i, _)| {
+            format!(
+                "taken by {}",
+                route_target(namespace, name, &format!("spec.rules[{i}]"))
+            )
+        })
 }
-

@@ -28,7 +28,12 @@ pub(crate) fn yaml_file(file: &OutputFile) -> String {
 /// A request pattern in words: `GET host /path/*, not ...`.
 pub fn describe_pattern(pattern: &RequestPattern) -> String {
     let mut parts = Vec::new();
-    parts.push(pattern.method.clone().unwrap_or_else(|| "any method".into()));
+    parts.push(
+        pattern
+            .method
+            .clone()
+            .unwrap_or_else(|| "any method".into()),
+    );
     if let Some(host) = &pattern.host {
         parts.push(format!("host {host}"));
     }
@@ -63,7 +68,13 @@ pub fn render_markdown(report: &DriftReport, files: &[OutputFile]) -> String {
     }
     let _ = writeln!(out, "\nOutput files (apply in this order):");
     for file in files {
-        let _ = writeln!(out, "- `{}`: {} ({} documents)", file.name, file.comment, file.documents.len());
+        let _ = writeln!(
+            out,
+            "- `{}`: {} ({} documents)",
+            file.name,
+            file.comment,
+            file.documents.len()
+        );
     }
     let _ = writeln!(
         out,
@@ -81,7 +92,11 @@ pub fn render_markdown(report: &DriftReport, files: &[OutputFile]) -> String {
         ("Approximate", Mapping::Approximate),
         ("Exact", Mapping::Exact),
     ] {
-        let items: Vec<_> = report.items.iter().filter(|i| i.mapping == mapping).collect();
+        let items: Vec<_> = report
+            .items
+            .iter()
+            .filter(|i| i.mapping == mapping)
+            .collect();
         if items.is_empty() {
             continue;
         }
@@ -102,7 +117,11 @@ pub fn render_markdown(report: &DriftReport, files: &[OutputFile]) -> String {
                 out.push('\n');
             }
             for example in &item.examples {
-                let host = example.host.as_deref().map(|h| format!(" (Host: {h})")).unwrap_or_default();
+                let host = example
+                    .host
+                    .as_deref()
+                    .map(|h| format!(" (Host: {h})"))
+                    .unwrap_or_default();
                 let _ = writeln!(out, "Example: `{} {}`{host}", example.method, example.path);
             }
             if let (Some(before), Some(after)) = (&item.before, &item.after) {

@@ -29,28 +29,64 @@ fn routes_in_priority_order_and_explicit_retries_and_timeouts() {
     assert_eq!(route.spec.parent_refs[0].name, "api");
     // Priority 1 first.
     let first = &route.spec.rules[0];
-    let weights: Vec<(&str, u32)> = first.backend_refs.iter().map(|b| (b.name.as_str(), b.weight)).collect();
+    let weights: Vec<(&str, u32)> = first
+        .backend_refs
+        .iter()
+        .map(|b| (b.name.as_str(), b.weight))
+        .collect();
     assert_eq!(weights, [("api-v1", 9), ("api-v2", 1)]);
     let second = &route.spec.rules[1];
     let m = &second.matches[0];
     assert_eq!(m.method.map(|x| x.as_str()), Some("POST"));
     assert_eq!(m.headers[0].value, "yes.*");
     let retry = second.retry.as_ref().expect("retry");
-    assert_eq!((retry.codes.as_slice(), retry.attempts), (&[502, 503, 504][..], Some(4)));
+    assert_eq!(
+        (retry.codes.as_slice(), retry.attempts),
+        (&[502, 503, 504][..], Some(4))
+    );
     let timeouts = second.timeouts.as_ref().expect("timeouts");
     assert_eq!(timeouts.request.as_ref().map(|d| d.as_str()), Some("3s"));
-    assert_eq!(timeouts.backend_request.as_ref().map(|d| d.as_str()), Some("250ms"));
+    assert_eq!(
+        timeouts.backend_request.as_ref().map(|d| d.as_str()),
+        Some("250ms")
+    );
     let retry_item = items(&migration, DriftKind::Retry)[0];
-    assert_eq!(retry_item.mapping, Mapping::Approximate, "connection-error has no code");
+    assert_eq!(
+        retry_item.mapping,
+        Mapping::Approximate,
+        "connection-error has no code"
+    );
     // App Mesh tried `/` (priority 1) first; Gateway API ranks the longer /v2 prefix above it.
     let order = items(&migration, DriftKind::RouteOrder);
-    let moved = order.iter().find(|i| i.mapping == Mapping::Approximate).expect("route order drift");
+    let moved = order
+        .iter()
+        .find(|i| i.mapping == Mapping::Approximate)
+        .expect("route order drift");
     let none = Default::default();
-    assert!(moved.affects.iter().any(|p| p.matches("POST", "api.shop", "/v2/x", &none)));
-    assert!(!moved.affects.iter().any(|p| p.matches("GET", "api.shop", "/v2/x", &none)));
+    assert!(
+        moved
+            .affects
+            .iter()
+            .any(|p| p.matches("POST", "api.shop", "/v2/x", &none))
+    );
+    assert!(
+        !moved
+            .affects
+            .iter()
+            .any(|p| p.matches("GET", "api.shop", "/v2/x", &none))
+    );
     // The string prefix /v2 also matched /v2beta.
     let glued = items(&migration, DriftKind::PrefixMatch);
-    assert!(glued.iter().any(|i| i.affects.iter().any(|p| p.matches("POST", "api.shop", "/v2beta", &none))), "{glued:#?}");
-    assert!(!glued.iter().any(|i| affects(i, "/v2beta")), "only calls to api.shop");
+    assert!(
+        glued.iter().any(|i| i
+            .affects
+            .iter()
+            .any(|p| p.matches("POST", "api.shop", "/v2beta", &none))),
+        "{glued:#?}"
+    );
+    assert!(
+        !glued.iter().any(|i| affects(i, "/v2beta")),
+        "only calls to api.shop"
+    );
     assert_valid_output(&migration);
 }

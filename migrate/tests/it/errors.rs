@@ -6,7 +6,11 @@ use migrate::{Input, MigrateError, Options};
 fn a_malformed_manifest_is_an_error_naming_the_file_the_resource_and_the_field() {
     let dir = tempfile::tempdir().expect("temp dir");
     let good = dir.path().join("a-good.yaml");
-    std::fs::write(&good, "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n").expect("written");
+    std::fs::write(
+        &good,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n",
+    )
+    .expect("written");
     let bad = dir.path().join("b-bad.yaml");
     std::fs::write(
         &bad,
@@ -14,7 +18,9 @@ fn a_malformed_manifest_is_an_error_naming_the_file_the_resource_and_the_field()
     )
     .expect("written");
     let error = Input::read(&[dir.path().to_owned()]).expect_err("a bad weight");
-    let MigrateError::Load { errors } = &error else { panic!("{error}") };
+    let MigrateError::Load { errors } = &error else {
+        panic!("{error}")
+    };
     assert_eq!(errors.len(), 1);
     let text = error.to_string();
     assert!(text.contains("b-bad.yaml"), "{text}");
@@ -26,7 +32,11 @@ fn a_malformed_manifest_is_an_error_naming_the_file_the_resource_and_the_field()
 fn a_missing_path_and_an_input_without_gloo_or_app_mesh_are_refused() {
     let error = Input::read(&["/no/such/manifests".into()]).expect_err("missing");
     assert!(error.to_string().contains("/no/such/manifests"), "{error}");
-    let input = Input::from_text(std::path::Path::new("ns.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n").expect("loads");
+    let input = Input::from_text(
+        std::path::Path::new("ns.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n",
+    )
+    .expect("loads");
     let error = migrate::migrate(&input, &Options::default()).expect_err("nothing to migrate");
     assert!(matches!(error, MigrateError::NothingToMigrate { .. }));
     assert!(error.to_string().contains("ns.yaml"), "{error}");

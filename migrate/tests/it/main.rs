@@ -16,13 +16,20 @@ fn migrate_text(file: &str, text: &str) -> Migration {
 
 /// The items of one kind.
 fn items(migration: &Migration, kind: DriftKind) -> Vec<&DriftItem> {
-    migration.report.items.iter().filter(|i| i.kind == kind).collect()
+    migration
+        .report
+        .items
+        .iter()
+        .filter(|i| i.kind == kind)
+        .collect()
 }
 
 /// Whether an item's affected requests hold a GET of this path (any host, no headers).
 fn affects(item: &DriftItem, path: &str) -> bool {
     let none = std::collections::BTreeMap::new();
-    item.affects.iter().any(|p| p.matches("GET", "example.com", path, &none))
+    item.affects
+        .iter()
+        .any(|p| p.matches("GET", "example.com", path, &none))
 }
 
 /// Every output document of a Gateway API kind validates against the official CRDs; returns how
@@ -33,7 +40,10 @@ fn assert_valid_output(migration: &Migration) -> usize {
     for document in migration.documents() {
         let api_version = document["apiVersion"].as_str().unwrap_or_default();
         if api_version.starts_with("gateway.networking.k8s.io/") {
-            assert!(schemas.check(document).is_some(), "no schema for {document}");
+            assert!(
+                schemas.check(document).is_some(),
+                "no schema for {document}"
+            );
         }
         if schemas.check(document).is_some() {
             schemas.assert_valid(

@@ -11,7 +11,7 @@ use model::appmesh::{
 };
 use model::gloo::{self, Action, Matcher, ProtoDuration, RouteAction, RouteOptions};
 use model::{Resource, load_dir};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use test_support::{CrdSchemas as Schemas, workspace_root};
 
 fn manifest_files() -> Vec<PathBuf> {

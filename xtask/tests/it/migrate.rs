@@ -18,10 +18,20 @@ fn the_walkthrough_migrates_into_a_folder_with_its_drift_report() {
         .output()
         .expect("xtask runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("0 unmappable"), "{stdout}");
     assert!(stdout.contains("prefixMatch"), "{stdout}");
-    for file in ["drift-report.json", "drift-report.md", "20-gateway.yaml", "30-httproutes.yaml", "40-mesh-httproutes.yaml"] {
+    for file in [
+        "drift-report.json",
+        "drift-report.md",
+        "20-gateway.yaml",
+        "30-httproutes.yaml",
+        "40-mesh-httproutes.yaml",
+    ] {
         assert!(out.path().join(file).is_file(), "{file} missing: {stdout}");
     }
 }
@@ -40,5 +50,8 @@ fn a_bad_manifest_stops_the_migration_naming_the_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("vs.yaml"), "{stderr}");
-    assert!(stderr.contains("reading the manifests to migrate"), "{stderr}");
+    assert!(
+        stderr.contains("reading the manifests to migrate"),
+        "{stderr}"
+    );
 }

@@ -2,6 +2,7 @@
 //! fewer of them build faster.
 
 mod appmesh;
+mod behaviour;
 mod errors;
 mod gloo;
 mod walkthrough;

@@ -50,9 +50,15 @@ pub(crate) fn convert(ctx: &mut Context<'_>) -> Vec<HTTPRoute> {
         .map(|(l, _)| l.clone())
         .collect();
     let mut routes = Vec::new();
+    let mut hosts = Vec::new();
     for loaded in &virtual_services {
-        routes.extend(convert_virtual_service(ctx, &mut state, loaded));
+        let converted = convert_virtual_service(ctx, &mut state, loaded);
+        if !converted.is_empty() {
+            hosts.push((loaded.clone(), converted.clone()));
+        }
+        routes.extend(converted);
     }
+    host_overlap_items(ctx, &hosts);
     for loaded in ctx
         .set
         .upstreams()
@@ -1310,5 +1316,75 @@ fn vs_level_ignored(ctx: &mut Context<'_>, loaded: &Loaded) {
     for f in ignored {
         ctx.push(Item::new(DriftKind::Other, Mapping::Unmappable, source(loaded, &f), None,
             format!("{f} is not carried over: the migration has no Gateway API equivalent for it (TLS, virtual-host options and the like need the Gateway's or the implementation's own configuration).")));
+    }
+}
+
+/// Whether a route hostname (or every host, for none) covers a VirtualService's host.
+fn covers(wider: &[String], host: &str) -> bool {
+    wider.is_empty()
+        || wider.iter().any(|w| {
+            w.strip_prefix('*')
+                .is_some_and(|suffix| host.ends_with(suffix) && host.len() > suffix.len())
+        })
+}
+
+/// Gloo picks one VirtualService per request, the one with the most specific domain, and only its
+/// routes apply; Gateway API merges the rules of every HTTPRoute whose hostnames cover the host.
+/// A wider VirtualService's routes therefore now take requests for a narrower one's host that it
+/// did not route (404 before).
+fn host_overlap_items(ctx: &mut Context<'_>, converted: &[(Loaded, Vec<HTTPRoute>)]) {
+    for (narrow_loaded, narrow) in converted {
+        let Some(first) = narrow.first() else {
+            continue;
+        };
+        for host in &first.spec.hostnames {
+            for (wide_loaded, wide) in converted {
+                if std::ptr::eq(narrow_loaded, wide_loaded) {
+                    continue;
+                }
+                let Some(wide_first) = wide.first() else {
+                    continue;
+                };
+                let wide_hosts = &wide_first.spec.hostnames;
+                if wide_hosts.iter().any(|h| h == host) || !covers(wide_hosts, host) {
+                    continue;
+                }
+                let rules: Vec<&HttpRouteRule> =
+                    wide.iter().flat_map(|r| r.spec.rules.iter()).collect();
+                let patterns: Vec<RequestPattern> = rules
+                    .iter()
+                    .flat_map(|rule| rule.matches.iter())
+                    .flat_map(|m| match_patterns(m, Some(host.trim_start_matches("*."))))
+                    .collect();
+                if patterns.is_empty() {
+                    continue;
+                }
+                let example_host = host.trim_start_matches("*.").to_owned();
+                let narrow_name = narrow_loaded.resource.key().to_string();
+                let wide_target = route_target(
+                    wide_first.metadata.namespace.as_deref().unwrap_or_default(),
+                    wide_first.metadata.name.as_deref().unwrap_or_default(),
+                    "spec.rules",
+                );
+                let example_path = patterns
+                    .iter()
+                    .find_map(|p| p.path_exact.clone().or_else(|| p.path_prefix.clone()))
+                    .unwrap_or_else(|| "/".into());
+                ctx.push(
+                    Item::new(
+                        DriftKind::Hostname,
+                        Mapping::Approximate,
+                        source(wide_loaded, "spec.virtualHost.domains"),
+                        Some(wide_target.clone()),
+                        format!(
+                            "Gloo sent every request for {host} to {narrow_name} (the most specific domain) and answered 404 where none of its routes matched; Gateway API merges the rules of every HTTPRoute whose hostnames cover {host}, so this wider VirtualService's rules now take those requests (and outrank the narrower route's where their matches are more specific)."
+                        ),
+                    )
+                    .affects(patterns)
+                    .example("GET", Some(&example_host), &example_path)
+                    .before_after(format!("routed by {narrow_name} only (404 if none of its routes matches)"), format!("may be taken by {wide_target}")),
+                );
+            }
+        }
     }
 }

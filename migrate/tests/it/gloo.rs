@@ -360,3 +360,33 @@ fn domains_become_hostnames() {
     );
     assert_valid_output(&migration);
 }
+
+#[test]
+fn a_catch_all_virtual_service_now_takes_what_a_narrower_one_did_not_route() {
+    let text = format!(
+        "{SERVICES}---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: shop, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: [shop.example.com]\n    routes:\n    - matchers: [{{prefix: /cart}}]\n{}---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: all, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{{prefix: /}}]\n{}",
+        single("apps-a-80"),
+        single("apps-b-80")
+    );
+    let migration = migrate_text("user/vs.yaml", &text);
+    let overlap: Vec<_> = items(&migration, DriftKind::Hostname)
+        .into_iter()
+        .filter(|i| i.mapping == Mapping::Approximate)
+        .collect();
+    assert_eq!(overlap.len(), 1, "{overlap:#?}");
+    let none = Default::default();
+    assert!(overlap[0].affects.iter().any(|p| p.matches(
+        "GET",
+        "shop.example.com",
+        "/help",
+        &none
+    )));
+    assert!(!overlap[0].affects.iter().any(|p| p.matches(
+        "GET",
+        "other.example.com",
+        "/help",
+        &none
+    )));
+    assert_eq!(migration.http_routes().count(), 2);
+    assert_valid_output(&migration);
+}

@@ -51,6 +51,14 @@ pub enum DriftKind {
     Headers,
     /// Anything else the target cannot express.
     Other,
+    /// Where traffic goes: a Gloo upstream or an App Mesh virtual node resolved to a Service
+    /// backendRef, and the ReferenceGrants a cross-namespace reference needs.
+    Backend,
+    /// Which hosts a route serves: Gloo domains against HTTPRoute hostnames.
+    Hostname,
+    /// Mesh membership: which workloads the mesh's routes apply to (namespace labels, App Mesh
+    /// virtual node backends, the egress filter).
+    Mesh,
 }
 
 /// A set of requests, as predicates on the method, host and path (without the query). Every
@@ -67,6 +75,9 @@ pub struct RequestPattern {
     /// The path starts with this string (a string prefix, not element-wise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// The path is exactly this (added after the first version: absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_exact: Option<String>,
     /// ... but is none of these paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub path_not_exact: Vec<String>,
@@ -114,6 +125,7 @@ impl RequestPattern {
                 .path_prefix
                 .as_deref()
                 .is_none_or(|p| path.starts_with(p))
+            && self.path_exact.as_deref().is_none_or(|p| p == path)
             && !self.path_not_exact.iter().any(|p| p == path)
             && !self
                 .path_not_prefix
@@ -249,6 +261,21 @@ mod tests {
         assert!(!hit("/appmesh/color/x"));
         assert!(!hit("/appmesh/colo"));
         assert!(RequestPattern::glued_to_prefix("/appmesh/").is_none());
+    }
+
+    #[test]
+    fn an_exact_path_pattern_holds_for_that_path_only() {
+        let exact = RequestPattern {
+            path_exact: Some("/a/b".into()),
+            ..RequestPattern::default()
+        };
+        let none = BTreeMap::new();
+        assert!(exact.matches("GET", "h", "/a/b", &none));
+        assert!(!exact.matches("GET", "h", "/a/b/", &none));
+        assert!(!exact.matches("GET", "h", "/a", &none));
+        let old: RequestPattern =
+            serde_json::from_str(r#"{"pathPrefix":"/a"}"#).expect("an older pattern parses");
+        assert_eq!(old.path_exact, None);
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   in-process colorteller, next to a plain hyper client loop.
 //! - `cargo xtask cluster up|down|install-gloo|install-appmesh|deploy-gateway`: the kind or EKS
 //!   cluster and what runs in it besides the scenarios.
+//! - `cargo xtask migrate --to gateway-api [--out DIR] PATH...`: Gloo Edge and App Mesh manifests
+//!   to Gateway API (Gateway, HTTPRoutes, GAMMA routes, ReferenceGrants), with the drift report.
 //! - `cargo xtask images`: the service images from `services/*/Dockerfile`, loaded into kind/K3s
 //!   or pushed to a registry.
 
@@ -33,6 +35,7 @@ mod e2e;
 mod envoy;
 mod gateway;
 mod images;
+mod migrate;
 mod run;
 mod tools;
 
@@ -69,6 +72,10 @@ enum Task {
     /// Build the service images (colormesh/<binary>:<tag>) and load them into kind or K3s, or
     /// push them to a registry.
     Images(images::ImagesArgs),
+    /// Migrate Gloo Edge and App Mesh manifests to Gateway API: writes the Gateway, HTTPRoutes,
+    /// GAMMA HTTPRoutes and ReferenceGrants, carries the other objects over unchanged, and writes
+    /// drift-report.json and drift-report.md naming every difference.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// `cargo xtask walkthrough` options.
@@ -198,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Task::Cluster(args) => cluster::cluster(&workspace_root(), &args).map(|()| true),
         Task::Images(args) => images::images(&workspace_root(), &args).map(|()| true),
+        Task::Migrate(args) => migrate::migrate(&args),
     }
 }
 

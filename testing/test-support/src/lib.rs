@@ -2,6 +2,8 @@
 //!
 //! - [`workspace_root`], [`bin_dir`], [`built_binaries`], [`manifest`]: where the checkout, the
 //!   built binaries and the walkthrough's manifests are.
+//! - `CrdSchemas` (feature `crd`): the official CRD schemas (Gloo, App Mesh, Gateway API) as
+//!   validators.
 //! - [`envoy_binary`]: the real Envoy the Envoy tests put under test. A missing Envoy fails the
 //!   test; it never passes by skipping.
 //! - [`write_by_rename`]: writes a config file the way the harness does.
@@ -15,6 +17,8 @@
 //! Used only as a dev-dependency. It does not link any workspace crate, so the harness's tests can
 //! use it without linking gateway-proxy.
 
+#[cfg(feature = "crd")]
+mod crd;
 mod envoy;
 mod fs;
 mod manifests;
@@ -24,6 +28,8 @@ mod served;
 mod upstream;
 mod wait;
 
+#[cfg(feature = "crd")]
+pub use crd::{CrdSchemas, shared_schemas_dir};
 pub use envoy::{ENVOY_BIN_ENV, envoy_binary, managed_envoy};
 pub use fs::write_by_rename;
 pub use manifests::{endpoint_slice, manifest, manifests_dir, static_upstream};

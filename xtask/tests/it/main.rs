@@ -2,3 +2,4 @@
 //! fewer of them build faster. Each module was once a file of its own under `tests/`.
 
 mod cli;
+mod migrate;

@@ -254,6 +254,7 @@ async fn run(
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed,
+        echo_requests: false,
     };
     let mut backend = LocalBackend::start(config)
         .await

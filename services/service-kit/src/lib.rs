@@ -23,7 +23,7 @@ mod echo;
 mod listening;
 mod serve;
 pub use echo::RequestEcho;
-pub use echo::{SEEN_HEADERS, SEEN_HOST, SEEN_PATH, SERVED_BY};
+pub use echo::{ECHO_ENV, SEEN_HEADERS, SEEN_HOST, SEEN_PATH, SERVED_BY, SERVED_BY_ENV};
 pub use listening::{LISTENING_TARGET, Listening, announce_listening};
 pub use serve::{HttpResponse, ServeError, serve_connections, serve_http};
 

@@ -82,6 +82,9 @@ pub struct RouteInfo {
     pub retry: Option<String>,
     /// The timeout, in words, when one is configured.
     pub timeout: Option<String>,
+    /// The shortest configured timeout (route, request, backend request or per try), for the
+    /// timeout probe.
+    pub shortest_timeout: Option<std::time::Duration>,
 }
 
 impl RouteInfo {
@@ -302,11 +305,28 @@ fn weighted(
     }
 }
 
+/// The shortest of some durations, zero ones (no timeout) left out.
+fn shortest(
+    durations: impl IntoIterator<Item = Option<std::time::Duration>>,
+) -> Option<std::time::Duration> {
+    durations.into_iter().flatten().filter(|d| !d.is_zero()).min()
+}
+
 fn read_routes(resources: &ResourceSet) -> Vec<RouteInfo> {
     let mut routes = Vec::new();
     gloo_routes(resources, &mut routes);
     appmesh_routes(resources, &mut routes);
     gateway_api_routes(resources, &mut routes);
+    // A route (Gloo) or rule (Gateway API) without matchers matches every path, as prefix `/`.
+    for route in &mut routes {
+        if route.matches.is_empty() {
+            route.matches.push(MatchRule {
+                path: Some(PathRule::Prefix("/".into())),
+                case_sensitive: true,
+                ..MatchRule::default()
+            });
+        }
+    }
     routes
 }
 
@@ -400,6 +420,13 @@ fn gloo_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                 timeout: options
                     .and_then(|o| o.timeout.as_ref())
                     .map(|t| format!("{:?}", t.0)),
+                shortest_timeout: shortest([
+                    options.and_then(|o| o.timeout.as_ref()).map(|t| t.0),
+                    options
+                        .and_then(|o| o.retries.as_ref())
+                        .and_then(|r| r.per_try_timeout.as_ref())
+                        .map(|t| t.0),
+                ]),
             });
         }
     }
@@ -477,6 +504,10 @@ fn appmesh_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                     .as_ref()
                     .and_then(|t| t.per_request)
                     .map(|t| format!("{:?}", t.to_std())),
+                shortest_timeout: shortest([
+                    http.timeout.as_ref().and_then(|t| t.per_request).map(|t| t.to_std()),
+                    http.retry_policy.as_ref().map(|r| r.per_retry_timeout.to_std()),
+                ]),
             });
         }
     }
@@ -588,7 +619,69 @@ fn gateway_api_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                         t.backend_request.as_ref().map_or("-", |d| d.as_str())
                     )
                 }),
+                shortest_timeout: shortest([
+                    rule.timeouts.as_ref().and_then(|t| t.request.as_ref()).map(|d| d.get()),
+                    rule.timeouts
+                        .as_ref()
+                        .and_then(|t| t.backend_request.as_ref())
+                        .map(|d| d.get()),
+                ]),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> SideConfig {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        std::fs::write(dir.path().join("m.yaml"), yaml).expect("write");
+        SideConfig::load(dir.path()).expect("loads")
+    }
+
+    const SERVICES: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a, namespace: ns}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: a}}\n    spec: {containers: [{name: c, image: colormesh/colorteller:latest, env: [{name: COLOR, value: red}]}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: b, namespace: ns}\nspec:\n  selector: {matchLabels: {app: b}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: colormesh/colorteller:latest, env: [{name: COLOR, value: blue}]}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: ns}\nspec: {selector: {app: a}, ports: [{port: 9080, name: http}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: ns}\nspec: {selector: {app: b}, ports: [{port: 9080, name: http}]}\n";
+
+    #[test]
+    fn a_gloo_upstream_group_resolves_to_deployments_with_weights() {
+        let yaml = format!(
+            "{SERVICES}---\napiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {{name: g, namespace: gloo-system}}\nspec:\n  destinations:\n  - {{destination: {{upstream: {{name: ns-a-9080, namespace: gloo-system}}}}, weight: 80}}\n  - {{destination: {{upstream: {{name: ns-b-9080, namespace: gloo-system}}}}, weight: 20}}\n---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: vs, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{{prefix: /p}}]\n      routeAction: {{upstreamGroup: {{name: g, namespace: gloo-system}}}}\n      options: {{timeout: 2s}}\n"
+        );
+        let side = load(&yaml);
+        let [route] = side.routes.as_slice() else {
+            panic!("one route: {:?}", side.routes)
+        };
+        assert_eq!(route.flavor, RouteFlavor::Gloo);
+        assert_eq!(
+            route.weighted,
+            vec![
+                WeightedLabel { label: "ns/a".into(), weight: 80 },
+                WeightedLabel { label: "ns/b".into(), weight: 20 },
+            ]
+        );
+        assert_eq!(route.base_path(), "/p");
+        assert_eq!(route.shortest_timeout, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(side.tellers(), vec!["ns/a".to_owned(), "ns/b".to_owned()]);
+    }
+
+    #[test]
+    fn a_gamma_route_splits_by_color_and_a_bare_rule_matches_every_path() {
+        let yaml = format!(
+            "{SERVICES}---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: ns}}\nspec:\n  parentRefs: [{{group: '', kind: Service, name: a, port: 9080}}]\n  rules:\n  - backendRefs:\n    - {{name: a, port: 9080, weight: 1}}\n    - {{name: b, port: 9080, weight: 3}}\n"
+        );
+        let side = load(&yaml);
+        let [route] = side.routes.as_slice() else {
+            panic!("one route: {:?}", side.routes)
+        };
+        assert_eq!(route.flavor, RouteFlavor::Gamma);
+        assert_eq!(
+            route.weighted,
+            vec![
+                WeightedLabel { label: "red".into(), weight: 1 },
+                WeightedLabel { label: "blue".into(), weight: 3 },
+            ]
+        );
+        assert_eq!(route.matches[0].path, Some(PathRule::Prefix("/".into())));
     }
 }

@@ -770,7 +770,14 @@ pub fn judge(observations: Observations, drift: Option<(&DriftReport, PathBuf)>,
         let fields: Vec<String> = probe
             .differences
             .iter()
-            .map(|d| format!("{}: {} → {}", d.field, d.before, d.after))
+            .map(|d| {
+                format!(
+                    "{}: {} → {}",
+                    d.field,
+                    d.before.escape_debug(),
+                    d.after.escape_debug()
+                )
+            })
             .collect();
         differences.push(Difference {
             area: Area::Probe,
@@ -878,4 +885,146 @@ pub async fn run(settings: &EquivalenceSettings, strict: bool) -> Result<Equival
     let observations = observe(settings).await?;
     let path = settings.after.join(migrate::drift::DRIFT_REPORT_FILE);
     Ok(judge(observations, drift.as_ref().map(|d| (d, path)), strict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migrate::{DriftItem, Mapping, RequestPattern};
+
+    fn probe_result(path: &str, differs: bool) -> ProbeResult {
+        let before = Observation {
+            status: "404".into(),
+            seen_path: Some("/colorful".into()),
+            ..Observation::default()
+        };
+        let after = if differs {
+            Observation {
+                status: "404".into(),
+                ..Observation::default()
+            }
+        } else {
+            before.clone()
+        };
+        let differences = probes::compare(&before, &after);
+        ProbeResult {
+            planned: PlannedProbe {
+                probe: Probe {
+                    method: "GET".into(),
+                    host: None,
+                    path: path.into(),
+                    headers: BTreeMap::new(),
+                },
+                purpose: "test".into(),
+                route: "vs".into(),
+                also_from: Vec::new(),
+            },
+            before,
+            after,
+            differences,
+        }
+    }
+
+    fn observations(probes: Vec<ProbeResult>, retry: Option<(u64, u64)>) -> Observations {
+        let rate = |successes| Rate {
+            successes,
+            n: 200,
+            interval: crate::stats::clopper_pearson(successes, 200, 1e-5),
+        };
+        Observations {
+            before_dir: "before".into(),
+            after_dir: "after".into(),
+            gateway: "gateway-proxy".into(),
+            probes,
+            splits: Vec::new(),
+            retries: retry.map(|(b, a)| RetryResult {
+                request: Probe::default_get(),
+                flake_rate: 0.5,
+                configured: Vec::new(),
+                before: rate(b),
+                after: rate(a),
+                alpha: 2e-5,
+            }),
+            retries_skipped: None,
+            per_check_alpha: 2e-5,
+            family_alpha: 1e-4,
+            min_detectable_deviation: 0.05,
+            power: 0.99,
+            startup: Duration::ZERO,
+            elapsed: Duration::ZERO,
+            requests: 0,
+        }
+    }
+
+    fn drift() -> DriftReport {
+        DriftReport {
+            sources: Vec::new(),
+            target: "gateway-api".into(),
+            items: vec![DriftItem {
+                id: "prefixMatch:vs".into(),
+                kind: DriftKind::PrefixMatch,
+                mapping: Mapping::Approximate,
+                source: "vs".into(),
+                target: None,
+                description: String::new(),
+                affects: vec![RequestPattern::glued_to_prefix("/appmesh/color").expect("pattern")],
+                examples: Vec::new(),
+                before: None,
+                after: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn predicted_differences_pass_unless_strict_and_others_fail() {
+        let probes = vec![
+            probe_result("/appmesh/colorful", true),
+            probe_result("/appmesh/color", false),
+        ];
+        let drift = drift();
+        let with = judge(observations(probes.clone(), None), Some((&drift, "d".into())), false);
+        assert!(with.passed);
+        assert_eq!((with.predicted(), with.unpredicted(), with.probes_same), (1, 0, 1));
+        assert!(!judge(observations(probes.clone(), None), Some((&drift, "d".into())), true).passed);
+        let without = judge(observations(probes, None), None, false);
+        assert!(!without.passed);
+        assert_eq!(without.unpredicted(), 1);
+
+        // An unpredicted probe difference outside the pattern fails even with the report.
+        let other = judge(
+            observations(vec![probe_result("/appmesh/color/x", true)], None),
+            Some((&drift, "d".into())),
+            false,
+        );
+        assert!(!other.passed);
+    }
+
+    #[test]
+    fn success_rates_differ_only_when_their_intervals_are_apart() {
+        let same = judge(observations(Vec::new(), Some((100, 104))), None, false);
+        assert!(same.passed, "{:?}", same.differences);
+        let dropped = judge(observations(Vec::new(), Some((175, 100))), None, false);
+        assert!(!dropped.passed);
+        assert_eq!(dropped.differences[0].area, Area::Retry);
+    }
+
+    #[test]
+    fn weighted_edge_routes_make_one_served_by_class() {
+        let route = |deployments: &[&str]| RouteInfo {
+            flavor: config::RouteFlavor::Gloo,
+            source: "vs".into(),
+            matches: Vec::new(),
+            hosts: Vec::new(),
+            weighted: Vec::new(),
+            deployments: deployments.iter().map(|d| (*d).to_owned()).collect(),
+            retry: None,
+            timeout: None,
+            shortest_timeout: None,
+        };
+        let (a, b, c) = (route(&["ns/a", "ns/b"]), route(&["ns/b", "ns/c"]), route(&["ns/d"]));
+        let classes = served_by_classes(&[&a, &b, &c]);
+        assert_eq!(classes["ns/a"], "ns/a|ns/b|ns/c");
+        assert_eq!(classes["ns/c"], "ns/a|ns/b|ns/c");
+        assert!(!classes.contains_key("ns/d"));
+    }
 }

@@ -25,6 +25,11 @@ pub struct Probe {
 }
 
 impl Probe {
+    #[cfg(test)]
+    pub(crate) fn default_get() -> Self {
+        Self::get("/")
+    }
+
     fn get(path: impl Into<String>) -> Self {
         Self {
             method: "GET".into(),
@@ -63,20 +68,33 @@ pub struct PlannedProbe {
     pub purpose: String,
     /// The route it was derived from (the route's source), or `-` for the general ones.
     pub route: String,
+    /// Other routes that gave the same request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_from: Vec<String>,
 }
+
+/// The longest timeout a timeout probe is sent for: the probe waits for the teller's `Latency`.
+const MAX_PROBED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Builds the probe set from both sides' routes; one probe per distinct request.
 pub fn plan_probes(routes: &[&RouteInfo]) -> Vec<PlannedProbe> {
-    let mut seen = BTreeSet::new();
-    let mut planned = Vec::new();
+    let mut index: BTreeMap<Probe, usize> = BTreeMap::new();
+    let mut planned: Vec<PlannedProbe> = Vec::new();
     let mut add = |probe: Probe, purpose: String, route: &str| {
-        if seen.insert(probe.clone()) {
-            planned.push(PlannedProbe {
-                probe,
-                purpose,
-                route: route.to_owned(),
-            });
+        if let Some(&at) = index.get(&probe) {
+            let entry = &mut planned[at];
+            if entry.route != route && !entry.also_from.iter().any(|r| r == route) {
+                entry.also_from.push(route.to_owned());
+            }
+            return;
         }
+        index.insert(probe.clone(), planned.len());
+        planned.push(PlannedProbe {
+            probe,
+            purpose,
+            route: route.to_owned(),
+            also_from: Vec::new(),
+        });
     };
     add(Probe::get("/"), "root".into(), "-");
     add(
@@ -160,6 +178,17 @@ pub fn plan_probes(routes: &[&RouteInfo]) -> Vec<PlannedProbe> {
                 add(probe, format!("method {method}"), source);
             }
         }
+        // A configured timeout: the teller is asked (its `Latency` header) to answer a second
+        // after it; a backend that ignores the header answers at once on both sides.
+        if let Some(timeout) = route.shortest_timeout.filter(|t| *t <= MAX_PROBED_TIMEOUT) {
+            let rule = route.matches.first().cloned().unwrap_or_default();
+            let mut probe = base_probe(&rule, &rule_base_path(&rule), host.clone());
+            let delay = timeout + std::time::Duration::from_secs(1);
+            probe
+                .headers
+                .insert("latency".into(), format!("{}ms", delay.as_millis()));
+            add(probe, format!("timeout {timeout:?}: a backend {delay:?} late"), source);
+        }
         // The hosts: each one the route names, and one it does not.
         let first = route.matches.first();
         let base = first.map(rule_base_path).unwrap_or_else(|| "/".into());
@@ -237,6 +266,11 @@ fn path_probes(rule: &MatchRule) -> Vec<(String, String)> {
                 paths.push((format!("{p}ful"), format!("prefix {p} + a glued suffix")));
                 paths.push((format!("{p}/x"), format!("prefix {p} + a path element")));
                 paths.push((format!("{p}/clear"), format!("prefix {p} + /clear")));
+                paths.push((format!("{p}//x"), format!("prefix {p} + an empty path element")));
+                paths.push((format!("{p}/x?colormesh=1"), format!("prefix {p} + a path element and a query")));
+                if let Some(encoded) = percent_encode_last(p) {
+                    paths.push((encoded, format!("prefix {p} with its last character percent-encoded")));
+                }
                 if p.len() > 2 {
                     paths.push((p[..p.len() - 1].to_owned(), format!("prefix {p} minus its last character")));
                 }
@@ -266,6 +300,12 @@ fn path_probes(rule: &MatchRule) -> Vec<(String, String)> {
         }
     }
     paths
+}
+
+/// The path with its last character percent-encoded (`/appmesh/colo%72`), when it is a letter.
+fn percent_encode_last(path: &str) -> Option<String> {
+    let last = path.chars().last().filter(char::is_ascii_alphanumeric)?;
+    Some(format!("{}%{:02X}", &path[..path.len() - 1], last as u32))
 }
 
 /// What one side did with one probe, normalized for comparison.
@@ -445,6 +485,7 @@ mod tests {
             deployments: BTreeSet::new(),
             retry: None,
             timeout: None,
+            shortest_timeout: Some(std::time::Duration::from_secs(2)),
         }
     }
 
@@ -470,6 +511,10 @@ mod tests {
             .iter()
             .any(|p| p.probe.headers.get("x-canary").is_some_and(|v| v == "colormesh-other")));
         assert!(probes.iter().any(|p| p.probe.method == "POST"));
+        assert!(paths.contains("/appmesh/colo%72"));
+        assert!(probes
+            .iter()
+            .any(|p| p.probe.headers.get("latency").is_some_and(|v| v == "3000ms")));
         assert!(probes
             .iter()
             .any(|p| p.probe.host.as_deref() == Some("colors.example.com")));

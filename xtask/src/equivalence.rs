@@ -45,11 +45,17 @@ fn check(args: &EquivalenceArgs) -> anyhow::Result<()> {
             bail!("{flag} {}: not a folder", dir.display());
         }
     }
-    if !matches!(args.gateway.gateway, GatewayKind::Builtin | GatewayKind::Envoy) {
+    if !matches!(
+        args.gateway.gateway,
+        GatewayKind::Builtin | GatewayKind::Envoy
+    ) {
         bail!("equivalence runs on the local backend: --gateway builtin or envoy");
     }
     if !(args.family_alpha > 0.0 && args.family_alpha < 0.5) {
-        bail!("--family-alpha {}: expected a probability in (0, 0.5)", args.family_alpha);
+        bail!(
+            "--family-alpha {}: expected a probability in (0, 0.5)",
+            args.family_alpha
+        );
     }
     Ok(())
 }
@@ -115,13 +121,22 @@ mod tests {
         };
         check(&parse(&[])).expect("two folders on gateway-proxy");
         check(&parse(&["--gateway", "envoy", "--strict"])).expect("envoy");
-        let error = check(&parse(&["--gateway", "gloo"])).unwrap_err().to_string();
+        let error = check(&parse(&["--gateway", "gloo"]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("builtin or envoy"), "{error}");
-        let error = check(&parse(&["--family-alpha", "0.7"])).unwrap_err().to_string();
+        let error = check(&parse(&["--family-alpha", "0.7"]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("--family-alpha"), "{error}");
         let missing = Cli::try_parse_from(["x", "--before", "/nonexistent", "--after", &manifests])
             .expect("parses")
             .args;
-        assert!(check(&missing).unwrap_err().to_string().contains("--before"));
+        assert!(
+            check(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("--before")
+        );
     }
 }

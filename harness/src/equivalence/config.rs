@@ -247,11 +247,7 @@ fn upstream_deployments(resources: &ResourceSet, namespace: &str, name: &str) ->
     for (_, service) in resources.services() {
         let ns = service.metadata.namespace.as_deref().unwrap_or("default");
         let svc = service.metadata.name.as_deref().unwrap_or_default();
-        for port in service
-            .spec
-            .iter()
-            .flat_map(|s| s.ports.iter().flatten())
-        {
+        for port in service.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
             if model::discovery::upstream_name(ns, svc, port.port) == name {
                 return service_deployments(resources, ns, svc);
             }
@@ -309,7 +305,11 @@ fn weighted(
 fn shortest(
     durations: impl IntoIterator<Item = Option<std::time::Duration>>,
 ) -> Option<std::time::Duration> {
-    durations.into_iter().flatten().filter(|d| !d.is_zero()).min()
+    durations
+        .into_iter()
+        .flatten()
+        .filter(|d| !d.is_zero())
+        .min()
 }
 
 fn read_routes(resources: &ResourceSet) -> Vec<RouteInfo> {
@@ -348,7 +348,12 @@ fn gloo_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                     headers: m
                         .headers
                         .iter()
-                        .map(|h| (h.name.to_ascii_lowercase(), h.value.clone().filter(|_| !h.regex)))
+                        .map(|h| {
+                            (
+                                h.name.to_ascii_lowercase(),
+                                h.value.clone().filter(|_| !h.regex),
+                            )
+                        })
                         .collect(),
                     query: m
                         .query_parameters
@@ -360,7 +365,11 @@ fn gloo_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                 .collect();
             let destinations: Vec<(BTreeSet<String>, u32)> = match &route.action {
                 Action::Route(RouteAction::Single(d)) => vec![(
-                    upstream_deployments(resources, d.upstream.namespace_or(namespace), &d.upstream.name),
+                    upstream_deployments(
+                        resources,
+                        d.upstream.namespace_or(namespace),
+                        &d.upstream.name,
+                    ),
                     1,
                 )],
                 Action::Route(RouteAction::Multi(m)) => m
@@ -389,7 +398,11 @@ fn gloo_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                             .map(|w| {
                                 let up = &w.destination.upstream;
                                 (
-                                    upstream_deployments(resources, up.namespace_or(&group_ns), &up.name),
+                                    upstream_deployments(
+                                        resources,
+                                        up.namespace_or(&group_ns),
+                                        &up.name,
+                                    ),
                                     w.weight.unwrap_or(0),
                                 )
                             })
@@ -464,7 +477,12 @@ fn appmesh_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                 query: m
                     .query_parameters
                     .iter()
-                    .map(|q| (q.name.clone(), q.match_.as_ref().and_then(|x| x.exact.clone())))
+                    .map(|q| {
+                        (
+                            q.name.clone(),
+                            q.match_.as_ref().and_then(|x| x.exact.clone()),
+                        )
+                    })
                     .collect(),
                 methods: m.method.iter().cloned().collect(),
             };
@@ -483,7 +501,10 @@ fn appmesh_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                         .and_then(|(_, n)| n.spec.pod_selector.as_ref())
                         .and_then(|s| s.match_labels.clone())
                         .unwrap_or_default();
-                    (deployments_selected(resources, node_ns, &selector), t.weight)
+                    (
+                        deployments_selected(resources, node_ns, &selector),
+                        t.weight,
+                    )
                 })
                 .collect();
             routes.push(RouteInfo {
@@ -505,8 +526,13 @@ fn appmesh_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                     .and_then(|t| t.per_request)
                     .map(|t| format!("{:?}", t.to_std())),
                 shortest_timeout: shortest([
-                    http.timeout.as_ref().and_then(|t| t.per_request).map(|t| t.to_std()),
-                    http.retry_policy.as_ref().map(|r| r.per_retry_timeout.to_std()),
+                    http.timeout
+                        .as_ref()
+                        .and_then(|t| t.per_request)
+                        .map(|t| t.to_std()),
+                    http.retry_policy
+                        .as_ref()
+                        .map(|r| r.per_retry_timeout.to_std()),
                 ]),
             });
         }
@@ -582,7 +608,11 @@ fn gateway_api_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                 .iter()
                 .map(|b| {
                     (
-                        service_deployments(resources, b.namespace.as_deref().unwrap_or(namespace), &b.name),
+                        service_deployments(
+                            resources,
+                            b.namespace.as_deref().unwrap_or(namespace),
+                            &b.name,
+                        ),
                         b.weight,
                     )
                 })
@@ -608,7 +638,8 @@ fn gateway_api_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                 retry: rule.retry.as_ref().map(|r| {
                     format!(
                         "attempts {} codes {:?}",
-                        r.attempts.map_or_else(|| "default".into(), |a| a.to_string()),
+                        r.attempts
+                            .map_or_else(|| "default".into(), |a| a.to_string()),
                         r.codes
                     )
                 }),
@@ -620,7 +651,10 @@ fn gateway_api_routes(resources: &ResourceSet, routes: &mut Vec<RouteInfo>) {
                     )
                 }),
                 shortest_timeout: shortest([
-                    rule.timeouts.as_ref().and_then(|t| t.request.as_ref()).map(|d| d.get()),
+                    rule.timeouts
+                        .as_ref()
+                        .and_then(|t| t.request.as_ref())
+                        .map(|d| d.get()),
                     rule.timeouts
                         .as_ref()
                         .and_then(|t| t.backend_request.as_ref())
@@ -656,12 +690,21 @@ mod tests {
         assert_eq!(
             route.weighted,
             vec![
-                WeightedLabel { label: "ns/a".into(), weight: 80 },
-                WeightedLabel { label: "ns/b".into(), weight: 20 },
+                WeightedLabel {
+                    label: "ns/a".into(),
+                    weight: 80
+                },
+                WeightedLabel {
+                    label: "ns/b".into(),
+                    weight: 20
+                },
             ]
         );
         assert_eq!(route.base_path(), "/p");
-        assert_eq!(route.shortest_timeout, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(
+            route.shortest_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
         assert_eq!(side.tellers(), vec!["ns/a".to_owned(), "ns/b".to_owned()]);
     }
 
@@ -678,8 +721,14 @@ mod tests {
         assert_eq!(
             route.weighted,
             vec![
-                WeightedLabel { label: "red".into(), weight: 1 },
-                WeightedLabel { label: "blue".into(), weight: 3 },
+                WeightedLabel {
+                    label: "red".into(),
+                    weight: 1
+                },
+                WeightedLabel {
+                    label: "blue".into(),
+                    weight: 3
+                },
             ]
         );
         assert_eq!(route.matches[0].path, Some(PathRule::Prefix("/".into())));

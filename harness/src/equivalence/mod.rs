@@ -32,7 +32,9 @@ use serde::Serialize;
 
 use crate::backend::local::{GatewayCommand, LocalBackend, LocalConfig};
 use crate::backend::{Backend, BackendError};
-use crate::stats::{Budget, CheckSettings, SequentialCheck, SequentialState, SplitSpec, SplitVerdict};
+use crate::stats::{
+    Budget, CheckSettings, SequentialCheck, SequentialState, SplitSpec, SplitVerdict,
+};
 use crate::traffic::{Connection, RequestTemplate, TrafficRequest};
 use config::{RouteInfo, SideConfig, WeightedLabel};
 use probes::{FieldDifference, Observation, PlannedProbe, Probe};
@@ -185,6 +187,8 @@ pub struct Observations {
     pub before_dir: PathBuf,
     pub after_dir: PathBuf,
     pub gateway: String,
+    /// Every route read from each side: (side, flavour, source).
+    pub routes: Vec<(Side, config::RouteFlavor, String)>,
     pub probes: Vec<ProbeResult>,
     pub splits: Vec<SplitResult>,
     pub retries: Option<RetryResult>,
@@ -202,7 +206,10 @@ pub struct Observations {
 }
 
 mod millis {
-    pub(super) fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 }
@@ -227,7 +234,9 @@ impl Running {
             gateway: settings.gateway.clone(),
             manifests_dir: dir.to_owned(),
             work_dir: None,
-            seed: settings.seed.wrapping_add(if side == Side::Before { 0 } else { 1000 }),
+            seed: settings
+                .seed
+                .wrapping_add(if side == Side::Before { 0 } else { 1000 }),
             echo_requests: true,
         };
         let mut backend = LocalBackend::start(local).await.map_err(wrap)?;
@@ -235,7 +244,12 @@ impl Running {
         let namespaces: std::collections::BTreeSet<String> = config
             .resources
             .deployments()
-            .map(|(l, _)| l.resource.key().namespace.unwrap_or_else(|| "default".into()))
+            .map(|(l, _)| {
+                l.resource
+                    .key()
+                    .namespace
+                    .unwrap_or_else(|| "default".into())
+            })
             .collect();
         for namespace in namespaces {
             backend
@@ -251,7 +265,11 @@ impl Running {
             .await
             .map_err(wrap)?;
         let base = backend.proxy_url().await.map_err(wrap)?;
-        Ok(Self { side, backend, base })
+        Ok(Self {
+            side,
+            backend,
+            base,
+        })
     }
 
     fn request(&self, probe: &Probe) -> TrafficRequest {
@@ -286,12 +304,16 @@ impl Running {
     }
 
     /// Sends one probe on a fresh connection.
-    async fn send(&self, probe: &Probe) -> Result<Result<crate::traffic::Response, String>, EquivalenceError> {
-        let template = RequestTemplate::new(&self.request(probe)).map_err(|e| EquivalenceError::Traffic {
-            side: self.side,
-            request: probe.describe(),
-            message: e.to_string(),
-        })?;
+    async fn send(
+        &self,
+        probe: &Probe,
+    ) -> Result<Result<crate::traffic::Response, String>, EquivalenceError> {
+        let template =
+            RequestTemplate::new(&self.request(probe)).map_err(|e| EquivalenceError::Traffic {
+                side: self.side,
+                request: probe.describe(),
+                message: e.to_string(),
+            })?;
         let address = self.address()?;
         let attempt = async {
             let mut connection = Connection::open(address).await.map_err(|e| e.to_string())?;
@@ -310,11 +332,12 @@ impl Running {
         max: u64,
         mut observe: impl FnMut(Result<&crate::traffic::Response, String>) -> bool,
     ) -> Result<u64, EquivalenceError> {
-        let template = RequestTemplate::new(&self.request(probe)).map_err(|e| EquivalenceError::Traffic {
-            side: self.side,
-            request: probe.describe(),
-            message: e.to_string(),
-        })?;
+        let template =
+            RequestTemplate::new(&self.request(probe)).map_err(|e| EquivalenceError::Traffic {
+                side: self.side,
+                request: probe.describe(),
+                message: e.to_string(),
+            })?;
         let address = self.address()?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let stop = tokio_util_stop();
@@ -347,7 +370,9 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(120);
         while let Some(reply) = rx.recv().await {
             n += 1;
-            let done = !observe(reply.as_ref().map_err(Clone::clone)) || n >= max || Instant::now() > deadline;
+            let done = !observe(reply.as_ref().map_err(Clone::clone))
+                || n >= max
+                || Instant::now() > deadline;
             if done {
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 break;
@@ -364,10 +389,12 @@ impl Running {
             if !tellers.contains(&format!("{namespace}/{deployment}")) {
                 continue;
             }
-            let base = url::Url::parse(&format!("http://{addr}")).map_err(|e| EquivalenceError::Traffic {
-                side: self.side,
-                request: format!("{pod} /setFlake"),
-                message: e.to_string(),
+            let base = url::Url::parse(&format!("http://{addr}")).map_err(|e| {
+                EquivalenceError::Traffic {
+                    side: self.side,
+                    request: format!("{pod} /setFlake"),
+                    message: e.to_string(),
+                }
             })?;
             let request = TrafficRequest {
                 base,
@@ -376,11 +403,12 @@ impl Running {
                 host: None,
                 headers: Vec::new(),
             };
-            let template = RequestTemplate::new(&request).map_err(|e| EquivalenceError::Traffic {
-                side: self.side,
-                request: format!("{pod} /setFlake"),
-                message: e.to_string(),
-            })?;
+            let template =
+                RequestTemplate::new(&request).map_err(|e| EquivalenceError::Traffic {
+                    side: self.side,
+                    request: format!("{pod} /setFlake"),
+                    message: e.to_string(),
+                })?;
             let reply = async {
                 let mut c = Connection::open(addr).await.map_err(|e| e.to_string())?;
                 c.send(&template).await.map_err(|e| e.to_string())
@@ -416,7 +444,10 @@ fn tokio_util_stop() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 /// share one class name (`a|b`), so a probe compares the class and the split check the shares.
 fn served_by_classes(routes: &[&RouteInfo]) -> BTreeMap<String, String> {
     let mut groups: Vec<std::collections::BTreeSet<String>> = Vec::new();
-    for route in routes.iter().filter(|r| r.flavor.is_edge() && r.deployments.len() > 1) {
+    for route in routes
+        .iter()
+        .filter(|r| r.flavor.is_edge() && r.deployments.len() > 1)
+    {
         let mut merged = route.deployments.clone();
         groups.retain(|g| {
             if g.is_disjoint(&merged) {
@@ -458,7 +489,16 @@ pub async fn observe(settings: &EquivalenceSettings) -> Result<Observations, Equ
     );
     let (mut before, mut after) = (before?, after?);
     let startup = started.elapsed();
-    let result = exercise(settings, &before_config, &after_config, &classes, planned, &before, &after).await;
+    let result = exercise(
+        settings,
+        &before_config,
+        &after_config,
+        &classes,
+        planned,
+        &before,
+        &after,
+    )
+    .await;
     let _ = before.backend.shutdown().await;
     let _ = after.backend.shutdown().await;
     let (probes, splits, retries, retries_skipped, requests, check) = result?;
@@ -466,6 +506,17 @@ pub async fn observe(settings: &EquivalenceSettings) -> Result<Observations, Equ
         before_dir: settings.before.clone(),
         after_dir: settings.after.clone(),
         gateway: settings.gateway.program.display().to_string(),
+        routes: before_config
+            .routes
+            .iter()
+            .map(|r| (Side::Before, r.flavor, r.source.clone()))
+            .chain(
+                after_config
+                    .routes
+                    .iter()
+                    .map(|r| (Side::After, r.flavor, r.source.clone())),
+            )
+            .collect(),
         probes,
         splits,
         retries,
@@ -528,7 +579,11 @@ async fn exercise(
 
     // 2. Weighted routes, from the before side.
     let mut wanted: Vec<(&RouteInfo, Layer, Probe)> = Vec::new();
-    for route in before_config.routes.iter().filter(|r| !r.weighted.is_empty()) {
+    for route in before_config
+        .routes
+        .iter()
+        .filter(|r| !r.weighted.is_empty())
+    {
         if route.flavor.is_edge() {
             let mut probe = Probe {
                 method: "GET".into(),
@@ -538,9 +593,10 @@ async fn exercise(
             };
             if let Some(rule) = route.matches.first() {
                 for (name, value) in &rule.headers {
-                    probe
-                        .headers
-                        .insert(name.clone(), value.clone().unwrap_or_else(|| "colormesh".into()));
+                    probe.headers.insert(
+                        name.clone(),
+                        value.clone().unwrap_or_else(|| "colormesh".into()),
+                    );
                 }
                 if let Some(m) = rule.methods.first() {
                     probe.method = m.to_ascii_uppercase();
@@ -558,10 +614,11 @@ async fn exercise(
     let mut splits = Vec::new();
     for (route, layer, request) in wanted {
         let spec = SplitSpec::new(route.weighted.iter().map(|w| (w.label.clone(), w.weight)));
-        let fresh = SequentialCheck::new(&spec, &check).map_err(|source| EquivalenceError::Stats {
-            route: route.source.clone(),
-            source,
-        })?;
+        let fresh =
+            SequentialCheck::new(&spec, &check).map_err(|source| EquivalenceError::Stats {
+                route: route.source.clone(),
+                source,
+            })?;
         let (b, a) = tokio::join!(
             split_side(before, &request, layer, fresh.restart()),
             split_side(after, &request, layer, fresh.restart())
@@ -588,12 +645,22 @@ async fn exercise(
                 .iter()
                 .map(|r| ("before", r))
                 .chain(after_config.routes.iter().map(|r| ("after", r)))
-                .filter(|(_, r)| r.retry.is_some() || r.timeout.is_some() || r.flavor == config::RouteFlavor::AppMesh)
+                .filter(|(_, r)| {
+                    r.retry.is_some()
+                        || r.timeout.is_some()
+                        || r.flavor == config::RouteFlavor::AppMesh
+                })
                 .map(|(side, r)| {
                     format!(
                         "{side}: {} — retry: {}; timeout: {}",
                         r.source,
-                        r.retry.as_deref().unwrap_or(if r.flavor == config::RouteFlavor::AppMesh { "none (App Mesh's implicit default)" } else { "none" }),
+                        r.retry
+                            .as_deref()
+                            .unwrap_or(if r.flavor == config::RouteFlavor::AppMesh {
+                                "none (App Mesh's implicit default)"
+                            } else {
+                                "none"
+                            }),
                         r.timeout.as_deref().unwrap_or("default")
                     )
                 })
@@ -618,8 +685,12 @@ async fn exercise(
                 alpha: check.alpha,
             });
         }
-        (None, _) => retries_skipped = Some("no probe reached a backend with 200 on the before side".into()),
-        (Some(_), false) => retries_skipped = Some("the before side runs no colorteller to make flaky".into()),
+        (None, _) => {
+            retries_skipped = Some("no probe reached a backend with 200 on the before side".into())
+        }
+        (Some(_), false) => {
+            retries_skipped = Some("the before side runs no colorteller to make flaky".into())
+        }
     }
     Ok((results, splits, retries, retries_skipped, requests, check))
 }
@@ -664,7 +735,12 @@ async fn split_side(
     Ok((check.verdict(), unlabelled, sent))
 }
 
-async fn success_rate(side: &Running, request: &Probe, n: u64, alpha: f64) -> Result<Rate, EquivalenceError> {
+async fn success_rate(
+    side: &Running,
+    request: &Probe,
+    n: u64,
+    alpha: f64,
+) -> Result<Rate, EquivalenceError> {
     let mut successes = 0;
     let sent = side
         .drive(request, n, |reply| {
@@ -746,7 +822,13 @@ fn predictions(
         .iter()
         .flat_map(|kind| {
             drift
-                .predicts(*kind, &probe.method, &host, probe.path_only(), &probe.headers)
+                .predicts(
+                    *kind,
+                    &probe.method,
+                    &host,
+                    probe.path_only(),
+                    &probe.headers,
+                )
                 .map(|item| item.id.clone())
                 .collect::<Vec<_>>()
         })
@@ -758,7 +840,11 @@ fn predictions(
 
 /// Judges what both sides did against the drift report (if any): every difference is listed,
 /// predicted or not; the run passes when every one was predicted (`strict`: when there is none).
-pub fn judge(observations: Observations, drift: Option<(&DriftReport, PathBuf)>, strict: bool) -> EquivalenceReport {
+pub fn judge(
+    observations: Observations,
+    drift: Option<(&DriftReport, PathBuf)>,
+    strict: bool,
+) -> EquivalenceReport {
     let report = drift.as_ref().map(|(r, _)| *r);
     let mut differences = Vec::new();
     let mut probes_same = 0;
@@ -880,11 +966,18 @@ pub fn judge(observations: Observations, drift: Option<(&DriftReport, PathBuf)>,
 }
 
 /// [`observe`] then [`judge`] with the after folder's drift report, if it has one.
-pub async fn run(settings: &EquivalenceSettings, strict: bool) -> Result<EquivalenceReport, EquivalenceError> {
+pub async fn run(
+    settings: &EquivalenceSettings,
+    strict: bool,
+) -> Result<EquivalenceReport, EquivalenceError> {
     let drift = DriftReport::read_from(&settings.after)?;
     let observations = observe(settings).await?;
     let path = settings.after.join(migrate::drift::DRIFT_REPORT_FILE);
-    Ok(judge(observations, drift.as_ref().map(|d| (d, path)), strict))
+    Ok(judge(
+        observations,
+        drift.as_ref().map(|d| (d, path)),
+        strict,
+    ))
 }
 
 #[cfg(test)]
@@ -935,6 +1028,7 @@ mod tests {
             before_dir: "before".into(),
             after_dir: "after".into(),
             gateway: "gateway-proxy".into(),
+            routes: Vec::new(),
             probes,
             splits: Vec::new(),
             retries: retry.map(|(b, a)| RetryResult {
@@ -982,10 +1076,24 @@ mod tests {
             probe_result("/appmesh/color", false),
         ];
         let drift = drift();
-        let with = judge(observations(probes.clone(), None), Some((&drift, "d".into())), false);
+        let with = judge(
+            observations(probes.clone(), None),
+            Some((&drift, "d".into())),
+            false,
+        );
         assert!(with.passed);
-        assert_eq!((with.predicted(), with.unpredicted(), with.probes_same), (1, 0, 1));
-        assert!(!judge(observations(probes.clone(), None), Some((&drift, "d".into())), true).passed);
+        assert_eq!(
+            (with.predicted(), with.unpredicted(), with.probes_same),
+            (1, 0, 1)
+        );
+        assert!(
+            !judge(
+                observations(probes.clone(), None),
+                Some((&drift, "d".into())),
+                true
+            )
+            .passed
+        );
         let without = judge(observations(probes, None), None, false);
         assert!(!without.passed);
         assert_eq!(without.unpredicted(), 1);
@@ -1021,7 +1129,11 @@ mod tests {
             timeout: None,
             shortest_timeout: None,
         };
-        let (a, b, c) = (route(&["ns/a", "ns/b"]), route(&["ns/b", "ns/c"]), route(&["ns/d"]));
+        let (a, b, c) = (
+            route(&["ns/a", "ns/b"]),
+            route(&["ns/b", "ns/c"]),
+            route(&["ns/d"]),
+        );
         let classes = served_by_classes(&[&a, &b, &c]);
         assert_eq!(classes["ns/a"], "ns/a|ns/b|ns/c");
         assert_eq!(classes["ns/c"], "ns/a|ns/b|ns/c");

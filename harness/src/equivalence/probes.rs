@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use super::config::{MatchRule, PathRule, RouteInfo, concrete_host};
 
+/// The "route" of the probes no route gave (the root, an unrouted path).
+pub const GENERAL: &str = "(general probes)";
+
 /// A host no route names.
 pub const UNMATCHED_HOST: &str = "no-route.colormesh.invalid";
 
@@ -66,7 +69,7 @@ pub struct PlannedProbe {
     pub probe: Probe,
     /// The boundary it tests (`prefix + glued suffix`, `header x absent`, ...).
     pub purpose: String,
-    /// The route it was derived from (the route's source), or `-` for the general ones.
+    /// The route it was derived from (the route's source), or [`GENERAL`].
     pub route: String,
     /// Other routes that gave the same request.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -96,11 +99,11 @@ pub fn plan_probes(routes: &[&RouteInfo]) -> Vec<PlannedProbe> {
             also_from: Vec::new(),
         });
     };
-    add(Probe::get("/"), "root".into(), "-");
+    add(Probe::get("/"), "root".into(), GENERAL);
     add(
         Probe::get("/colormesh-unrouted"),
         "a path no route names".into(),
-        "-",
+        GENERAL,
     );
     for route in routes {
         let source = route.source.as_str();
@@ -119,9 +122,7 @@ pub fn plan_probes(routes: &[&RouteInfo]) -> Vec<PlannedProbe> {
                 absent.headers.remove(name);
                 add(absent, format!("header {name} absent"), source);
                 let mut other = base_probe(rule, &base, host.clone());
-                other
-                    .headers
-                    .insert(name.clone(), "colormesh-other".into());
+                other.headers.insert(name.clone(), "colormesh-other".into());
                 add(other, format!("header {name} with another value"), source);
                 if value.is_none() && index == 0 {
                     let present = base_probe(rule, &base, host.clone());
@@ -162,7 +163,11 @@ pub fn plan_probes(routes: &[&RouteInfo]) -> Vec<PlannedProbe> {
             let methods: Vec<String> = if rule.methods.is_empty() {
                 vec!["POST".into()]
             } else {
-                let mut m: Vec<String> = rule.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+                let mut m: Vec<String> = rule
+                    .methods
+                    .iter()
+                    .map(|m| m.to_ascii_uppercase())
+                    .collect();
                 m.push(
                     ["GET", "POST", "DELETE"]
                         .into_iter()
@@ -187,7 +192,11 @@ pub fn plan_probes(routes: &[&RouteInfo]) -> Vec<PlannedProbe> {
             probe
                 .headers
                 .insert("latency".into(), format!("{}ms", delay.as_millis()));
-            add(probe, format!("timeout {timeout:?}: a backend {delay:?} late"), source);
+            add(
+                probe,
+                format!("timeout {timeout:?}: a backend {delay:?} late"),
+                source,
+            );
         }
         // The hosts: each one the route names, and one it does not.
         let first = route.matches.first();
@@ -259,27 +268,45 @@ fn path_probes(rule: &MatchRule) -> Vec<(String, String)> {
             if p.ends_with('/') {
                 paths.push((format!("{p}x"), format!("prefix {p} + a path element")));
                 if p.len() > 1 {
-                    paths.push((p.trim_end_matches('/').to_owned(), format!("prefix {p} without its slash")));
+                    paths.push((
+                        p.trim_end_matches('/').to_owned(),
+                        format!("prefix {p} without its slash"),
+                    ));
                 }
             } else {
                 paths.push((format!("{p}/"), format!("prefix {p} + /")));
                 paths.push((format!("{p}ful"), format!("prefix {p} + a glued suffix")));
                 paths.push((format!("{p}/x"), format!("prefix {p} + a path element")));
                 paths.push((format!("{p}/clear"), format!("prefix {p} + /clear")));
-                paths.push((format!("{p}//x"), format!("prefix {p} + an empty path element")));
-                paths.push((format!("{p}/x?colormesh=1"), format!("prefix {p} + a path element and a query")));
+                paths.push((
+                    format!("{p}//x"),
+                    format!("prefix {p} + an empty path element"),
+                ));
+                paths.push((
+                    format!("{p}/x?colormesh=1"),
+                    format!("prefix {p} + a path element and a query"),
+                ));
                 if let Some(encoded) = percent_encode_last(p) {
-                    paths.push((encoded, format!("prefix {p} with its last character percent-encoded")));
+                    paths.push((
+                        encoded,
+                        format!("prefix {p} with its last character percent-encoded"),
+                    ));
                 }
                 if p.len() > 2 {
-                    paths.push((p[..p.len() - 1].to_owned(), format!("prefix {p} minus its last character")));
+                    paths.push((
+                        p[..p.len() - 1].to_owned(),
+                        format!("prefix {p} minus its last character"),
+                    ));
                 }
             }
             let upper = p.to_ascii_uppercase();
             if upper != *p {
                 paths.push((upper, format!("prefix {p} in upper case")));
             }
-            paths.push((format!("{p}?colormesh=1"), format!("prefix {p} with a query")));
+            paths.push((
+                format!("{p}?colormesh=1"),
+                format!("prefix {p} with a query"),
+            ));
         }
         Some(PathRule::Exact(p)) => {
             paths.push((p.clone(), format!("exact {p} itself")));
@@ -289,7 +316,10 @@ fn path_probes(rule: &MatchRule) -> Vec<(String, String)> {
             if upper != *p {
                 paths.push((upper, format!("exact {p} in upper case")));
             }
-            paths.push((format!("{p}?colormesh=1"), format!("exact {p} with a query")));
+            paths.push((
+                format!("{p}?colormesh=1"),
+                format!("exact {p} with a query"),
+            ));
         }
         Some(PathRule::Regex(r)) => {
             paths.push(("/".into(), format!("regex {r}: the root")));
@@ -372,7 +402,10 @@ pub fn observe(
     let mut headers = BTreeMap::new();
     for (name, value) in &response.headers {
         let name = name.as_str();
-        if IGNORED_REPLY_HEADERS.contains(&name) || name.starts_with("x-colormesh-seen-") || name == service_kit::SERVED_BY {
+        if IGNORED_REPLY_HEADERS.contains(&name)
+            || name.starts_with("x-colormesh-seen-")
+            || name == service_kit::SERVED_BY
+        {
             continue;
         }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -447,8 +480,16 @@ pub fn compare(before: &Observation, after: &Observation) -> Vec<FieldDifference
         );
     }
     field("body", opt(&before.body), opt(&after.body));
-    field("backend saw path", opt(&before.seen_path), opt(&after.seen_path));
-    field("backend saw host", opt(&before.seen_host), opt(&after.seen_host));
+    field(
+        "backend saw path",
+        opt(&before.seen_path),
+        opt(&after.seen_path),
+    );
+    field(
+        "backend saw host",
+        opt(&before.seen_host),
+        opt(&after.seen_host),
+    );
     let names: BTreeSet<&String> = before
         .seen_headers
         .keys()
@@ -506,21 +547,35 @@ mod tests {
         ] {
             assert!(paths.contains(path), "{path} missing from {paths:?}");
         }
-        assert!(probes.iter().any(|p| !p.probe.headers.contains_key("x-canary")));
-        assert!(probes
-            .iter()
-            .any(|p| p.probe.headers.get("x-canary").is_some_and(|v| v == "colormesh-other")));
+        assert!(
+            probes
+                .iter()
+                .any(|p| !p.probe.headers.contains_key("x-canary"))
+        );
+        assert!(probes.iter().any(|p| {
+            p.probe
+                .headers
+                .get("x-canary")
+                .is_some_and(|v| v == "colormesh-other")
+        }));
         assert!(probes.iter().any(|p| p.probe.method == "POST"));
         assert!(paths.contains("/appmesh/colo%72"));
-        assert!(probes
-            .iter()
-            .any(|p| p.probe.headers.get("latency").is_some_and(|v| v == "3000ms")));
-        assert!(probes
-            .iter()
-            .any(|p| p.probe.host.as_deref() == Some("colors.example.com")));
-        assert!(probes
-            .iter()
-            .any(|p| p.probe.host.as_deref() == Some(UNMATCHED_HOST)));
+        assert!(probes.iter().any(|p| {
+            p.probe
+                .headers
+                .get("latency")
+                .is_some_and(|v| v == "3000ms")
+        }));
+        assert!(
+            probes
+                .iter()
+                .any(|p| p.probe.host.as_deref() == Some("colors.example.com"))
+        );
+        assert!(
+            probes
+                .iter()
+                .any(|p| p.probe.host.as_deref() == Some(UNMATCHED_HOST))
+        );
         let distinct: BTreeSet<&Probe> = probes.iter().map(|p| &p.probe).collect();
         assert_eq!(distinct.len(), probes.len(), "no probe twice");
     }

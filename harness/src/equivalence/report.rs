@@ -56,7 +56,10 @@ fn by_route(report: &EquivalenceReport) -> BTreeMap<String, RouteLine> {
         let line = lines.entry(key).or_default();
         let text = format!("{}: {}", d.examples.join(", "), d.summary);
         if d.predicted() {
-            line.predicted.push(format!("{text} [known drift: {}]", d.predicted_by.join(", ")));
+            line.predicted.push(format!(
+                "{text} [known drift: {}]",
+                d.predicted_by.join(", ")
+            ));
         } else {
             line.unpredicted.push(text);
         }
@@ -81,7 +84,11 @@ pub fn summary_table(report: &EquivalenceReport) -> String {
         obs.probes.len(),
         report.probes_same,
         obs.splits.len(),
-        if obs.retries.is_some() { "exercised" } else { "not exercised" },
+        if obs.retries.is_some() {
+            "exercised"
+        } else {
+            "not exercised"
+        },
         obs.requests,
         obs.elapsed.as_secs_f64(),
         obs.startup.as_secs_f64()
@@ -96,14 +103,22 @@ pub fn summary_table(report: &EquivalenceReport) -> String {
         let state = if line.unpredicted.is_empty() && line.predicted.is_empty() {
             "holds".to_owned()
         } else {
-            format!("{} known, {} unpredicted", line.predicted.len(), line.unpredicted.len())
+            format!(
+                "{} known, {} unpredicted",
+                line.predicted.len(),
+                line.unpredicted.len()
+            )
         };
         let _ = writeln!(out, "{:<62} {:>9}  {state}", truncate(&route, 62), probes);
         for text in line.unpredicted.iter().take(5) {
             let _ = writeln!(out, "    UNPREDICTED {text}");
         }
         if line.unpredicted.len() > 5 {
-            let _ = writeln!(out, "    ... {} more unpredicted", line.unpredicted.len() - 5);
+            let _ = writeln!(
+                out,
+                "    ... {} more unpredicted",
+                line.unpredicted.len() - 5
+            );
         }
         for text in line.predicted.iter().take(3) {
             let _ = writeln!(out, "    known       {text}");
@@ -148,7 +163,11 @@ pub fn summary_table(report: &EquivalenceReport) -> String {
             .as_ref()
             .map_or_else(|| "no drift report".to_owned(), |p| p.display().to_string()),
         report.unpredicted(),
-        if report.strict { " (strict: any difference fails)" } else { "" }
+        if report.strict {
+            " (strict: any difference fails)"
+        } else {
+            ""
+        }
     );
     out
 }
@@ -229,23 +248,27 @@ pub fn html(report: &EquivalenceReport) -> String {
          <style>{}.KNOWN{{color:#a15c00;font-weight:bold}}</style></head><body>\n<h1>Migration equivalence: <span class=\"{gate}\">{gate}</span></h1>\n",
         crate::report::html::STYLE
     );
-    let _ = write!(
+    let _ = writeln!(
         html,
         "<p>Before <code>{}</code>, after <code>{}</code>, gateway <b>{}</b>. Drift report: {}.</p>\
          <p>{} probes ({} the same on both sides), {} weighted routes judged on both sides, retries {}. \
          {} requests in {:.1}s. Statistical checks share a false-alarm budget of {:.0e}: {:.2e} per check, δ {}, power {}.</p>\
-         <p><b>{}</b> differences: <span class=\"KNOWN\">{} predicted</span> by the drift report, <span class=\"FAIL\">{} unpredicted</span>{}.</p>\n",
+         <p><b>{}</b> differences: <span class=\"KNOWN\">{} predicted</span> by the drift report, <span class=\"FAIL\">{} unpredicted</span>{}.</p>",
         escape(&obs.before_dir.display().to_string()),
         escape(&obs.after_dir.display().to_string()),
         escape(&obs.gateway),
-        report
-            .drift_report
-            .as_ref()
-            .map_or_else(|| "none".to_owned(), |p| format!("<code>{}</code>", escape(&p.display().to_string()))),
+        report.drift_report.as_ref().map_or_else(
+            || "none".to_owned(),
+            |p| format!("<code>{}</code>", escape(&p.display().to_string()))
+        ),
         obs.probes.len(),
         report.probes_same,
         obs.splits.len(),
-        if obs.retries.is_some() { "exercised" } else { "not exercised" },
+        if obs.retries.is_some() {
+            "exercised"
+        } else {
+            "not exercised"
+        },
         obs.requests,
         obs.elapsed.as_secs_f64(),
         obs.family_alpha,
@@ -257,7 +280,17 @@ pub fn html(report: &EquivalenceReport) -> String {
         report.unpredicted(),
         if report.strict { " (strict)" } else { "" }
     );
-    html.push_str("<h2>Routes</h2>\n<table><tr><th>route</th><th>probes the same</th><th>unpredicted</th><th>known drift</th></tr>\n");
+    html.push_str(
+        "<h2>Routes read</h2>\n<table><tr><th>side</th><th>flavour</th><th>route</th></tr>\n",
+    );
+    for (side, flavor, source) in &obs.routes {
+        let _ = writeln!(
+            html,
+            "<tr><td>{side}</td><td>{flavor:?}</td><td><code>{}</code></td></tr>",
+            escape(source)
+        );
+    }
+    html.push_str("</table>\n<h2>Probes by route</h2>\n<p>Each probe is counted under the first route it was derived from.</p>\n<table><tr><th>route</th><th>probes the same</th><th>unpredicted</th><th>known drift</th></tr>\n");
     for (route, line) in by_route(report) {
         let list = |items: &[String]| {
             items
@@ -283,10 +316,10 @@ pub fn html(report: &EquivalenceReport) -> String {
     }
     html.push_str("</table>\n<h2>Weighted routes</h2>\n");
     for split in &obs.splits {
-        let _ = write!(
+        let _ = writeln!(
             html,
             "<h3>{:?}: <code>{}</code></h3><p>Request <code>{}</code>.</p>\
-             <table><tr><th>destination</th><th>weight</th><th>before: share [interval]</th><th>after: share [interval]</th></tr>\n",
+             <table><tr><th>destination</th><th>weight</th><th>before: share [interval]</th><th>after: share [interval]</th></tr>",
             split.layer,
             escape(&split.route),
             escape(&split.request.describe())
@@ -320,7 +353,10 @@ pub fn html(report: &EquivalenceReport) -> String {
         }
         let outcome = |v: &crate::stats::SplitVerdict| {
             let name = format!("{:?}", v.outcome).to_uppercase();
-            format!("<span class=\"{name}\">{name}</span> after {} requests", v.n)
+            format!(
+                "<span class=\"{name}\">{name}</span> after {} requests",
+                v.n
+            )
         };
         let _ = writeln!(
             html,
@@ -365,7 +401,10 @@ pub fn html(report: &EquivalenceReport) -> String {
             escape(&d.examples.join(", ")),
             escape(&d.summary),
             if d.predicted() {
-                format!("<span class=\"KNOWN\">known</span>: {}", escape(&d.predicted_by.join(", ")))
+                format!(
+                    "<span class=\"KNOWN\">known</span>: {}",
+                    escape(&d.predicted_by.join(", "))
+                )
             } else {
                 "<span class=\"FAIL\">unpredicted</span>".to_owned()
             }
@@ -376,7 +415,10 @@ pub fn html(report: &EquivalenceReport) -> String {
 }
 
 /// Writes `equivalence-report.json`, `equivalence-junit.xml` and `equivalence-report.html`.
-pub fn write_reports(report: &EquivalenceReport, dir: &Path) -> Result<EquivalenceFiles, ReportError> {
+pub fn write_reports(
+    report: &EquivalenceReport,
+    dir: &Path,
+) -> Result<EquivalenceFiles, ReportError> {
     let io = |path: &Path| {
         let file = path.to_owned();
         move |source| ReportError::Write { file, source }

@@ -39,14 +39,23 @@ fn walkthrough_sides() -> (tempfile::TempDir, tempfile::TempDir) {
     let before = tempfile::TempDir::with_prefix("equivalence-before-").expect("temp dir");
     let after = tempfile::TempDir::with_prefix("equivalence-after-").expect("temp dir");
     copy(&manifests.join("colorapp"), &before.path().join("colorapp"));
-    copy(&manifests.join("colorgatewayv2"), &before.path().join("colorgatewayv2"));
+    copy(
+        &manifests.join("colorgatewayv2"),
+        &before.path().join("colorgatewayv2"),
+    );
     copy(
         &manifests.join("gloo/upstreamgroup-80-20.yaml"),
         &before.path().join("gloo/upstreamgroup-80-20.yaml"),
     );
     let gateway_api = manifests.join("gateway-api");
-    copy(&gateway_api.join("colorapp"), &after.path().join("colorapp"));
-    copy(&gateway_api.join("colorgatewayv2"), &after.path().join("colorgatewayv2"));
+    copy(
+        &gateway_api.join("colorapp"),
+        &after.path().join("colorapp"),
+    );
+    copy(
+        &gateway_api.join("colorgatewayv2"),
+        &after.path().join("colorgatewayv2"),
+    );
     copy(
         &gateway_api.join("gateway/gateway.yaml"),
         &after.path().join("gateway/gateway.yaml"),
@@ -60,7 +69,8 @@ fn walkthrough_sides() -> (tempfile::TempDir, tempfile::TempDir) {
 
 fn add_drift_report(after: &Path) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(DRIFT_FIXTURE);
-    std::fs::copy(fixture, after.join(migrate::drift::DRIFT_REPORT_FILE)).expect("copy the fixture");
+    std::fs::copy(fixture, after.join(migrate::drift::DRIFT_REPORT_FILE))
+        .expect("copy the fixture");
 }
 
 /// Replaces `from` by `to` in one file, which must hold it.
@@ -78,7 +88,9 @@ async fn observe(before: &Path, after: &Path, gateway: GatewayCommand) -> Observ
         gateway,
     );
     settings.seed = 20261203;
-    equivalence::observe(&settings).await.expect("both sides run")
+    equivalence::observe(&settings)
+        .await
+        .expect("both sides run")
 }
 
 fn judge_with_drift(observations: Observations, after: &Path, strict: bool) -> EquivalenceReport {
@@ -111,11 +123,15 @@ async fn walkthrough_is_equivalent_up_to_the_prefix_drift(gateway: GatewayComman
     let report = judge_with_drift(observations.clone(), after.path(), false);
     let text = table(&report);
     assert!(report.passed, "every difference is predicted:\n{text}");
-    assert!(!report.differences.is_empty(), "the glued-suffix drift shows:\n{text}");
     assert!(
-        report.differences.iter().all(|d| d.area == Area::Probe
-            && d.predicted()
-            && d.examples.iter().all(|e| glued(e))),
+        !report.differences.is_empty(),
+        "the glued-suffix drift shows:\n{text}"
+    );
+    assert!(
+        report
+            .differences
+            .iter()
+            .all(|d| d.area == Area::Probe && d.predicted() && d.examples.iter().all(|e| glued(e))),
         "only glued-suffix probes differ:\n{text}"
     );
     assert!(text.contains("known"), "{text}");
@@ -131,7 +147,10 @@ async fn walkthrough_is_equivalent_up_to_the_prefix_drift(gateway: GatewayComman
 
     let unannounced = equivalence::judge(observations, None, false);
     let text = table(&unannounced);
-    assert!(!unannounced.passed, "without a drift report the drift is a defect:\n{text}");
+    assert!(
+        !unannounced.passed,
+        "without a drift report the drift is a defect:\n{text}"
+    );
     assert!(unannounced.unpredicted() > 0, "{text}");
     assert!(
         unannounced

@@ -72,10 +72,10 @@ impl RequestEcho {
 
     /// Notes what a request looks like on arrival.
     pub(crate) fn see<B>(request: &Request<B>) -> Seen {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+        let path = request.uri().path_and_query().map_or_else(
+            || request.uri().path().to_owned(),
+            |p| p.as_str().to_owned(),
+        );
         let host = request
             .headers()
             .get(http::header::HOST)

@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod classify;
+pub mod equivalence;
 pub mod features;
 pub mod glooctl;
 pub mod kubectl;

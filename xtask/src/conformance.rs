@@ -113,6 +113,7 @@ pub(crate) async fn conformance(args: &ConformanceArgs) -> anyhow::Result<bool> 
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed,
+        echo_requests: false,
     };
     let mut backend = LocalBackend::start(config)
         .await

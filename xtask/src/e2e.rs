@@ -79,6 +79,7 @@ pub(crate) async fn e2e(
             manifests_dir: settings.manifests_dir.clone(),
             work_dir: None,
             seed,
+            echo_requests: false,
         };
         let mut backend = LocalBackend::start(config)
             .await

@@ -7,6 +7,8 @@
 //! - `cargo xtask walkthrough`: the blog walkthrough narrated step by step for a person.
 //! - `cargo xtask conformance`: the conformance suite (`scenarios/conformance/`), judged per
 //!   feature, against the gateway chosen with `--gateway`.
+//! - `cargo xtask equivalence --before DIR --after DIR`: the workloads of both folders of a
+//!   migration on the local backend, judged on whether they behave the same (drift report aware).
 //! - `cargo xtask bench`: gateway-proxy against Envoy on the same route (throughput, latency,
 //!   peak RSS, config propagation); writes `target/bench/bench.json`.
 //! - `cargo xtask bench-traffic`: how fast the harness's traffic generator is against an
@@ -33,6 +35,7 @@ mod command;
 mod conformance;
 mod e2e;
 mod envoy;
+mod equivalence;
 mod gateway;
 mod images;
 mod migrate;
@@ -60,6 +63,10 @@ enum Task {
     /// Run the conformance suite (scenarios/conformance/*.yaml) and report per feature; the exit
     /// code is 0 only if no scenario failed.
     Conformance(conformance::ConformanceArgs),
+    /// Brings up the workloads from two folders of a migration (before, after) and judges whether
+    /// they behave the same: probes compared exactly, weighted routes and retries statistically,
+    /// differences checked against the after folder's drift-report.json.
+    Equivalence(equivalence::EquivalenceArgs),
     /// Measure the traffic generator against an in-process colorteller.
     BenchTraffic(bench::BenchArgs),
     /// gateway-proxy against Envoy on one route: req/s, CO-corrected latency, peak RSS, propagation.
@@ -190,6 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             1,
         )),
         Task::Conformance(args) => runtime.block_on(conformance::conformance(&args)),
+        Task::Equivalence(args) => runtime.block_on(equivalence::equivalence(&args)),
         Task::BenchTraffic(args) => runtime.block_on(bench::bench_traffic(&args)).map(|()| true),
         Task::Bench(args) => runtime.block_on(bench::bench(&args)).map(|()| true),
         Task::Test(args) => {

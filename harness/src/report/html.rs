@@ -8,7 +8,7 @@ use crate::runner::{
     RunReport, ScenarioReport, ShiftReport, SplitReport, StepOutcome, StepReport, format_elapsed,
 };
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
 .PASS{color:#176b2c;font-weight:bold}.FAIL{color:#b3261e;font-weight:bold}.INCONCLUSIVE{color:#a15c00;font-weight:bold}\
 .NOTRUN{color:#888}pre{background:#f6f6f6;padding:.5em;overflow-x:auto;font-size:90%}\
@@ -785,7 +785,7 @@ fn class_of(outcome: StepOutcome) -> &'static str {
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         match character {

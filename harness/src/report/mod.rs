@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::runner::{RunReport, StepOutcome, format_elapsed};
 
 pub mod conformance;
-mod html;
+pub(crate) mod html;
 mod junit;
 
 pub use html::{render_conformance_html, render_html};

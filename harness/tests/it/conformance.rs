@@ -291,6 +291,7 @@ async fn assert_suite_passes(gateway: GatewayCommand, mode: &str, project: &str)
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed: settings.seed,
+        echo_requests: false,
     };
     let mut backend = LocalBackend::start(config)
         .await

@@ -25,6 +25,7 @@ fn config() -> LocalConfig {
         manifests_dir: test_support::manifests_dir(),
         work_dir: None,
         seed: 7,
+        echo_requests: false,
     }
 }
 

@@ -5,6 +5,7 @@
 //! binary's profile folder: `cargo test --workspace` builds them; alone, `cargo build --bins` first.
 
 mod conformance;
+mod equivalence;
 mod gate;
 mod kube_backend;
 mod live_cluster;

@@ -35,6 +35,7 @@ async fn walkthrough_passes(gateway: GatewayCommand, label: &str) {
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed: settings.seed,
+        echo_requests: false,
     };
     let mut backend = LocalBackend::start(config)
         .await

@@ -30,6 +30,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     service_kit::init_tracing();
+    service_kit::RequestEcho::install_from_env();
     match serve(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

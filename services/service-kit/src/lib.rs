@@ -8,6 +8,9 @@
 //! - [`shutdown_signal`]: a future that completes on SIGTERM or SIGINT, for graceful shutdown.
 //! - [`serve_connections`] and [`serve_http`]: the accept loops the service libraries share, which
 //!   stop accepting on shutdown and let in-flight work finish.
+//! - [`RequestEcho`]: the opt-in (`COLORMESH_ECHO_REQUEST=1`) that makes [`serve_http`]'s replies
+//!   say what the service saw (path, host, headers) and who served them, for `cargo xtask
+//!   equivalence`; status and body are unchanged.
 //!
 //! The libraries themselves never read the environment; only binaries call into this crate, and
 //! supervisors for [`Listening::parse`].
@@ -16,8 +19,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tokio::net::TcpListener;
 
+mod echo;
 mod listening;
 mod serve;
+pub use echo::RequestEcho;
+pub use echo::{ECHO_ENV, SEEN_HEADERS, SEEN_HOST, SEEN_PATH, SERVED_BY, SERVED_BY_ENV};
 pub use listening::{LISTENING_TARGET, Listening, announce_listening};
 pub use serve::{HttpResponse, ServeError, serve_connections, serve_http};
 

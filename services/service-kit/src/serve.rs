@@ -101,9 +101,17 @@ where
     serve_connections(listener, shutdown, move |stream, peer, stop| {
         let handler = handler.clone();
         async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let echo = crate::RequestEcho::installed()
+                    .map(|echo| (echo, crate::RequestEcho::see(&request)));
                 let reply = handler(request);
-                async move { Ok::<_, Infallible>(reply.await) }
+                async move {
+                    let mut reply = reply.await;
+                    if let Some((echo, seen)) = echo {
+                        echo.stamp(&seen, reply.headers_mut());
+                    }
+                    Ok::<_, Infallible>(reply)
+                }
             });
             let connection = http1::Builder::new()
                 .title_case_headers(true)

@@ -112,6 +112,11 @@ pub struct LocalConfig {
     pub work_dir: Option<PathBuf>,
     /// Seeds the proxies' random choices (ingress: `seed`, sidecars: `seed + 1`, `seed + 2`, ...).
     pub seed: u64,
+    /// Starts every pod with the request echo on (`COLORMESH_ECHO_REQUEST=1` and
+    /// `COLORMESH_SERVED_BY=<namespace>/<deployment>`, see `service_kit::RequestEcho`): each
+    /// reply then says what the workload saw and who served it. Status and body are unchanged.
+    /// Only `cargo xtask equivalence` asks for it.
+    pub echo_requests: bool,
 }
 
 /// How to start the gateway under test, in either role.
@@ -325,6 +330,24 @@ impl LocalBackend {
             }
         }
         pids
+    }
+
+    /// Every running pod: (namespace, deployment, pod name, the app's address). The equivalence
+    /// run uses it to reach pods directly (the colorteller's `/setFlake`).
+    pub fn pods(&self) -> Vec<(String, String, String, SocketAddr)> {
+        self.deployments
+            .iter()
+            .flat_map(|(key, state)| {
+                state.pods.iter().map(move |pod| {
+                    (
+                        key.namespace.clone().unwrap_or_else(|| "default".into()),
+                        key.name.clone(),
+                        pod.name.clone(),
+                        pod.addr,
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The ingress's `/status` document as JSON text (for reports and debugging).
@@ -631,7 +654,14 @@ impl LocalBackend {
             pod_name: &name,
             mesh,
         };
-        let env = workload::pod_env(template, &context);
+        let mut env = workload::pod_env(template, &context);
+        if self.config.echo_requests {
+            env.push(("COLORMESH_ECHO_REQUEST".into(), "1".into()));
+            env.push((
+                "COLORMESH_SERVED_BY".into(),
+                format!("{namespace}/{}", key.name),
+            ));
+        }
         let binary = self.config.bin_dir.join(template.binary);
         // Pod names repeat across namespaces; the process (and its log file) carries both.
         let process_name = format!("{namespace}.{name}");
@@ -1443,6 +1473,7 @@ mod tests {
             manifests_dir: PathBuf::from("manifests"),
             work_dir: None,
             seed: 1,
+            echo_requests: false,
         };
         let error = LocalBackend::start(config)
             .await

@@ -256,6 +256,7 @@ async fn run(
         manifests_dir: settings.manifests_dir.clone(),
         work_dir: None,
         seed,
+        echo_requests: false,
     };
     let mut backend = LocalBackend::start(config)
         .await

@@ -1,8 +1,10 @@
 //! `harness::equivalence` on the walkthrough's migration: the before manifests (App Mesh
-//! colorapp, the v2 canary, Gloo's 80/20 UpstreamGroup) against the hand-written Gateway API +
-//! GAMMA ones, on the local backend with gateway-proxy. The known string-prefix drift passes
-//! with a drift report that predicts it and fails without; a changed weight, a wrong rewrite and
-//! a dropped retry are each reported as unpredicted differences.
+//! colorapp, the v2 canary, Gloo's 80/20 UpstreamGroup) against what `migrate` writes for them
+//! (Gateway + HTTPRoute at the edge, GAMMA HTTPRoutes in the mesh, and the drift report), on the
+//! local backend with gateway-proxy and with Envoy. The migration passes, every difference
+//! predicted by its drift report, and fails without the report (the element-wise prefix drift);
+//! a changed weight, a wrong rewrite and a dropped retry in the output are each reported as
+//! unpredicted differences.
 //!
 //! Needs the workspace binaries next to this test's profile (`cargo test --workspace` builds
 //! them; for `cargo test -p harness` run `cargo build --bins` first).
@@ -14,8 +16,6 @@ use harness::equivalence::{self, Area, EquivalenceReport, EquivalenceSettings, O
 use migrate::DriftReport;
 
 use crate::gate::{envoy_gateway, workspace_root};
-
-const DRIFT_FIXTURE: &str = "tests/it/fixtures/walkthrough-drift-report.json";
 
 fn copy(from: &Path, to: &Path) {
     if from.is_dir() {
@@ -31,9 +31,8 @@ fn copy(from: &Path, to: &Path) {
 }
 
 /// The walkthrough's two sides in temporary folders: before = manifests/colorapp,
-/// colorgatewayv2 and gloo/upstreamgroup-80-20.yaml; after = manifests/gateway-api/colorapp,
-/// colorgatewayv2, gateway/gateway.yaml and canary-80-20.yaml (the canary replaces the
-/// single-backend HTTPRoute of gateway/).
+/// colorgatewayv2 and gloo/upstreamgroup-80-20.yaml, as the README's migration example gives
+/// them; after = their migration, written as `cargo xtask migrate --to gateway-api` writes it.
 fn walkthrough_sides() -> (tempfile::TempDir, tempfile::TempDir) {
     let manifests = workspace_root().join("manifests");
     let before = tempfile::TempDir::with_prefix("equivalence-before-").expect("temp dir");
@@ -47,30 +46,24 @@ fn walkthrough_sides() -> (tempfile::TempDir, tempfile::TempDir) {
         &manifests.join("gloo/upstreamgroup-80-20.yaml"),
         &before.path().join("gloo/upstreamgroup-80-20.yaml"),
     );
-    let gateway_api = manifests.join("gateway-api");
-    copy(
-        &gateway_api.join("colorapp"),
-        &after.path().join("colorapp"),
-    );
-    copy(
-        &gateway_api.join("colorgatewayv2"),
-        &after.path().join("colorgatewayv2"),
-    );
-    copy(
-        &gateway_api.join("gateway/gateway.yaml"),
-        &after.path().join("gateway/gateway.yaml"),
-    );
-    copy(
-        &gateway_api.join("canary-80-20.yaml"),
-        &after.path().join("canary-80-20.yaml"),
-    );
+    let input = migrate::Input::read(&[before.path().to_owned()]).expect("the walkthrough reads");
+    migrate::migrate(&input, &migrate::Options::default())
+        .expect("the walkthrough migrates")
+        .write_to(after.path())
+        .expect("the migration is written");
     (before, after)
 }
 
-fn add_drift_report(after: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(DRIFT_FIXTURE);
-    std::fs::copy(fixture, after.join(migrate::drift::DRIFT_REPORT_FILE))
-        .expect("copy the fixture");
+/// The migration's file that holds `needle`.
+fn output_file_with(after: &Path, needle: &str) -> PathBuf {
+    std::fs::read_dir(after)
+        .expect("read_dir")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| {
+            path.extension().is_some_and(|e| e == "yaml")
+                && std::fs::read_to_string(path).is_ok_and(|text| text.contains(needle))
+        })
+        .unwrap_or_else(|| panic!("no output file in {} holds {needle:?}", after.display()))
 }
 
 /// Replaces `from` by `to` in one file, which must hold it.
@@ -117,7 +110,6 @@ fn glued(example: &str) -> bool {
 
 async fn walkthrough_is_equivalent_up_to_the_prefix_drift(gateway: GatewayCommand) {
     let (before, after) = walkthrough_sides();
-    add_drift_report(after.path());
     let observations = observe(before.path(), after.path(), gateway).await;
 
     let report = judge_with_drift(observations.clone(), after.path(), false);
@@ -183,8 +175,7 @@ async fn the_walkthrough_migration_differs_only_by_its_known_drift_on_envoy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_weight_is_an_unpredicted_split_difference() {
     let (before, after) = walkthrough_sides();
-    add_drift_report(after.path());
-    let canary = after.path().join("canary-80-20.yaml");
+    let canary = output_file_with(after.path(), "weight: 80");
     edit(&canary, "weight: 80", "weight: 70");
     edit(&canary, "weight: 20", "weight: 30");
     let report = judge_with_drift(
@@ -208,9 +199,8 @@ async fn a_changed_weight_is_an_unpredicted_split_difference() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rewrite_to_the_wrong_prefix_is_an_unpredicted_probe_difference() {
     let (before, after) = walkthrough_sides();
-    add_drift_report(after.path());
     edit(
-        &after.path().join("canary-80-20.yaml"),
+        &output_file_with(after.path(), "replacePrefixMatch: /color"),
         "replacePrefixMatch: /color",
         "replacePrefixMatch: /colour",
     );
@@ -233,13 +223,13 @@ async fn a_rewrite_to_the_wrong_prefix_is_an_unpredicted_probe_difference() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_retry_is_an_unpredicted_retry_difference() {
     let (before, after) = walkthrough_sides();
-    add_drift_report(after.path());
-    // The before side retries the teller call twice on server errors; the after side does not.
-    edit(
-        &before.path().join("colorapp/colorteller.yaml"),
-        "      httpRoute:\n",
-        "      httpRoute:\n        retryPolicy:\n          maxRetries: 2\n          perRetryTimeout: {unit: ms, value: 2000}\n          httpRetryEvents: [server-error]\n",
-    );
+    // App Mesh retried the teller call twice on a 503 without being asked; a migration that
+    // drops the explicit retry it wrote for that loses them.
+    let mesh_routes = output_file_with(after.path(), "colorteller-route");
+    let text = std::fs::read_to_string(&mesh_routes).expect("read");
+    let retry = "    retry:\n      codes:\n      - 503\n      attempts: 2\n      backoff: 25ms\n";
+    assert!(text.contains(retry), "{text}");
+    std::fs::write(&mesh_routes, text.replace(retry, "")).expect("write");
     let report = judge_with_drift(
         observe(before.path(), after.path(), GatewayCommand::builtin()).await,
         after.path(),

@@ -479,10 +479,10 @@ fn compile_http_route(
             "weighted targets require a total weight >= 1 (the weights add up to 0)",
         );
     }
-    let retry = http
-        .retry_policy
-        .as_ref()
-        .and_then(|policy| compile_retry(policy, &field.field("retryPolicy"), findings));
+    let retry = match &http.retry_policy {
+        Some(policy) => compile_retry(policy, &field.field("retryPolicy"), findings),
+        None => Some(implicit_retry()),
+    };
     let timeout = match http
         .timeout
         .as_ref()
@@ -500,6 +500,26 @@ fn compile_http_route(
         timeout,
     })
 }
+
+/// The retry policy App Mesh's Envoy applies to a route that declares none: two retries on a
+/// connection failure or a 503 (aws-app-mesh-roadmap#229, #376). App Mesh also retried refused
+/// HTTP/2 streams and gRPC `unavailable`; the sidecar speaks HTTP/1.1 to its upstreams, where
+/// neither can happen, so they are left out.
+pub(crate) fn implicit_retry() -> RetryPolicy {
+    RetryPolicy {
+        num_retries: IMPLICIT_RETRIES,
+        per_try_timeout: None,
+        retry_on: RetryOn {
+            connect_failure: true,
+            status_codes: vec![503],
+            ..RetryOn::default()
+        },
+        backoff_base: None,
+    }
+}
+
+/// How many times App Mesh retries a route without a retry policy.
+pub(crate) const IMPLICIT_RETRIES: u32 = 2;
 
 /// App Mesh retry events in Envoy's `retry_on` terms.
 fn compile_retry(

@@ -909,6 +909,19 @@ fn app_mesh_routes_are_ordered_by_priority() {
     assert_eq!(retry.num_retries, 3);
     assert_eq!(retry.per_try_timeout, Some(Duration::from_millis(500)));
     assert_eq!(retry.retry_on.names(), ["5xx", "connect-failure", "reset"]);
+    // A route without a retry policy gets App Mesh's implicit one: twice on 503 or a failed
+    // connection.
+    let implicit = forward_of(&routes[1])
+        .retry
+        .as_ref()
+        .expect("implicit retry");
+    assert_eq!(implicit.num_retries, 2);
+    assert_eq!(implicit.per_try_timeout, None);
+    assert_eq!(
+        implicit.retry_on.names(),
+        ["connect-failure", "retriable-status-codes"]
+    );
+    assert_eq!(implicit.retry_on.status_codes, [503]);
     assert!(matches!(
         routes[0].matcher.headers[0].value,
         ValueMatcher::Range { start: 1, end: 5 }

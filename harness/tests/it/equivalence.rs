@@ -246,3 +246,40 @@ async fn a_dropped_retry_is_an_unpredicted_retry_difference() {
     let rates = report.observations.retries.as_ref().expect("retries ran");
     assert!(rates.before.successes > rates.after.successes, "{text}");
 }
+
+/// The hand-written Gateway API walkthrough (`manifests/gateway-api/`) against the migration of
+/// the App Mesh and Gloo one: they route, rewrite and split alike. The one difference is App Mesh's
+/// implicit retry, which the migration writes out and the hand-written GAMMA routes leave out
+/// (they stay within the standard channel, which has no `retry`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hand_written_gateway_api_walkthrough_differs_from_the_migration_only_by_retries() {
+    let (_before, migrated) = walkthrough_sides();
+    let gateway_api = workspace_root().join("manifests/gateway-api");
+    let hand_written = tempfile::TempDir::with_prefix("equivalence-hand-").expect("temp dir");
+    for part in [
+        "colorapp",
+        "colorgatewayv2",
+        "gateway/gateway.yaml",
+        "canary-80-20.yaml",
+    ] {
+        copy(&gateway_api.join(part), &hand_written.path().join(part));
+    }
+    let observations = observe(
+        migrated.path(),
+        hand_written.path(),
+        GatewayCommand::builtin(),
+    )
+    .await;
+    let report = equivalence::judge(observations, None, false);
+    let text = table(&report);
+    assert_eq!(report.observations.splits.len(), 2, "{text}");
+    assert!(
+        report.differences.iter().all(|d| d.area == Area::Retry),
+        "only the retry differs:\n{text}"
+    );
+    let rates = report.observations.retries.as_ref().expect("retries ran");
+    assert!(
+        report.differences.len() == 1 && rates.before.successes > rates.after.successes,
+        "the migration retries, the hand-written routes do not:\n{text}"
+    );
+}

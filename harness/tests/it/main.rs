@@ -4,6 +4,7 @@
 //! The gate tests (walkthrough, conformance, local backend) start the workspace binaries from this
 //! binary's profile folder: `cargo test --workspace` builds them; alone, `cargo build --bins` first.
 
+mod apiserver;
 mod conformance;
 mod equivalence;
 mod gate;

@@ -6,6 +6,8 @@
 //!   validators.
 //! - [`envoy_binary`]: the real Envoy the Envoy tests put under test. A missing Envoy fails the
 //!   test; it never passes by skipping.
+//! - [`kube_bin_dir`]: the control plane `cargo xtask kube install` built (`--backend
+//!   apiserver`). A missing build fails the test.
 //! - [`write_by_rename`]: writes a config file the way the harness does.
 //! - [`wait_for`], [`wait_until`]: readiness polls on a condition with a deadline, never a fixed
 //!   sleep.
@@ -21,6 +23,7 @@
 mod crd;
 mod envoy;
 mod fs;
+mod kube;
 mod manifests;
 mod paths;
 mod process;
@@ -32,6 +35,7 @@ mod wait;
 pub use crd::{CrdSchemas, shared_schemas_dir};
 pub use envoy::{ENVOY_BIN_ENV, envoy_binary, managed_envoy};
 pub use fs::write_by_rename;
+pub use kube::{KUBE_BIN_DIR_ENV, kube_bin_dir};
 pub use manifests::{endpoint_slice, manifest, manifests_dir, static_upstream};
 pub use paths::{bin_dir, built_binaries, workspace_root};
 pub use process::process_alive;

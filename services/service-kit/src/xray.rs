@@ -210,6 +210,9 @@ pub struct Segment {
     pub http: Option<Http>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<serde_json::Value>,
+    /// Indexed key-value pairs; proxies put `upstream_cluster` here, as Envoy's X-Ray tracer does.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub annotations: serde_json::Map<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsegments: Vec<Segment>,
 }

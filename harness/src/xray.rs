@@ -351,12 +351,14 @@ impl ServiceMap {
                 (
                     MapNode {
                         name: name.to_owned(),
-                        depth: depth(index),
                         ..MapNode::default()
                     },
                     Vec::new(),
                 )
             });
+            // The deepest place the service was seen: a teller also called outside a trace
+            // (a readiness probe) stays in its column.
+            node.depth = node.depth.max(depth(index));
             node.requests += 1;
             node.errors += u64::from(segment.error);
             node.faults += u64::from(segment.fault);
@@ -465,7 +467,9 @@ mod tests {
             assert_eq!(report.connected, 0);
             report.failures[0].clone()
         };
-        assert!(check(&whole, reply("t1", "white")).contains("no segment named *-colorteller-white"));
+        assert!(
+            check(&whole, reply("t1", "white")).contains("no segment named *-colorteller-white")
+        );
         assert!(check(&whole, reply("t2", "blue")).contains("no segment arrived"));
         let no_header = check_traces(
             &[TracedReply {
@@ -495,6 +499,8 @@ mod tests {
         segments.extend(chain("t2", "white", "cg"));
         segments.extend(chain("t3", "blue", "cgv2"));
         segments[5].fault = true;
+        // A teller answering outside any trace (a probe) first: it keeps the teller's column.
+        segments.insert(0, segment("default-colorteller-blue", "p", "t0", None));
         let map = ServiceMap::from_segments(&segments);
         let node = |name: &str| map.nodes.iter().find(|n| n.name == name).unwrap();
         assert_eq!(node("ingress").requests, 3);
@@ -502,7 +508,7 @@ mod tests {
         assert_eq!(node("default-gateway (cg)").requests, 2);
         assert_eq!(node("default-gateway (cgv2)").requests, 1);
         assert_eq!(node("default-gateway (cg)").depth, 1);
-        assert_eq!(node("default-colorteller-blue").requests, 2);
+        assert_eq!(node("default-colorteller-blue").requests, 3);
         assert_eq!(node("default-colorteller-blue").depth, 2);
         assert_eq!(node("default-colorteller-white").faults, 1);
         assert!((node("ingress").p50_ms - 2.0).abs() < 1e-6);
@@ -514,8 +520,11 @@ mod tests {
         };
         assert_eq!(edge("ingress", "default-gateway (cg)"), 2);
         assert_eq!(edge("default-gateway (cg)", "default-colorteller-blue"), 1);
-        assert_eq!(edge("default-gateway (cgv2)", "default-colorteller-blue"), 1);
-        assert_eq!(map.segments, 9);
+        assert_eq!(
+            edge("default-gateway (cgv2)", "default-colorteller-blue"),
+            1
+        );
+        assert_eq!(map.segments, 10);
     }
 
     #[tokio::test]

@@ -1029,7 +1029,10 @@ mod tests {
         let svg = service_map_svg(&map);
         assert_eq!(svg.matches("<rect").count(), 3);
         assert_eq!(svg.matches("<line").count(), 2);
-        assert!(svg.contains(">10 requests · p50 1.5 ms · p99 3.2 ms<"), "{svg}");
+        assert!(
+            svg.contains(">10 requests · p50 1.5 ms · p99 3.2 ms<"),
+            "{svg}"
+        );
         assert!(svg.contains("default-colorteller-&lt;blue&gt;"), "{svg}");
         assert!(svg.contains("#c62828"), "a faulting service is drawn red");
     }

@@ -81,9 +81,15 @@ mod tests {
     #[test]
     fn halves_round_away_from_zero() {
         // 1/8 = 0.125 -> 12.5 -> 13, where rounding half to even would give 0.12.
-        assert_eq!(history(&[("a", 1), ("b", 7)]).ratios()[b"a".as_slice()], 0.13);
+        assert_eq!(
+            history(&[("a", 1), ("b", 7)]).ratios()[b"a".as_slice()],
+            0.13
+        );
         // 5/1000 = 0.005 -> 0.5 -> 1.
-        assert_eq!(history(&[("a", 5), ("b", 995)]).ratios()[b"a".as_slice()], 0.01);
+        assert_eq!(
+            history(&[("a", 5), ("b", 995)]).ratios()[b"a".as_slice()],
+            0.01
+        );
         // 1/1000 = 0.001 -> 0.1 -> 0: the color stays listed with a zero share.
         let ratios = history(&[("a", 1), ("b", 999)]).ratios();
         assert_eq!(ratios[b"a".as_slice()], 0.0);
@@ -93,17 +99,34 @@ mod tests {
     #[test]
     fn the_1001st_answer_evicts_the_first() {
         let mut history = history(&[("first", 1), ("x", 999)]);
-        assert_eq!(history.ratios().keys().map(|k| k.as_slice()).collect::<Vec<_>>(), [b"first".as_slice(), b"x".as_slice()]);
+        assert_eq!(
+            history
+                .ratios()
+                .keys()
+                .map(|k| k.as_slice())
+                .collect::<Vec<_>>(),
+            [b"first".as_slice(), b"x".as_slice()]
+        );
         history.record(b"y".to_vec());
         let ratios = history.ratios();
-        assert_eq!(ratios.keys().map(|k| k.as_slice()).collect::<Vec<_>>(), [b"x".as_slice(), b"y".as_slice()]);
+        assert_eq!(
+            ratios.keys().map(|k| k.as_slice()).collect::<Vec<_>>(),
+            [b"x".as_slice(), b"y".as_slice()]
+        );
         assert_eq!(ratios[b"x".as_slice()], 1.0, "999/1000 rounds to 1");
         assert_eq!(ratios[b"y".as_slice()], 0.0);
         // The next 999 answers evict the remaining x's one by one.
         for _ in 0..999 {
             history.record(b"y".to_vec());
         }
-        assert_eq!(history.ratios().keys().map(|k| k.as_slice()).collect::<Vec<_>>(), [b"y".as_slice()]);
+        assert_eq!(
+            history
+                .ratios()
+                .keys()
+                .map(|k| k.as_slice())
+                .collect::<Vec<_>>(),
+            [b"y".as_slice()]
+        );
     }
 
     #[test]

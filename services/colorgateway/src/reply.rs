@@ -237,10 +237,13 @@ mod tests {
         let stats = [(color.clone(), 1.0)].into_iter().collect();
         assert_eq!(
             render_bytes(Flavor::V1, &color, &stats),
-            b"{\"color\":\"bl\xffue\xe2\x82\", \"stats\": {\"bl\\ufffdue\\ufffd\\ufffd\":1}}".to_vec()
+            b"{\"color\":\"bl\xffue\xe2\x82\", \"stats\": {\"bl\\ufffdue\\ufffd\\ufffd\":1}}"
+                .to_vec()
         );
         // Keys sort by their bytes, as Go sorts map keys.
-        let stats = [(b"\xff".to_vec(), 0.5), (b"z".to_vec(), 0.5)].into_iter().collect();
+        let stats = [(b"\xff".to_vec(), 0.5), (b"z".to_vec(), 0.5)]
+            .into_iter()
+            .collect();
         assert_eq!(
             render_bytes(Flavor::V2, b"z", &stats),
             b"{\"colorV2\":\"z\", \"statsV2\": {\"z\":0.5,\"\\ufffd\":0.5}}".to_vec()

@@ -40,8 +40,8 @@ use std::{
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode};
-use rand::{Rng, SeedableRng, rngs::StdRng};
 use hyper::body::Body as _;
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use service_kit::{
     HttpResponse, ServeError,
     go_http::{self, MuxPath},

@@ -93,7 +93,12 @@ pub struct GatewayArgs {
     pub xray_segment_name: Option<String>,
     /// With --xray-daemon: the share of requests without a sampling decision that are traced,
     /// after the first of each second (Envoy's and the SDK's default rule is 0.05).
-    #[arg(long, value_name = "RATE", default_value_t = 0.05, requires = "xray_daemon")]
+    #[arg(
+        long,
+        value_name = "RATE",
+        default_value_t = 0.05,
+        requires = "xray_daemon"
+    )]
     pub xray_sampling_rate: f64,
 }
 

@@ -203,7 +203,7 @@ fn is_mp4(data: &[u8]) -> bool {
         return false;
     }
     let box_size = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-    if data.len() < box_size || box_size % 4 != 0 || &data[4..8] != b"ftyp" {
+    if data.len() < box_size || !box_size.is_multiple_of(4) || &data[4..8] != b"ftyp" {
         return false;
     }
     (8..box_size)
@@ -429,7 +429,10 @@ mod tests {
             (b"<pre>", "text/plain; charset=utf-8"),
             (b"<!-- x -->", "text/html; charset=utf-8"),
             (b"<?xml version", "text/xml; charset=utf-8"),
-            (b"{\"color\":\"<html>\", \"stats\": {}}", "text/plain; charset=utf-8"),
+            (
+                b"{\"color\":\"<html>\", \"stats\": {}}",
+                "text/plain; charset=utf-8",
+            ),
             (b"red\x01", "application/octet-stream"),
             // ESC (0x1B) is not a binary byte for Go.
             (b"\x1b[31mred", "text/plain; charset=utf-8"),
@@ -470,7 +473,10 @@ mod tests {
     fn empty_bodies_get_no_type() {
         assert!(sniffed(StatusCode::OK, "").headers().is_empty());
         let html = sniffed(StatusCode::OK, "<html>");
-        assert_eq!(html.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(
+            html.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
     }
 
     #[test]

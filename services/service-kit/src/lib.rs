@@ -25,9 +25,9 @@ use tokio::net::TcpListener;
 
 mod echo;
 pub mod go_http;
-pub mod xray;
 mod listening;
 mod serve;
+pub mod xray;
 pub use echo::RequestEcho;
 pub use echo::{ECHO_ENV, SEEN_HEADERS, SEEN_HOST, SEEN_PATH, SERVED_BY, SERVED_BY_ENV};
 pub use listening::{LISTENING_TARGET, Listening, announce_listening};

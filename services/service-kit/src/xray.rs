@@ -273,8 +273,8 @@ impl Segment {
             .iter()
             .position(|b| *b == b'\n')
             .ok_or(XrayError::DatagramHeader)?;
-        let header: serde_json::Value = serde_json::from_slice(&datagram[..newline])
-            .map_err(|_| XrayError::DatagramHeader)?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&datagram[..newline]).map_err(|_| XrayError::DatagramHeader)?;
         if header.get("format").and_then(|f| f.as_str()) != Some("json") {
             return Err(XrayError::DatagramHeader);
         }
@@ -298,7 +298,11 @@ impl Trace {
     pub fn reply_header(&self) -> HeaderValue {
         let mut value = format!("Root={}", self.trace_id);
         if self.requested {
-            value.push_str(if self.sampled { ";Sampled=1" } else { ";Sampled=0" });
+            value.push_str(if self.sampled {
+                ";Sampled=1"
+            } else {
+                ";Sampled=0"
+            });
         }
         header_value(value)
     }
@@ -438,7 +442,9 @@ impl Recorder {
                 },
                 response: HttpResponse::default(),
             }),
-            aws: Some(serde_json::json!({"xray": {"sdk": "colormesh", "sdk_version": env!("CARGO_PKG_VERSION")}})),
+            aws: Some(
+                serde_json::json!({"xray": {"sdk": "colormesh", "sdk_version": env!("CARGO_PKG_VERSION")}}),
+            ),
             ..Segment::default()
         };
         Trace {
@@ -484,15 +490,23 @@ mod tests {
 
     #[test]
     fn trace_headers_read_as_the_sdk_reads_them() {
-        let header = TraceHeader::parse("Root=1-5f84c7a1-0123456789abcdef01234567; Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a");
+        let header = TraceHeader::parse(
+            "Root=1-5f84c7a1-0123456789abcdef01234567; Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a",
+        );
         assert_eq!(
             header.root.as_deref(),
             Some("1-5f84c7a1-0123456789abcdef01234567")
         );
         assert_eq!(header.parent.as_deref(), Some("53995c3f42cd8ad8"));
         assert_eq!(header.sampling, Sampling::Sampled);
-        assert_eq!(TraceHeader::parse("Sampled=?").sampling, Sampling::Requested);
-        assert_eq!(TraceHeader::parse("Sampled=0").sampling, Sampling::NotSampled);
+        assert_eq!(
+            TraceHeader::parse("Sampled=?").sampling,
+            Sampling::Requested
+        );
+        assert_eq!(
+            TraceHeader::parse("Sampled=0").sampling,
+            Sampling::NotSampled
+        );
         assert_eq!(TraceHeader::parse("garbage"), TraceHeader::default());
     }
 
@@ -504,7 +518,11 @@ mod tests {
         assert_eq!(parts[0], "1");
         assert_eq!(parts[1].len(), 8);
         assert_eq!(parts[2].len(), 24);
-        assert!(parts[1..].iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit())));
+        assert!(
+            parts[1..]
+                .iter()
+                .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
         assert_eq!(new_id().len(), 16);
     }
 
@@ -527,7 +545,13 @@ mod tests {
             "Root=1-00000001-000000000000000000000001;Parent=00000000000000aa;Sampled=1"
         );
         let fresh = recorder.begin(&Request::new(()));
-        assert!(fresh.reply_header().to_str().unwrap().starts_with("Root=1-"));
+        assert!(
+            fresh
+                .reply_header()
+                .to_str()
+                .unwrap()
+                .starts_with("Root=1-")
+        );
         assert!(!fresh.reply_header().to_str().unwrap().contains("Sampled"));
     }
 

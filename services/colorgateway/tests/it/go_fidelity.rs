@@ -28,7 +28,10 @@ async fn http_1_1_without_host_is_a_400_and_not_counted() {
     let teller = scripted_teller(&[(200, "blue")]).await;
     let gateway = gateway(Config::new(teller.addr.to_string())).await;
     let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
-    stream.write_all(b"GET /color HTTP/1.1\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /color HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
     let mut reply = Vec::new();
     tokio::time::timeout(GUARD, stream.read_to_end(&mut reply))
         .await
@@ -83,8 +86,15 @@ async fn content_types_are_sniffed_from_each_body() {
         let gateway = gateway(Config::new(teller.addr.to_string())).await;
         let response = client.get(gateway.url("/color")).send().await.unwrap();
         assert_eq!(response.headers()["content-type"], content_type);
-        let cleared = client.get(gateway.url("/color/clear")).send().await.unwrap();
-        assert_eq!(cleared.headers()["content-type"], "text/plain; charset=utf-8");
+        let cleared = client
+            .get(gateway.url("/color/clear"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            cleared.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
         let ping = client.get(gateway.url("/ping")).send().await.unwrap();
         assert!(ping.headers().get("content-type").is_none());
         gateway.stop().await;

@@ -59,7 +59,10 @@ async fn a_color_request_is_one_connected_trace() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["x-amzn-trace-id"], format!("Root={root}").as_str());
+    assert_eq!(
+        response.headers()["x-amzn-trace-id"],
+        format!("Root={root}").as_str()
+    );
     assert_eq!(
         response.text().await.unwrap(),
         r#"{"color":"red", "stats": {"red":1}}"#
@@ -68,7 +71,10 @@ async fn a_color_request_is_one_connected_trace() {
     let segments = segments(&daemon, 2).await;
     let gateway_segment = &segments["prod-gateway"];
     assert_eq!(gateway_segment.trace_id.as_deref(), Some(root));
-    assert_eq!(gateway_segment.parent_id.as_deref(), Some("1111111111111111"));
+    assert_eq!(
+        gateway_segment.parent_id.as_deref(),
+        Some("1111111111111111")
+    );
     assert_eq!(gateway_segment.http.as_ref().unwrap().response.status, 200);
     let [call] = gateway_segment.subsegments.as_slice() else {
         panic!("one subsegment: {gateway_segment:?}")
@@ -93,9 +99,14 @@ async fn the_teller_call_carries_root_parent_and_sampled() {
         move |request| {
             let seen_tx = seen_tx.clone();
             async move {
-                let header = request.headers()["x-amzn-trace-id"].to_str().unwrap().to_owned();
+                let header = request.headers()["x-amzn-trace-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
                 seen_tx.send(header).unwrap();
-                http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"blue")))
+                http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+                    b"blue",
+                )))
             }
         },
     ));
@@ -106,18 +117,31 @@ async fn the_teller_call_carries_root_parent_and_sampled() {
         .send()
         .await
         .unwrap();
-    let reply_header = response.headers()["x-amzn-trace-id"].to_str().unwrap().to_owned();
+    let reply_header = response.headers()["x-amzn-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let seen = seen_rx.recv().await.unwrap();
     let downstream = TraceHeader::parse(&seen);
     let reply = TraceHeader::parse(&reply_header);
-    assert_eq!(downstream.root, reply.root, "one trace: {seen} / {reply_header}");
+    assert_eq!(
+        downstream.root, reply.root,
+        "one trace: {seen} / {reply_header}"
+    );
     let parent = downstream.parent.unwrap();
     assert_eq!(parent.len(), 16);
-    let sampled = if reply_header.ends_with(";Sampled=1") { "1" } else { "0" };
+    let sampled = if reply_header.ends_with(";Sampled=1") {
+        "1"
+    } else {
+        "0"
+    };
     assert!(reply_header.contains(";Sampled="), "{reply_header}");
     assert_eq!(
         seen,
-        format!("Root={};Parent={parent};Sampled={sampled}", reply.root.unwrap())
+        format!(
+            "Root={};Parent={parent};Sampled={sampled}",
+            reply.root.unwrap()
+        )
     );
     gateway.stop().await;
     teller.abort();

@@ -88,8 +88,15 @@ async fn http_1_1_without_host_is_a_400_as_in_go() {
     );
     // HTTP/1.0 needs no Host; an empty Host is a Host.
     let old = raw(&teller, "GET / HTTP/1.0\r\n\r\n").await;
-    assert!(old.starts_with("HTTP/1.0 200 OK\r\n") && old.ends_with("\r\n\r\nblue"), "{old}");
-    let empty = raw(&teller, "GET / HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n").await;
+    assert!(
+        old.starts_with("HTTP/1.0 200 OK\r\n") && old.ends_with("\r\n\r\nblue"),
+        "{old}"
+    );
+    let empty = raw(
+        &teller,
+        "GET / HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(empty.starts_with("HTTP/1.1 200 OK\r\n"), "{empty}");
     teller.stop().await;
 }

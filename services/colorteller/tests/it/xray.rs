@@ -74,10 +74,16 @@ async fn a_requested_decision_is_answered_and_a_new_trace_started() {
         .send()
         .await
         .unwrap();
-    let header = response.headers()["x-amzn-trace-id"].to_str().unwrap().to_owned();
+    let header = response.headers()["x-amzn-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let parsed = TraceHeader::parse(&header);
     let root = parsed.root.unwrap();
-    assert!(header.starts_with("Root=1-") && header.contains(";Sampled="), "{header}");
+    assert!(
+        header.starts_with("Root=1-") && header.contains(";Sampled="),
+        "{header}"
+    );
     if header.ends_with(";Sampled=1") {
         let segment = next_segment(&daemon).await;
         assert_eq!(segment.trace_id.as_deref(), Some(root.as_str()));
@@ -86,7 +92,10 @@ async fn a_requested_decision_is_answered_and_a_new_trace_started() {
     // Not sampled: the header still comes back, and nothing is sent for it.
     let response = client
         .get(teller.url("/"))
-        .header("X-Amzn-Trace-Id", "Root=1-00000001-000000000000000000000002;Sampled=0")
+        .header(
+            "X-Amzn-Trace-Id",
+            "Root=1-00000001-000000000000000000000002;Sampled=0",
+        )
         .send()
         .await
         .unwrap();
@@ -96,7 +105,10 @@ async fn a_requested_decision_is_answered_and_a_new_trace_started() {
     );
     let sampled = client
         .get(teller.url("/"))
-        .header("X-Amzn-Trace-Id", "Root=1-00000001-000000000000000000000003;Sampled=1")
+        .header(
+            "X-Amzn-Trace-Id",
+            "Root=1-00000001-000000000000000000000003;Sampled=1",
+        )
         .send()
         .await
         .unwrap();

@@ -28,8 +28,7 @@ fn traced_get(url: String, trace: &str) -> Request<Full<Bytes>> {
 async fn without_tracing_the_trace_header_passes_through_unchanged() {
     let gateway = Upstream::start("colorgateway", Behaviour::Echo).await;
     let action = forward(vec![(gateway.cluster(), 1)]);
-    let proxy =
-        RunningProxy::with_table(table(&["*"], vec![prefix_route("c", "/", action)])).await;
+    let proxy = RunningProxy::with_table(table(&["*"], vec![prefix_route("c", "/", action)])).await;
     let echo = send(&client(), traced_get(proxy.url("/color"), TRACE))
         .await
         .echo();
@@ -60,7 +59,9 @@ async fn with_tracing_the_proxy_adds_its_segment_between_client_and_upstream() {
     let echo = send(&client(), traced_get(proxy.url("/color"), TRACE))
         .await
         .echo();
-    let upstream_header = echo.header("x-amzn-trace-id").expect("trace header sent on");
+    let upstream_header = echo
+        .header("x-amzn-trace-id")
+        .expect("trace header sent on");
     let mut buffer = vec![0_u8; 64 * 1024];
     let read = tokio::time::timeout(Duration::from_secs(10), daemon.recv(&mut buffer))
         .await
@@ -73,7 +74,10 @@ async fn with_tracing_the_proxy_adds_its_segment_between_client_and_upstream() {
         Some("1-5f84c7a1-0123456789abcdef01234567")
     );
     assert_eq!(segment.parent_id.as_deref(), Some("53995c3f42cd8ad8"));
-    assert_eq!(segment.annotations["upstream_cluster"], cluster_name.as_str());
+    assert_eq!(
+        segment.annotations["upstream_cluster"],
+        cluster_name.as_str()
+    );
     assert_eq!(
         upstream_header,
         format!(

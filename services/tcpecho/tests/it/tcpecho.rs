@@ -154,7 +154,10 @@ In namespace appmesh-demo.\nWith IP address 10.1.2.3.\nService default.\n";
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&seen), String::from_utf8_lossy(expected));
+    assert_eq!(
+        String::from_utf8_lossy(&seen),
+        String::from_utf8_lossy(expected)
+    );
     // Nothing more than the greeting before the client speaks: the first echoed byte follows it.
     stream.write_all(b"!").await.unwrap();
     let mut next = [0_u8; 1];

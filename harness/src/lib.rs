@@ -20,3 +20,4 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod traffic;
+pub mod xray;

@@ -299,6 +299,11 @@ pub struct TrafficExpect {
     /// `/color/clear`); a cross-check of the two oracles.
     #[serde(default)]
     pub stats_cross_check: bool,
+    /// The trace check: every colorgateway reply's X-Ray trace must be connected from the ingress
+    /// to the colorteller that answered it. On by default wherever the backend collects traces
+    /// (the local backend); `trace: false` turns it off.
+    #[serde(default)]
+    pub trace: Option<bool>,
 }
 
 /// One status code or a list of them.

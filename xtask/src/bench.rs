@@ -80,6 +80,7 @@ pub(crate) async fn bench_traffic(args: &BenchArgs) -> anyhow::Result<()> {
     let config = colorteller::Config {
         color: "blue".to_owned(),
         flake_seed: Some(1),
+        ..colorteller::Config::default()
     };
     let server = tokio::spawn(colorteller::run(listener, config, async move {
         let _ = stopped.await;

@@ -154,6 +154,12 @@ pub trait Backend: Send {
     /// A short name for reports (`local`, `kind`, `eks`).
     fn name(&self) -> &'static str;
 
+    /// The X-Ray daemon stand-in the workloads send their segments to, when this backend runs
+    /// one (the local backend does).
+    fn trace_collector(&self) -> Option<&crate::xray::Collector> {
+        None
+    }
+
     /// `kubectl apply -f` each path (a file or a folder, relative to `manifests/`).
     fn apply(
         &mut self,

@@ -360,7 +360,7 @@ pub struct Observation {
 }
 
 /// Reply headers left out of the comparison.
-const IGNORED_REPLY_HEADERS: [&str; 13] = [
+const IGNORED_REPLY_HEADERS: [&str; 14] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -374,10 +374,17 @@ const IGNORED_REPLY_HEADERS: [&str; 13] = [
     "x-envoy-upstream-service-time",
     "x-request-id",
     "server",
+    // X-Ray: a fresh trace id on every request.
+    "x-amzn-trace-id",
 ];
 
 /// Request headers the backend saw that differ on every request.
-const IGNORED_SEEN_HEADERS: [&str; 3] = ["x-request-id", "traceparent", "x-forwarded-for"];
+const IGNORED_SEEN_HEADERS: [&str; 4] = [
+    "x-request-id",
+    "traceparent",
+    "x-forwarded-for",
+    "x-amzn-trace-id",
+];
 
 /// Normalizes a reply; `classes` maps a deployment to its served-by class.
 pub fn observe(

@@ -876,6 +876,7 @@ mod tests {
 
     fn run_of(scenarios: Vec<ScenarioReport>) -> RunReport {
         RunReport {
+            service_map: None,
             backend: "local".to_owned(),
             seed: 7,
             started_unix: 0,

@@ -60,6 +60,17 @@ fn render(title: &str, run: &RunReport, conformance: Option<&ConformanceReport>)
     if let Some(conformance) = conformance {
         feature_section(&mut html, conformance);
     }
+    if let Some(map) = run.service_map.as_ref().filter(|map| !map.nodes.is_empty()) {
+        let _ = write!(
+            html,
+            "<h2>Service map</h2>\n<figure>{}<figcaption>What the X-Ray console would show, from the {} \
+             segments the daemon stand-in collected: each box is a service (the colorgateways named \
+             with the upstream cluster the ingress sent them through) with its requests, p50 / p99 \
+             latency and 4xx / 5xx counts; each arrow the calls between two services.</figcaption></figure>\n",
+            service_map_svg(map),
+            map.segments
+        );
+    }
     for scenario in &run.scenarios {
         scenario_section(&mut html, scenario);
     }
@@ -204,6 +215,25 @@ fn step_details(html: &mut String, step: &StepReport) {
         traffic.summary.latency.p50_us,
         traffic.summary.latency.p99_us
     );
+    if let Some(trace) = &traffic.trace {
+        let _ = write!(
+            html,
+            "<p>Trace check: {} of {} colorgateway replies have an X-Ray trace connected from {} to the \
+             colorteller that answered.{}</p>",
+            trace.connected,
+            trace.judged,
+            if trace.ingress_traced {
+                "the ingress"
+            } else {
+                "the colorgateway (the gateway under test sends no segments)"
+            },
+            trace
+                .failures
+                .iter()
+                .map(|f| format!("<br>{}", escape(f)))
+                .collect::<String>()
+        );
+    }
     if let Some(propagation) = &traffic.propagation {
         let _ = write!(
             html,
@@ -759,6 +789,87 @@ fn timeline_svg(tracked: &str, points: &[TimelinePoint<'_>]) -> String {
     svg
 }
 
+/// The service map as a layered SVG: one column per hop from the ingress.
+fn service_map_svg(map: &crate::xray::ServiceMap) -> String {
+    const BOX_W: f64 = 330.0;
+    const BOX_H: f64 = 58.0;
+    const COL_GAP: f64 = 120.0;
+    const ROW_GAP: f64 = 22.0;
+    let mut columns: std::collections::BTreeMap<u32, Vec<&crate::xray::MapNode>> =
+        std::collections::BTreeMap::new();
+    for node in &map.nodes {
+        columns.entry(node.depth).or_default().push(node);
+    }
+    let mut position = std::collections::HashMap::new();
+    for (column, (_, nodes)) in columns.iter().enumerate() {
+        for (row, node) in nodes.iter().enumerate() {
+            let x = 10.0 + column as f64 * (BOX_W + COL_GAP);
+            let y = 10.0 + row as f64 * (BOX_H + ROW_GAP);
+            position.insert(node.name.as_str(), (x, y));
+        }
+    }
+    let rows = columns.values().map(Vec::len).max().unwrap_or(1) as f64;
+    let width = 20.0 + columns.len() as f64 * (BOX_W + COL_GAP) - COL_GAP;
+    let height = 20.0 + rows * (BOX_H + ROW_GAP) - ROW_GAP;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
+         font-family=\"sans-serif\" font-size=\"12\" role=\"img\" aria-label=\"service map\">\
+         <defs><marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" \
+         orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#555\"/></marker></defs>"
+    );
+    for edge in &map.edges {
+        let (Some(&(x1, y1)), Some(&(x2, y2))) = (
+            position.get(edge.from.as_str()),
+            position.get(edge.to.as_str()),
+        ) else {
+            continue;
+        };
+        let (ax, ay, bx, by) = (x1 + BOX_W, y1 + BOX_H / 2.0, x2, y2 + BOX_H / 2.0);
+        let _ = write!(
+            svg,
+            "<line x1=\"{ax:.0}\" y1=\"{ay:.0}\" x2=\"{bx:.0}\" y2=\"{by:.0}\" stroke=\"#555\" \
+             marker-end=\"url(#arrow)\"/><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+            (ax + bx) / 2.0,
+            (ay + by) / 2.0 - 4.0,
+            edge.requests
+        );
+    }
+    for node in &map.nodes {
+        let Some(&(x, y)) = position.get(node.name.as_str()) else {
+            continue;
+        };
+        let stroke = if node.faults > 0 {
+            "#c62828"
+        } else if node.errors > 0 {
+            "#ef6c00"
+        } else {
+            "#2e7d32"
+        };
+        let _ = write!(
+            svg,
+            "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{BOX_W:.0}\" height=\"{BOX_H:.0}\" rx=\"8\" \
+             fill=\"#f7f7f7\" stroke=\"{stroke}\" stroke-width=\"2\"/>\
+             <text x=\"{:.0}\" y=\"{:.0}\" font-weight=\"bold\">{}</text>\
+             <text x=\"{:.0}\" y=\"{:.0}\">{} requests · p50 {:.1} ms · p99 {:.1} ms</text>\
+             <text x=\"{:.0}\" y=\"{:.0}\">4xx {} · 5xx {}</text>",
+            x + 8.0,
+            y + 17.0,
+            escape(&shorten(&node.name, 48)),
+            x + 8.0,
+            y + 34.0,
+            node.requests,
+            node.p50_ms,
+            node.p99_ms,
+            x + 8.0,
+            y + 50.0,
+            node.errors,
+            node.faults
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
@@ -873,6 +984,57 @@ mod tests {
             "{caption}"
         );
         assert!(caption.contains("3 non-2xx replies and 1 requests without a reply"));
+    }
+
+    #[test]
+    fn the_service_map_draws_each_service_and_call() {
+        let map = crate::xray::ServiceMap {
+            nodes: vec![
+                crate::xray::MapNode {
+                    name: "ingress".into(),
+                    depth: 0,
+                    requests: 10,
+                    p50_ms: 1.5,
+                    p99_ms: 3.25,
+                    ..Default::default()
+                },
+                crate::xray::MapNode {
+                    name: "default-gateway (cg)".into(),
+                    depth: 1,
+                    requests: 10,
+                    faults: 1,
+                    ..Default::default()
+                },
+                crate::xray::MapNode {
+                    name: "default-colorteller-<blue>".into(),
+                    depth: 2,
+                    requests: 9,
+                    ..Default::default()
+                },
+            ],
+            edges: vec![
+                crate::xray::MapEdge {
+                    from: "ingress".into(),
+                    to: "default-gateway (cg)".into(),
+                    requests: 10,
+                },
+                crate::xray::MapEdge {
+                    from: "default-gateway (cg)".into(),
+                    to: "default-colorteller-<blue>".into(),
+                    requests: 9,
+                },
+            ],
+            segments: 29,
+        };
+        let svg = service_map_svg(&map);
+        assert_eq!(svg.matches("<rect").count(), 3);
+        assert_eq!(svg.matches("<line").count(), 2);
+        assert!(
+            svg.contains(">10 requests · p50 1.5 ms · p99 3.2 ms<"),
+            "{svg}"
+        );
+        assert!(svg.contains("default-colorteller-&lt;blue&gt;"), "{svg}");
+        assert!(svg.contains("#c62828"), "a faulting service is drawn red");
     }
 
     #[test]

@@ -237,6 +237,9 @@ pub async fn run_all<B: Backend>(
         power: per_check.power,
         requests_sent: reports.iter().map(|r| r.requests_sent).sum(),
         verdicts: reports.iter().map(|r| r.verdicts).sum(),
+        service_map: backend
+            .trace_collector()
+            .map(|collector| crate::xray::ServiceMap::from_segments(&collector.segments())),
         scenarios: reports,
         elapsed: started.elapsed(),
     }

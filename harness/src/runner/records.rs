@@ -109,6 +109,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     pub requests_sent: u64,
     pub verdicts: u64,
+    /// The X-Ray service map of the run, from every segment the daemon stand-in collected.
+    pub service_map: Option<crate::xray::ServiceMap>,
 }
 
 impl RunReport {
@@ -247,6 +249,8 @@ pub struct TrafficReport {
     pub cross_check: Option<CrossCheckReport>,
     /// What a `shift` step measured while the change went live.
     pub shift: Option<ShiftReport>,
+    /// The trace check (`expect.trace`).
+    pub trace: Option<crate::xray::TraceReport>,
     pub records: Vec<RequestRecord>,
 }
 

@@ -15,6 +15,18 @@
 //! - `/ping` answers an empty `200`. Every other path is Go's `404 page not found\n`; unclean
 //!   paths such as `//color` get ServeMux's `301` to the clean path.
 //!
+//! Around the handlers it does what Go's `net/http` and the X-Ray SDK do there
+//! ([`service_kit::go_http`], [`service_kit::xray`]): an HTTP/1.1 request without `Host` is a
+//! `400`; `Content-Type` is sniffed from each body as `http.DetectContentType` does; the teller's
+//! body is kept as bytes, so invalid UTF-8 goes into `color` raw and into the stats key as
+//! `\ufffd` escapes, as Go's `%s` and `encoding/json` write them. Every request to the four
+//! routes is an X-Ray segment named `<STAGE>-gateway` ([`Config::stage`]): the reply carries
+//! `X-Amzn-Trace-Id: Root=…` (plus `;Sampled=` when asked), an incoming trace is continued, the
+//! teller call carries `Root=…;Parent=<subsegment>;Sampled=…` and is a `remote` subsegment named
+//! after the teller endpoint, and sampled segments go to the daemon over UDP
+//! ([`Config::xray_daemon`]). The 404, 301 and 400 replies come from the mux and the server,
+//! before any handler, so, as in Go, they carry no trace.
+//!
 //! # Deliberate improvements over the Go original
 //!
 //! 1. **Teller call timeout** ([`Config::teller_timeout`], `COLOR_TELLER_TIMEOUT`, default 10s):
@@ -31,15 +43,19 @@
 
 use std::{
     future::Future,
+    net::SocketAddr,
     str::FromStr,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
-use service_kit::{HttpResponse, ServeError};
+use http::{Request, StatusCode};
+use hyper::body::Body as _;
+use service_kit::{
+    HttpResponse, ServeError, go_http,
+    xray::{self, Recorder, Sampler, Trace},
+};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
@@ -135,7 +151,14 @@ pub struct Config {
     pub teller_timeout: Duration,
     /// The proxy for the teller call.
     pub proxy: ProxySettings,
+    /// `STAGE`: the X-Ray segments are named `<stage>-gateway`.
+    pub stage: String,
+    /// Where sampled X-Ray segments go (`AWS_XRAY_DAEMON_ADDRESS`); `None` sends none.
+    pub xray_daemon: Option<SocketAddr>,
 }
+
+/// The stage of the original when `STAGE` is unset.
+pub const DEFAULT_STAGE: &str = "default";
 
 impl Config {
     /// A v1 gateway for `endpoint` with the default timeout, no TCP echo and no proxy.
@@ -146,6 +169,8 @@ impl Config {
             flavor: Flavor::V1,
             teller_timeout: DEFAULT_TELLER_TIMEOUT,
             proxy: ProxySettings::default(),
+            stage: DEFAULT_STAGE.to_owned(),
+            xray_daemon: None,
         }
     }
 }
@@ -200,6 +225,9 @@ struct Gateway {
     tcp_echo_endpoint: Option<String>,
     flavor: Flavor,
     history: Mutex<ColorHistory>,
+    recorder: Recorder,
+    /// The teller call's subsegment name: the endpoint, as the SDK names it after the URL host.
+    teller_host: String,
 }
 
 /// Why one teller call did not produce a color.
@@ -251,7 +279,14 @@ impl Gateway {
                 .no_proxy(no_proxy);
             builder = builder.proxy(proxy);
         }
+        let recorder = Recorder::new(
+            format!("{}-gateway", config.stage),
+            config.xray_daemon,
+            Sampler::default(),
+        );
         Ok(Self {
+            recorder,
+            teller_host: config.color_teller_endpoint.clone(),
             client: builder.build().map_err(Error::Client)?,
             teller_url,
             tcp_echo_endpoint: config.tcp_echo_endpoint,
@@ -261,8 +296,18 @@ impl Gateway {
     }
 
     async fn answer<B>(&self, request: Request<B>) -> HttpResponse {
-        match mux::route(request.method(), request.uri()) {
-            Route::Color => self.color().await,
+        if let Some(refusal) = go_http::refuse_missing_host(&request) {
+            return refusal;
+        }
+        let route = match mux::route(request.method(), request.uri()) {
+            Route::NotFound => return go_http::error(StatusCode::NOT_FOUND, "404 page not found"),
+            Route::Redirect(location) => return go_http::redirect(request.method(), &location),
+            Route::BadRequest => return go_http::bad_request(),
+            route => route,
+        };
+        let mut trace = self.recorder.begin(&request);
+        let mut reply = match route {
+            Route::Color => self.color(&mut trace).await,
             Route::ClearColor => {
                 self.history
                     .lock()
@@ -275,20 +320,18 @@ impl Gateway {
                 tracing::debug!("ping requested, responding with HTTP 200");
                 text(StatusCode::OK, "")
             }
-            Route::NotFound => go_error(StatusCode::NOT_FOUND, "404 page not found"),
-            Route::Redirect(location) => redirect(request.method(), &location),
-            Route::BadRequest => {
-                let mut response = text(StatusCode::BAD_REQUEST, "400 Bad Request");
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                response
+            Route::NotFound | Route::Redirect(_) | Route::BadRequest => {
+                unreachable!("answered above")
             }
-        }
+        };
+        let length = reply.body().size_hint().exact().unwrap_or(0);
+        let header = self.recorder.end(trace, reply.status(), length);
+        reply.headers_mut().insert(xray::TRACE_HEADER, header);
+        reply
     }
 
-    async fn color(&self) -> HttpResponse {
-        let color = match self.fetch_color().await {
+    async fn color(&self, trace: &mut Trace) -> HttpResponse {
+        let color = match self.fetch_color(trace).await {
             Ok(color) => color,
             Err(failure) => {
                 tracing::warn!(error = %failure, source = ?std::error::Error::source(&failure), "no color from the colorteller");
@@ -300,26 +343,52 @@ impl Gateway {
             history.record(color.clone());
             history.ratios()
         };
-        let reply = GatewayReply {
-            flavor: self.flavor,
-            color,
-            stats,
-        };
-        text(StatusCode::OK, reply.render())
+        text(
+            StatusCode::OK,
+            reply::render_bytes(self.flavor, &color, &stats),
+        )
     }
 
-    async fn fetch_color(&self) -> Result<String, TellerFailure> {
-        let response = self.client.get(self.teller_url.clone()).send().await?;
-        let status = response.status();
-        let body = response.bytes().await?;
+    /// Calls the teller inside `trace` as the SDK's `xray.Client` does: a `remote` subsegment,
+    /// whose id is the call's `Parent`.
+    async fn fetch_color(&self, trace: &mut Trace) -> Result<Vec<u8>, TellerFailure> {
+        let mut call = trace.begin_call(&self.teller_host, "GET", self.teller_url.as_str());
+        let result = self.call_teller(trace.downstream_header(&call.id)).await;
+        call.end_time = xray::now();
+        match &result {
+            Ok((status, body)) => {
+                if let Some(http) = &mut call.http {
+                    http.response.status = status.as_u16();
+                    http.response.content_length = body.len() as u64;
+                }
+                call.mark_status(*status);
+            }
+            Err(_) => call.fault = true,
+        }
+        trace.segment.subsegments.push(call);
+        let (status, body) = result?;
         if !status.is_success() {
             return Err(TellerFailure::Status(status));
         }
-        let color = String::from_utf8_lossy(&body).trim().to_owned();
+        let color = go_trim_space(&body);
         if color.is_empty() {
             return Err(TellerFailure::Empty);
         }
-        Ok(color)
+        Ok(color.to_vec())
+    }
+
+    async fn call_teller(
+        &self,
+        trace_header: http::HeaderValue,
+    ) -> Result<(StatusCode, Bytes), TellerFailure> {
+        let response = self
+            .client
+            .get(self.teller_url.clone())
+            .header(xray::TRACE_HEADER, trace_header)
+            .send()
+            .await?;
+        let status = response.status();
+        Ok((status, response.bytes().await?))
     }
 
     async fn tcp_echo(&self) -> HttpResponse {
@@ -366,55 +435,50 @@ fn go_dial_error(endpoint: &str, error: &std::io::Error) -> String {
     }
 }
 
+/// A reply as the Go handler writes it: `Content-Type` sniffed from the body, none when empty.
 fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
-    let body = body.into();
-    let sniffed = !body.is_empty();
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    if sniffed {
-        // What Go's content sniffing picks for every body this gateway writes, JSON included.
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-    }
-    response
+    go_http::sniffed(status, body)
 }
 
-/// An error reply as Go's `http.Error` writes it: the message plus a newline, and `nosniff`.
-fn go_error(status: StatusCode, message: &str) -> HttpResponse {
-    let mut response = text(status, format!("{message}\n"));
-    response.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
-}
-
-/// ServeMux's `301` as Go's `http.Redirect` writes it: an HTML body for GET only.
-fn redirect(method: &Method, location: &str) -> HttpResponse {
-    let body = if method == Method::GET {
-        format!(
-            "<a href=\"{}\">Moved Permanently</a>.\n\n",
-            mux::html_escape(location)
-        )
-    } else {
-        String::new()
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
-    let headers = response.headers_mut();
-    match HeaderValue::from_str(location) {
-        Ok(location) => {
-            headers.insert(header::LOCATION, location);
+/// Go's `strings.TrimSpace` on bytes: Unicode white space off both ends; a byte that is not
+/// valid UTF-8 is not space (Go decodes it as U+FFFD) and stops the trim.
+fn go_trim_space(bytes: &[u8]) -> &[u8] {
+    let chunks: Vec<_> = bytes.utf8_chunks().collect();
+    let mut start = 0;
+    for chunk in &chunks {
+        let valid = chunk.valid();
+        let kept = valid.trim_start();
+        start += valid.len() - kept.len();
+        if !kept.is_empty() || !chunk.invalid().is_empty() {
+            break;
         }
-        Err(error) => tracing::warn!(%error, location, "redirect location is not a header value"),
     }
-    if method == Method::GET || method == Method::HEAD {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
+    let mut end = bytes.len();
+    for chunk in chunks.iter().rev() {
+        if !chunk.invalid().is_empty() {
+            break;
+        }
+        let valid = chunk.valid();
+        let kept = valid.trim_end();
+        end -= valid.len() - kept.len();
+        if !kept.is_empty() {
+            break;
+        }
     }
-    response
+    bytes.get(start..end.max(start)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trim_space_is_gos_on_bytes() {
+        assert_eq!(go_trim_space(b" \t blue\r\n"), b"blue");
+        assert_eq!(go_trim_space(b"\xc2\xa0red\xe3\x80\x80"), b"red");
+        assert_eq!(go_trim_space(b" \xffred\xfe "), b"\xffred\xfe");
+        assert_eq!(go_trim_space(b"  \n"), b"");
+        assert_eq!(go_trim_space(b""), b"");
+        assert_eq!(go_trim_space(b" a \xff b "), b"a \xff b");
+    }
 }

@@ -32,6 +32,12 @@ struct Args {
     /// Reply keys: v1 (color/stats) or v2 (colorV2/statsV2).
     #[arg(long, env = "COLORGATEWAY_FLAVOR", default_value = "v1")]
     flavor: Flavor,
+    /// Names the X-Ray segments `<STAGE>-gateway`.
+    #[arg(long, env = "STAGE", default_value = colorgateway::DEFAULT_STAGE)]
+    stage: String,
+    /// Where sampled X-Ray segments are sent over UDP (`host:port`).
+    #[arg(long, env = service_kit::xray::DAEMON_ADDRESS_ENV, default_value = service_kit::xray::DEFAULT_DAEMON_ADDRESS)]
+    xray_daemon_address: String,
 }
 
 #[tokio::main]
@@ -60,6 +66,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         flavor: args.flavor,
         teller_timeout: args.color_teller_timeout,
         proxy: ProxySettings::from_env(),
+        // The original treats an empty STAGE as unset.
+        stage: Some(args.stage.trim())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(colorgateway::DEFAULT_STAGE)
+            .to_owned(),
+        xray_daemon: Some(service_kit::xray::daemon_address(Some(
+            &args.xray_daemon_address,
+        ))?),
     };
     let listener = service_kit::bind(args.bind_addr, args.port).await?;
     colorgateway::run(listener, config, service_kit::shutdown_signal())

@@ -1,11 +1,12 @@
-//! Request routing as Go's `http.ServeMux` (Go 1.12) does it for the gateway's exact patterns.
+//! Request routing as Go's `http.ServeMux` does it for the gateway's exact patterns.
 //!
 //! ServeMux matches on the percent-decoded path, and before matching it answers `301` for any
 //! path that is not clean (`//color`, `/./color`, `/a/../color`) with the cleaned path as
-//! `Location`. That redirect is what a client sees when a gateway's prefix rewrite produces `//`.
+//! `Location` ([`service_kit::go_http::mux_path`]). That redirect is what a client sees when a
+//! gateway's prefix rewrite produces `//`.
 
 use http::{Method, Uri};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use service_kit::go_http::{self, MuxPath};
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -20,39 +21,12 @@ pub(crate) enum Route {
     BadRequest,
 }
 
-/// What Go's `url.EscapedPath` leaves unescaped: the unreserved characters and `$&+,/:;=@`.
-const GO_PATH_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b',')
-    .remove(b'/')
-    .remove(b':')
-    .remove(b';')
-    .remove(b'=')
-    .remove(b'@');
-
 pub(crate) fn route(method: &Method, uri: &Uri) -> Route {
-    let raw = uri.path();
-    if !has_valid_escapes(raw) {
-        return Route::BadRequest;
-    }
-    let path = percent_decode_str(raw).decode_utf8_lossy();
-    if method != Method::CONNECT {
-        let clean = clean_path(&path);
-        if clean != path {
-            let mut location = utf8_percent_encode(&clean, GO_PATH_ESCAPES).to_string();
-            if let Some(query) = uri.query().filter(|q| !q.is_empty()) {
-                location.push('?');
-                location.push_str(query);
-            }
-            return Route::Redirect(location);
-        }
-    }
+    let path = match go_http::mux_path(method, uri) {
+        MuxPath::Clean(path) => path,
+        MuxPath::Redirect(location) => return Route::Redirect(location),
+        MuxPath::BadRequest => return Route::BadRequest,
+    };
     match &*path {
         "/color" => Route::Color,
         "/color/clear" => Route::ClearColor,
@@ -60,58 +34,6 @@ pub(crate) fn route(method: &Method, uri: &Uri) -> Route {
         "/ping" => Route::Ping,
         _ => Route::NotFound,
     }
-}
-
-fn has_valid_escapes(raw: &str) -> bool {
-    let bytes = raw.as_bytes();
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = bytes.get(index + 1..index + 3);
-            if !hex.is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit)) {
-                return false;
-            }
-            index += 3;
-        } else {
-            index += 1;
-        }
-    }
-    true
-}
-
-/// Go's `cleanPath`: `path.Clean` of the rooted path, keeping a trailing slash.
-fn clean_path(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            segment => segments.push(segment),
-        }
-    }
-    let mut clean = format!("/{}", segments.join("/"));
-    if path.ends_with('/') && clean != "/" {
-        clean.push('/');
-    }
-    clean
-}
-
-/// Escapes `&'<>"` as Go's `htmlEscape` does for the redirect body.
-pub(crate) fn html_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&#34;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]
@@ -165,23 +87,6 @@ mod tests {
         assert_eq!(
             route(&Method::CONNECT, &"//color".parse().unwrap()),
             Route::NotFound
-        );
-    }
-
-    #[test]
-    fn clean_path_matches_go() {
-        assert_eq!(clean_path(""), "/");
-        assert_eq!(clean_path("/"), "/");
-        assert_eq!(clean_path("/a//b/"), "/a/b/");
-        assert_eq!(clean_path("/a/b/.."), "/a");
-        assert_eq!(clean_path("/a/b/../"), "/a/");
-    }
-
-    #[test]
-    fn html_escape_matches_go() {
-        assert_eq!(
-            html_escape(r#"/a?b=1&c="<'>""#),
-            "/a?b=1&amp;c=&#34;&lt;&#39;&gt;&#34;"
         );
     }
 }

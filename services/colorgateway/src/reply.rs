@@ -41,19 +41,41 @@ impl GatewayReply {
     /// map is marshalled like Go's `json.Marshal`: sorted keys, Go's string escaping and Go's
     /// shortest float form.
     pub fn render(&self) -> String {
-        let (color_key, stats_key) = self.flavor.keys();
-        let mut out = format!("{{\"{color_key}\":\"{}\", \"{stats_key}\": {{", self.color);
-        for (index, (name, ratio)) in self.stats.iter().enumerate() {
-            if index > 0 {
-                out.push(',');
-            }
-            go_json_string(&mut out, name);
-            out.push(':');
-            out.push_str(&go_json_float(*ratio));
-        }
-        out.push_str("}}");
-        out
+        let stats = self
+            .stats
+            .iter()
+            .map(|(name, ratio)| (name.as_bytes().to_vec(), *ratio))
+            .collect();
+        let bytes = render_bytes(self.flavor, self.color.as_bytes(), &stats);
+        // Only UTF-8 went in, and escaping keeps it UTF-8.
+        String::from_utf8_lossy(&bytes).into_owned()
     }
+}
+
+/// The reply for colors as the teller's raw bytes, as the Go gateway writes it: the color goes
+/// in as it came (`%s`), invalid UTF-8 included, and each invalid byte of a stats key becomes
+/// `\ufffd`, as Go's `encoding/json` writes it. Keys are sorted by their bytes, as Go sorts them.
+pub(crate) fn render_bytes(
+    flavor: Flavor,
+    color: &[u8],
+    stats: &BTreeMap<Vec<u8>, f64>,
+) -> Vec<u8> {
+    let (color_key, stats_key) = flavor.keys();
+    let mut out = format!("{{\"{color_key}\":\"").into_bytes();
+    out.extend_from_slice(color);
+    out.extend_from_slice(format!("\", \"{stats_key}\": {{").as_bytes());
+    for (index, (name, ratio)) in stats.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        let mut key = String::new();
+        go_json_string(&mut key, name);
+        out.extend_from_slice(key.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(go_json_float(*ratio).as_bytes());
+    }
+    out.extend_from_slice(b"}}");
+    out
 }
 
 /// Reads a `/color` reply of either flavour.
@@ -103,25 +125,31 @@ pub fn parse_reply(body: &str) -> Result<GatewayReply, ReplyError> {
     })
 }
 
-/// Appends `value` as Go's `encoding/json` (2019, Go 1.12) writes a string: HTML-sensitive
+/// Appends `value` as Go's `encoding/json` (Go 1.17) writes a string: HTML-sensitive
 /// characters and U+2028/U+2029 as `\u` escapes, control characters other than `\n`, `\r` and
-/// `\t` as lowercase `\u00xx`.
-fn go_json_string(out: &mut String, value: &str) {
+/// `\t` as lowercase `\u00xx`, and every byte that is not part of valid UTF-8 as `\ufffd`.
+fn go_json_string(out: &mut String, value: &[u8]) {
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
+    for chunk in value.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                c if u32::from(c) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                c => out.push(c),
             }
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+        }
+        // Go decodes an invalid sequence one byte at a time, each to an escaped U+FFFD.
+        for _ in chunk.invalid() {
+            out.push_str("\\ufffd");
         }
     }
     out.push('"');
@@ -200,6 +228,25 @@ mod tests {
         assert_eq!(
             reply.render(),
             r#"{"color":"a"<b>", "stats": {"a\"\u003cb\u003e\u0026\u0001\n\u2028":1}}"#
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_stays_raw_in_the_color_and_is_escaped_per_byte_in_the_key() {
+        let color = b"bl\xffue\xe2\x82".to_vec();
+        let stats = [(color.clone(), 1.0)].into_iter().collect();
+        assert_eq!(
+            render_bytes(Flavor::V1, &color, &stats),
+            b"{\"color\":\"bl\xffue\xe2\x82\", \"stats\": {\"bl\\ufffdue\\ufffd\\ufffd\":1}}"
+                .to_vec()
+        );
+        // Keys sort by their bytes, as Go sorts map keys.
+        let stats = [(b"\xff".to_vec(), 0.5), (b"z".to_vec(), 0.5)]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            render_bytes(Flavor::V2, b"z", &stats),
+            b"{\"colorV2\":\"z\", \"statsV2\": {\"z\":0.5,\"\\ufffd\":0.5}}".to_vec()
         );
     }
 

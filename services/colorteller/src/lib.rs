@@ -17,20 +17,36 @@
 //!   parameter answers `400` with the original's messages; unlike the original, a `rate` of NaN
 //!   and a `code` that is not a final HTTP status (`200..=999`) are refused too.
 //!
-//! Known difference: Go's ServeMux answers `301` for unclean paths such as `//x`; this teller
-//! answers them with the color like any other path.
+//! Around the handler it does what Go's `net/http` and the X-Ray SDK do there
+//! ([`service_kit::go_http`], [`service_kit::xray`]):
+//!
+//! - an HTTP/1.1 request without `Host` gets `400 Bad Request: missing required Host header`;
+//!   a malformed percent escape gets `400 Bad Request`;
+//! - an unclean path (`//x`, `/./x`, `/a/../b`) gets ServeMux's `301` to the cleaned path;
+//! - every body's `Content-Type` is sniffed as `http.DetectContentType` does (a color `<html>`
+//!   is `text/html; charset=utf-8`);
+//! - every answered request is an X-Ray segment named `<STAGE>-colorteller-<COLOR>`
+//!   ([`Config::stage`]): the reply carries `X-Amzn-Trace-Id: Root=…` (plus `;Sampled=` when the
+//!   request asked with `Sampled=?`), an incoming trace is continued, and sampled segments go to
+//!   the daemon over UDP ([`Config::xray_daemon`]). The 301 and the 400s are answered before
+//!   the handler, so, as in Go, they carry no trace.
 
 use std::{
     future::Future,
+    net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http::{HeaderValue, Method, Request, StatusCode};
+use hyper::body::Body as _;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use service_kit::{HttpResponse, ServeError};
+use service_kit::{
+    HttpResponse, ServeError,
+    go_http::{self, MuxPath},
+    xray::{self, Recorder, Sampler},
+};
 use tokio::net::TcpListener;
 
 /// What a colorteller answers with.
@@ -40,6 +56,10 @@ pub struct Config {
     pub color: String,
     /// Seed for the `/setFlake` coin; `None` seeds from the operating system's entropy.
     pub flake_seed: Option<u64>,
+    /// `STAGE`: the X-Ray segments are named `<stage>-colorteller-<color>`.
+    pub stage: String,
+    /// Where sampled X-Ray segments go (`AWS_XRAY_DAEMON_ADDRESS`); `None` sends none.
+    pub xray_daemon: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -47,12 +67,17 @@ impl Default for Config {
         Self {
             color: DEFAULT_COLOR.to_owned(),
             flake_seed: None,
+            stage: DEFAULT_STAGE.to_owned(),
+            xray_daemon: None,
         }
     }
 }
 
 /// The color of the original when `COLOR` is unset.
 pub const DEFAULT_COLOR: &str = "black";
+
+/// The stage of the original when `STAGE` is unset.
+pub const DEFAULT_STAGE: &str = "default";
 
 /// Why a colorteller stopped serving.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +110,7 @@ struct Teller {
     color: Bytes,
     color_text: String,
     flake: Mutex<Flake>,
+    recorder: Recorder,
 }
 
 #[derive(Debug)]
@@ -99,7 +125,13 @@ impl Teller {
         let rng = config
             .flake_seed
             .map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64);
+        let recorder = Recorder::new(
+            format!("{}-colorteller-{}", config.stage, config.color),
+            config.xray_daemon,
+            Sampler::default(),
+        );
         Self {
+            recorder,
             color: Bytes::from(config.color.clone()),
             color_text: config.color,
             flake: Mutex::new(Flake {
@@ -111,12 +143,24 @@ impl Teller {
     }
 
     async fn answer<B>(&self, request: Request<B>) -> HttpResponse {
-        let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
-        match &*path {
+        if let Some(refusal) = go_http::refuse_missing_host(&request) {
+            return refusal;
+        }
+        let path = match go_http::mux_path(request.method(), request.uri()) {
+            MuxPath::Clean(path) => path,
+            MuxPath::Redirect(location) => return go_http::redirect(request.method(), &location),
+            MuxPath::BadRequest => return go_http::bad_request(),
+        };
+        let trace = self.recorder.begin(&request);
+        let mut reply = match &*path {
             "/ping" => text(StatusCode::OK, Bytes::new()),
             "/setFlake" => self.set_flake(request.uri().query().unwrap_or("")),
             _ => self.tell(request.method(), request.headers()).await,
-        }
+        };
+        let length = reply.body().size_hint().exact().unwrap_or(0);
+        let header = self.recorder.end(trace, reply.status(), length);
+        reply.headers_mut().insert(xray::TRACE_HEADER, header);
+        reply
     }
 
     async fn tell(&self, method: &Method, headers: &http::HeaderMap) -> HttpResponse {
@@ -270,27 +314,14 @@ fn go_format_g32(value: f32) -> String {
     }
 }
 
+/// A reply as the Go handler writes it: `Content-Type` sniffed from the body, none when empty.
 fn text(status: StatusCode, body: Bytes) -> HttpResponse {
-    let mut response = Response::new(Full::new(body.clone()));
-    *response.status_mut() = status;
-    if !body.is_empty() {
-        // What Go's content sniffing picks for every body this service writes.
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-    }
-    response
+    go_http::sniffed(status, body)
 }
 
 /// An error reply as Go's `http.Error` writes it: the message plus a newline, and `nosniff`.
 fn go_error(status: StatusCode, message: &str) -> HttpResponse {
-    let mut response = text(status, Bytes::from(format!("{message}\n")));
-    response.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
+    go_http::error(status, message)
 }
 
 #[cfg(test)]

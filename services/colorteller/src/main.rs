@@ -24,6 +24,12 @@ struct Args {
     /// Seed for the /setFlake coin, for reproducible runs; unset seeds from entropy.
     #[arg(long, env = "FLAKE_SEED")]
     flake_seed: Option<u64>,
+    /// Names the X-Ray segments `<STAGE>-colorteller-<COLOR>`.
+    #[arg(long, env = "STAGE", default_value = colorteller::DEFAULT_STAGE)]
+    stage: String,
+    /// Where sampled X-Ray segments are sent over UDP (`host:port`).
+    #[arg(long, env = service_kit::xray::DAEMON_ADDRESS_ENV, default_value = service_kit::xray::DEFAULT_DAEMON_ADDRESS)]
+    xray_daemon_address: String,
 }
 
 #[tokio::main]
@@ -48,9 +54,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         args.color
     };
     let listener = service_kit::bind(args.bind_addr, args.port).await?;
+    let xray_daemon = service_kit::xray::daemon_address(Some(&args.xray_daemon_address))?;
+    // The original treats an empty STAGE as unset.
+    let stage = if args.stage.trim().is_empty() {
+        colorteller::DEFAULT_STAGE.to_owned()
+    } else {
+        args.stage
+    };
     let config = colorteller::Config {
         color,
         flake_seed: args.flake_seed,
+        stage,
+        xray_daemon: Some(xray_daemon),
     };
     colorteller::run(listener, config, service_kit::shutdown_signal())
         .await

@@ -57,6 +57,15 @@ async fn main() -> Result<()> {
             "--seed is ignored: Envoy picks weighted destinations with its own random generator"
         );
     }
+    if let Some(daemon) = &common.xray_daemon {
+        // Envoy has an X-Ray tracer (`envoy.tracers.xray` in the connection manager's
+        // `tracing.provider`); rendering it is not done yet, so Envoy passes trace headers
+        // through and sends no segments of its own.
+        tracing::warn!(
+            daemon,
+            "--xray-daemon is ignored: envoy-control does not render Envoy's X-Ray tracer yet"
+        );
+    }
 
     // Listen for SIGTERM/SIGINT from the start: a signal during start-up then stops the control
     // plane (and Envoy) cleanly as soon as it is up, instead of killing it with Envoy left behind.

@@ -84,6 +84,22 @@ pub struct GatewayArgs {
     /// Seed for weighted picks and request ids (repeatable runs); random when absent.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Trace with AWS X-Ray, sending segments over UDP to this daemon (`host:port`), as Envoy
+    /// does with its X-Ray tracer; without it trace headers pass through untouched.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub xray_daemon: Option<String>,
+    /// With --xray-daemon: the segments' name (default: `ingress`, or the sidecar's --node).
+    #[arg(long, value_name = "NAME", requires = "xray_daemon")]
+    pub xray_segment_name: Option<String>,
+    /// With --xray-daemon: the share of requests without a sampling decision that are traced,
+    /// after the first of each second (Envoy's and the SDK's default rule is 0.05).
+    #[arg(
+        long,
+        value_name = "RATE",
+        default_value_t = 0.05,
+        requires = "xray_daemon"
+    )]
+    pub xray_sampling_rate: f64,
 }
 
 /// Where a gateway's configuration comes from, as chosen on the command line.

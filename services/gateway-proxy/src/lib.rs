@@ -71,6 +71,11 @@ pub struct ProxyOptions {
     pub seed: Option<u64>,
     /// Timeout for establishing an upstream connection; `None` uses 5 s (Gloo's default).
     pub connect_timeout: Option<Duration>,
+    /// X-Ray tracing, as Envoy's X-Ray tracer: each request gets a segment of its own (with the
+    /// upstream cluster as the `upstream_cluster` annotation) and the upstream request carries
+    /// `X-Amzn-Trace-Id: Root=…;Parent=<this segment>;Sampled=…`. `None`: trace headers pass
+    /// through unchanged, as any other header.
+    pub xray: Option<Arc<service_kit::xray::Recorder>>,
 }
 
 /// Everything the listeners share: the live snapshot, the upstream pool, metrics and the reload hook.

@@ -67,8 +67,29 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     let (role, common) = cli.role.into_parts();
+    let xray = match &common.xray_daemon {
+        Some(daemon) => {
+            let daemon = service_kit::xray::daemon_address(Some(daemon))?;
+            let name = common
+                .xray_segment_name
+                .clone()
+                .unwrap_or_else(|| match &role {
+                    Role::Sidecar { node, .. } => node.clone(),
+                    Role::MeshSidecar { .. } => "sidecar".to_owned(),
+                    _ => "ingress".to_owned(),
+                });
+            tracing::info!(%daemon, %name, rate = common.xray_sampling_rate, "X-Ray tracing on");
+            Some(std::sync::Arc::new(service_kit::xray::Recorder::new(
+                name,
+                Some(daemon),
+                service_kit::xray::Sampler::new(1, common.xray_sampling_rate),
+            )))
+        }
+        None => None,
+    };
     let state = ProxyState::new(ProxyOptions {
         seed: common.seed,
+        xray,
         ..ProxyOptions::default()
     });
     match common.source() {

@@ -69,14 +69,41 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
 }
 
 /// Answers one downstream request with the snapshot live when it arrived, and says which one.
-async fn handle(shared: &Shared, request: Request<Incoming>, rng: SmallRng) -> Response<ProxyBody> {
+async fn handle(
+    shared: &Shared,
+    mut request: Request<Incoming>,
+    rng: SmallRng,
+) -> Response<ProxyBody> {
     let Some(snapshot) = shared.current.load_full() else {
         return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no configuration loaded");
     };
+    let Some(recorder) = &shared.options.xray else {
+        let mut response = route_request(shared, &snapshot, request, rng).await;
+        stamp_generation(&mut response, snapshot.generation);
+        return response;
+    };
+    // Envoy's X-Ray tracer: a segment for this hop, its id the upstream request's Parent.
+    let mut trace = recorder.begin(&request);
+    request.headers_mut().insert(
+        service_kit::xray::TRACE_HEADER,
+        trace.downstream_header(&trace.segment.id),
+    );
     let mut response = route_request(shared, &snapshot, request, rng).await;
     stamp_generation(&mut response, snapshot.generation);
+    if let Some(UpstreamCluster(cluster)) = response.extensions_mut().remove::<UpstreamCluster>() {
+        trace
+            .segment
+            .annotations
+            .insert("upstream_cluster".to_owned(), cluster.into());
+    }
+    let length = response.body().size_hint().exact().unwrap_or(0);
+    recorder.end(trace, response.status(), length);
     response
 }
+
+/// The cluster a traced request's answer came from, carried on the response to its segment.
+#[derive(Debug, Clone)]
+struct UpstreamCluster(String);
 
 /// Routes and answers one request with `snapshot`.
 async fn route_request(
@@ -334,10 +361,18 @@ async fn try_once<'m>(
         return TryEnd::Answered(recorded(requests, reply));
     }
     let per_try = matched.forward.retry.as_ref();
-    let outcome = shared
+    let mut outcome = shared
         .upstream
         .send(request, try_deadline(tries.deadline, per_try, now))
         .await;
+    if shared.options.xray.is_some()
+        && let Ok(response) = &mut outcome
+        && let Some((cluster, _)) = matched.forward.destinations.get(destination)
+    {
+        response
+            .extensions_mut()
+            .insert(UpstreamCluster(cluster.name.clone()));
+    }
     if let Some(metrics) = metrics {
         metrics.latency.observe(now.elapsed());
     }

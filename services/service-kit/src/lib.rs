@@ -8,6 +8,10 @@
 //! - [`shutdown_signal`]: a future that completes on SIGTERM or SIGINT, for graceful shutdown.
 //! - [`serve_connections`] and [`serve_http`]: the accept loops the service libraries share, which
 //!   stop accepting on shutdown and let in-flight work finish.
+//! - [`go_http`]: what Go's `net/http` does around a handler (content sniffing, the `400` for
+//!   a missing `Host`, ServeMux's `301` to the clean path), for the stand-ins of Go programs.
+//! - [`xray`]: AWS X-Ray as the originals' X-Ray Go SDK does it (trace header, segments over
+//!   UDP to the daemon), and the ids and segment documents the gateway and the harness share.
 //! - [`RequestEcho`]: the opt-in (`COLORMESH_ECHO_REQUEST=1`) that makes [`serve_http`]'s replies
 //!   say what the service saw (path, host, headers) and who served them, for `cargo xtask
 //!   equivalence`; status and body are unchanged.
@@ -20,8 +24,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio::net::TcpListener;
 
 mod echo;
+pub mod go_http;
 mod listening;
 mod serve;
+pub mod xray;
 pub use echo::RequestEcho;
 pub use echo::{ECHO_ENV, SEEN_HEADERS, SEEN_HOST, SEEN_PATH, SERVED_BY, SERVED_BY_ENV};
 pub use listening::{LISTENING_TARGET, Listening, announce_listening};

@@ -88,7 +88,8 @@ where
 /// at that moment are answered before their connection closes.
 ///
 /// Header names are written in the canonical `Content-Type` form, as Go's net/http writes them,
-/// so that the services look on the wire like the Go originals they stand in for.
+/// so that the services look on the wire like the Go originals they stand in for. Each request
+/// carries its peer's address as a [`crate::xray::PeerAddr`] extension.
 pub async fn serve_http<H, Fut>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -101,7 +102,8 @@ where
     serve_connections(listener, shutdown, move |stream, peer, stop| {
         let handler = handler.clone();
         async move {
-            let service = service_fn(move |request: Request<Incoming>| {
+            let service = service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(crate::xray::PeerAddr(peer));
                 let echo = crate::RequestEcho::installed()
                     .map(|echo| (echo, crate::RequestEcho::see(&request)));
                 let reply = handler(request);

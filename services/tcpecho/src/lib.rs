@@ -2,26 +2,24 @@
 //! cjimti/go-echo (`tcp-echo.go`, the `cjimti/go-echo` image of the colorapp demo) does.
 //!
 //! On accept it writes the greeting, then writes every chunk it reads straight back until the
-//! client closes its side. The greeting is built from the original's five pieces, byte for
-//! byte, quirks included (the namespace is announced as an IP address, and only the node and
-//! namespace pieces end in a newline):
+//! client closes its side. The greeting is built as go-echo's last commit (cab8e8f, the one the
+//! walkthrough's image was built from) builds it: one line per variable that is set, in this
+//! order, each ending in `.\n`:
 //!
-//! | set            | piece                                           |
-//! |----------------|-------------------------------------------------|
-//! | `node_name`    | `Welcome, you are connected to node <v>.\n`     |
-//! | `pod_name`     | `Running on Pod <v>.`                           |
-//! | `pod_namespace`| `With IP address <v>.\n`                        |
-//! | `pod_ip`       | `With IP address <v>.`                          |
-//! | `service_account` | `Service <v>.`                               |
+//! | set            | line                                             |
+//! |----------------|--------------------------------------------------|
+//! | `node_name`    | `Welcome, you are connected to node <v>.\n`      |
+//! | `pod_name`     | `Running on Pod <v>.\n`                          |
+//! | `pod_namespace`| `In namespace <v>.\n`                            |
+//! | `pod_ip`       | `With IP address <v>.\n`                         |
+//! | `service_account` | `Service <v>.\n`                              |
 //!
-//! # Never hangs a client that sent a line
+//! # Never hangs a client that sent a line (a deliberate difference)
 //!
 //! colorgateway's `/tcpecho` writes `Hello from gateway` (no newline) and reads one line. With
 //! no greeting variable set the original writes nothing, echoes the newline-less text, and the
-//! gateway waits forever. This server therefore makes sure the greeting is a complete line:
-//! with nothing set it is `Welcome, you are connected.\n`, and a greeting that does not end in
-//! a newline gets one. A greeting that already ended in a newline (the demo sets only
-//! `NODE_NAME`) goes out unchanged, so such clients see exactly the original bytes.
+//! gateway waits forever. This server then greets with [`BARE_GREETING`] instead; with any
+//! variable set the greeting is the original's bytes.
 
 use std::{future::Future, sync::Arc};
 
@@ -62,21 +60,19 @@ impl Config {
             greeting.push_str(&format!("Welcome, you are connected to node {node}.\n"));
         }
         if let Some(pod) = set(&self.pod_name) {
-            greeting.push_str(&format!("Running on Pod {pod}."));
+            greeting.push_str(&format!("Running on Pod {pod}.\n"));
         }
         if let Some(namespace) = set(&self.pod_namespace) {
-            greeting.push_str(&format!("With IP address {namespace}.\n"));
+            greeting.push_str(&format!("In namespace {namespace}.\n"));
         }
         if let Some(ip) = set(&self.pod_ip) {
-            greeting.push_str(&format!("With IP address {ip}."));
+            greeting.push_str(&format!("With IP address {ip}.\n"));
         }
         if let Some(account) = set(&self.service_account) {
-            greeting.push_str(&format!("Service {account}."));
+            greeting.push_str(&format!("Service {account}.\n"));
         }
         if greeting.is_empty() {
             greeting.push_str(BARE_GREETING);
-        } else if !greeting.ends_with('\n') {
-            greeting.push('\n');
         }
         greeting
     }
@@ -170,13 +166,13 @@ mod tests {
         };
         assert_eq!(
             config.greeting(),
-            "Welcome, you are connected to node n1.\nRunning on Pod tcpecho-0.\
-             With IP address appmesh-demo.\nWith IP address 10.1.2.3.Service default.\n"
+            "Welcome, you are connected to node n1.\nRunning on Pod tcpecho-0.\n\
+             In namespace appmesh-demo.\nWith IP address 10.1.2.3.\nService default.\n"
         );
     }
 
     #[test]
-    fn the_greeting_always_ends_a_line() {
+    fn every_line_ends_and_nothing_set_gets_the_bare_greeting() {
         assert_eq!(Config::default().greeting(), BARE_GREETING);
         let empty = Config {
             node_name: some(""),
@@ -195,7 +191,7 @@ mod tests {
         };
         assert_eq!(
             namespace_last.greeting(),
-            "Running on Pod p.With IP address ns.\n"
+            "Running on Pod p.\nIn namespace ns.\n"
         );
     }
 }

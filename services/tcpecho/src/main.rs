@@ -16,19 +16,19 @@ struct Args {
     /// The address to listen on (container images set 0.0.0.0).
     #[arg(long, env = "BIND_ADDR", default_value_t = service_kit::DEFAULT_BIND_ADDR)]
     bind_addr: IpAddr,
-    /// Announced as `Welcome, you are connected to node <NODE_NAME>.`
+    /// Announced as `Welcome, you are connected to node <NODE_NAME>.\n`
     #[arg(long, env = "NODE_NAME")]
     node_name: Option<String>,
-    /// Announced as `Running on Pod <POD_NAME>.`
+    /// Announced as `Running on Pod <POD_NAME>.\n`
     #[arg(long, env = "POD_NAME")]
     pod_name: Option<String>,
-    /// Announced (as the original does) as `With IP address <POD_NAMESPACE>.`
+    /// Announced as `In namespace <POD_NAMESPACE>.\n`
     #[arg(long, env = "POD_NAMESPACE")]
     pod_namespace: Option<String>,
-    /// Announced as `With IP address <POD_IP>.`
+    /// Announced as `With IP address <POD_IP>.\n`
     #[arg(long, env = "POD_IP")]
     pod_ip: Option<String>,
-    /// Announced as `Service <SERVICE_ACCOUNT>.`
+    /// Announced as `Service <SERVICE_ACCOUNT>.\n`
     #[arg(long, env = "SERVICE_ACCOUNT")]
     service_account: Option<String>,
 }

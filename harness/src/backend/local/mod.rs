@@ -255,6 +255,9 @@ pub struct LocalBackend {
     changes: BTreeMap<u64, Changes>,
     next_sidecar_seed: u64,
     shut_down: bool,
+    /// The X-Ray daemon stand-in: every pod gets `AWS_XRAY_DAEMON_ADDRESS` pointing at it, and
+    /// the builtin ingress traces (`--xray-daemon`).
+    xray: crate::xray::Collector,
 }
 
 impl LocalBackend {
@@ -279,7 +282,20 @@ impl LocalBackend {
             source,
         })?;
         let cluster = Cluster::new(work.path().join("cluster"))?;
+        // Only the workspace's gateway-proxy is known to trace; other gateways under test (Envoy
+        // through envoy-control, the mutants) pass the trace header through, and the trace check
+        // then starts at the colorgateway.
+        let ingress_traced = config.gateway.program == std::path::Path::new("gateway-proxy");
+        let xray = crate::xray::Collector::start(ingress_traced)
+            .await
+            .map_err(|source| BackendError::Io {
+                context: "cannot start the X-Ray daemon stand-in".into(),
+                source: match source {
+                    crate::xray::CollectorError::Bind(io) => io,
+                },
+            })?;
         let mut backend = Self {
+            xray,
             next_sidecar_seed: config.seed.wrapping_add(1),
             config,
             work,
@@ -292,7 +308,19 @@ impl LocalBackend {
             changes: BTreeMap::new(),
             shut_down: false,
         };
-        let args = vec!["ingress".to_owned()];
+        let mut args = vec!["ingress".to_owned()];
+        if backend.xray.ingress_traced {
+            args.extend([
+                "--xray-daemon".to_owned(),
+                backend.xray.addr().to_string(),
+                "--xray-segment-name".to_owned(),
+                crate::xray::INGRESS_SEGMENT.to_owned(),
+                // Like an Envoy whose sampling rule keeps every request: the walkthrough's traces
+                // are all judged.
+                "--xray-sampling-rate".to_owned(),
+                "1".to_owned(),
+            ]);
+        }
         let seed = backend.config.seed;
         let ingress = backend
             .start_proxy("gateway-proxy", ProxyRole::Ingress, args, seed)
@@ -655,6 +683,10 @@ impl LocalBackend {
             mesh,
         };
         let mut env = workload::pod_env(template, &context);
+        env.push((
+            service_kit::xray::DAEMON_ADDRESS_ENV.into(),
+            self.xray.addr().to_string(),
+        ));
         if self.config.echo_requests {
             env.push(("COLORMESH_ECHO_REQUEST".into(), "1".into()));
             env.push((
@@ -1174,6 +1206,10 @@ async fn stop_pods(pods: &mut Vec<Pod>) {
 impl Backend for LocalBackend {
     fn name(&self) -> &'static str {
         "local"
+    }
+
+    fn trace_collector(&self) -> Option<&crate::xray::Collector> {
+        Some(&self.xray)
     }
 
     async fn apply(&mut self, paths: &[PathBuf]) -> Result<Applied, BackendError> {

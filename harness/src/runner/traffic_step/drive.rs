@@ -25,6 +25,8 @@ pub(super) struct Observer<'a> {
     pub(super) log: ReplyLog,
     pub(super) split: SplitObserver,
     pub(super) cross: CrossCheckSample,
+    /// The judged colorgateway replies and the traces they name, for the trace check.
+    pub(super) traced: Vec<crate::xray::TracedReply>,
 }
 
 impl<'a> Observer<'a> {
@@ -34,6 +36,7 @@ impl<'a> Observer<'a> {
             log: ReplyLog::new(sample_limit),
             split: SplitObserver::new(checks, step.concurrency),
             cross: CrossCheckSample::default(),
+            traced: Vec::new(),
         }
     }
 
@@ -101,6 +104,13 @@ impl<'a> Observer<'a> {
             };
         }
         self.log.passing += 1;
+        if judged
+            && self.step.expect.trace != Some(false)
+            && let Ok(parsed) = classify::parse_gateway(&reply.body)
+        {
+            self.traced
+                .push(crate::xray::TracedReply::new(&reply.headers, parsed.color));
+        }
         let flow = match &destination {
             Some(label) if judged => {
                 self.split

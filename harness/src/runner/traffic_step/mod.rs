@@ -33,6 +33,27 @@ pub(crate) use plan::split_check;
 mod record;
 mod shift;
 
+/// How long the trace check waits for segments still in flight after the traffic stopped.
+const TRACE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The trace check's verdict line.
+fn describe_trace(trace: &crate::xray::TraceReport) -> String {
+    let from = if trace.ingress_traced {
+        "the ingress"
+    } else {
+        "the colorgateway (the gateway under test sends no segments)"
+    };
+    let mut line = format!(
+        "# trace check: {} of {} colorgateway replies have a trace connected from {from} to the colorteller that answered",
+        trace.connected, trace.judged
+    );
+    for failure in &trace.failures {
+        line.push_str("\n  ");
+        line.push_str(failure);
+    }
+    line
+}
+
 /// Replies printed in walkthrough mode for `showReplies`.
 const MAX_SHOWN_REPLIES: usize = 20;
 
@@ -197,6 +218,19 @@ impl<B: Backend> StepContext<'_, B> {
             cross_clear.then(|| judge::cross_check(&observer.cross, traffic.concurrency));
         let mut verdict =
             judge::step_verdict(&run, &observer, split.as_ref(), cross_check.as_ref());
+        let trace = match self.backend.trace_collector() {
+            Some(collector) if !observer.traced.is_empty() => {
+                Some(collector.check(&observer.traced, TRACE_WAIT).await)
+            }
+            _ => None,
+        };
+        if let Some(trace) = &trace {
+            self.say(format_args!("{}", describe_trace(trace)));
+            if !trace.passed() {
+                verdict.outcome = StepOutcome::Failed;
+                verdict.messages.push(describe_trace(trace));
+            }
+        }
         if let Some(shift) = &shift {
             let problems = shift::shift_problems(shift);
             if !problems.is_empty() {
@@ -219,6 +253,7 @@ impl<B: Backend> StepContext<'_, B> {
             propagation,
             cross_check,
             shift,
+            trace,
         };
         Ok(StepResult {
             outcome: Some(verdict.outcome),

@@ -113,6 +113,7 @@ impl ReplyLog {
             propagation: verdicts.propagation,
             cross_check: verdicts.cross_check,
             shift: verdicts.shift,
+            trace: verdicts.trace,
             records: self.records,
         }
     }
@@ -131,6 +132,7 @@ pub(super) struct Verdicts {
     pub(super) propagation: Option<PropagationReport>,
     pub(super) cross_check: Option<CrossCheckReport>,
     pub(super) shift: Option<ShiftReport>,
+    pub(super) trace: Option<crate::xray::TraceReport>,
 }
 
 /// One paragraph per split verdict: shares with intervals, the achieved deviation, leak bounds.

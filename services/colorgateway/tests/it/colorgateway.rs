@@ -177,6 +177,7 @@ async fn the_real_colorteller_works_end_to_end() {
         colorteller::Config {
             color: "red".into(),
             flake_seed: Some(1),
+            ..colorteller::Config::default()
         },
         async move {
             let _ = teller_stopped.await;

@@ -3,4 +3,6 @@
 
 mod binary;
 mod colorgateway;
+mod go_fidelity;
 mod support;
+mod xray;

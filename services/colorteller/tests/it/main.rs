@@ -2,3 +2,5 @@
 //! fewer of them build faster. Each module was once a file of its own under `tests/`.
 
 mod colorteller;
+mod go_fidelity;
+mod xray;

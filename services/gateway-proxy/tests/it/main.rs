@@ -6,3 +6,4 @@ mod gateway_api;
 mod kube_source;
 mod proxy;
 mod support;
+mod xray;

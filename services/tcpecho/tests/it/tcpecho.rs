@@ -135,3 +135,36 @@ async fn the_binary_documents_its_environment() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_full_greeting_is_go_echo_cab8e8f_byte_for_byte() {
+    let echo = start(Config {
+        node_name: Some("n1".into()),
+        pod_name: Some("tcpecho-0".into()),
+        pod_namespace: Some("appmesh-demo".into()),
+        pod_ip: Some("10.1.2.3".into()),
+        service_account: Some("default".into()),
+    })
+    .await;
+    let expected: &[u8] = b"Welcome, you are connected to node n1.\nRunning on Pod tcpecho-0.\n\
+In namespace appmesh-demo.\nWith IP address 10.1.2.3.\nService default.\n";
+    let mut stream = TcpStream::connect(echo.addr).await.unwrap();
+    let mut seen = vec![0_u8; expected.len()];
+    tokio::time::timeout(GUARD, stream.read_exact(&mut seen))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&seen),
+        String::from_utf8_lossy(expected)
+    );
+    // Nothing more than the greeting before the client speaks: the first echoed byte follows it.
+    stream.write_all(b"!").await.unwrap();
+    let mut next = [0_u8; 1];
+    tokio::time::timeout(GUARD, stream.read_exact(&mut next))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&next, b"!");
+    echo.stop().await;
+}

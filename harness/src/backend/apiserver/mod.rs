@@ -20,6 +20,7 @@
 //! - **Stop.** [`ControlPlane::stop`] terminates the components in reverse order; dropping it kills
 //!   them. etcd's data lives in the run folder, so nothing outlives the run but its logs.
 
+pub mod node;
 pub mod pki;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};

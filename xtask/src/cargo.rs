@@ -98,7 +98,12 @@ pub(crate) fn exec_with_cluster_feature(root: &Path) -> anyhow::Error {
 
 /// `cargo test --workspace --all-features` plus `extra` (after the set-up `cargo xtask test` did;
 /// without `--workspace` when `extra` selects packages); returns cargo's exit status.
-pub(crate) fn test(root: &Path, extra: &[String], envoy: &Path) -> anyhow::Result<ExitStatus> {
+pub(crate) fn test(
+    root: &Path,
+    extra: &[String],
+    envoy: &Path,
+    kube_bin_dir: &Path,
+) -> anyhow::Result<ExitStatus> {
     let mut command = command(root);
     command.arg("test");
     // `-p harness` narrows the run; `--workspace` would override it.
@@ -108,7 +113,8 @@ pub(crate) fn test(root: &Path, extra: &[String], envoy: &Path) -> anyhow::Resul
     command
         .arg("--all-features")
         .args(extra)
-        .env(crate::envoy::ENVOY_BIN_ENV, envoy);
+        .env(crate::envoy::ENVOY_BIN_ENV, envoy)
+        .env(crate::kube::KUBE_BIN_DIR_ENV, kube_bin_dir);
     command.status().context("starting cargo test")
 }
 

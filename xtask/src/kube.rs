@@ -25,6 +25,9 @@ pub(crate) const KUBERNETES_VERSION: &str = "1.36.3";
 /// The etcd release the pinned Kubernetes requires (its go.mod's `go.etcd.io/etcd/*` version).
 pub(crate) const ETCD_VERSION: &str = "3.6.8";
 
+/// Tells the tests where the control plane is (test-support reads it).
+pub(crate) const KUBE_BIN_DIR_ENV: &str = "COLORMESH_KUBE_BIN_DIR";
+
 /// The generated module's path (never published; it only names the build).
 const BUILD_MODULE: &str = "colormesh.dev/kube-build";
 

@@ -3,7 +3,8 @@
 //! - `cargo xtask e2e`: builds the workspace binaries, runs every scenario in `scenarios/` on a
 //!   backend and writes reports; the exit code is the gate. The cluster backends
 //!   (`--backend kind|eks|k3s`) are the `cluster` feature, built on first use.
-//! - `cargo xtask test`: every test, after the set-up the tests need (the pinned Envoy).
+//! - `cargo xtask test`: every test, after the set-up the tests need (the pinned Envoy, the
+//!   control plane built with Go).
 //! - `cargo xtask walkthrough`: the blog walkthrough narrated step by step for a person.
 //! - `cargo xtask conformance`: the conformance suite (`scenarios/conformance/`), judged per
 //!   feature, against the gateway chosen with `--gateway`.
@@ -56,8 +57,9 @@ struct Cli {
 enum Task {
     /// Run scenarios end to end and gate on the result (exit code 0 only if every scenario passed).
     E2e(E2eArgs),
-    /// Run every test (`cargo test --workspace --all-features`), installing the pinned Envoy first
-    /// when it is missing; arguments after `--` go to cargo test.
+    /// Run every test (`cargo test --workspace --all-features`), installing the pinned Envoy and
+    /// building the pinned Kubernetes control plane first when they are missing; arguments after
+    /// `--` go to cargo test.
     Test(TestArgs),
     /// Narrate the blog walkthrough step by step, with verdicts: as the blog wrote it (Gloo and
     /// App Mesh, scenarios/walkthrough.yaml) or as it is written today (--dialect gateway-api,
@@ -225,7 +227,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             let root = workspace_root();
             let envoy = envoy::install(&root)?;
             println!("Envoy for the tests: {}", envoy.display());
-            Ok(cargo::test(&root, &args.cargo_args, &envoy)?.success())
+            let kube = kube::install(&root)?;
+            Ok(cargo::test(&root, &args.cargo_args, &envoy, &kube)?.success())
         }
         Task::Envoy => {
             let binary = envoy::install(&workspace_root())?;

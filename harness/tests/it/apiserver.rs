@@ -9,11 +9,16 @@
 
 use std::time::Duration;
 
+use std::net::Ipv4Addr;
+
+use harness::backend::apiserver::node::{NodeAgent, NodeAgentSettings};
 use harness::backend::apiserver::pki::Identity;
-use harness::backend::apiserver::{ControlPlane, ControlPlaneSettings};
+use harness::backend::apiserver::{ControlPlane, ControlPlaneSettings, PodNetwork};
+use harness::backend::local::LocalConfig;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -27,7 +32,16 @@ fn deployment() -> serde_json::Value {
             "selector": {"matchLabels": {"app": "colorteller"}},
             "template": {
                 "metadata": {"labels": {"app": "colorteller"}},
-                "spec": {"containers": [{"name": "colorteller", "image": "colormesh/colorteller:latest"}]}
+                "spec": {"containers": [{
+                    "name": "colorteller",
+                    "image": "colormesh/colorteller:latest",
+                    "ports": [{"containerPort": 9080, "name": "http"}],
+                    "env": [
+                        {"name": "SERVER_PORT", "value": "9080"},
+                        {"name": "COLOR", "value": "blue"},
+                    ],
+                    "readinessProbe": {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 1},
+                }]}
             }
         }
     })
@@ -123,5 +137,143 @@ async fn the_control_plane_runs_the_real_controllers_and_enforces_rbac() {
             other => panic!("{name} listed Secrets: {other:?}"),
         }
     }
+
+    // The node agent registers a Node; the scheduler binds the Pods to it, the agent runs them on
+    // their own loopback addresses, and the real EndpointSlice controller publishes them once
+    // their readiness probes pass.
+    let node = "colormesh-node";
+    let node_kubeconfig = plane
+        .kubeconfig_for(
+            &Identity::new(&format!("system:node:{node}"), &["system:nodes"]),
+            node,
+        )
+        .expect("node kubeconfig");
+    let node_client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&node_kubeconfig).expect("read"),
+            &Default::default(),
+        )
+        .await
+        .expect("config"),
+    )
+    .expect("client");
+    let [a, b, ..] = plane.address().octets();
+    let pod_network = PodNetwork::claim().expect("a pod network");
+    let [p0, p1, p2, _] = pod_network.base().octets();
+    let agent = NodeAgent::start(
+        node_client,
+        NodeAgentSettings {
+            node_name: node.to_owned(),
+            node_address: Ipv4Addr::new(127, a, b.wrapping_add(1), 1),
+            pod_network: pod_network.base(),
+            bin_dir: LocalConfig::bin_dir_of_current_exe().expect("binaries"),
+            log_dir: run.path().to_owned(),
+        },
+    )
+    .await
+    .expect("the node agent registers");
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    services
+        .patch(
+            "colorteller",
+            &PatchParams::apply("colormesh").force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "colorteller", "namespace": "default"},
+                "spec": {"selector": {"app": "colorteller"}, "ports": [{"port": 9080, "name": "http"}]},
+            })),
+        )
+        .await
+        .expect("apply the Service");
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let addresses = loop {
+        interval.tick().await;
+        let ready: Vec<String> = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=colorteller"))
+            .await
+            .expect("list slices")
+            .items
+            .iter()
+            .flat_map(|slice| slice.endpoints.iter().flatten())
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+            .flat_map(|e| e.addresses.iter().cloned())
+            .collect();
+        if ready.len() == 2 {
+            break ready;
+        }
+        let phases: Vec<String> = pods
+            .list(&selector)
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .map(|p| {
+                let status = p.status.as_ref();
+                format!(
+                    "{:?} {:?}",
+                    status.map(|s| (&s.phase, &s.pod_ip)),
+                    status.and_then(|s| s.conditions.as_ref()).map(|c| c
+                        .iter()
+                        .map(|c| format!("{}={}", c.type_, c.status))
+                        .collect::<Vec<_>>())
+                )
+            })
+            .collect();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ready endpoints {ready:?} after {WAIT:?}; pods {phases:?}; slices {:?}",
+            slices.list(&ListParams::default()).await.map(|l| l.items)
+        );
+    };
+    for address in &addresses {
+        let ip: Ipv4Addr = address.parse().expect("an IPv4 pod address");
+        assert_eq!(ip.octets()[..3], [p0, p1, p2], "{address}");
+        let reply = tcp_get(ip, 9080, "/color").await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.ends_with("blue"), "{reply}");
+    }
+    for pod in pods.list(&selector).await.expect("list").items {
+        assert_eq!(pod.spec.and_then(|s| s.node_name).as_deref(), Some(node));
+    }
+
+    // Deleting the Deployment ends the Pods and their processes.
+    deployments
+        .delete("colorteller", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        interval.tick().await;
+        let left = pods.list(&selector).await.expect("list").items.len();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} pods left after {WAIT:?}"
+        );
+    }
+    for address in &addresses {
+        let ip: Ipv4Addr = address.parse().expect("ip");
+        assert!(
+            tokio::net::TcpStream::connect((ip, 9080)).await.is_err(),
+            "{address}:9080 still answers"
+        );
+    }
+    agent.stop().await;
     plane.stop().await;
+}
+
+/// A GET over a fresh connection, the whole reply as text.
+async fn tcp_get(ip: Ipv4Addr, port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect((ip, port))
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.expect("read");
+    reply
 }

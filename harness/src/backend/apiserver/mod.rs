@@ -84,6 +84,14 @@ pub enum ControlPlaneError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error(
+        "cannot make {network} local for the Pods (`{command}`: {message}); the apiserver backend needs CAP_NET_ADMIN (root) to route a pod network to the loopback device, since the API server refuses loopback addresses in EndpointSlices"
+    )]
+    PodNetwork {
+        network: String,
+        command: String,
+        message: String,
+    },
     #[error("the control plane was not ready within {timeout:?}: {waiting_for} (last: {last})")]
     NotReady {
         timeout: Duration,
@@ -243,6 +251,11 @@ impl ControlPlane {
             &[],
             &log_dir,
         )?);
+        // The controller manager and the scheduler exit when the API server does not answer at
+        // their start (a kubelet would restart them); start them once it does.
+        plane
+            .wait_ready(started, settings.startup_timeout, Stage::ApiServer)
+            .await?;
         plane.processes.push(Process::spawn(
             KUBE_CONTROLLER_MANAGER,
             &controller_manager,
@@ -286,7 +299,9 @@ impl ControlPlane {
             &log_dir,
         )?);
 
-        plane.wait_ready(started, settings.startup_timeout).await?;
+        plane
+            .wait_ready(started, settings.startup_timeout, Stage::Controllers)
+            .await?;
         plane.started_in = started.elapsed();
         tracing::info!(
             address = %plane.address,
@@ -369,6 +384,7 @@ impl ControlPlane {
         &mut self,
         started: Instant,
         timeout: Duration,
+        stage: Stage,
     ) -> Result<(), ControlPlaneError> {
         let not_ready = |waiting_for: &str, last: String| ControlPlaneError::NotReady {
             timeout,
@@ -401,7 +417,7 @@ impl ControlPlane {
                     }
                 },
             };
-            match ready_step(client).await {
+            match ready_step(client, stage).await {
                 Ok(None) => return Ok(()),
                 Ok(Some((what, state))) => {
                     waiting_for = what;
@@ -420,8 +436,21 @@ impl Drop for ControlPlane {
     }
 }
 
-/// One readiness poll: `None` when everything is ready, else what is awaited and its state.
-async fn ready_step(client: &Client) -> Result<Option<(&'static str, String)>, ::kube::Error> {
+/// How far the start has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// etcd and the API server run.
+    ApiServer,
+    /// The controller manager and the scheduler run too.
+    Controllers,
+}
+
+/// One readiness poll: `None` when everything `stage` needs is ready, else what is awaited and
+/// its state.
+async fn ready_step(
+    client: &Client,
+    stage: Stage,
+) -> Result<Option<(&'static str, String)>, ::kube::Error> {
     let readyz = client
         .request_text(
             http::Request::get("/readyz")
@@ -431,6 +460,9 @@ async fn ready_step(client: &Client) -> Result<Option<(&'static str, String)>, :
         .await?;
     if readyz.trim() != "ok" {
         return Ok(Some(("the API server's /readyz", readyz)));
+    }
+    if stage == Stage::ApiServer {
+        return Ok(None);
     }
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
     for (component, what) in [
@@ -510,4 +542,73 @@ fn write(path: &Path, text: &str) -> Result<PathBuf, ControlPlaneError> {
         source,
     })?;
     Ok(path.to_owned())
+}
+
+/// The base of the pod networks: each run routes one `10.244.<n>.0/24` to the loopback device.
+const POD_NETWORK_BASE: [u8; 2] = [10, 244];
+
+/// A `/24` of Pod addresses made local to this machine for one run, as `127.0.0.0/8` is: a
+/// `local` route to the loopback device, so a Pod's process can bind its address and every
+/// other process reach it, with nothing listening beyond this machine.
+///
+/// Pods cannot simply take loopback addresses: the API server refuses them in EndpointSlices
+/// (`may not be in the loopback range`), so the real EndpointSlice controller would publish no
+/// endpoint. Adding the route needs CAP_NET_ADMIN; it is removed when the value is dropped.
+#[derive(Debug)]
+pub struct PodNetwork {
+    base: Ipv4Addr,
+}
+
+impl PodNetwork {
+    /// Routes a free `10.244.<n>.0/24` (one no other run holds) to the loopback device.
+    pub fn claim() -> Result<Self, ControlPlaneError> {
+        let random = std::hash::RandomState::new();
+        let mut last = None;
+        for attempt in 0..16_u32 {
+            let n = std::hash::BuildHasher::hash_one(&random, attempt).to_le_bytes()[0];
+            let base = Ipv4Addr::new(POD_NETWORK_BASE[0], POD_NETWORK_BASE[1], n, 0);
+            match ip_route("add", base) {
+                Ok(()) => return Ok(Self { base }),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// The network's first address (`10.244.<n>.0`); Pods take `.2` up.
+    pub fn base(&self) -> Ipv4Addr {
+        self.base
+    }
+}
+
+impl Drop for PodNetwork {
+    fn drop(&mut self) {
+        if let Err(error) = ip_route("del", self.base) {
+            tracing::warn!(%error, "removing the pod network's route");
+        }
+    }
+}
+
+fn ip_route(action: &str, base: Ipv4Addr) -> Result<(), ControlPlaneError> {
+    let network = format!("{base}/24");
+    let args = [
+        "route", action, "local", &network, "dev", "lo", "table", "local",
+    ];
+    let command = format!("ip {}", args.join(" "));
+    let failed = |message: String| ControlPlaneError::PodNetwork {
+        network: network.clone(),
+        command: command.clone(),
+        message,
+    };
+    let output = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| failed(format!("cannot run ip (iproute2): {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ))
+    }
 }

@@ -7,8 +7,9 @@
 //! - **Node.** It registers the Node (capacity 8 CPUs, 16 GiB, 110 pods; `Ready`), renews its
 //!   Lease in `kube-node-lease` every 10 s and reports `Ready` with each renewal, so the node
 //!   lifecycle controller keeps it schedulable.
-//! - **Pods.** Each Pod bound to the Node gets its own loopback address from the Node's
-//!   `127.a.b.0/24` (`.2` up), so every Pod listens on its containerPorts as in a cluster. Each
+//! - **Pods.** Each Pod bound to the Node gets its own address from the run's pod network (a
+//!   `/24` routed to the loopback device, [`super::PodNetwork`]; `.2` up), so every Pod listens
+//!   on its containerPorts as in a cluster. Each
 //!   container runs the workspace binary its image names (`colormesh/<binary>:<tag>`; `command`,
 //!   if given, must name the same binary), with the container's `args`, its `env` (`value`, and
 //!   `fieldRef` to `metadata.name`, `metadata.namespace`, `status.podIP`, `status.hostIP`,
@@ -89,8 +90,10 @@ pub enum NodeAgentError {
 pub struct NodeAgentSettings {
     /// The Node's name; the agent's user is `system:node:<name>`.
     pub node_name: String,
-    /// The Node's own address (its `InternalIP`); Pods get `.2` up of the same /24.
+    /// The Node's own address (its `InternalIP`).
     pub node_address: Ipv4Addr,
+    /// The first address of the Pods' `/24` ([`super::PodNetwork::base`]); Pods get `.2` up.
+    pub pod_network: Ipv4Addr,
     /// The folder of the workspace binaries.
     pub bin_dir: PathBuf,
     /// Where the Pods' logs go (`<namespace>.<pod>.<container>.log`).
@@ -328,7 +331,7 @@ fn key(pod: &Pod) -> String {
 
 impl Agent {
     fn prefix(&self) -> [u8; 3] {
-        let [a, b, c, _] = self.settings.node_address.octets();
+        let [a, b, c, _] = self.settings.pod_network.octets();
         [a, b, c]
     }
 
@@ -569,28 +572,28 @@ async fn tend_container(
     settings: &NodeAgentSettings,
 ) {
     let now = tokio::time::Instant::now();
-    if let Some(process) = &mut container.process {
-        if !process.is_running() {
-            let mut process = container.process.take().expect("checked");
-            let exit = match process.terminate(Duration::ZERO).await {
-                crate::process::Stopped::Exited(status) => status.to_string(),
-                crate::process::Stopped::Killed => "killed".to_owned(),
-            };
-            tracing::warn!(
-                pod = pod.name,
-                container = container.name,
-                exit,
-                "container exited"
-            );
-            container.last_exit = Some(exit.clone());
-            container.ready = false;
-            container.started_at = None;
-            if restart_always {
-                container.restart_at = Some(now + container.back_off);
-                container.back_off = (container.back_off * 2).min(Duration::from_secs(300));
-            } else {
-                *failed = Some(format!("container {} exited: {exit}", container.name));
-            }
+    if let Some(process) = &mut container.process
+        && !process.is_running()
+    {
+        let mut process = container.process.take().expect("checked");
+        let exit = match process.terminate(Duration::ZERO).await {
+            crate::process::Stopped::Exited(status) => status.to_string(),
+            crate::process::Stopped::Killed => "killed".to_owned(),
+        };
+        tracing::warn!(
+            pod = pod.name,
+            container = container.name,
+            exit,
+            "container exited"
+        );
+        container.last_exit = Some(exit.clone());
+        container.ready = false;
+        container.started_at = None;
+        if restart_always {
+            container.restart_at = Some(now + container.back_off);
+            container.back_off = (container.back_off * 2).min(Duration::from_secs(300));
+        } else {
+            *failed = Some(format!("container {} exited: {exit}", container.name));
         }
     }
     if container.process.is_none() && failed.is_none() {
@@ -673,12 +676,15 @@ fn field_value(path: &str, pod: PodContext<'_>) -> Option<String> {
     })
 }
 
+/// A container's program, arguments and environment.
+type ContainerCommand = (PathBuf, Vec<String>, Vec<(String, String)>);
+
 /// The program, arguments and environment of a container (see the module documentation).
 fn container_command(
     pod: PodContext<'_>,
     container: &Container,
     bin_dir: &Path,
-) -> Result<(PathBuf, Vec<String>, Vec<(String, String)>), NodeAgentError> {
+) -> Result<ContainerCommand, NodeAgentError> {
     let where_ = format!("{}/{}", pod.namespace, pod.name);
     let unsupported = |field: &str, message: String| NodeAgentError::Unsupported {
         pod: where_.clone(),

@@ -139,7 +139,7 @@ impl ProxySettings {
 pub const DEFAULT_TELLER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a colorgateway needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `host:port` of the colorteller; the gateway calls `http://<endpoint>/`.
     pub color_teller_endpoint: String,
@@ -155,6 +155,8 @@ pub struct Config {
     pub stage: String,
     /// Where sampled X-Ray segments go (`AWS_XRAY_DAEMON_ADDRESS`); `None` sends none.
     pub xray_daemon: Option<SocketAddr>,
+    /// The sampling rate past one request a second, for requests that bring no decision.
+    pub xray_sampling_rate: f64,
 }
 
 /// The stage of the original when `STAGE` is unset.
@@ -171,6 +173,7 @@ impl Config {
             proxy: ProxySettings::default(),
             stage: DEFAULT_STAGE.to_owned(),
             xray_daemon: None,
+            xray_sampling_rate: service_kit::xray::DEFAULT_SAMPLING_RATE,
         }
     }
 }
@@ -282,7 +285,7 @@ impl Gateway {
         let recorder = Recorder::new(
             format!("{}-gateway", config.stage),
             config.xray_daemon,
-            Sampler::default(),
+            Sampler::new(1, config.xray_sampling_rate),
         );
         Ok(Self {
             recorder,

@@ -38,6 +38,9 @@ struct Args {
     /// Where sampled X-Ray segments are sent over UDP (`host:port`).
     #[arg(long, env = service_kit::xray::DAEMON_ADDRESS_ENV, default_value = service_kit::xray::DEFAULT_DAEMON_ADDRESS)]
     xray_daemon_address: String,
+    /// The X-Ray sampling rate past one request a second (the SDK's default rule: 0.05).
+    #[arg(long, env = service_kit::xray::SAMPLING_RATE_ENV, default_value_t = service_kit::xray::DEFAULT_SAMPLING_RATE)]
+    xray_sampling_rate: f64,
 }
 
 #[tokio::main]
@@ -74,6 +77,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         xray_daemon: Some(service_kit::xray::daemon_address(Some(
             &args.xray_daemon_address,
         ))?),
+        xray_sampling_rate: args.xray_sampling_rate,
     };
     let listener = service_kit::bind(args.bind_addr, args.port).await?;
     colorgateway::run(listener, config, service_kit::shutdown_signal())

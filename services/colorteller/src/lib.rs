@@ -50,7 +50,7 @@ use service_kit::{
 use tokio::net::TcpListener;
 
 /// What a colorteller answers with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The body of every color answer.
     pub color: String,
@@ -60,6 +60,8 @@ pub struct Config {
     pub stage: String,
     /// Where sampled X-Ray segments go (`AWS_XRAY_DAEMON_ADDRESS`); `None` sends none.
     pub xray_daemon: Option<SocketAddr>,
+    /// The sampling rate past one request a second, for requests that bring no decision.
+    pub xray_sampling_rate: f64,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             flake_seed: None,
             stage: DEFAULT_STAGE.to_owned(),
             xray_daemon: None,
+            xray_sampling_rate: service_kit::xray::DEFAULT_SAMPLING_RATE,
         }
     }
 }
@@ -128,7 +131,7 @@ impl Teller {
         let recorder = Recorder::new(
             format!("{}-colorteller-{}", config.stage, config.color),
             config.xray_daemon,
-            Sampler::default(),
+            Sampler::new(1, config.xray_sampling_rate),
         );
         Self {
             recorder,

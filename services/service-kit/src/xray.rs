@@ -31,6 +31,11 @@ use serde::{Deserialize, Serialize};
 pub const TRACE_HEADER: &str = "x-amzn-trace-id";
 /// The environment variable the SDK and the daemon read the daemon's address from.
 pub const DAEMON_ADDRESS_ENV: &str = "AWS_XRAY_DAEMON_ADDRESS";
+/// colormesh's knob for the services' sampling rate past the reservoir (the SDK's rule is 5%;
+/// the harness sets 1 so that every request it judges is traced, whichever gateway is in front).
+pub const SAMPLING_RATE_ENV: &str = "COLORMESH_XRAY_SAMPLING_RATE";
+/// The SDK's default rate past the one-a-second reservoir.
+pub const DEFAULT_SAMPLING_RATE: f64 = 0.05;
 /// The daemon address when [`DAEMON_ADDRESS_ENV`] is unset.
 pub const DEFAULT_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
 /// The first line of every datagram sent to the daemon.

@@ -687,6 +687,9 @@ impl LocalBackend {
             service_kit::xray::DAEMON_ADDRESS_ENV.into(),
             self.xray.addr().to_string(),
         ));
+        // Every judged request must be traced, also when the gateway in front starts no trace
+        // (Envoy, the mutants): the services then decide, and the SDK's rule samples only 5%.
+        env.push((service_kit::xray::SAMPLING_RATE_ENV.into(), "1".into()));
         if self.config.echo_requests {
             env.push(("COLORMESH_ECHO_REQUEST".into(), "1".into()));
             env.push((

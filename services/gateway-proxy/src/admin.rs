@@ -28,36 +28,7 @@ pub async fn serve_admin(
     state: ProxyState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), crate::ServeError> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::ConnectionAborted
-                        | std::io::ErrorKind::ConnectionReset
-                        | std::io::ErrorKind::Interrupted
-                ) => {
-                    tracing::warn!(%error, "admin accept failed; continuing");
-                    continue;
-                }
-                Err(source) => return Err(crate::ServeError::Accept { listener: "admin", source }),
-            },
-        };
-        let service = AdminService::new(state.clone());
-        tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(error) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "admin connection ended with an error");
-            }
-        });
-    }
+    crate::server::serve_admin_only(listener, state, shutdown).await
 }
 
 pub(crate) struct AdminService {

@@ -47,11 +47,12 @@ mod snapshot;
 pub use admin::serve_admin;
 pub use dir_source::DirSource;
 pub use reload::{ConfigSource, DirWatch, LoadOutcome, ReloadError, ReloadReport, watch_dir};
-pub use server::{ServeError, serve};
+pub use server::{BodyIdleTimeout, ConnectionLimits, ServeError, default_max_connections, serve};
 pub use snapshot::{FileLoadFailure, Snapshot};
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -71,6 +72,8 @@ pub struct ProxyOptions {
     pub seed: Option<u64>,
     /// Timeout for establishing an upstream connection; `None` uses 5 s (Gloo's default).
     pub connect_timeout: Option<Duration>,
+    /// Downstream connection limits and timeouts.
+    pub limits: ConnectionLimits,
 }
 
 /// Everything the listeners share: the live snapshot, the upstream pool, metrics and the reload hook.
@@ -93,6 +96,9 @@ pub(crate) struct Shared {
     /// from `seed + N`.
     connections: AtomicU64,
     source: Mutex<Option<Box<dyn ConfigSource>>>,
+    /// The addresses this proxy listens on (data plane and admin), set when it starts serving:
+    /// a request addressed to one of them would come back to this proxy.
+    own_addresses: OnceLock<Vec<SocketAddr>>,
 }
 
 impl ProxyState {
@@ -108,6 +114,7 @@ impl ProxyState {
                 options,
                 connections: AtomicU64::new(0),
                 source: Mutex::new(None),
+                own_addresses: OnceLock::new(),
             }),
         }
     }
@@ -145,6 +152,11 @@ impl ProxyState {
             },
             Vec::new(),
         )
+    }
+
+    /// Records the addresses the proxy serves on (the first call wins).
+    pub(crate) fn set_own_addresses(&self, addresses: Vec<SocketAddr>) {
+        let _ = self.shared.own_addresses.set(addresses);
     }
 
     /// The live snapshot, if any configuration was installed yet.

@@ -4,5 +4,6 @@
 mod admin_reload;
 mod gateway_api;
 mod kube_source;
+mod limits;
 mod proxy;
 mod support;

@@ -48,6 +48,15 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let state = self.state.clone();
+        if request.headers().contains_key(crate::forward::HOPS_HEADER) {
+            // Forwarded by a colormesh proxy: no admin API is served through a proxy.
+            return Box::pin(async {
+                Ok(text(
+                    StatusCode::FORBIDDEN,
+                    "the admin API is not served to proxied requests\n".to_owned(),
+                ))
+            });
+        }
         Box::pin(async move { Ok(answer(&state, request.method(), request.uri().path()).await) })
     }
 }

@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -535,7 +535,8 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
-            Ok(response.map(|body| IdleTimeoutBody::new(body, idle, Some(in_flight))))
+            Ok(response
+                .map(|body| IdleTimeoutBody::new(body, Some(idle)).with_in_flight(in_flight)))
         })
     }
 }
@@ -548,20 +549,41 @@ pub struct BodyIdleTimeout(pub Duration);
 /// A body that fails with [`BodyIdleTimeout`] when its source gives nothing for `idle` while it
 /// is being read. Only waiting on the source counts: the clock starts when a frame is asked for,
 /// so a slow reader never trips it.
-pub(crate) struct IdleTimeoutBody<B> {
+pub struct IdleTimeoutBody<B> {
     inner: B,
-    idle: Duration,
+    idle: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
     _in_flight: Option<InFlight>,
+    failed: Option<Arc<AtomicBool>>,
 }
 
 impl<B> IdleTimeoutBody<B> {
-    pub(crate) fn new(inner: B, idle: Duration, in_flight: Option<InFlight>) -> Self {
+    /// `inner`, failing after `idle` without a frame; `None`: never.
+    pub fn new(inner: B, idle: Option<Duration>) -> Self {
         Self {
             inner,
             idle,
             sleep: None,
-            _in_flight: in_flight,
+            _in_flight: None,
+            failed: None,
+        }
+    }
+
+    fn with_in_flight(mut self, in_flight: InFlight) -> Self {
+        self._in_flight = Some(in_flight);
+        self
+    }
+
+    /// Sets `flag` when the body fails (its source's error or the idle timeout), so whoever
+    /// relays it can tell its sender's fault from the receiver's.
+    pub fn flag_failure(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.failed = Some(flag);
+        self
+    }
+
+    fn fail(&self) {
+        if let Some(flag) = &self.failed {
+            flag.store(true, Ordering::Release);
         }
     }
 }
@@ -590,16 +612,22 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.sleep = None;
+                if matches!(frame, Some(Err(_))) {
+                    this.fail();
+                }
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
             Poll::Pending => {
-                let idle = this.idle;
+                let Some(idle) = this.idle else {
+                    return Poll::Pending;
+                };
                 let sleep = this
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         tracing::debug!(?idle, "body idle timeout; cutting the stream");
+                        this.fail();
                         Poll::Ready(Some(Err(Box::new(BodyIdleTimeout(idle)))))
                     }
                     Poll::Pending => Poll::Pending,

@@ -3,6 +3,7 @@
 
 mod admin_reload;
 mod gateway_api;
+mod hostile;
 mod kube_source;
 mod limits;
 mod proxy;

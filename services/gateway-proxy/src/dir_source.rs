@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use model::{Loaded, ResourceKey, ResourceSet};
 use routing::{Role, translate_resources};
@@ -14,14 +15,26 @@ use crate::snapshot::FileLoadFailure;
 /// Nothing a user applied is lost to a bad edit:
 /// - a file that fails to parse keeps contributing the resources it last contributed (those of
 ///   its documents that did not parse again), and the file's errors are reported;
-/// - a resource whose new version is rejected keeps being served in its last accepted version.
+/// - a resource whose new version is rejected keeps being served in its last accepted version;
+/// - a file that cannot be read (a dangling link) is reported and skipped, the rest applies;
+/// - a file that provided resources and is now empty is taken for one being written in place
+///   (truncated, then written): its last contents are served and a reload is asked for
+///   ([`ConfigSource::retry_after`]); only when it stays empty for the grace period
+///   (1 s unless [`DirSource::with_empty_file_grace`]) are its resources removed.
 #[derive(Debug)]
 pub struct DirSource {
     dir: PathBuf,
     role: Role,
     last_accepted: ResourceSet,
     last_good_by_file: BTreeMap<PathBuf, Vec<Loaded>>,
+    empty_file_grace: Duration,
+    /// Files that provided resources and were found empty, since when.
+    emptied_since: BTreeMap<PathBuf, Instant>,
+    retry_after: Option<Duration>,
 }
+
+/// How long a file that became empty keeps serving its last contents.
+const EMPTY_FILE_GRACE: Duration = Duration::from_secs(1);
 
 impl DirSource {
     /// A source for `dir` that has loaded nothing yet.
@@ -31,7 +44,40 @@ impl DirSource {
             role,
             last_accepted: ResourceSet::new(),
             last_good_by_file: BTreeMap::new(),
+            empty_file_grace: EMPTY_FILE_GRACE,
+            emptied_since: BTreeMap::new(),
+            retry_after: None,
         }
+    }
+
+    /// Sets how long a file that became empty keeps serving its last contents.
+    pub fn with_empty_file_grace(mut self, grace: Duration) -> Self {
+        self.empty_file_grace = grace;
+        self
+    }
+
+    /// Files that provided resources last time and are empty now, still within the grace
+    /// period: they are being written. Sets `retry_after` for them.
+    fn half_written(&mut self, provided_now: &BTreeMap<PathBuf, Vec<Loaded>>) -> BTreeSet<PathBuf> {
+        let now = Instant::now();
+        let mut half_written = BTreeSet::new();
+        let mut emptied_since = BTreeMap::new();
+        for (file, previous) in &self.last_good_by_file {
+            let empty = std::fs::metadata(file).is_ok_and(|meta| meta.is_file() && meta.len() == 0);
+            if previous.is_empty() || provided_now.contains_key(file) || !empty {
+                continue;
+            }
+            let since = self.emptied_since.get(file).copied().unwrap_or(now);
+            let waited = now.duration_since(since);
+            if waited < self.empty_file_grace {
+                emptied_since.insert(file.clone(), since);
+                half_written.insert(file.clone());
+                let left = self.empty_file_grace - waited;
+                self.retry_after = Some(self.retry_after.map_or(left, |retry| retry.min(left)));
+            }
+        }
+        self.emptied_since = emptied_since;
+        half_written
     }
 
     /// The directory read.
@@ -46,7 +92,12 @@ impl DirSource {
 }
 
 impl ConfigSource for DirSource {
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     fn load(&mut self) -> LoadOutcome {
+        self.retry_after = None;
         let parsed = match model::load_dir(&self.dir) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -86,9 +137,10 @@ impl ConfigSource for DirSource {
                 .or_default()
                 .push(loaded.clone());
         }
+        let half_written = self.half_written(&by_file);
         let mut resources = ResourceSet::from_loaded(parsed.resources);
         let mut carried: BTreeMap<PathBuf, Vec<ResourceKey>> = BTreeMap::new();
-        for file in &failed_files {
+        for file in failed_files.iter().chain(&half_written) {
             for previous in self.last_good_by_file.get(file).into_iter().flatten() {
                 let key = previous.resource.key();
                 if !resources.contains(&key) {
@@ -141,6 +193,16 @@ impl ConfigSource for DirSource {
             });
         }
 
+        for file in &half_written {
+            load_errors.push(FileLoadFailure {
+                file: file.clone(),
+                line: None,
+                message: format!(
+                    "the file is empty, as when it is being written in place; its last contents are still served, and its resources are removed only if it stays empty for {:?}",
+                    self.empty_file_grace
+                ),
+            });
+        }
         let outcome = translate_resources(
             &resources,
             &self.role,
@@ -321,5 +383,95 @@ spec: {static: {hosts: [{addr: 127.0.0.2, port: 9002}]}}
             &outcome.translation.table.virtual_hosts()[0].routes[0].action,
             RouteAction::Respond { .. }
         ));
+    }
+
+    fn group(weight: &str) -> String {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {{name: ug, namespace: gloo-system}}\nspec:\n  destinations:\n  - destination: {{upstream: {{name: a}}}}\n    weight: {weight}\n  - destination: {{upstream: {{name: b}}}}\n    weight: 1\n"
+        )
+    }
+
+    /// A directory with a VirtualService routing to UpstreamGroup `ug` (in `ug.yaml`, weight
+    /// `a` = 3), loaded once.
+    fn loaded_dir(grace: Duration) -> (tempfile::TempDir, PathBuf, DirSource) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("base.yaml"),
+            with_upstreams(&virtual_service(
+                "vs",
+                "    routes: [{routeAction: {upstreamGroup: {name: ug}}}]\n",
+            )),
+        )
+        .expect("write");
+        let group_file = dir.path().join("ug.yaml");
+        std::fs::write(&group_file, group("3")).expect("write");
+        let mut source = DirSource::new(dir.path(), Role::ingress()).with_empty_file_grace(grace);
+        let outcome = source.load();
+        assert!(outcome.load_errors.is_empty(), "{:?}", outcome.load_errors);
+        assert_eq!(weight_of_a(&outcome), Some(3));
+        (dir, group_file, source)
+    }
+
+    fn weight_of_a(outcome: &LoadOutcome) -> Option<u32> {
+        match &outcome.translation.table.virtual_hosts()[0].routes[0].action {
+            RouteAction::Forward(forward) => Some(weights(forward)[0].1),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_dangling_link_is_reported_and_later_updates_still_apply() {
+        let (dir, group_file, mut source) = loaded_dir(EMPTY_FILE_GRACE);
+        let broken = dir.path().join("broken.yaml");
+        std::os::unix::fs::symlink("nowhere.yaml", &broken).expect("link");
+        std::fs::write(&group_file, group("5")).expect("write");
+        let outcome = source.load();
+        assert_eq!(weight_of_a(&outcome), Some(5), "the update applies");
+        let [error] = outcome.load_errors.as_slice() else {
+            panic!("{:?}", outcome.load_errors)
+        };
+        assert_eq!(error.file, broken);
+        assert!(error.message.contains("dangling"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_symlink_loop_does_not_stop_a_reload() {
+        let (dir, group_file, mut source) = loaded_dir(EMPTY_FILE_GRACE);
+        std::os::unix::fs::symlink(".", dir.path().join("loop-a")).expect("link");
+        std::os::unix::fs::symlink(".", dir.path().join("loop-b")).expect("link");
+        std::fs::write(&group_file, group("4")).expect("write");
+        let outcome = source.load();
+        assert!(outcome.load_errors.is_empty(), "{:?}", outcome.load_errors);
+        assert_eq!(weight_of_a(&outcome), Some(4));
+    }
+
+    #[test]
+    fn a_file_emptied_in_place_is_retried_not_applied() {
+        let (_dir, group_file, mut source) = loaded_dir(EMPTY_FILE_GRACE);
+        // Truncated: the editor has not written the new contents yet.
+        std::fs::File::create(&group_file).expect("truncate");
+        let outcome = source.load();
+        assert_eq!(
+            weight_of_a(&outcome),
+            Some(3),
+            "the last contents are served"
+        );
+        let retry = source.retry_after().expect("a retry is asked for");
+        assert!(retry <= EMPTY_FILE_GRACE, "{retry:?}");
+        assert_eq!(outcome.load_errors.len(), 1, "{:?}", outcome.load_errors);
+        assert_eq!(outcome.load_errors[0].file, group_file);
+        // Written: the new contents apply.
+        std::fs::write(&group_file, group("5")).expect("write");
+        let outcome = source.load();
+        assert!(outcome.load_errors.is_empty(), "{:?}", outcome.load_errors);
+        assert_eq!(weight_of_a(&outcome), Some(5));
+        assert_eq!(source.retry_after(), None);
+
+        // A file that stays empty past the grace period is applied: its resources go.
+        let (_dir, group_file, mut source) = loaded_dir(Duration::ZERO);
+        std::fs::File::create(&group_file).expect("truncate");
+        let outcome = source.load();
+        assert_eq!(weight_of_a(&outcome), None, "the group is gone");
+        assert_eq!(source.retry_after(), None);
     }
 }

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use model::{Loaded, ResourceKey, ResourceSet};
-use routing::{Role, translate_resources};
+use model::gloo::State;
+use model::{Loaded, ResourceKey, ResourceKind, ResourceSet};
+use routing::{ResourceStatus, Role, translate_resources};
 
 use crate::reload::{ConfigSource, LoadOutcome};
 use crate::snapshot::FileLoadFailure;
@@ -138,6 +139,7 @@ impl ConfigSource for DirSource {
                 .push(loaded.clone());
         }
         let half_written = self.half_written(&by_file);
+        let warnings = read_warnings(&parsed.resources);
         let mut resources = ResourceSet::from_loaded(parsed.resources);
         let mut carried: BTreeMap<PathBuf, Vec<ResourceKey>> = BTreeMap::new();
         for file in failed_files.iter().chain(&half_written) {
@@ -203,12 +205,13 @@ impl ConfigSource for DirSource {
                 ),
             });
         }
-        let outcome = translate_resources(
+        let mut outcome = translate_resources(
             &resources,
             &self.role,
             Some(&self.last_accepted),
             &preset_rejections,
         );
+        add_warnings(&mut outcome.translation.statuses, warnings);
         self.last_accepted = outcome.accepted;
         self.last_good_by_file = by_file;
         for error in &load_errors {
@@ -221,11 +224,86 @@ impl ConfigSource for DirSource {
     }
 }
 
+/// API groups whose kinds colormesh serves: a kind of theirs it does not know is likely misspelt.
+const SERVED_GROUPS: [&str; 4] = [
+    "gateway.solo.io/",
+    "gloo.solo.io/",
+    "appmesh.k8s.aws/",
+    "gateway.networking.k8s.io/",
+];
+
+/// Warnings about what was read, by resource: unknown kinds of the served API groups (a
+/// misspelt `kind` would otherwise be ignored without a word), and resources defined in more
+/// than one place (the one read last, in sorted path order, wins).
+fn read_warnings(loaded: &[Loaded]) -> BTreeMap<String, (Option<String>, Vec<String>)> {
+    let mut warnings: BTreeMap<String, (Option<String>, Vec<String>)> = BTreeMap::new();
+    let mut origins: BTreeMap<ResourceKey, Vec<&Loaded>> = BTreeMap::new();
+    for item in loaded {
+        let key = item.resource.key();
+        if let ResourceKind::Other { api_version, kind } = &key.kind
+            && SERVED_GROUPS
+                .iter()
+                .any(|group| api_version.starts_with(group))
+        {
+            warnings
+                .entry(key.to_string())
+                .or_default()
+                .1
+                .push(format!(
+                    "{}: kind {kind} is not a kind of {api_version} that colormesh serves (misspelt?); the resource is ignored",
+                    item.origin
+                ));
+        }
+        origins.entry(key).or_default().push(item);
+    }
+    for (key, defined) in origins {
+        if let [.., served] = defined.as_slice()
+            && defined.len() > 1
+        {
+            let places: Vec<String> = defined.iter().map(|item| item.origin.to_string()).collect();
+            warnings.entry(key.to_string()).or_default().1.push(format!(
+                "defined {} times ({}); the last one read, {}, is served",
+                defined.len(),
+                places.join(", "),
+                served.origin
+            ));
+        }
+    }
+    warnings
+}
+
+/// Adds `warnings` to the statuses: a resource's own status turns Warning (unless Rejected),
+/// and a resource without one (an unknown kind) gets a Warning status.
+fn add_warnings(
+    statuses: &mut Vec<ResourceStatus>,
+    warnings: BTreeMap<String, (Option<String>, Vec<String>)>,
+) {
+    for (resource, (resource_version, reasons)) in warnings {
+        match statuses
+            .iter_mut()
+            .find(|status| status.resource == resource)
+        {
+            Some(status) => {
+                if status.state != State::Rejected {
+                    status.state = State::Warning;
+                }
+                status.reasons.extend(reasons);
+            }
+            None => statuses.push(ResourceStatus {
+                resource,
+                state: State::Warning,
+                reasons,
+                resource_version,
+                gateway_api: None,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use model::gloo::State;
+    use routing::Translation;
     use routing::table::{ForwardAction, Route, RouteAction};
-    use routing::{ResourceStatus, Translation};
 
     use super::*;
 
@@ -473,5 +551,39 @@ spec: {static: {hosts: [{addr: 127.0.0.2, port: 9002}]}}
         let outcome = source.load();
         assert_eq!(weight_of_a(&outcome), None, "the group is gone");
         assert_eq!(source.retry_after(), None);
+    }
+
+    #[test]
+    fn unknown_kinds_and_duplicate_definitions_get_a_warning() {
+        let (dir, _group_file, mut source) = loaded_dir(EMPTY_FILE_GRACE);
+        std::fs::write(
+            dir.path().join("typo.yaml"),
+            "apiVersion: gloo.solo.io/v1\nkind: UpstreamGrup\nmetadata: {name: typo, namespace: gloo-system}\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("zz-again.yaml"), group("7")).expect("write");
+        let outcome = source.load();
+        let typo = status_of(&outcome.translation, "UpstreamGrup gloo-system/typo");
+        assert_eq!(typo.state, State::Warning, "{typo:#?}");
+        assert!(
+            typo.reasons[0].contains("typo.yaml:1: kind UpstreamGrup"),
+            "{typo:#?}"
+        );
+        let group = status_of(&outcome.translation, "UpstreamGroup gloo-system/ug");
+        assert_eq!(group.state, State::Warning, "{group:#?}");
+        assert!(
+            group
+                .reasons
+                .iter()
+                .any(|reason| reason.contains("defined 2 times")
+                    && reason.contains("ug.yaml:1")
+                    && reason.contains("zz-again.yaml:1")),
+            "{group:#?}"
+        );
+        assert_eq!(
+            weight_of_a(&outcome),
+            Some(7),
+            "the last one read is served"
+        );
     }
 }

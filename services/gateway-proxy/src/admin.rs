@@ -33,11 +33,21 @@ pub async fn serve_admin(
 
 pub(crate) struct AdminService {
     state: ProxyState,
+    /// Serve `GET /ready` only (the readiness port).
+    ready_only: bool,
 }
 
 impl AdminService {
     pub(crate) fn new(state: ProxyState) -> Self {
-        Self { state }
+        Self {
+            state,
+            ready_only: false,
+        }
+    }
+
+    pub(crate) fn ready_only(mut self, ready_only: bool) -> Self {
+        self.ready_only = ready_only;
+        self
     }
 }
 
@@ -54,6 +64,14 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
                 Ok(text(
                     StatusCode::FORBIDDEN,
                     "the admin API is not served to proxied requests\n".to_owned(),
+                ))
+            });
+        }
+        if self.ready_only && request.uri().path() != "/ready" {
+            return Box::pin(async {
+                Ok(text(
+                    StatusCode::NOT_FOUND,
+                    "this port serves GET /ready only\n".to_owned(),
                 ))
             });
         }

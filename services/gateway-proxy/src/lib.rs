@@ -47,7 +47,7 @@ mod snapshot;
 pub use admin::serve_admin;
 pub use dir_source::DirSource;
 pub use reload::{ConfigSource, DirWatch, LoadOutcome, ReloadError, ReloadReport, watch_dir};
-pub use server::{ConnectionLimits, ServeError, default_max_connections, serve};
+pub use server::{ConnectionLimits, ServeError, default_max_connections, serve, serve_ready};
 pub use snapshot::{FileLoadFailure, Snapshot};
 
 use std::net::SocketAddr;

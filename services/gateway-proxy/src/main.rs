@@ -15,7 +15,9 @@ use clap::Parser;
 use gateway_proxy::cli::{RoleCommand, SourceChoice, check_dir};
 #[cfg(feature = "kubernetes")]
 use gateway_proxy::kube_source::{self, DEFAULT_WRITER_NAMESPACE, KubeOptions};
-use gateway_proxy::{ConnectionLimits, DirSource, ProxyOptions, ProxyState, serve, watch_dir};
+use gateway_proxy::{
+    ConnectionLimits, DirSource, ProxyOptions, ProxyState, serve, serve_ready, watch_dir,
+};
 use routing::Role;
 use tokio::net::TcpListener;
 
@@ -35,6 +37,10 @@ struct Cli {
     workers: Option<u16>,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Also serve `GET /ready` (only) on this address: a readiness port for a kubelet's probe,
+    /// so the admin API (`--admin`) can stay on loopback.
+    #[arg(long, global = true, value_name = "ADDR")]
+    ready_listen: Option<SocketAddr>,
     /// With --kubernetes: watch only this namespace (repeatable); default: all namespaces.
     #[cfg(feature = "kubernetes")]
     #[arg(long = "watch-namespace", global = true, value_name = "NS")]
@@ -105,11 +111,27 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     let (role, common) = cli.role.into_parts();
+    let ready_listen = cli.ready_listen;
     let state = ProxyState::new(ProxyOptions {
         seed: common.seed,
         limits: cli.limits.limits(),
         ..ProxyOptions::default()
     });
+    if let Some(ready) = ready_listen {
+        let listener = TcpListener::bind(ready)
+            .await
+            .with_context(|| format!("binding the readiness listener on {ready}"))?;
+        let addr = listener
+            .local_addr()
+            .context("reading the readiness listener address")?;
+        service_kit::announce_listening("ready", addr);
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(error) = serve_ready(listener, state, service_kit::shutdown_signal()).await {
+                tracing::error!(%error, "the readiness listener stopped");
+            }
+        });
+    }
     match common.source() {
         SourceChoice::ConfigDir(dir) => {
             let dir = check_dir(dir)?;

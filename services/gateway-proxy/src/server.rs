@@ -161,12 +161,32 @@ pub(crate) async fn serve_admin_only(
     state: ProxyState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_admin_endpoints(admin, state, false, shutdown).await
+}
+
+/// Serves only `GET /ready` on `listener` until `shutdown` resolves: a readiness port that can
+/// be open to the node (a kubelet's probe) while the admin API stays on loopback.
+pub async fn serve_ready(
+    listener: TcpListener,
+    state: ProxyState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_admin_endpoints(listener, state, true, shutdown).await
+}
+
+async fn serve_admin_endpoints(
+    admin: TcpListener,
+    state: ProxyState,
+    ready_only: bool,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let limits = state.shared.options.limits;
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(connection_builder(&limits));
-    let admin_port = Port::new("admin", admin, limits.max_admin_connections, true);
+    let name = if ready_only { "ready" } else { "admin" };
+    let admin_port = Port::new(name, admin, limits.max_admin_connections, true);
     let admin_loop = accept_loop(admin_port, |stream, slot| {
-        let service = AdminService::new(state.clone());
+        let service = AdminService::new(state.clone()).ready_only(ready_only);
         spawn_connection(&builder, &graceful, &limits, stream, service, slot);
     });
     tokio::pin!(shutdown);

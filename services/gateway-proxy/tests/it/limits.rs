@@ -302,3 +302,39 @@ async fn out_of_file_descriptors_the_proxy_backs_off_sheds_and_keeps_the_admin_p
     drop(held);
     child.kill().await.expect("kill");
 }
+
+#[tokio::test]
+async fn the_ready_port_serves_only_ready() {
+    let state = gateway_proxy::ProxyState::new(ProxyOptions::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway_proxy::serve_ready(
+        listener,
+        state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    assert_eq!(ready_over(addr).await, StatusCode::SERVICE_UNAVAILABLE);
+    state.install_table(RouteTable::empty(Fallback::NotFound));
+    assert_eq!(ready_over(addr).await, StatusCode::OK);
+    for path in ["/status", "/config_dump", "/metrics"] {
+        let (status, _) = raw_request(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _) = raw_request(
+        addr,
+        "POST /reload HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    stop.send(()).ok();
+    server.await.expect("task").expect("served");
+}

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::bench::gateway::{Gateway, GatewaySpec, admin_client};
 
 /// How long a probe waits for a gateway to close a connection it should close.
-const CLOSE_WAIT: Duration = Duration::from_secs(15);
+const CLOSE_WAIT: Duration = Duration::from_secs(35);
 
 /// `cargo xtask soak` options.
 #[derive(Debug, clap::Args)]

@@ -66,11 +66,12 @@ struct LimitArgs {
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
     /// Time a new connection has to send its first request's headers (nothing sent, a partial
-    /// HTTP/2 preface and partial HTTP/1 headers all end here); also HTTP/1's header read timeout.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// HTTP/2 preface and partial HTTP/1 headers all end here); also HTTP/1's header read timeout,
+    /// which bounds an idle HTTP/1 keep-alive connection too.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     request_headers_timeout: Duration,
-    /// Time a connection may stay open with no request in flight (HTTP/1 keep-alive, HTTP/2
-    /// with no stream). Envoy's default is 1h.
+    /// Time a connection may stay open with no request in flight (HTTP/2 with no stream, HTTP/1
+    /// keep-alive). Envoy's default is 1h.
     #[arg(long, global = true, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
     idle_timeout: Duration,
     /// Time a request or response body may go without a byte while it is relayed (Envoy's

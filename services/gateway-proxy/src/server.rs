@@ -60,11 +60,13 @@ pub struct ConnectionLimits {
     pub max_admin_connections: usize,
     /// Time a connection has to complete its first request's headers, whatever it sends
     /// meanwhile (nothing, part of the HTTP/2 preface, part of an HTTP/1 request); also HTTP/1's
-    /// header read timeout for later requests. Default 10 s (Envoy's edge recommendation for
-    /// `request_headers_timeout`).
+    /// header read timeout for later requests, which hyper starts as soon as it waits for the
+    /// next request, so it also bounds an idle HTTP/1 keep-alive connection. Default 30 s (the
+    /// header timeout gateway-proxy always had).
     pub request_headers_timeout: Duration,
-    /// Time a connection may stay open with no request in flight (HTTP/1 keep-alive, HTTP/2 with
-    /// no stream). Default 300 s; Envoy's `idle_timeout` default is 1 h.
+    /// Time a connection may stay open with no request in flight (HTTP/2 with no stream; HTTP/1
+    /// keep-alive, though the request headers timeout ends that first when it is shorter).
+    /// Default 300 s; Envoy's `idle_timeout` default is 1 h.
     pub idle_timeout: Duration,
     /// Time a body may go without a byte while it is being relayed (the upstream's response
     /// body to the client, the client's request body to the upstream). Default 300 s, Envoy's
@@ -77,7 +79,7 @@ impl Default for ConnectionLimits {
         Self {
             max_connections: default_max_connections(),
             max_admin_connections: 64,
-            request_headers_timeout: Duration::from_secs(10),
+            request_headers_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             body_idle_timeout: Duration::from_secs(300),
         }

@@ -893,26 +893,39 @@ fn shift_line_numbers(message: &str, offset: usize) -> String {
 }
 
 /// Reads every `*.yaml` / `*.yml` file below `dir`, recursively, in sorted path order.
+///
+/// Symbolic links are followed, but a directory is read once however many links lead to it, so
+/// a link loop ends. A file or subdirectory that cannot be read (a dangling link, no
+/// permission) becomes a [`LoadError`] for that path and the rest is read; only an unreadable
+/// `dir` itself fails the whole load.
 pub fn load_dir(dir: &Path) -> Result<Parsed, std::io::Error> {
     load_paths(&[dir.to_owned()])
 }
 
 /// Reads files and directories (recursively), in the given order; directory contents are read
-/// in sorted path order.
+/// in sorted path order. See [`load_dir`] for links and unreadable entries.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Parsed, std::io::Error> {
     let mut parsed = Parsed::default();
     for path in paths {
         let metadata = std::fs::metadata(path).map_err(|e| with_path(e, path))?;
         let files = if metadata.is_dir() {
-            let mut files = Vec::new();
-            collect_yaml_files(path, &mut files)?;
+            let mut walk = Walk::default();
+            walk.directory(path, true)?;
+            parsed.errors.extend(walk.errors);
+            let mut files = walk.files;
             files.sort();
             files
         } else {
             vec![path.clone()]
         };
         for file in files {
-            let bytes = std::fs::read(&file).map_err(|e| with_path(e, &file))?;
+            let bytes = match std::fs::read(&file) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    parsed.errors.push(unreadable(&file, &error));
+                    continue;
+                }
+            };
             match String::from_utf8(bytes) {
                 Ok(text) => parsed.extend(parse_documents(&text, &file)),
                 Err(e) => parsed.errors.push(LoadError {
@@ -933,20 +946,74 @@ fn with_path(error: std::io::Error, path: &Path) -> std::io::Error {
     std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
-fn collect_yaml_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
-    for entry in std::fs::read_dir(dir).map_err(|e| with_path(e, dir))? {
-        let path = entry.map_err(|e| with_path(e, dir))?.path();
-        if path.is_dir() {
-            collect_yaml_files(&path, files)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e == "yaml" || e == "yml")
-        {
-            files.push(path);
-        }
+fn unreadable(path: &Path, error: &std::io::Error) -> LoadError {
+    let dangling = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink())
+        && std::fs::metadata(path).is_err();
+    LoadError {
+        file: path.to_owned(),
+        line: 1,
+        column: None,
+        resource: None,
+        field: None,
+        cause: if dangling {
+            format!("cannot be read: a dangling symbolic link ({error}); skipped")
+        } else {
+            format!("cannot be read ({error}); skipped")
+        },
     }
-    Ok(())
+}
+
+/// A directory walk: the YAML files found, the entries that could not be read, and the
+/// directories read so far (by canonical path), so a link loop is not followed.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    errors: Vec<LoadError>,
+    visited: std::collections::HashSet<PathBuf>,
+}
+
+impl Walk {
+    /// Reads `dir`; only the top directory's errors fail the walk.
+    fn directory(&mut self, dir: &Path, top: bool) -> Result<(), std::io::Error> {
+        let canonical = match std::fs::canonicalize(dir) {
+            Ok(canonical) => canonical,
+            Err(error) if !top => {
+                self.errors.push(unreadable(dir, &error));
+                return Ok(());
+            }
+            Err(error) => return Err(with_path(error, dir)),
+        };
+        if !self.visited.insert(canonical) {
+            return Ok(());
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if !top => {
+                self.errors.push(unreadable(dir, &error));
+                return Ok(());
+            }
+            Err(error) => return Err(with_path(error, dir)),
+        };
+        for entry in entries {
+            let path = match entry {
+                Ok(entry) => entry.path(),
+                Err(error) => {
+                    self.errors.push(unreadable(dir, &error));
+                    continue;
+                }
+            };
+            if path.is_dir() {
+                self.directory(&path, false)?;
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "yaml" || e == "yml")
+            {
+                self.files.push(path);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes one resource as a YAML document a cluster would accept.
@@ -969,6 +1036,41 @@ pub fn to_yaml_documents(resources: &[Resource]) -> String {
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: ns}\n";
+
+    #[test]
+    fn a_directory_link_loop_is_read_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("s.yaml"), SERVICE).expect("write");
+        std::os::unix::fs::symlink(".", dir.path().join("again")).expect("link");
+        std::os::unix::fs::symlink(".", dir.path().join("and-again")).expect("link");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::os::unix::fs::symlink("..", dir.path().join("sub/up")).expect("link");
+        let parsed = load_dir(dir.path()).expect("loads");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.resources.len(), 1, "{:?}", parsed.resources);
+    }
+
+    #[test]
+    fn an_unreadable_file_is_reported_and_the_rest_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("s.yaml"), SERVICE).expect("write");
+        let dangling = dir.path().join("broken.yaml");
+        std::os::unix::fs::symlink("nowhere.yaml", &dangling).expect("link");
+        std::os::unix::fs::symlink("missing-dir", dir.path().join("gone")).expect("link");
+        let parsed = load_dir(dir.path()).expect("loads");
+        assert_eq!(parsed.resources.len(), 1);
+        let [error] = parsed.errors.as_slice() else {
+            panic!("{:?}", parsed.errors)
+        };
+        assert_eq!(error.file, dangling);
+        assert!(
+            error.cause.contains("dangling symbolic link"),
+            "{}",
+            error.cause
+        );
+    }
 
     fn parse(text: &str) -> Parsed {
         parse_documents(text, Path::new("manifests/gloo/vs.yaml"))

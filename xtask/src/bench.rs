@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 
 mod compare;
 mod config;
-mod gateway;
+pub(crate) mod gateway;
 mod load;
 mod propagation;
 mod upstream;

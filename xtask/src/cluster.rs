@@ -1442,8 +1442,15 @@ mod tests {
                 "--listen",
                 "0.0.0.0:8080",
                 "--admin",
-                "0.0.0.0:19000"
+                "127.0.0.1:19000",
+                "--ready-listen",
+                "0.0.0.0:19001"
             ])
+        );
+        // The unauthenticated admin API stays on loopback; the kubelet probes the ready port.
+        assert_eq!(
+            container["readinessProbe"]["httpGet"],
+            serde_json::json!({"path": "/ready", "port": "ready"})
         );
 
         let service = find("Service", GATEWAY_PROXY);

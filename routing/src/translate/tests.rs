@@ -1057,16 +1057,30 @@ fn egress_filter_sets_the_fallback() {
         None,
         "color-mesh",
     ));
-    assert_eq!(
-        sidecar(&no_mesh, "colorgateway").table.fallback(),
-        &passthrough
+    // No mesh: the sidecar fails closed, and its node's status says why.
+    let closed = sidecar(&no_mesh, "colorgateway");
+    assert_eq!(closed.table.fallback(), &Fallback::NotFound);
+    let node = status_of(&closed, "VirtualNode appmesh-demo/colorgateway");
+    assert_eq!(node.state, State::Warning, "{node:#?}");
+    assert!(
+        node.reasons
+            .iter()
+            .any(|reason| reason.contains("fails closed")),
+        "{node:#?}"
     );
     // A mesh selecting other namespaces does not apply.
-    let elsewhere = "apiVersion: appmesh.k8s.aws/v1beta2\nkind: Mesh\nmetadata: {name: color-mesh}\nspec:\n  namespaceSelector: {matchLabels: {mesh: other}}\n  egressFilter: {type: DROP_ALL}\n";
-    assert_eq!(
-        sidecar(&with_mesh(elsewhere), "colorgateway")
-            .table
-            .fallback(),
-        &passthrough
+    let elsewhere = "apiVersion: appmesh.k8s.aws/v1beta2\nkind: Mesh\nmetadata: {name: other-mesh}\nspec:\n  namespaceSelector: {matchLabels: {mesh: other}}\n  egressFilter: {type: ALLOW_ALL}\n";
+    let mut unselected = no_mesh.clone();
+    for (_, loaded) in &parse(elsewhere) {
+        unselected.insert(loaded.clone());
+    }
+    let closed = sidecar(&unselected, "colorgateway");
+    assert_eq!(closed.table.fallback(), &Fallback::NotFound);
+    let node = status_of(&closed, "VirtualNode appmesh-demo/colorgateway");
+    assert!(
+        node.reasons
+            .iter()
+            .any(|reason| reason.contains("fails closed")),
+        "{node:#?}"
     );
 }

@@ -293,6 +293,10 @@ impl<S: ConfigSource> EnvoySource<S> {
 }
 
 impl<S: ConfigSource> ConfigSource for EnvoySource<S> {
+    fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after()
+    }
+
     fn load(&mut self) -> LoadOutcome {
         let mut outcome = self.inner.load();
         self.generation += 1;

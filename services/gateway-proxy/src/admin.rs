@@ -28,45 +28,26 @@ pub async fn serve_admin(
     state: ProxyState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), crate::ServeError> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::ConnectionAborted
-                        | std::io::ErrorKind::ConnectionReset
-                        | std::io::ErrorKind::Interrupted
-                ) => {
-                    tracing::warn!(%error, "admin accept failed; continuing");
-                    continue;
-                }
-                Err(source) => return Err(crate::ServeError::Accept { listener: "admin", source }),
-            },
-        };
-        let service = AdminService::new(state.clone());
-        tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(error) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "admin connection ended with an error");
-            }
-        });
-    }
+    crate::server::serve_admin_only(listener, state, shutdown).await
 }
 
 pub(crate) struct AdminService {
     state: ProxyState,
+    /// Serve `GET /ready` only (the readiness port).
+    ready_only: bool,
 }
 
 impl AdminService {
     pub(crate) fn new(state: ProxyState) -> Self {
-        Self { state }
+        Self {
+            state,
+            ready_only: false,
+        }
+    }
+
+    pub(crate) fn ready_only(mut self, ready_only: bool) -> Self {
+        self.ready_only = ready_only;
+        self
     }
 }
 
@@ -77,6 +58,23 @@ impl hyper::service::Service<Request<Incoming>> for AdminService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let state = self.state.clone();
+        if request.headers().contains_key(crate::forward::HOPS_HEADER) {
+            // Forwarded by a colormesh proxy: no admin API is served through a proxy.
+            return Box::pin(async {
+                Ok(text(
+                    StatusCode::FORBIDDEN,
+                    "the admin API is not served to proxied requests\n".to_owned(),
+                ))
+            });
+        }
+        if self.ready_only && request.uri().path() != "/ready" {
+            return Box::pin(async {
+                Ok(text(
+                    StatusCode::NOT_FOUND,
+                    "this port serves GET /ready only\n".to_owned(),
+                ))
+            });
+        }
         Box::pin(async move { Ok(answer(&state, request.method(), request.uri().path()).await) })
     }
 }
@@ -177,9 +175,14 @@ pub(crate) fn table_json(table: &RouteTable) -> Value {
                         .headers
                         .iter()
                         .map(|header| {
+                            let value = if is_sensitive(header.name.as_str()) {
+                                redacted_matcher_json(&header.value)
+                            } else {
+                                value_matcher_json(&header.value)
+                            };
                             json!({
                                 "name": header.name.as_str(),
-                                "value": value_matcher_json(&header.value),
+                                "value": value,
                                 "invert": header.invert,
                             })
                         })
@@ -188,10 +191,19 @@ pub(crate) fn table_json(table: &RouteTable) -> Value {
                         .query_parameters
                         .iter()
                         .map(|parameter| {
-                            json!({ "name": parameter.name, "value": value_matcher_json(&parameter.value) })
+                            let value = if is_sensitive(&parameter.name) {
+                                redacted_matcher_json(&parameter.value)
+                            } else {
+                                value_matcher_json(&parameter.value)
+                            };
+                            json!({ "name": parameter.name, "value": value })
                         })
                         .collect();
-                    let methods: Vec<&str> = matcher.methods.iter().map(|method| method.as_str()).collect();
+                    let methods: Vec<&str> = matcher
+                        .methods
+                        .iter()
+                        .map(|method| method.as_str())
+                        .collect();
                     json!({
                         "name": route.name,
                         "match": {
@@ -245,7 +257,7 @@ fn action_json(action: &RouteAction) -> Value {
                 json!({
                     "add": edits.add.iter().map(|(name, value, append)| json!({
                         "name": name.as_str(),
-                        "value": String::from_utf8_lossy(value.as_bytes()),
+                        "value": redacted(value.as_bytes().len()),
                         "append": append,
                     })).collect::<Vec<_>>(),
                     "remove": edits.remove.iter().map(|name| name.as_str()).collect::<Vec<_>>(),
@@ -300,6 +312,41 @@ fn redirect_json(redirect: &Redirect) -> Value {
     })
 }
 
+/// What `/config_dump` shows in place of a value that may be a secret: header values the
+/// configuration adds (credentials are often added so), and values matched on credential-like
+/// headers and query parameters. The admin API is unauthenticated.
+fn redacted(len: usize) -> String {
+    format!("[redacted: {len} bytes]")
+}
+
+/// Header and query parameter names whose values are credentials.
+fn is_sensitive(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "auth",
+        "cookie",
+        "token",
+        "secret",
+        "password",
+        "key",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+fn redacted_matcher_json(matcher: &ValueMatcher) -> Value {
+    match matcher {
+        ValueMatcher::Present => json!({ "present": true }),
+        ValueMatcher::Exact(value) => json!({ "exact": redacted(value.len()) }),
+        ValueMatcher::Prefix(value) => json!({ "prefix": redacted(value.len()) }),
+        ValueMatcher::Suffix(value) => json!({ "suffix": redacted(value.len()) }),
+        ValueMatcher::Regex(regex) => json!({ "regex": redacted(regex.as_str().len()) }),
+        ValueMatcher::Range { .. } => json!({ "range": "[redacted]" }),
+    }
+}
+
 fn value_matcher_json(matcher: &ValueMatcher) -> Value {
     match matcher {
         ValueMatcher::Present => json!({ "present": true }),
@@ -330,4 +377,65 @@ fn json_reply(status: StatusCode, value: &Value) -> AdminResponse {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderName, HeaderValue};
+    use routing::table::{
+        Cluster, Fallback, ForwardAction, HeaderMatcher, Route, RouteMatcher, VirtualHost,
+        WeightedClusters,
+    };
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn the_config_dump_shows_no_secret() {
+        let mut matcher = RouteMatcher::path(PathMatcher::Prefix("/".to_owned()));
+        matcher.headers.push(HeaderMatcher {
+            name: HeaderName::from_static("authorization"),
+            value: ValueMatcher::Exact("Bearer matched-s3cret".to_owned()),
+            invert: false,
+        });
+        matcher.headers.push(HeaderMatcher {
+            name: HeaderName::from_static("x-color"),
+            value: ValueMatcher::Exact("blue".to_owned()),
+            invert: false,
+        });
+        let cluster = Arc::new(Cluster::new("c".to_owned(), Vec::new()));
+        let action = ForwardAction {
+            destinations: WeightedClusters::new(vec![(cluster, 1)]).expect("weights"),
+            rewrite: PathRewrite::None,
+            timeout: None,
+            retry: None,
+            request_headers: HeaderEdits {
+                add: vec![(
+                    HeaderName::from_static("x-api-key"),
+                    HeaderValue::from_static("added-s3cret"),
+                    false,
+                )],
+                remove: Vec::new(),
+            },
+            response_headers: HeaderEdits::default(),
+            host_rewrite: None,
+        };
+        let table = RouteTable::new(
+            vec![VirtualHost {
+                name: "vh".to_owned(),
+                domains: vec!["*".to_owned()],
+                routes: vec![Route {
+                    name: "r".to_owned(),
+                    matcher,
+                    action: RouteAction::Forward(action),
+                }],
+            }],
+            Fallback::NotFound,
+        )
+        .expect("table");
+        let dump = table_json(&table).to_string();
+        assert!(!dump.contains("s3cret"), "{dump}");
+        assert!(dump.contains("[redacted: 21 bytes]"), "{dump}");
+        assert!(dump.contains("blue"), "other matchers are shown: {dump}");
+    }
 }

@@ -29,8 +29,108 @@ use tokio::time::Instant;
 use crate::ProxyOptions;
 use crate::headers::strip_hop_by_hop;
 
-/// Body type of everything the proxy sends: a streamed hyper body or a buffered one.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub use crate::server::{BodyIdleTimeout, IdleTimeoutBody};
+
+/// Body type of everything the proxy sends: a streamed hyper body (with an idle timeout, see
+/// [`streamed`]) or a buffered one.
+pub type ProxyBody = Either<IdleTimeoutBody<Incoming>, Full<Bytes>>;
+
+/// A streamed body to relay; with `idle`, it fails with [`BodyIdleTimeout`] when its sender
+/// stalls that long.
+pub fn streamed(body: Incoming, idle: Option<Duration>) -> ProxyBody {
+    Either::Left(IdleTimeoutBody::new(body, idle))
+}
+
+/// The hop header: how many colormesh proxies a request has passed. Each proxy adds one
+/// ([`upstream_headers`]), and one that receives [`MAX_HOPS`] refuses the request with 508, so
+/// a request that loops (a sidecar sent to itself, two proxies sent to each other) ends. The
+/// admin API refuses every request that carries it: no proxy's admin API is reachable through a
+/// proxy.
+pub const HOPS_HEADER: &str = "x-colormesh-hops";
+/// Hops a request may make through colormesh proxies.
+pub const MAX_HOPS: u32 = 10;
+
+/// A request the proxy refuses before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RefusedRequest {
+    /// Two or more `Host` headers.
+    #[error("more than one Host header")]
+    DuplicateHost,
+    /// An HTTP/1.1 request in origin form without `Host`.
+    #[error("HTTP/1.1 request without a Host header")]
+    MissingHost,
+    /// An absolute-form `https://` request on this plain-text listener: forwarding it as plain
+    /// HTTP would silently drop the TLS the client asked for.
+    #[error("https:// absolute-form requests are not proxied over plain HTTP; use CONNECT")]
+    HttpsAbsoluteForm,
+    /// The hop header says the request went through [`MAX_HOPS`] proxies (or is not a number).
+    #[error("request loop detected: too many proxy hops ({HOPS_HEADER})")]
+    TooManyHops,
+    /// The request is addressed to this proxy's own listener or admin port.
+    #[error("request loop detected: the request is addressed to this proxy itself")]
+    AddressedToSelf,
+}
+
+impl RefusedRequest {
+    /// The answer: 400 for a malformed request, 508 (Loop Detected) for a loop.
+    pub fn reply(self) -> Response<ProxyBody> {
+        let status = match self {
+            Self::DuplicateHost | Self::MissingHost | Self::HttpsAbsoluteForm => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::TooManyHops | Self::AddressedToSelf => StatusCode::LOOP_DETECTED,
+        };
+        let mut response = Response::new(Either::Right(Full::new(Bytes::from(self.to_string()))));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response
+    }
+}
+
+/// Settles the one authority a request is routed and forwarded with, and refuses requests that
+/// have none or two: the absolute-form URI's authority (or HTTP/2's `:authority`) wins and
+/// replaces `Host`; else the single `Host` header; HTTP/1.0 may have neither (empty authority).
+/// Also refuses a request that has been through [`MAX_HOPS`] proxies.
+pub fn settle_authority(parts: &mut http::request::Parts) -> Result<String, RefusedRequest> {
+    hops(&parts.headers)
+        .filter(|hops| *hops < MAX_HOPS)
+        .ok_or(RefusedRequest::TooManyHops)?;
+    let hosts = parts.headers.get_all(header::HOST).iter().count();
+    if let Some(authority) = parts.uri.authority() {
+        if parts.version <= Version::HTTP_11 && parts.uri.scheme() == Some(&Scheme::HTTPS) {
+            return Err(RefusedRequest::HttpsAbsoluteForm);
+        }
+        if hosts > 1 {
+            return Err(RefusedRequest::DuplicateHost);
+        }
+        let authority = authority.as_str().to_owned();
+        if let Ok(host) = HeaderValue::from_str(&authority) {
+            parts.headers.insert(header::HOST, host);
+        }
+        return Ok(authority);
+    }
+    match hosts {
+        0 if parts.version == Version::HTTP_11 => Err(RefusedRequest::MissingHost),
+        0 => Ok(String::new()),
+        1 => Ok(parts
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()),
+        _ => Err(RefusedRequest::DuplicateHost),
+    }
+}
+
+/// The hops a request has made ([`HOPS_HEADER`]); `None` when the header is not a number.
+fn hops(headers: &HeaderMap) -> Option<u32> {
+    match headers.get(HOPS_HEADER) {
+        None => Some(0),
+        Some(value) => value.to_str().ok()?.trim().parse().ok(),
+    }
+}
 
 /// Envoy's answer when a request's deadline passes before the upstream's response headers.
 pub const BODY_TIMEOUT: &str = "upstream request timeout";
@@ -86,9 +186,12 @@ pub fn upstream_path(uri: &Uri, rewritten: Option<String>) -> Result<PathAndQuer
 
 /// Makes downstream headers into the headers of the upstream request, in Envoy's manner: the
 /// hop-by-hop ones go, `Host` is kept as received (absolute-form and HTTP/2 requests carry it in
-/// the URI, so it is set from `authority` then) and `x-forwarded-proto` is set.
+/// the URI, so it is set from `authority` then) and `x-forwarded-proto` is set; the hop count
+/// ([`HOPS_HEADER`]) goes up by one.
 pub fn upstream_headers(headers: &mut HeaderMap, authority: &str) {
     strip_hop_by_hop(headers);
+    let hops = hops(headers).unwrap_or(MAX_HOPS).saturating_add(1);
+    headers.insert(HOPS_HEADER, HeaderValue::from(hops));
     if !headers.contains_key(header::HOST)
         && let Ok(host) = HeaderValue::from_str(authority)
     {
@@ -275,7 +378,8 @@ pub fn downstream_reply(
             if let Some(edits) = response_edits {
                 edits.apply(&mut parts.headers);
             }
-            Response::from_parts(parts, Either::Left(body))
+            // The listener bounds the response body's stalls (it wraps every answer).
+            Response::from_parts(parts, streamed(body, None))
         }
         Err(TryFailure::ConnectFailure) => {
             local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_CONNECT_FAILURE)

@@ -47,11 +47,12 @@ mod snapshot;
 pub use admin::serve_admin;
 pub use dir_source::DirSource;
 pub use reload::{ConfigSource, DirWatch, LoadOutcome, ReloadError, ReloadReport, watch_dir};
-pub use server::{ServeError, serve};
+pub use server::{ConnectionLimits, ServeError, default_max_connections, serve, serve_ready};
 pub use snapshot::{FileLoadFailure, Snapshot};
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -76,6 +77,8 @@ pub struct ProxyOptions {
     /// `X-Amzn-Trace-Id: Root=…;Parent=<this segment>;Sampled=…`. `None`: trace headers pass
     /// through unchanged, as any other header.
     pub xray: Option<Arc<service_kit::xray::Recorder>>,
+    /// Downstream connection limits and timeouts.
+    pub limits: ConnectionLimits,
 }
 
 /// Everything the listeners share: the live snapshot, the upstream pool, metrics and the reload hook.
@@ -98,6 +101,9 @@ pub(crate) struct Shared {
     /// from `seed + N`.
     connections: AtomicU64,
     source: Mutex<Option<Box<dyn ConfigSource>>>,
+    /// The addresses this proxy listens on (data plane and admin), set when it starts serving:
+    /// a request addressed to one of them would come back to this proxy.
+    own_addresses: OnceLock<Vec<SocketAddr>>,
 }
 
 impl ProxyState {
@@ -113,6 +119,7 @@ impl ProxyState {
                 options,
                 connections: AtomicU64::new(0),
                 source: Mutex::new(None),
+                own_addresses: OnceLock::new(),
             }),
         }
     }
@@ -150,6 +157,11 @@ impl ProxyState {
             },
             Vec::new(),
         )
+    }
+
+    /// Records the addresses the proxy serves on (the first call wins).
+    pub(crate) fn set_own_addresses(&self, addresses: Vec<SocketAddr>) {
+        let _ = self.shared.own_addresses.set(addresses);
     }
 
     /// The live snapshot, if any configuration was installed yet.

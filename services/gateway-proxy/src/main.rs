@@ -15,7 +15,9 @@ use clap::Parser;
 use gateway_proxy::cli::{RoleCommand, SourceChoice, check_dir};
 #[cfg(feature = "kubernetes")]
 use gateway_proxy::kube_source::{self, DEFAULT_WRITER_NAMESPACE, KubeOptions};
-use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve, watch_dir};
+use gateway_proxy::{
+    ConnectionLimits, DirSource, ProxyOptions, ProxyState, serve, serve_ready, watch_dir,
+};
 use routing::Role;
 use tokio::net::TcpListener;
 
@@ -33,6 +35,12 @@ struct Cli {
     /// Tokio worker threads serving both listeners (Envoy's `--concurrency`); default: one per CPU.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Also serve `GET /ready` (only) on this address: a readiness port for a kubelet's probe,
+    /// so the admin API (`--admin`) can stay on loopback.
+    #[arg(long, global = true, value_name = "ADDR")]
+    ready_listen: Option<SocketAddr>,
     /// With --kubernetes: watch only this namespace (repeatable); default: all namespaces.
     #[cfg(feature = "kubernetes")]
     #[arg(long = "watch-namespace", global = true, value_name = "NS")]
@@ -48,6 +56,43 @@ struct Cli {
         default_value = DEFAULT_WRITER_NAMESPACE
     )]
     namespace_of_writer: String,
+}
+
+/// Downstream connection limits and timeouts (see the README's "Limits and timeouts").
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// Data-plane connections open at most; more are accepted and closed at once. Default: half
+    /// the file descriptors the process may open (RLIMIT_NOFILE) after a reserve of 64.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Time a new connection has to send its first request's headers (nothing sent, a partial
+    /// HTTP/2 preface and partial HTTP/1 headers all end here); also HTTP/1's header read timeout,
+    /// which bounds an idle HTTP/1 keep-alive connection too.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    request_headers_timeout: Duration,
+    /// Time a connection may stay open with no request in flight (HTTP/2 with no stream, HTTP/1
+    /// keep-alive). Envoy's default is 1h.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// Time a request or response body may go without a byte while it is relayed (Envoy's
+    /// stream_idle_timeout).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
+    body_idle_timeout: Duration,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> ConnectionLimits {
+        let defaults = ConnectionLimits::default();
+        ConnectionLimits {
+            max_connections: self
+                .max_connections
+                .map_or(defaults.max_connections, |max| max as usize),
+            request_headers_timeout: self.request_headers_timeout,
+            idle_timeout: self.idle_timeout,
+            body_idle_timeout: self.body_idle_timeout,
+            ..defaults
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -87,11 +132,28 @@ async fn run(cli: Cli) -> Result<()> {
         }
         None => None,
     };
+    let ready_listen = cli.ready_listen;
     let state = ProxyState::new(ProxyOptions {
         seed: common.seed,
         xray,
+        limits: cli.limits.limits(),
         ..ProxyOptions::default()
     });
+    if let Some(ready) = ready_listen {
+        let listener = TcpListener::bind(ready)
+            .await
+            .with_context(|| format!("binding the readiness listener on {ready}"))?;
+        let addr = listener
+            .local_addr()
+            .context("reading the readiness listener address")?;
+        service_kit::announce_listening("ready", addr);
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(error) = serve_ready(listener, state, service_kit::shutdown_signal()).await {
+                tracing::error!(%error, "the readiness listener stopped");
+            }
+        });
+    }
     match common.source() {
         SourceChoice::ConfigDir(dir) => {
             let dir = check_dir(dir)?;

@@ -1,8 +1,9 @@
 //! Prometheus metrics with handles resolved when a snapshot is installed, so that the request
 //! path only touches atomics: no label hashing, no registry lock, no allocation.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
@@ -36,6 +37,42 @@ pub(crate) struct Metrics {
     upstream_latency: Family<ClusterLabels, LatencyHistogram, NewLatencyHistogram>,
     no_virtual_host: Arc<CodeCounters>,
     passthrough: Arc<DestinationMetrics>,
+    /// The series of the table installed last: `(virtual host, route, cluster)` of
+    /// `gateway_requests_total` and the clusters of the latency histogram. A table that drops one
+    /// drops its series (`/metrics` would otherwise grow with every upstream ever seen).
+    live: Mutex<LiveSeries>,
+}
+
+#[derive(Debug, Default)]
+struct LiveSeries {
+    requests: BTreeSet<(String, String, String)>,
+    clusters: BTreeSet<String>,
+}
+
+impl LiveSeries {
+    fn of(table: &RouteTable) -> Self {
+        let mut live = Self::default();
+        for virtual_host in table.virtual_hosts() {
+            let name = &virtual_host.name;
+            live.requests
+                .insert((name.clone(), String::new(), String::new()));
+            for route in &virtual_host.routes {
+                live.requests
+                    .insert((name.clone(), route.name.clone(), String::new()));
+                if let RouteAction::Forward(forward) = &route.action {
+                    for (cluster, _) in forward.destinations.iter() {
+                        live.requests.insert((
+                            name.clone(),
+                            route.name.clone(),
+                            cluster.name.clone(),
+                        ));
+                        live.clusters.insert(cluster.name.clone());
+                    }
+                }
+            }
+        }
+        live
+    }
 }
 
 impl Metrics {
@@ -59,6 +96,7 @@ impl Metrics {
             upstream_latency,
             no_virtual_host: Arc::new(CodeCounters::default()),
             passthrough: Arc::new(DestinationMetrics::default()),
+            live: Mutex::new(LiveSeries::default()),
         };
         metrics.no_virtual_host = Arc::new(metrics.code_counters("", "", ""));
         metrics.passthrough = Arc::new(metrics.destination("", "passthrough", "passthrough"));
@@ -72,8 +110,38 @@ impl Metrics {
         Ok(text)
     }
 
-    /// Resolves the handles every route of `table` will use.
+    /// Removes the series of the last table that `table` no longer has (routes, clusters gone).
+    fn forget_all_but(&self, table: &RouteTable) {
+        let now = LiveSeries::of(table);
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (virtual_host, route, cluster) in live.requests.difference(&now.requests) {
+            // Codes are not tracked per series; every status code a response can have is tried.
+            for code in 100..1000 {
+                self.requests.remove(&RequestLabels {
+                    virtual_host: virtual_host.clone(),
+                    route: route.clone(),
+                    cluster: cluster.clone(),
+                    code,
+                });
+            }
+        }
+        for cluster in live.clusters.difference(&now.clusters) {
+            if cluster != "passthrough" {
+                self.upstream_latency.remove(&ClusterLabels {
+                    cluster: cluster.clone(),
+                });
+            }
+        }
+        *live = now;
+    }
+
+    /// Resolves the handles every route of `table` will use, and removes the series of routes
+    /// and clusters the previous table had and this one has not.
     pub(crate) fn for_table(&self, table: &RouteTable) -> SnapshotMetrics {
+        self.forget_all_but(table);
         let virtual_hosts = table
             .virtual_hosts()
             .iter()
@@ -339,5 +407,48 @@ mod tests {
         let text = metrics.encode().expect("encode");
         assert!(text.contains(r#"gateway_requests_total{virtual_host="vh",route="r0",cluster="blue",code="200"} 2"#), "{text}");
         assert!(text.contains(r#"gateway_requests_total{virtual_host="vh",route="r0",cluster="blue",code="418"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn the_series_of_a_removed_upstream_are_removed() {
+        use routing::table::{
+            Cluster, Fallback, ForwardAction, HeaderEdits, PathMatcher, PathRewrite, Route,
+            RouteMatcher, VirtualHost, WeightedClusters,
+        };
+        let table_to = |cluster: &str| {
+            let cluster = Arc::new(Cluster::new(cluster.to_owned(), Vec::new()));
+            let action = ForwardAction {
+                destinations: WeightedClusters::new(vec![(cluster, 1)]).expect("weights"),
+                rewrite: PathRewrite::None,
+                timeout: None,
+                retry: None,
+                request_headers: HeaderEdits::default(),
+                response_headers: HeaderEdits::default(),
+                host_rewrite: None,
+            };
+            RouteTable::new(
+                vec![VirtualHost {
+                    name: "vh".to_owned(),
+                    domains: vec!["*".to_owned()],
+                    routes: vec![Route {
+                        name: format!("route-{}", action.destinations.iter().count()),
+                        matcher: RouteMatcher::path(PathMatcher::Prefix("/".to_owned())),
+                        action: RouteAction::Forward(action),
+                    }],
+                }],
+                Fallback::NotFound,
+            )
+            .expect("table")
+        };
+        let metrics = Metrics::new();
+        let old = metrics.for_table(&table_to("old-upstream"));
+        let destination = &old.route(0, 0).expect("route").destinations[0];
+        destination.requests.record(200);
+        destination.requests.record(503);
+        destination.latency.observe(Duration::from_millis(1));
+        assert!(metrics.encode().expect("encode").contains("old-upstream"));
+        let _new = metrics.for_table(&table_to("new-upstream"));
+        let text = metrics.encode().expect("encode");
+        assert!(!text.contains("old-upstream"), "{text}");
     }
 }

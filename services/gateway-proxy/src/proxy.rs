@@ -6,7 +6,9 @@
 
 use std::cell::RefCell;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,9 +25,10 @@ use routing::table::{
 use tokio::time::Instant;
 
 use crate::forward::{
-    BODY_NO_HEALTHY_UPSTREAM, BODY_TIMEOUT, ProxyBody, TryFailure, direct_reply, downstream_reply,
-    empty_reply, ensure_request_id, local_reply, redirect_reply, request_authority, rewrite_host,
-    stamp_generation, unresolved_reply, upstream_headers, upstream_path, upstream_request,
+    BODY_NO_HEALTHY_UPSTREAM, BODY_TIMEOUT, IdleTimeoutBody, ProxyBody, RefusedRequest, TryFailure,
+    direct_reply, downstream_reply, empty_reply, ensure_request_id, local_reply, redirect_reply,
+    rewrite_host, settle_authority, stamp_generation, unresolved_reply, upstream_headers,
+    upstream_path, upstream_request,
 };
 use crate::metrics::{CodeCounters, RouteMetrics};
 use crate::{Shared, Snapshot};
@@ -112,10 +115,11 @@ async fn route_request(
     request: Request<Incoming>,
     mut rng: SmallRng,
 ) -> Response<ProxyBody> {
-    let (parts, body) = request.into_parts();
-    let authority = request_authority(&parts.uri, &parts.headers)
-        .unwrap_or_default()
-        .to_owned();
+    let (mut parts, body) = request.into_parts();
+    let authority = match settle_authority(&mut parts) {
+        Ok(authority) => authority,
+        Err(refused) => return refused.reply(),
+    };
     let view = RequestView {
         authority: &authority,
         path: parts.uri.path(),
@@ -225,7 +229,8 @@ async fn forward_request(
     forward.request_headers.apply(&mut headers);
     rewrite_host(&mut headers, forward.host_rewrite.as_deref());
     let retry = forward.retry.as_ref();
-    let body = match RequestBody::read(body, &headers, retry).await {
+    let idle = shared.options.limits.body_idle_timeout;
+    let body = match RequestBody::read(body, &headers, retry, idle).await {
         Ok(body) => body,
         Err(unreadable) => return unreadable.reply(),
     };
@@ -365,6 +370,10 @@ async fn try_once<'m>(
         .upstream
         .send(request, try_deadline(tries.deadline, per_try, now))
         .await;
+    if outcome.is_err() && tries.body.sender_failed() {
+        // The client's body failed (malformed chunking, a stall): not the upstream's fault.
+        return TryEnd::Answered(UnreadableBody.reply());
+    }
     if shared.options.xray.is_some()
         && let Ok(response) = &mut outcome
         && let Some((cluster, _)) = matched.forward.destinations.get(destination)
@@ -382,7 +391,13 @@ async fn try_once<'m>(
 /// The request body, as the retry policy needs it: only a small, fully known body can be
 /// replayed; anything else is streamed to a single try.
 enum RequestBody {
-    Streamed(Option<Incoming>),
+    Streamed {
+        body: Option<Incoming>,
+        /// The body idle timeout.
+        idle: Duration,
+        /// Set when the client's body failed while it was being sent upstream.
+        failed: Arc<AtomicBool>,
+    },
     Buffered(Bytes),
 }
 
@@ -402,13 +417,27 @@ impl RequestBody {
         body: Incoming,
         headers: &HeaderMap,
         retry: Option<&RetryPolicy>,
+        idle: Duration,
     ) -> Result<Self, UnreadableBody> {
         if retry.is_none() || !body_fits_retry_buffer(&body, headers) {
-            return Ok(Self::Streamed(Some(body)));
+            return Ok(Self::Streamed {
+                body: Some(body),
+                idle,
+                failed: Arc::new(AtomicBool::new(false)),
+            });
         }
-        match Limited::new(body, MAX_RETRY_BODY).collect().await {
-            Ok(collected) => Ok(Self::Buffered(collected.to_bytes())),
-            Err(_) => Err(UnreadableBody),
+        let collect = Limited::new(body, MAX_RETRY_BODY).collect();
+        match tokio::time::timeout(idle, collect).await {
+            Ok(Ok(collected)) => Ok(Self::Buffered(collected.to_bytes())),
+            _ => Err(UnreadableBody),
+        }
+    }
+
+    /// Whether the client's body failed while it was being sent.
+    fn sender_failed(&self) -> bool {
+        match self {
+            Self::Streamed { failed, .. } => failed.load(Ordering::Acquire),
+            Self::Buffered(_) => false,
         }
     }
 
@@ -423,7 +452,11 @@ impl RequestBody {
     fn for_next_try(&mut self) -> Option<ProxyBody> {
         match self {
             Self::Buffered(bytes) => Some(Either::Right(Full::new(bytes.clone()))),
-            Self::Streamed(incoming) => incoming.take().map(Either::Left),
+            Self::Streamed { body, idle, failed } => body.take().map(|body| {
+                Either::Left(
+                    IdleTimeoutBody::new(body, Some(*idle)).flag_failure(Arc::clone(failed)),
+                )
+            }),
         }
     }
 }
@@ -470,6 +503,15 @@ async fn passthrough(
         metrics.requests.record(404);
         return empty_reply(StatusCode::NOT_FOUND);
     };
+    if addressed_to_self(
+        &endpoint,
+        shared.own_addresses.get().map_or(&[], Vec::as_slice),
+    ) {
+        return RefusedRequest::AddressedToSelf.reply();
+    }
+    let failed = Arc::new(AtomicBool::new(false));
+    let idle = shared.options.limits.body_idle_timeout;
+    let body = IdleTimeoutBody::new(body, Some(idle)).flag_failure(Arc::clone(&failed));
     let Ok(path_and_query) = upstream_path(&parts.uri, None) else {
         return internal_error();
     };
@@ -490,8 +532,26 @@ async fn passthrough(
         .upstream
         .send(request, timeout.map(|timeout| started + timeout))
         .await;
+    if outcome.is_err() && failed.load(Ordering::Acquire) {
+        return UnreadableBody.reply();
+    }
     metrics.latency.observe(started.elapsed());
     recorded(Some(&metrics.requests), downstream_reply(outcome, None))
+}
+
+/// Whether `endpoint` names one of `own` (the proxy's listeners): the same port on a loopback
+/// or unspecified address, on the listener's own address, or `localhost`.
+fn addressed_to_self(endpoint: &Authority, own: &[SocketAddr]) -> bool {
+    let port = endpoint.port_u16().unwrap_or(80);
+    let host = endpoint
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let ip = host.parse::<IpAddr>().ok();
+    own.iter().filter(|own| own.port() == port).any(|own| {
+        host.eq_ignore_ascii_case("localhost")
+            || ip.is_some_and(|ip| ip == own.ip() || ip.is_loopback() || ip.is_unspecified())
+    })
 }
 
 fn body_fits_retry_buffer(body: &Incoming, headers: &HeaderMap) -> bool {

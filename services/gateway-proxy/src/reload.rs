@@ -20,6 +20,12 @@ use crate::snapshot::FileLoadFailure;
 pub trait ConfigSource: Send + fmt::Debug + 'static {
     /// Reads and translates the current configuration.
     fn load(&mut self) -> LoadOutcome;
+
+    /// After a load: whether the source wants another load after this long, though nothing
+    /// changed (it saw something in progress, such as a file being written). `None` by default.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// What one load produced.
@@ -36,6 +42,9 @@ pub struct LoadOutcome {
 pub struct ReloadReport {
     /// The generation now live.
     pub generation: u64,
+    /// The source asks to be loaded again after this long ([`ConfigSource::retry_after`]);
+    /// [`watch_dir`] does so.
+    pub retry_after: Option<Duration>,
 }
 
 /// Why a reload did not happen.
@@ -63,8 +72,12 @@ pub(crate) async fn reload(state: &ProxyState) -> Result<ReloadReport, ReloadErr
             translation,
             load_errors,
         } = source.load();
+        let retry_after = source.retry_after();
         let generation = state.install(translation, load_errors);
-        Ok(ReloadReport { generation })
+        Ok(ReloadReport {
+            generation,
+            retry_after,
+        })
     })
     .await
     .map_err(|join_error| ReloadError::LoaderFailed(join_error.to_string()))?
@@ -91,13 +104,28 @@ pub fn watch_dir(
     })?;
     watcher.watch(dir, RecursiveMode::Recursive)?;
     let task = tokio::spawn(async move {
-        while received.recv().await.is_some() {
+        let mut retry_after: Option<Duration> = None;
+        loop {
+            let changed = match retry_after.take() {
+                None => received.recv().await,
+                // The source saw a change in progress: reload after the delay, or on the next
+                // change, whichever comes first.
+                Some(delay) => tokio::time::timeout(delay, received.recv())
+                    .await
+                    .unwrap_or(Some(())),
+            };
+            if changed.is_none() {
+                break;
+            }
             while let Ok(Some(())) = tokio::time::timeout(debounce, received.recv()).await {}
             match state.reload().await {
-                Ok(report) => tracing::info!(
-                    generation = report.generation,
-                    "reloaded after a config change"
-                ),
+                Ok(report) => {
+                    tracing::info!(
+                        generation = report.generation,
+                        "reloaded after a config change"
+                    );
+                    retry_after = report.retry_after;
+                }
                 Err(error) => tracing::error!(%error, "reload after a config change failed"),
             }
         }

@@ -25,12 +25,11 @@ use std::time::Duration;
 
 use gateway_proxy::forward::{
     BODY_NO_HEALTHY_UPSTREAM, ProxyBody, Upstream, direct_reply, downstream_reply, empty_reply,
-    local_reply, redirect_reply, request_authority, rewrite_host, stamp_generation,
+    local_reply, redirect_reply, request_authority, rewrite_host, stamp_generation, streamed,
     unresolved_reply, upstream_headers, upstream_path, upstream_request,
 };
 use gateway_proxy::{ProxyOptions, ProxyState, Snapshot};
 use http::{Request, Response, StatusCode};
-use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
@@ -377,7 +376,7 @@ impl Connection {
             endpoint.clone(),
             path_and_query,
             headers,
-            Either::Left(body),
+            streamed(body, None),
         ) else {
             return empty_reply(StatusCode::INTERNAL_SERVER_ERROR);
         };

@@ -23,6 +23,9 @@ pub(crate) const GATEWAY_CLUSTER_ROLE: &str = "colormesh-gateway-proxy";
 /// Where the sidecar listens for the app's HTTP calls, and its admin port.
 const SIDECAR_LISTEN: &str = "127.0.0.1:15001";
 const SIDECAR_ADMIN_PORT: u16 = 15000;
+/// The sidecar's readiness port (`GET /ready` only), open to the kubelet; the admin API stays on
+/// loopback, reached by port-forward.
+const SIDECAR_READY_PORT: u16 = 15002;
 
 /// A YAML file's documents by the line their content starts on, each parsed or not.
 pub(crate) type RawDocuments = BTreeMap<usize, Result<Value, serde_norway::Error>>;
@@ -304,7 +307,9 @@ pub(crate) fn inject_sidecar(
         "--listen".to_owned(),
         SIDECAR_LISTEN.to_owned(),
         "--admin".to_owned(),
-        format!("0.0.0.0:{SIDECAR_ADMIN_PORT}"),
+        format!("127.0.0.1:{SIDECAR_ADMIN_PORT}"),
+        "--ready-listen".to_owned(),
+        format!("0.0.0.0:{SIDECAR_READY_PORT}"),
     ]);
     let containers = spec.entry("containers").or_insert_with(|| json!([]));
     if let Some(containers) = containers.as_array_mut() {
@@ -317,8 +322,8 @@ pub(crate) fn inject_sidecar(
             "name": SIDECAR_CONTAINER,
             "image": image,
             "args": args,
-            "ports": [{"name": "sidecar-admin", "containerPort": SIDECAR_ADMIN_PORT}],
-            "readinessProbe": {"httpGet": {"path": "/ready", "port": SIDECAR_ADMIN_PORT}},
+            "ports": [{"name": "sidecar-ready", "containerPort": SIDECAR_READY_PORT}],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": SIDECAR_READY_PORT}},
         }));
     }
     service_account
@@ -522,10 +527,12 @@ mod tests {
                     "--listen",
                     "127.0.0.1:15001",
                     "--admin",
-                    "0.0.0.0:15000"
+                    "127.0.0.1:15000",
+                    "--ready-listen",
+                    "0.0.0.0:15002"
                 ],
-                "ports": [{"name": "sidecar-admin", "containerPort": 15000}],
-                "readinessProbe": {"httpGet": {"path": "/ready", "port": 15000}},
+                "ports": [{"name": "sidecar-ready", "containerPort": 15002}],
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": 15002}},
             })
         );
         // Injecting twice replaces rather than duplicates.
@@ -628,7 +635,9 @@ mod tests {
                 "--listen",
                 "127.0.0.1:15001",
                 "--admin",
-                "0.0.0.0:15000"
+                "127.0.0.1:15000",
+                "--ready-listen",
+                "0.0.0.0:15002"
             ])
         );
         // The same service account binding as App Mesh's sidecar.

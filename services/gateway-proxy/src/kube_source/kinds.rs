@@ -151,6 +151,13 @@ pub(crate) fn for_role(role: &Role) -> Vec<WatchedKind> {
                 StatusStyle::None,
                 Some(APPMESH_CRDS),
             ),
+            // A Mesh's namespaceSelector reads namespace labels: without them no Mesh applies
+            // and the sidecar fails closed.
+            WatchedKind::new::<model::k8s::Namespace>(
+                ResourceKind::Namespace,
+                StatusStyle::None,
+                None,
+            ),
         ],
     };
     kinds.push(WatchedKind::new::<Service>(
@@ -246,13 +253,16 @@ mod tests {
                 "appmesh.k8s.aws/v1beta2 virtualnodes.appmesh.k8s.aws",
                 "appmesh.k8s.aws/v1beta2 virtualservices.appmesh.k8s.aws",
                 "appmesh.k8s.aws/v1beta2 virtualrouters.appmesh.k8s.aws",
+                "v1 namespaces",
                 "v1 services",
                 "discovery.k8s.io/v1 endpointslices.discovery.k8s.io",
             ]
         );
         let kinds = for_role(&role);
-        assert!(!kinds[0].namespaced);
-        assert!(kinds[1..].iter().all(|kind| kind.namespaced));
+        // Meshes and namespaces are cluster scoped.
+        assert!(!kinds[0].namespaced && !kinds[4].namespaced);
+        assert!(kinds[1..4].iter().all(|kind| kind.namespaced));
+        assert!(kinds[5..].iter().all(|kind| kind.namespaced));
         assert!(kinds.iter().all(|kind| kind.status == StatusStyle::None));
     }
 

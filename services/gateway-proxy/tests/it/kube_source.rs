@@ -960,6 +960,7 @@ async fn the_sidecar_reads_app_mesh_kinds_and_writes_no_status() {
     let backend = Upstream::echo("colorteller").await;
     let mut setup = Setup::default();
     for file in [
+        "namespace.yaml",
         "mesh.yaml",
         "colorgateway.yaml",
         "colorteller.yaml",
@@ -979,6 +980,8 @@ async fn the_sidecar_reads_app_mesh_kinds_and_writes_no_status() {
                     "/apis/appmesh.k8s.aws/v1beta2/virtualrouters"
                 }
                 model::ResourceKind::Service => SERVICES,
+                // The Mesh selects the namespace by its labels.
+                model::ResourceKind::Namespace => "/api/v1/namespaces",
                 _ => continue,
             };
             let mut object = serde_json::to_value(&loaded.resource).expect("json");

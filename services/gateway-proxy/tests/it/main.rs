@@ -3,7 +3,9 @@
 
 mod admin_reload;
 mod gateway_api;
+mod hostile;
 mod kube_source;
+mod limits;
 mod proxy;
 mod support;
 mod xray;

@@ -331,7 +331,7 @@ fn split_caption(split: &SplitReport) -> String {
         verdict.p_value,
         verdict.unexcluded_deviation,
         split.min_detectable_deviation,
-        verdict.miss_rate,
+        crate::runner::short_probability(verdict.miss_rate),
         split.alpha,
         format_elapsed(split.time_to_verdict)
     );
@@ -795,6 +795,7 @@ fn service_map_svg(map: &crate::xray::ServiceMap) -> String {
     const BOX_H: f64 = 58.0;
     const COL_GAP: f64 = 120.0;
     const ROW_GAP: f64 = 22.0;
+    const LABEL_AT: f64 = 0.25;
     let mut columns: std::collections::BTreeMap<u32, Vec<&crate::xray::MapNode>> =
         std::collections::BTreeMap::new();
     for node in &map.nodes {
@@ -828,9 +829,12 @@ fn service_map_svg(map: &crate::xray::ServiceMap) -> String {
         let _ = write!(
             svg,
             "<line x1=\"{ax:.0}\" y1=\"{ay:.0}\" x2=\"{bx:.0}\" y2=\"{by:.0}\" stroke=\"#555\" \
-             marker-end=\"url(#arrow)\"/><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
-            (ax + bx) / 2.0,
-            (ay + by) / 2.0 - 4.0,
+             marker-end=\"url(#arrow)\"/><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\" \
+             paint-order=\"stroke\" stroke=\"#fff\" stroke-width=\"3\">{}</text>",
+            // Near the source, where a service's own edges fan apart: at the middle, the edges
+            // of every colorgateway to every colorteller cross and their counts overlap.
+            ax + (bx - ax) * LABEL_AT,
+            ay + (by - ay) * LABEL_AT - 4.0,
             edge.requests
         );
     }

@@ -28,7 +28,7 @@ pub use records::{
     ShiftBucket, ShiftPhase, ShiftReport, ShiftTimeline, SplitReport, StepOutcome, StepReport,
     TrafficReport,
 };
-pub(crate) use records::{key_name, outcome_label};
+pub(crate) use records::{key_name, outcome_label, short_probability};
 
 /// How a run is carried out. Build one with [`RunSettings::builder`].
 #[derive(Debug, Clone)]

@@ -364,6 +364,12 @@ pub(crate) fn key_name(key: SplitKey) -> &'static str {
     }
 }
 
+/// A probability as people read it: `1 - 0.99` prints as `0.01`, not `0.010000000000000009`
+/// (six decimals kept, trailing zeros dropped).
+pub(crate) fn short_probability(p: f64) -> f64 {
+    (p * 1e6).round() / 1e6
+}
+
 /// A verdict as the terminal and the HTML report print it: failures shout.
 pub(crate) fn outcome_label(outcome: stats::Outcome) -> &'static str {
     match outcome {
@@ -395,5 +401,17 @@ mod duration_ms_opt {
             Some(duration) => serializer.serialize_some(&(duration.as_secs_f64() * 1000.0)),
             None => serializer.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_probability;
+
+    #[test]
+    fn probabilities_print_without_float_noise() {
+        assert_eq!(short_probability(1.0 - 0.99).to_string(), "0.01");
+        assert_eq!(short_probability(0.05).to_string(), "0.05");
+        assert_eq!(short_probability(1.234_567_8e-3).to_string(), "0.001235");
     }
 }

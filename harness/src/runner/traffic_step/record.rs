@@ -158,7 +158,7 @@ pub(super) fn describe_verdict(split: &SplitReport) -> String {
             verdict.p_value,
             verdict.unexcluded_deviation,
             split.min_detectable_deviation,
-            verdict.miss_rate,
+            crate::runner::short_probability(verdict.miss_rate),
             verdict
                 .detectable_deviation
                 .map(|d| format!("; this n detects {d:.3} with power {}", verdict.power))

@@ -140,3 +140,30 @@ async fn an_absent_daemon_neither_blocks_nor_fails_requests() {
     }
     teller.stop().await;
 }
+
+/// Past the one-a-second reservoir the SDK samples 5 % of requests that bring no decision;
+/// `xray_sampling_rate` (`COLORMESH_XRAY_SAMPLING_RATE`) 1 traces every one, which the harness
+/// needs when the gateway in front starts no trace.
+#[tokio::test]
+async fn a_sampling_rate_of_one_traces_every_request_without_a_decision() {
+    let daemon = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let config = Config {
+        color: "blue".to_owned(),
+        xray_daemon: Some(daemon.local_addr().unwrap()),
+        xray_sampling_rate: 1.0,
+        ..Config::default()
+    };
+    let teller = Served::start(|listener, stop| colorteller::run(listener, config, stop)).await;
+    let client = reqwest::Client::new();
+    const REQUESTS: usize = 20;
+    for _ in 0..REQUESTS {
+        let response = client.get(teller.url("/")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let mut traces = std::collections::BTreeSet::new();
+    for _ in 0..REQUESTS {
+        traces.insert(next_segment(&daemon).await.trace_id.unwrap());
+    }
+    assert_eq!(traces.len(), REQUESTS, "one new trace per request");
+    teller.stop().await;
+}

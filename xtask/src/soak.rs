@@ -2,8 +2,8 @@
 //! comparison, real Envoy through envoy-control, both with their default settings, in the ingress
 //! role on the same Gloo route. Prints one table: probe, expected, each gateway's result.
 //!
-//! Descriptor exhaustion, connection limits, idle timeouts and loops through a sidecar need a
-//! lowered `RLIMIT_NOFILE`, minutes of waiting or the sidecar role; gateway-proxy's own tests
+//! Descriptor exhaustion, connection limits, HTTP/2 idle connections, stalled bodies and loops
+//! through a sidecar need a lowered `RLIMIT_NOFILE`, minutes of waiting or the sidecar role; gateway-proxy's own tests
 //! (`tests/it/limits.rs`, `tests/it/hostile.rs`) cover them and the table says so.
 
 use std::future::Future;
@@ -117,7 +117,7 @@ fn table(probes: &[Probe], columns: &[(&'static str, Vec<String>)]) -> String {
     let _ = writeln!(
         out,
         "\nnot probed here (gateway-proxy's tests cover them): descriptor exhaustion (limits.rs, \
-         under prlimit), connection limit, idle timeouts (300 s / Envoy 1 h), stalled bodies \
+         under prlimit), connection limit, HTTP/2 idle connections (300 s / Envoy 1 h), stalled bodies \
          (300 s in both), loops through a sidecar and its admin API (hostile.rs)"
     );
     out
@@ -139,6 +139,11 @@ fn probes() -> Vec<Probe> {
             name: "partial HTTP/1 headers",
             expected: "closed (request headers timeout)",
             run: |addr| Box::pin(closes(addr, b"GET /echo HTTP/1.1\r\nHost: soak\r\n")),
+        },
+        Probe {
+            name: "idle HTTP/1.1 keep-alive after one request",
+            expected: "answered, then closed (idle timeout)",
+            run: |addr| Box::pin(closes(addr, b"GET /echo HTTP/1.1\r\nHost: soak\r\n\r\n")),
         },
         Probe {
             name: "absolute-form URI with another Host",

@@ -122,14 +122,7 @@ async fn the_control_plane_runs_the_real_controllers_and_enforces_rbac() {
             "elsewhere",
         ),
     ] {
-        let kubeconfig = plane.kubeconfig_for(&identity, name).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(&kubeconfig).expect("read"),
-            &Default::default(),
-        )
-        .await
-        .expect("config");
-        let restricted = kube::Client::try_from(config).expect("client");
+        let restricted = plane.client_as(&identity, name).await.expect("client");
         let secrets: Api<k8s_openapi::api::core::v1::Secret> =
             Api::namespaced(restricted.clone(), "default");
         match secrets.list(&ListParams::default()).await {
@@ -142,21 +135,13 @@ async fn the_control_plane_runs_the_real_controllers_and_enforces_rbac() {
     // their own loopback addresses, and the real EndpointSlice controller publishes them once
     // their readiness probes pass.
     let node = "colormesh-node";
-    let node_kubeconfig = plane
-        .kubeconfig_for(
+    let node_client = plane
+        .client_as(
             &Identity::new(&format!("system:node:{node}"), &["system:nodes"]),
             node,
         )
-        .expect("node kubeconfig");
-    let node_client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(&node_kubeconfig).expect("read"),
-            &Default::default(),
-        )
         .await
-        .expect("config"),
-    )
-    .expect("client");
+        .expect("node client");
     let [a, b, ..] = plane.address().octets();
     let pod_network = PodNetwork::claim().expect("a pod network");
     let [p0, p1, p2, _] = pod_network.base().octets();

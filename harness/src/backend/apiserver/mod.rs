@@ -336,6 +336,15 @@ impl ControlPlane {
         client_from(&self.admin_kubeconfig).await
     }
 
+    /// A client as `identity` (a new certificate and kubeconfig named `name`).
+    pub async fn client_as(
+        &self,
+        identity: &Identity,
+        name: &str,
+    ) -> Result<Client, ControlPlaneError> {
+        client_from(&self.kubeconfig_for(identity, name)?).await
+    }
+
     /// Writes `<run>/kubeconfig/<name>.kubeconfig` with a new client certificate for
     /// `identity`, and returns its path (the node agent's is `system:node:<node>` in
     /// `system:nodes`).

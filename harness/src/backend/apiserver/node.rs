@@ -132,7 +132,7 @@ fn api_error(what: impl Into<String>) -> impl FnOnce(::kube::Error) -> NodeAgent
     move |source| NodeAgentError::Api { what, source }
 }
 
-fn now() -> Time {
+fn time_now() -> Time {
     Time(Timestamp::now())
 }
 
@@ -501,7 +501,13 @@ impl Agent {
             }
             for container in &mut run.containers {
                 tend_container(
-                    run_ctx(&run.namespace, &run.name, run.ip, host_ip, &node),
+                    PodContext {
+                        namespace: &run.namespace,
+                        name: &run.name,
+                        ip: run.ip,
+                        host_ip,
+                        node: &node,
+                    },
                     container,
                     run.restart_always,
                     &mut run.failed,
@@ -548,22 +554,6 @@ struct PodContext<'a> {
     node: &'a str,
 }
 
-fn run_ctx<'a>(
-    namespace: &'a str,
-    name: &'a str,
-    ip: Ipv4Addr,
-    host_ip: Ipv4Addr,
-    node: &'a str,
-) -> PodContext<'a> {
-    PodContext {
-        namespace,
-        name,
-        ip,
-        host_ip,
-        node,
-    }
-}
-
 async fn tend_container(
     pod: PodContext<'_>,
     container: &mut ContainerRun,
@@ -604,7 +594,7 @@ async fn tend_container(
                         container.restarts += 1;
                     }
                     container.process = Some(process);
-                    container.started_at = Some(now_time());
+                    container.started_at = Some(time_now());
                     container.restart_at = None;
                     container.next_probe = now;
                     container.probe_failures = 0;
@@ -651,17 +641,8 @@ async fn tend_container(
     }
 }
 
-fn now_time() -> Time {
-    now()
-}
-
 fn binary_for_image(image: &str) -> Option<&'static str> {
-    let without_tag = match image.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => name,
-        _ => image,
-    };
-    let last = without_tag.rsplit('/').next().unwrap_or(without_tag);
-    NODE_BINARIES.iter().copied().find(|b| *b == last)
+    crate::backend::local::workload::binary_among(image, &NODE_BINARIES)
 }
 
 /// The value of a `fieldRef` the agent supports.

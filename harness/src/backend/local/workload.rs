@@ -52,12 +52,17 @@ pub(crate) fn check_supported(loaded: &Loaded) -> Result<(), BackendError> {
 
 /// The workspace binary for a container image: `colormesh/colorteller:latest` -> `colorteller`.
 pub(crate) fn binary_for_image(image: &str) -> Option<&'static str> {
+    binary_among(image, &KNOWN_BINARIES)
+}
+
+/// The one of `binaries` an image names: `registry:5000/colormesh/echo:v1` -> `echo`.
+pub(crate) fn binary_among(image: &str, binaries: &[&'static str]) -> Option<&'static str> {
     let without_tag = match image.rsplit_once(':') {
         Some((name, tag)) if !tag.contains('/') => name,
         _ => image,
     };
     let last = without_tag.rsplit('/').next().unwrap_or(without_tag);
-    KNOWN_BINARIES.iter().copied().find(|b| *b == last)
+    binaries.iter().copied().find(|b| *b == last)
 }
 
 /// What a Deployment's pods run, checked once at apply time.

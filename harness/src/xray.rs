@@ -110,7 +110,15 @@ impl Collector {
     pub async fn check(&self, replies: &[TracedReply], timeout: Duration) -> TraceReport {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let report = check_traces(replies, &self.segments(), self.ingress_traced);
+            // Checked under the lock: cloning every segment of the run on each poll would copy
+            // tens of thousands of documents per traffic step.
+            let report = {
+                let collected = self
+                    .collected
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                check_traces(replies, &collected.segments, self.ingress_traced)
+            };
             if report.connected == report.judged || tokio::time::Instant::now() >= deadline {
                 return report;
             }

@@ -516,11 +516,9 @@ async fn client_from(kubeconfig: &Path) -> Result<Client, ControlPlaneError> {
 /// A random `127.a.b.1` (never `127.0.0.x`) on which every control plane port is free now.
 fn free_loopback_address() -> Result<Ipv4Addr, ControlPlaneError> {
     const TRIES: usize = 64;
-    // RandomState is seeded randomly per process: enough to spread runs over 65,000 addresses.
     let random = std::hash::RandomState::new();
     for attempt in 0..TRIES {
-        let bits = std::hash::BuildHasher::hash_one(&random, attempt);
-        let [a, b, ..] = bits.to_le_bytes();
+        let [a, b, ..] = random_bytes(&random, attempt);
         let address = Ipv4Addr::new(127, a.max(1), b, 1);
         let free = [
             ETCD_CLIENT_PORT,
@@ -536,6 +534,12 @@ fn free_loopback_address() -> Result<Ipv4Addr, ControlPlaneError> {
         }
     }
     Err(ControlPlaneError::NoAddress(TRIES))
+}
+
+/// Eight random bytes for try `attempt`. RandomState is seeded randomly per process, which is
+/// enough to spread concurrent runs over the addresses they pick.
+fn random_bytes(random: &std::hash::RandomState, attempt: usize) -> [u8; 8] {
+    std::hash::BuildHasher::hash_one(random, attempt).to_le_bytes()
 }
 
 fn create_dir(dir: &Path) -> Result<(), ControlPlaneError> {
@@ -573,8 +577,8 @@ impl PodNetwork {
     pub fn claim() -> Result<Self, ControlPlaneError> {
         let random = std::hash::RandomState::new();
         let mut last = None;
-        for attempt in 0..16_u32 {
-            let n = std::hash::BuildHasher::hash_one(&random, attempt).to_le_bytes()[0];
+        for attempt in 0..16 {
+            let [n, ..] = random_bytes(&random, attempt);
             let base = Ipv4Addr::new(POD_NETWORK_BASE[0], POD_NETWORK_BASE[1], n, 0);
             match ip_route("add", base) {
                 Ok(()) => return Ok(Self { base }),

@@ -1,6 +1,6 @@
 //! `cargo xtask cluster`: create and delete the kind or EKS cluster the cluster backends run on,
-//! and install what runs in it besides the scenario's own resources (Gloo Edge with helm, the
-//! App Mesh controller on EKS, the builtin gateway from `manifests/cluster/gateway-proxy/`).
+//! and install what runs in it besides the scenario's own resources (Gloo Edge or a Gateway API
+//! gateway with helm, the builtin gateway from `manifests/cluster/gateway-proxy/`).
 //!
 //! Every task is a plan of [`Step`]s built without side effects (unit-tested below) and then run
 //! by [`run_plan`], which echoes each command. The tools a plan needs are checked up front with
@@ -57,12 +57,6 @@ pub(crate) const ENVOY_GATEWAY_CLASS_CLUSTER_IP: &str =
 pub(crate) const ISTIO_VERSION: &str = "1.31.0";
 pub(crate) const ISTIO_HELM_REPO: &str = "https://istio-release.storage.googleapis.com/charts";
 pub(crate) const ISTIO_NAMESPACE: &str = "istio-system";
-
-pub(crate) const EKS_HELM_REPO: &str = "https://aws.github.io/eks-charts";
-/// The App Mesh CRDs, applied with `kubectl apply -k` as the appmesh-controller chart's README does.
-pub(crate) const APPMESH_CRDS: &str =
-    "github.com/aws/eks-charts/stable/appmesh-controller//crds?ref=master";
-pub(crate) const APPMESH_NAMESPACE: &str = "appmesh-system";
 
 /// How long helm waits for an install to become ready.
 const HELM_TIMEOUT: &str = "10m";
@@ -142,11 +136,6 @@ enum ClusterAction {
         provider: Provider,
         #[command(flatten)]
         versions: GatewayApiVersions,
-    },
-    /// Install the App Mesh controller and its CRDs (EKS) into the current kubectl context.
-    InstallAppmesh {
-        #[arg(long, default_value = DEFAULT_REGION)]
-        region: String,
     },
     /// Deploy the builtin gateway (manifests/cluster/gateway-proxy/) into the current kubectl
     /// context and wait for its rollout.
@@ -263,7 +252,6 @@ pub(crate) fn cluster(root: &Path, args: &ClusterArgs) -> anyhow::Result<()> {
             require_glooctl()?;
             install_gloo(*provider, &gloo.gloo_version)
         }
-        ClusterAction::InstallAppmesh { region } => install_appmesh_controller(region),
         ClusterAction::DeployGateway {
             provider,
             tag,
@@ -423,15 +411,6 @@ pub(crate) fn gateway_api_tools(gateway: ClusterGateway) -> Vec<Tool> {
         ClusterGateway::EnvoyGateway => vec![Tool::Helm, Tool::Kubectl],
         _ => vec![Tool::Helm],
     }
-}
-
-/// Installs the App Mesh CRDs and controller (eks-charts `appmesh-controller`) into
-/// `appmesh-system` of the current kubectl context, for `region`. The node role has the App Mesh
-/// policy (`iam.withAddonPolicies.appMesh` in the eksctl config), so no IRSA is set up.
-pub(crate) fn install_appmesh_controller(region: &str) -> anyhow::Result<()> {
-    validate_region(region)?;
-    require(&[Tool::Helm, Tool::Kubectl])?;
-    run_plan(&appmesh_controller_plan(region))
 }
 
 /// Fails with an install hint unless `glooctl` is on PATH and runs.
@@ -670,28 +649,6 @@ pub(crate) fn istio_install_plan(version: &str) -> Vec<Step> {
                 "--set",
                 "pilot.env.PILOT_ENABLE_ALPHA_GATEWAY_API=true",
             ]),
-        ),
-    ]
-}
-
-pub(crate) fn appmesh_controller_plan(region: &str) -> Vec<Step> {
-    vec![
-        Step::Run(CommandLine::new("helm").args([
-            "repo",
-            "add",
-            "eks",
-            EKS_HELM_REPO,
-            "--force-update",
-        ])),
-        Step::Run(CommandLine::new("helm").args(["repo", "update", "eks"])),
-        Step::Run(CommandLine::new("kubectl").args(["apply", "-k", APPMESH_CRDS])),
-        Step::Run(
-            CommandLine::new("helm")
-                .args(["upgrade", "--install", "appmesh-controller"])
-                .arg("eks/appmesh-controller")
-                .args(["--namespace", APPMESH_NAMESPACE, "--create-namespace"])
-                .args(["--set", &format!("region={region}")])
-                .args(["--wait", "--timeout", HELM_TIMEOUT]),
         ),
     ]
 }
@@ -1264,42 +1221,6 @@ mod tests {
             proxy["metadata"]["namespace"]
         );
         assert_eq!(proxy["metadata"]["namespace"], ENVOY_GATEWAY_NAMESPACE);
-    }
-
-    #[test]
-    fn appmesh_controller_installs_crds_then_the_chart_for_the_region() {
-        let plan = appmesh_controller_plan("eu-west-1");
-        let plan: Vec<Vec<&str>> = plan.iter().map(words).collect();
-        assert_eq!(
-            plan,
-            [
-                vec![
-                    "helm",
-                    "repo",
-                    "add",
-                    "eks",
-                    EKS_HELM_REPO,
-                    "--force-update"
-                ],
-                vec!["helm", "repo", "update", "eks"],
-                vec!["kubectl", "apply", "-k", APPMESH_CRDS],
-                vec![
-                    "helm",
-                    "upgrade",
-                    "--install",
-                    "appmesh-controller",
-                    "eks/appmesh-controller",
-                    "--namespace",
-                    "appmesh-system",
-                    "--create-namespace",
-                    "--set",
-                    "region=eu-west-1",
-                    "--wait",
-                    "--timeout",
-                    "10m"
-                ],
-            ]
-        );
     }
 
     #[test]

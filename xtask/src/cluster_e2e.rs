@@ -12,8 +12,9 @@
 //!    kgateway|envoy-gateway|istio`, each pinned and overridable with `--<name>-version`), or
 //!    gateway-proxy (`--gateway builtin`): the real Gloo and App Mesh CRDs from
 //!    `../shared/schemas/` and `manifests/cluster/gateway-proxy/`, applied by the backend with the
-//!    run's label so the run's cleanup removes it; on EKS the App Mesh controller with helm (on
-//!    kind and K3s the backend injects gateway-proxy sidecars instead). When a Gateway API gateway
+//!    run's label so the run's cleanup removes it. App Mesh was discontinued on 2026-09-30, so no
+//!    provider installs its controller: its CRDs come from the schemas and the backend injects
+//!    gateway-proxy sidecars in place of its Envoys, on EKS as on kind. When a Gateway API gateway
 //!    is under test or a scenario applies Gateway API resources, the official Gateway API CRDs
 //!    from `../shared/schemas/gateway-api` go in first (server-side, awaited until Established);
 //!    a scenario in a dialect the gateway does not speak is refused before anything starts;
@@ -50,6 +51,10 @@ use crate::tools::{Tool, require};
 /// The builtin gateway's manifests, relative to `manifests/` (the backend applies them).
 #[cfg(feature = "cluster")]
 const GATEWAY_MANIFESTS: &str = "cluster/gateway-proxy";
+/// The gateway namespace, ServiceAccount and ClusterRole alone: what the sidecars injected in
+/// App Mesh's place are bound to when another gateway (Gloo) serves the ingress.
+#[cfg(feature = "cluster")]
+const SIDECAR_RBAC_MANIFESTS: &str = "cluster/gateway-proxy/rbac.yaml";
 /// Applied after [`GATEWAY_MANIFESTS`] on EKS: the proxy Service becomes a LoadBalancer.
 #[cfg(feature = "cluster")]
 const GATEWAY_EKS_OVERLAY: &str = "cluster/gateway-proxy-eks";
@@ -324,9 +329,6 @@ async fn install_gateway(
     args: &ClusterRunArgs,
     backend: &mut KubeBackend,
 ) -> anyhow::Result<()> {
-    if plan.provider == Provider::Eks {
-        cluster::install_appmesh_controller(&args.region)?;
-    }
     let schemas = cluster::schemas_root(root, &args.schemas);
     if plan.gateway_api {
         backend
@@ -335,7 +337,16 @@ async fn install_gateway(
             .context("installing the Gateway API CRDs")?;
     }
     match plan.gateway {
-        ClusterGateway::Gloo => cluster::install_gloo(plan.provider, &args.gloo.gloo_version),
+        ClusterGateway::Gloo => {
+            cluster::install_gloo(plan.provider, &args.gloo.gloo_version)?;
+            // App Mesh is gone (2026-09-30): its CRDs come from the schemas on every provider,
+            // and the sidecars injected in its place need the ClusterRole they are bound to.
+            install_crds(backend, &[schemas.join("appmesh")]).await?;
+            harness::backend::Backend::apply(backend, &[PathBuf::from(SIDECAR_RBAC_MANIFESTS)])
+                .await
+                .context("granting the injected sidecars their ClusterRole")?;
+            Ok(())
+        }
         ClusterGateway::Kgateway | ClusterGateway::EnvoyGateway | ClusterGateway::Istio => {
             cluster::install_gateway_api_gateway(
                 root,
@@ -345,24 +356,7 @@ async fn install_gateway(
             )
         }
         ClusterGateway::Builtin => {
-            let mut crd_dirs = vec![schemas.join("gloo")];
-            if plan.provider != Provider::Eks {
-                // On EKS the App Mesh controller's chart brings its own CRDs.
-                crd_dirs.push(schemas.join("appmesh"));
-            }
-            for dir in &crd_dirs {
-                if !dir.is_dir() {
-                    bail!(
-                        "{} is missing: --gateway builtin installs the real CRD schemas from there \
-                         (pass --schemas DIR)",
-                        dir.display()
-                    );
-                }
-            }
-            backend
-                .install_crds(&crd_dirs)
-                .await
-                .context("installing the Gloo and App Mesh CRDs")?;
+            install_crds(backend, &[schemas.join("gloo"), schemas.join("appmesh")]).await?;
             let mut paths = vec![PathBuf::from(GATEWAY_MANIFESTS)];
             if plan.provider == Provider::Eks {
                 paths.push(PathBuf::from(GATEWAY_EKS_OVERLAY));
@@ -380,6 +374,28 @@ async fn install_gateway(
             Ok(())
         }
     }
+}
+
+/// Installs the real CRD schemas of each folder (server-side, awaited until Established).
+#[cfg(feature = "cluster")]
+async fn install_crds(backend: &mut KubeBackend, dirs: &[PathBuf]) -> anyhow::Result<()> {
+    for dir in dirs {
+        if !dir.is_dir() {
+            bail!(
+                "{} is missing: the run installs the real CRD schemas from there (pass --schemas DIR)",
+                dir.display()
+            );
+        }
+    }
+    backend.install_crds(dirs).await.with_context(|| {
+        format!(
+            "installing the CRDs of {}",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 /// `cargo xtask cluster up --gateway-api`: the Gateway API CRDs on the cluster of `kubeconfig`

@@ -15,7 +15,7 @@
 //! - `cargo xtask soak`: hostile-input and fault probes against gateway-proxy and Envoy, as a table.
 //! - `cargo xtask bench-traffic`: how fast the harness's traffic generator is against an
 //!   in-process colorteller, next to a plain hyper client loop.
-//! - `cargo xtask cluster up|down|install-gloo|install-appmesh|deploy-gateway`: the kind or EKS
+//! - `cargo xtask cluster up|down|install-gloo|deploy-gateway`: the kind or EKS
 //!   cluster and what runs in it besides the scenarios.
 //! - `cargo xtask migrate --to gateway-api [--out DIR] PATH...`: Gloo Edge and App Mesh manifests
 //!   to Gateway API (Gateway, HTTPRoutes, GAMMA routes, ReferenceGrants), with the drift report.
@@ -87,8 +87,8 @@ enum Task {
     /// kube-apiserver, kube-controller-manager, kube-scheduler and etcd from their Go modules into
     /// target/kube/<version>/bin, once.
     Kube(KubeArgs),
-    /// Create or delete a kind or EKS cluster; install Gloo, the App Mesh controller or the
-    /// builtin gateway into it.
+    /// Create or delete a kind or EKS cluster; install Gloo, a Gateway API gateway or the builtin
+    /// gateway into it.
     Cluster(cluster::ClusterArgs),
     /// Build the service images (colormesh/<binary>:<tag>) and load them into kind or K3s, or
     /// push them to a registry.

@@ -14,7 +14,7 @@ use crate::scenario::{Action, Scenario};
 pub enum Provider {
     /// kind (Kubernetes in Docker).
     Kind,
-    /// Amazon EKS, with the real App Mesh controller.
+    /// Amazon EKS (without App Mesh, discontinued on 2026-09-30: the builtin sidecar is injected).
     Eks,
     /// A disposable K3s in Docker via testcontainers (`backend::kube::k3s`).
     K3s,

@@ -42,7 +42,7 @@ pub enum BackendKind {
     Local,
     /// A kind cluster (Docker), with gateway-proxy or real Gloo as the gateway.
     Kind,
-    /// An EKS cluster with the real App Mesh controller.
+    /// An EKS cluster (App Mesh is discontinued: the builtin sidecars stand in, as on kind).
     Eks,
     /// A disposable K3s in Docker via testcontainers.
     K3s,

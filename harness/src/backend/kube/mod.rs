@@ -116,7 +116,8 @@ pub struct KubeSettings {
     /// The kubeconfig context (`None`: the current context).
     pub context: Option<String>,
     /// Whether pods App Mesh meshes get the builtin sidecar (`--node`) in place of App Mesh's
-    /// Envoy (kind and K3s: yes; EKS runs App Mesh).
+    /// Envoy. On by default on every provider: App Mesh was discontinued on 2026-09-30, so not
+    /// even EKS has its controller or its Envoys any more.
     pub inject_sidecar: bool,
     /// Whether pods in GAMMA namespaces (`colormesh.dev/mesh: gamma`) get the builtin mesh
     /// sidecar (no `--node`). Nothing else on any provider serves colormesh's GAMMA mesh, EKS
@@ -127,7 +128,7 @@ pub struct KubeSettings {
 
 impl KubeSettings {
     /// The defaults for a provider: tag `latest`, no registry, `gloo-system`, `glooctl` from
-    /// `PATH`, the default kubeconfig, App Mesh's stand-in sidecar injected everywhere but EKS,
+    /// `PATH`, the default kubeconfig, App Mesh's stand-in sidecar injected on every provider,
     /// and the GAMMA mesh sidecar injected with the builtin gateway.
     pub fn new(
         provider: Provider,
@@ -146,7 +147,7 @@ impl KubeSettings {
             glooctl: PathBuf::from("glooctl"),
             kubeconfig: None,
             context: None,
-            inject_sidecar: provider != Provider::Eks,
+            inject_sidecar: true,
             inject_gamma_sidecar: gateway == ClusterGateway::Builtin,
         }
     }
@@ -1898,13 +1899,14 @@ mod tests {
     }
 
     #[test]
-    fn defaults_inject_the_sidecar_everywhere_but_eks() {
+    fn defaults_inject_the_sidecar_on_every_provider_eks_included() {
         let kind = KubeSettings::new(Provider::Kind, ClusterGateway::Builtin, "manifests", "r");
         assert!(kind.inject_sidecar);
         assert_eq!(kind.gateway_namespace, "gloo-system");
         assert_eq!(kind.tag, "latest");
+        // App Mesh's controller and Envoys are gone from EKS too.
         let eks = KubeSettings::new(Provider::Eks, ClusterGateway::Gloo, "manifests", "r");
-        assert!(!eks.inject_sidecar);
+        assert!(eks.inject_sidecar);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod set;
 
 pub use choice::ChoiceError;
 pub use load::{
-    LoadError, Loaded, Origin, Parsed, Resource, ResourceKey, ResourceKind, is_tool_config,
-    load_dir, load_paths, parse_documents, to_yaml, to_yaml_documents,
+    LoadError, Loaded, Origin, Parsed, Resource, ResourceKey, ResourceKind, decode_api_object,
+    is_tool_config, load_dir, load_paths, parse_documents, to_yaml, to_yaml_documents,
 };
 pub use set::ResourceSet;

@@ -1016,6 +1016,52 @@ impl Walk {
     }
 }
 
+/// Decodes an object as the API server serves it (JSON; list items may lack `apiVersion` and
+/// `kind`, which are then taken from the arguments) with the config-file loader, so objects read
+/// from a cluster report errors and ignored fields as files do. `origin` names it in errors
+/// (`kubernetes://VirtualService/gloo-system/x`); the object is loaded as one line of JSON, so
+/// the line is always 1.
+///
+/// `status` is left out: controllers write it, and a status some other writer shaped
+/// differently must not make the spec unreadable. `managedFields` is the API server's
+/// bookkeeping and says nothing about the configuration.
+pub fn decode_api_object(
+    mut value: serde_json::Value,
+    api_version: &str,
+    kind: &str,
+    origin: &Path,
+) -> Result<Loaded, LoadError> {
+    let failure = |cause: String| LoadError {
+        file: origin.to_owned(),
+        line: 1,
+        column: None,
+        resource: None,
+        field: None,
+        cause,
+    };
+    let serde_json::Value::Object(fields) = &mut value else {
+        return Err(failure("the object is not a JSON object".to_owned()));
+    };
+    fields.insert("apiVersion".into(), api_version.into());
+    fields.insert("kind".into(), kind.into());
+    fields.remove("status");
+    if let Some(serde_json::Value::Object(metadata)) = fields.get_mut("metadata") {
+        metadata.remove("managedFields");
+    }
+    let mut parsed = parse_documents(&value.to_string(), origin);
+    if let Some(error) = parsed.errors.pop() {
+        return Err(LoadError {
+            // A column in one line of re-encoded JSON means nothing to the user.
+            column: None,
+            ..error
+        });
+    }
+    parsed
+        .resources
+        .pop()
+        .ok_or_else(|| failure("the object decoded to nothing".to_owned()))
+}
+
 /// Writes one resource as a YAML document a cluster would accept.
 pub fn to_yaml(resource: &Resource) -> String {
     // Every model type is plain data (strings, numbers, maps, sequences, unit enums written as

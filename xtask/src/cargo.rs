@@ -59,6 +59,35 @@ pub(crate) fn build_binaries(root: &Path) -> anyhow::Result<PathBuf> {
         .context("the xtask binary has no parent folder")
 }
 
+/// The workspace binaries the apiserver backend's Pods run: gateway-proxy needs its
+/// `kubernetes` feature there. xtask's `cluster` feature is named too, so the build makes the
+/// xtask binary that is running and the next run rebuilds nothing.
+#[cfg(feature = "cluster")]
+pub(crate) fn build_pod_binaries(root: &Path) -> anyhow::Result<PathBuf> {
+    let what = "cargo build --bins --features xtask/cluster,gateway-proxy/kubernetes";
+    println!("Building the Pods' binaries ({what})");
+    let mut command = command(root);
+    command.args([
+        "build",
+        "--bins",
+        "--features",
+        "xtask/cluster,gateway-proxy/kubernetes",
+    ]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .context("the xtask binary has no parent folder")
+}
+
 /// `cargo build --bins` for the whole workspace, `--release` or not, with its progress on the
 /// terminal; fails unless cargo succeeds.
 pub(crate) fn build_workspace_binaries(root: &Path, release: bool) -> anyhow::Result<()> {

@@ -91,6 +91,10 @@ fn managed_provider() -> impl clap::builder::TypedValueParser<Value = Provider> 
 }
 
 /// Why `cluster up|down` refuses K3s when called with it from code.
+/// `--backend apiserver`'s control plane lives for one run; there is nothing to create or delete.
+const APISERVER_NOT_MANAGED: &str = "the apiserver backend's control plane is started for each \
+     `cargo xtask e2e --backend apiserver` run and stopped after it; build it once with \
+     `cargo xtask kube install`";
 const K3S_NOT_MANAGED: &str =
     "K3s clusters are not managed here: `cargo xtask e2e --backend k3s` starts a disposable one";
 
@@ -296,6 +300,7 @@ pub(crate) fn up(root: &Path, target: &ClusterTarget) -> anyhow::Result<()> {
             run_plan(&eks_up_plan(config.path()))
         }
         Provider::K3s => bail!(K3S_NOT_MANAGED),
+        Provider::Apiserver => bail!(APISERVER_NOT_MANAGED),
     }
 }
 
@@ -313,6 +318,7 @@ pub(crate) fn down(target: &ClusterTarget) -> anyhow::Result<()> {
             run_plan(&eks_down_plan(&target.name, &target.region))
         }
         Provider::K3s => bail!(K3S_NOT_MANAGED),
+        Provider::Apiserver => bail!(APISERVER_NOT_MANAGED),
     }
 }
 
@@ -345,7 +351,7 @@ fn up_with_gateway_api(root: &Path, args: &UpArgs) -> anyhow::Result<()> {
         up(root, &args.target)?;
         let context = match args.target.provider {
             Provider::Kind => Some(format!("kind-{}", args.target.name)),
-            Provider::Eks | Provider::K3s => None,
+            Provider::Eks | Provider::K3s | Provider::Apiserver => None,
         };
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -48,17 +48,6 @@ use crate::images;
 use crate::images::ImagesArgs;
 use crate::tools::{Tool, require};
 
-/// The builtin gateway's manifests, relative to `manifests/` (the backend applies them).
-#[cfg(feature = "cluster")]
-const GATEWAY_MANIFESTS: &str = "cluster/gateway-proxy";
-/// The gateway namespace, ServiceAccount and ClusterRole alone: what the sidecars injected in
-/// App Mesh's place are bound to when another gateway (Gloo) serves the ingress.
-#[cfg(feature = "cluster")]
-const SIDECAR_RBAC_MANIFESTS: &str = "cluster/gateway-proxy/rbac.yaml";
-/// Applied after [`GATEWAY_MANIFESTS`] on EKS: the proxy Service becomes a LoadBalancer.
-#[cfg(feature = "cluster")]
-const GATEWAY_EKS_OVERLAY: &str = "cluster/gateway-proxy-eks";
-
 /// Options of the cluster backends (ignored by `--backend local`).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ClusterRunArgs {
@@ -114,6 +103,7 @@ pub(crate) fn plan(
         BackendKind::Kind => Provider::Kind,
         BackendKind::Eks => Provider::Eks,
         BackendKind::K3s => Provider::K3s,
+        BackendKind::Apiserver => Provider::Apiserver,
         BackendKind::Local => bail!("the local backend does not run on a cluster"),
     };
     let gateway = match gateway {
@@ -127,6 +117,23 @@ pub(crate) fn plan(
              (gateway-proxy) or --gateway gloo (real Gloo, whose proxy is Envoy)"
         ),
     };
+    if provider == Provider::Apiserver {
+        if gateway != ClusterGateway::Builtin {
+            bail!(
+                "--backend apiserver runs the Pods as workspace binaries, so the gateway is \
+                 gateway-proxy (--gateway builtin); {} needs its images and helm: use --backend kind",
+                gateway.name()
+            );
+        }
+        // Go builds the control plane (`cargo xtask kube install`, on first use); glooctl and
+        // kubectl are the harness's emulations over the API server's objects.
+        return Ok(ClusterPlan {
+            provider,
+            gateway,
+            tools: Vec::new(),
+            gateway_api: false,
+        });
+    }
     if provider == Provider::Eks && args.registry.is_none() && !args.skip_images {
         bail!(
             "--backend eks needs --registry REGISTRY: EKS nodes pull the service images from it \
@@ -141,7 +148,7 @@ pub(crate) fn plan(
     match provider {
         Provider::Kind => tools.extend([Tool::Kind, Tool::Kubectl]),
         Provider::Eks => tools.extend([Tool::Aws, Tool::Kubectl, Tool::Helm]),
-        Provider::K3s => {}
+        Provider::K3s | Provider::Apiserver => {}
     }
     let helm_installed = gateway == ClusterGateway::Gloo || gateway.is_gateway_api_only();
     if helm_installed && provider == Provider::K3s {
@@ -235,7 +242,14 @@ async fn run(
 ) -> anyhow::Result<bool> {
     // The cluster, and the kubeconfig + context the client and the CLIs use.
     let mut k3s = None;
+    let mut local_cluster = None;
     let (kubeconfig, context) = match plan.provider {
+        Provider::Apiserver => {
+            let started = start_local_cluster(root).await?;
+            let kubeconfig = started.control_plane().admin_kubeconfig().to_owned();
+            local_cluster = Some(started);
+            (Some(kubeconfig), None)
+        }
         Provider::Kind => {
             cluster::up(
                 root,
@@ -257,7 +271,7 @@ async fn run(
         }
     };
 
-    if !args.skip_images {
+    if !args.skip_images && plan.provider != Provider::Apiserver {
         images::images(
             root,
             &ImagesArgs {
@@ -318,7 +332,44 @@ async fn run(
         eprintln!("warning: cleaning up the cluster run: {error}");
     }
     drop(k3s);
+    if let Some(mut local_cluster) = local_cluster {
+        local_cluster.stop().await;
+    }
     Ok(report.is_some_and(|report| report.passed()))
+}
+
+/// `--backend apiserver`: the control plane (built on first use), a pod network and the node
+/// agent, whose Pods run the workspace binaries (gateway-proxy with its `kubernetes` feature).
+#[cfg(feature = "cluster")]
+async fn start_local_cluster(
+    root: &Path,
+) -> anyhow::Result<harness::backend::apiserver::LocalCluster> {
+    use harness::backend::apiserver::{ControlPlaneSettings, LocalCluster, LocalClusterSettings};
+    let kube_bin_dir = crate::kube::install(root)?;
+    let workspace_bin_dir = crate::cargo::build_pod_binaries(root)?;
+    let run_dir = root.join("target").join("apiserver").join("last-run");
+    if run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("removing the previous run's {}", run_dir.display()))?;
+    }
+    println!(
+        "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the node agent \
+         (logs in {})",
+        run_dir.display()
+    );
+    let cluster = LocalCluster::start(&LocalClusterSettings {
+        control_plane: ControlPlaneSettings::new(kube_bin_dir, run_dir),
+        workspace_bin_dir,
+    })
+    .await
+    .context("starting the apiserver backend's cluster")?;
+    println!(
+        "control plane ready in {:.1} s at {}; Pods on {}/24",
+        cluster.control_plane().started_in.as_secs_f64(),
+        cluster.control_plane().server_url(),
+        cluster.pod_network()
+    );
+    Ok(cluster)
 }
 
 /// The gateway (and, on EKS, the mesh controller) the scenarios run against.
@@ -341,11 +392,10 @@ async fn install_gateway(
             cluster::install_gloo(plan.provider, &args.gloo.gloo_version)?;
             // App Mesh is gone (2026-09-30): its CRDs come from the schemas on every provider,
             // and the sidecars injected in its place need the ClusterRole they are bound to.
-            install_crds(backend, &[schemas.join("appmesh")]).await?;
-            harness::backend::Backend::apply(backend, &[PathBuf::from(SIDECAR_RBAC_MANIFESTS)])
+            backend
+                .install_sidecar_support(&schemas)
                 .await
-                .context("granting the injected sidecars their ClusterRole")?;
-            Ok(())
+                .context("installing the App Mesh CRDs and the sidecars' ClusterRole")
         }
         ClusterGateway::Kgateway | ClusterGateway::EnvoyGateway | ClusterGateway::Istio => {
             cluster::install_gateway_api_gateway(
@@ -355,47 +405,11 @@ async fn install_gateway(
                 &args.gateway_api,
             )
         }
-        ClusterGateway::Builtin => {
-            install_crds(backend, &[schemas.join("gloo"), schemas.join("appmesh")]).await?;
-            let mut paths = vec![PathBuf::from(GATEWAY_MANIFESTS)];
-            if plan.provider == Provider::Eks {
-                paths.push(PathBuf::from(GATEWAY_EKS_OVERLAY));
-            }
-            harness::backend::Backend::apply(backend, &paths)
-                .await
-                .context("deploying gateway-proxy")?;
-            let gloo_system = harness::scenario::WaitCondition::Rollout {
-                namespace: model::gloo::GLOO_NAMESPACE.to_owned(),
-            };
-            let timeout = gloo_system.default_timeout();
-            harness::backend::Backend::wait(backend, &gloo_system, timeout)
-                .await
-                .context("waiting for gateway-proxy to roll out")?;
-            Ok(())
-        }
+        ClusterGateway::Builtin => backend
+            .install_builtin_gateway(&schemas)
+            .await
+            .context("deploying gateway-proxy"),
     }
-}
-
-/// Installs the real CRD schemas of each folder (server-side, awaited until Established).
-#[cfg(feature = "cluster")]
-async fn install_crds(backend: &mut KubeBackend, dirs: &[PathBuf]) -> anyhow::Result<()> {
-    for dir in dirs {
-        if !dir.is_dir() {
-            bail!(
-                "{} is missing: the run installs the real CRD schemas from there (pass --schemas DIR)",
-                dir.display()
-            );
-        }
-    }
-    backend.install_crds(dirs).await.with_context(|| {
-        format!(
-            "installing the CRDs of {}",
-            dirs.iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
 }
 
 /// `cargo xtask cluster up --gateway-api`: the Gateway API CRDs on the cluster of `kubeconfig`

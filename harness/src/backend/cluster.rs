@@ -18,6 +18,10 @@ pub enum Provider {
     Eks,
     /// A disposable K3s in Docker via testcontainers (`backend::kube::k3s`).
     K3s,
+    /// The real control plane on this machine, built from source (`backend::apiserver`): Pods
+    /// are local processes on their own addresses, reached directly, and glooctl and kubectl
+    /// are the harness's emulations over the API server's objects.
+    Apiserver,
 }
 
 impl Provider {
@@ -27,6 +31,7 @@ impl Provider {
             Provider::Kind => "kind",
             Provider::Eks => "eks",
             Provider::K3s => "k3s",
+            Provider::Apiserver => "apiserver",
         }
     }
 }

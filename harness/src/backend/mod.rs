@@ -46,6 +46,10 @@ pub enum BackendKind {
     Eks,
     /// A disposable K3s in Docker via testcontainers.
     K3s,
+    /// A real kube-apiserver, controller manager and scheduler built from source
+    /// (`cargo xtask kube install`) with colormesh's node agent running the Pods as local
+    /// processes: the cluster path, run for real on this machine (`backend::apiserver`).
+    Apiserver,
 }
 
 /// What an `apply` changed, so the runner can wait until the gateway serves it and measure how long

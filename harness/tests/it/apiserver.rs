@@ -153,6 +153,7 @@ async fn the_control_plane_runs_the_real_controllers_and_enforces_rbac() {
             pod_network: pod_network.base(),
             bin_dir: LocalConfig::bin_dir_of_current_exe().expect("binaries"),
             log_dir: run.path().to_owned(),
+            api_server: None,
         },
     )
     .await

@@ -92,6 +92,8 @@ pub enum ControlPlaneError {
         command: String,
         message: String,
     },
+    #[error(transparent)]
+    NodeAgent(#[from] node::NodeAgentError),
     #[error("the control plane was not ready within {timeout:?}: {waiting_for} (last: {last})")]
     NotReady {
         timeout: Duration,
@@ -623,5 +625,80 @@ fn ip_route(action: &str, base: Ipv4Addr) -> Result<(), ControlPlaneError> {
         Err(failed(
             String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         ))
+    }
+}
+
+/// The Node the agent registers.
+pub const NODE_NAME: &str = "colormesh-node";
+
+/// What [`LocalCluster::start`] needs.
+#[derive(Debug, Clone)]
+pub struct LocalClusterSettings {
+    /// The control plane's binaries and the run's folder.
+    pub control_plane: ControlPlaneSettings,
+    /// The folder of the workspace binaries the Pods run (gateway-proxy built with its
+    /// `kubernetes` feature).
+    pub workspace_bin_dir: PathBuf,
+}
+
+/// `--backend apiserver`'s cluster: the control plane, a pod network and one node agent, all on
+/// this machine. [`LocalCluster::stop`] ends the Pods' processes, then the control plane; the
+/// pod network's route goes with the value.
+#[derive(Debug)]
+pub struct LocalCluster {
+    plane: ControlPlane,
+    agent: Option<node::NodeAgent>,
+    network: PodNetwork,
+}
+
+impl LocalCluster {
+    /// Starts the control plane ([`ControlPlane::start`]), routes a pod network to the loopback
+    /// device ([`PodNetwork::claim`]) and registers the node agent ([`node::NodeAgent`]).
+    pub async fn start(settings: &LocalClusterSettings) -> Result<Self, ControlPlaneError> {
+        let network = PodNetwork::claim()?;
+        let plane = ControlPlane::start(&settings.control_plane).await?;
+        let identity = Identity::new(&format!("system:node:{NODE_NAME}"), &["system:nodes"]);
+        let node_client = plane.client_as(&identity, NODE_NAME).await?;
+        let run_dir = plane.run_dir().to_owned();
+        create_dir(&run_dir.join("pods"))?;
+        let agent = node::NodeAgent::start(
+            node_client,
+            node::NodeAgentSettings {
+                node_name: NODE_NAME.to_owned(),
+                node_address: plane.address(),
+                pod_network: network.base(),
+                bin_dir: settings.workspace_bin_dir.clone(),
+                log_dir: run_dir.join("pods"),
+                api_server: Some(node::ApiServerAccess {
+                    url: plane.server_url(),
+                    ca_file: run_dir.join("pki").join("ca.crt"),
+                    credentials_dir: run_dir.join("pods").join("credentials"),
+                }),
+            },
+        )
+        .await?;
+        Ok(Self {
+            plane,
+            agent: Some(agent),
+            network,
+        })
+    }
+
+    /// The control plane.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.plane
+    }
+
+    /// The pod network's first address.
+    pub fn pod_network(&self) -> Ipv4Addr {
+        self.network.base()
+    }
+
+    /// Stops every Pod's processes, then the control plane.
+    pub async fn stop(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.stop().await;
+        }
+        self.plane.stop().await;
     }
 }

@@ -15,7 +15,12 @@
 //!   `fieldRef` to `metadata.name`, `metadata.namespace`, `status.podIP`, `status.hostIP`,
 //!   `spec.nodeName`) and `BIND_ADDR` set to the Pod's address. Where an image binds all
 //!   interfaces (`BIND_ADDR=0.0.0.0`, `--listen 0.0.0.0:8080`), the Pod's address stands in,
-//!   since here the Pods share one network namespace.
+//!   since here the Pods share one network namespace; what a Pod binds or calls on `127.0.0.1`
+//!   becomes its own loopback address ([`pod_loopback`]), so two Pods' sidecars do not collide.
+//! - **ServiceAccount.** Each Pod gets a token for its ServiceAccount from the TokenRequest API,
+//!   bound to the Pod, in a kubeconfig its containers find through `KUBECONFIG` (the projected
+//!   token volume of a kubelet, in the form kube-rs and client-go read first). The token is not
+//!   renewed: it lives six hours.
 //! - **Probes.** A readiness probe (`httpGet`: 200–399; `tcpSocket`: a connection) is tried every
 //!   half second until it first succeeds and then every `periodSeconds`, failing the container
 //!   after `failureThreshold` failures in a row; without a probe a running container is ready.
@@ -37,8 +42,9 @@ use ::kube::Client;
 use ::kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use ::kube::runtime::watcher;
 use futures_util::StreamExt as _;
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Container, Node, Pod, Probe};
+use k8s_openapi::api::core::v1::{Container, Node, Pod, Probe, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
@@ -77,6 +83,20 @@ pub enum NodeAgentError {
     },
     #[error("no free pod address left in {0}.0/24")]
     NoAddress(String),
+    #[error("pod {pod}: cannot get a token for ServiceAccount {service_account}")]
+    Token {
+        pod: String,
+        service_account: String,
+        #[source]
+        source: ::kube::Error,
+    },
+    #[error("pod {pod}: cannot write {}", .path.display())]
+    Credentials {
+        pod: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("pod {pod}: {field}: {message}")]
     Unsupported {
         pod: String,
@@ -98,6 +118,33 @@ pub struct NodeAgentSettings {
     pub bin_dir: PathBuf,
     /// Where the Pods' logs go (`<namespace>.<pod>.<container>.log`).
     pub log_dir: PathBuf,
+    /// How Pods reach the API server with their ServiceAccount's token; `None` mounts no
+    /// credentials.
+    pub api_server: Option<ApiServerAccess>,
+}
+
+/// What a Pod's kubeconfig names besides its token.
+#[derive(Debug, Clone)]
+pub struct ApiServerAccess {
+    /// `https://127.a.b.1:6443`.
+    pub url: String,
+    /// The cluster CA's certificate.
+    pub ca_file: PathBuf,
+    /// Where the Pods' kubeconfigs are written (`<namespace>.<pod>.kubeconfig`).
+    pub credentials_dir: PathBuf,
+}
+
+/// How long a Pod's ServiceAccount token is valid. The kubelet renews projected tokens at 80 %
+/// of their life; the agent does not renew, so a run must stay within this.
+const TOKEN_SECONDS: i64 = 6 * 3600;
+
+/// The address that stands for `127.0.0.1` inside a Pod: `127.<b>.<c>.<d>` for the Pod address
+/// `a.b.c.d`. Pods here share the machine's network namespace, so each needs its own loopback
+/// for what it binds "on localhost" (a sidecar's listener, an admin port); like a pod's
+/// loopback in a cluster, it is reached only from this machine (a port-forward's view).
+pub fn pod_loopback(pod_ip: Ipv4Addr) -> Ipv4Addr {
+    let [_, b, c, d] = pod_ip.octets();
+    Ipv4Addr::new(127, b, c, d)
 }
 
 /// A running node agent; [`NodeAgent::stop`] ends every Pod's processes.
@@ -274,6 +321,8 @@ struct PodRun {
     /// The status last written, so only changes are sent.
     written: Option<serde_json::Value>,
     terminating: Option<tokio::time::Instant>,
+    /// The kubeconfig with the Pod's ServiceAccount token (`KUBECONFIG` of its containers).
+    kubeconfig: Option<PathBuf>,
 }
 
 struct Agent {
@@ -361,7 +410,20 @@ impl Agent {
             self.delete_for_good(&pod).await;
             return;
         }
-        match self.admit(&pod) {
+        let admitted = match self.admit(&pod) {
+            Ok(mut run) => match self.mount_service_account(&pod).await {
+                Ok(kubeconfig) => {
+                    run.kubeconfig = kubeconfig;
+                    Ok(run)
+                }
+                Err(error) => {
+                    self.free.insert(run.ip.octets()[3]);
+                    Err(error)
+                }
+            },
+            Err(error) => Err(error),
+        };
+        match admitted {
             Ok(run) => {
                 self.pods.insert(uid, run);
             }
@@ -438,7 +500,79 @@ impl Agent {
             failed: None,
             written: None,
             terminating: None,
+            kubeconfig: None,
         })
+    }
+
+    /// Gets a token for the Pod's ServiceAccount from the TokenRequest API, bound to the Pod (as
+    /// the kubelet's projected volume does; the Node authorizer allows it only for a Pod bound
+    /// to this Node), and writes the kubeconfig its containers get as `KUBECONFIG`. `None` when
+    /// the Pod opts out (`automountServiceAccountToken: false`) or the agent mounts nothing.
+    async fn mount_service_account(&self, pod: &Pod) -> Result<Option<PathBuf>, NodeAgentError> {
+        let Some(access) = &self.settings.api_server else {
+            return Ok(None);
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        if spec.automount_service_account_token == Some(false) {
+            return Ok(None);
+        }
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let account = spec
+            .service_account_name
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "default".to_owned());
+        let request: TokenRequest = serde_json::from_value(json!({
+            "spec": {
+                "audiences": [],
+                "expirationSeconds": TOKEN_SECONDS,
+                "boundObjectRef": {
+                    "apiVersion": "v1", "kind": "Pod",
+                    "name": name, "uid": pod.metadata.uid,
+                },
+            },
+        }))
+        .expect("a static TokenRequest");
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &namespace);
+        let issued = accounts
+            .create_token_request(&account, &PostParams::default(), &request)
+            .await
+            .map_err(|source| NodeAgentError::Token {
+                pod: format!("{namespace}/{name}"),
+                service_account: format!("{namespace}/{account}"),
+                source,
+            })?;
+        let token = issued.status.map(|s| s.token).unwrap_or_default();
+        let kubeconfig = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "in-cluster", "cluster": {
+                "server": access.url,
+                "certificate-authority": access.ca_file,
+            }}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": "in-cluster", "context": {
+                "cluster": "in-cluster",
+                "user": account,
+                "namespace": namespace,
+            }}],
+            "current-context": "in-cluster",
+        });
+        let path = access
+            .credentials_dir
+            .join(format!("{namespace}.{name}.kubeconfig"));
+        let written = std::fs::create_dir_all(&access.credentials_dir).and_then(|()| {
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&kubeconfig).unwrap_or_default(),
+            )
+        });
+        written.map_err(|source| NodeAgentError::Credentials {
+            pod: format!("{namespace}/{name}"),
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Some(path))
     }
 
     async fn forget(&mut self, pod: &Pod) {
@@ -507,6 +641,7 @@ impl Agent {
                         ip: run.ip,
                         host_ip,
                         node: &node,
+                        kubeconfig: run.kubeconfig.as_deref(),
                     },
                     container,
                     run.restart_always,
@@ -552,6 +687,7 @@ struct PodContext<'a> {
     ip: Ipv4Addr,
     host_ip: Ipv4Addr,
     node: &'a str,
+    kubeconfig: Option<&'a Path>,
 }
 
 async fn tend_container(
@@ -692,8 +828,13 @@ fn container_command(
     args.extend(container.args.iter().flatten().cloned());
     let any = "0.0.0.0:";
     let own = format!("{}:", pod.ip);
-    let args = args.into_iter().map(|a| a.replace(any, &own)).collect();
+    let loopback = pod_loopback(pod.ip).to_string();
+    let local = |value: &str| value.replace(any, &own).replace("127.0.0.1", &loopback);
+    let args = args.iter().map(|a| local(a)).collect();
     let mut env = vec![("BIND_ADDR".to_owned(), pod.ip.to_string())];
+    if let Some(kubeconfig) = pod.kubeconfig {
+        env.push(("KUBECONFIG".to_owned(), kubeconfig.display().to_string()));
+    }
     for var in container.env.iter().flatten() {
         let value = match (&var.value, &var.value_from) {
             (_, Some(source)) => {
@@ -709,9 +850,8 @@ fn container_command(
                     )
                 })?
             }
-            (Some(value), None) if value.starts_with(any) => value.replace(any, &own),
             (Some(value), None) if value == "0.0.0.0" => pod.ip.to_string(),
-            (Some(value), None) => value.clone(),
+            (Some(value), None) => local(value),
             (None, None) => String::new(),
         };
         env.retain(|(name, _)| name != &var.name);
@@ -868,9 +1008,10 @@ mod tests {
         PodContext {
             namespace: "appmesh-demo",
             name: "colorteller-abc",
-            ip: Ipv4Addr::new(127, 9, 9, 2),
+            ip: Ipv4Addr::new(10, 244, 9, 2),
             host_ip: Ipv4Addr::new(127, 9, 9, 1),
             node: "n",
+            kubeconfig: None,
         }
     }
 
@@ -883,20 +1024,46 @@ mod tests {
         let c = container(json!({
             "name": "app",
             "image": "colormesh/gateway-proxy:latest",
-            "args": ["sidecar", "--listen", "0.0.0.0:15001"],
+            "args": ["sidecar", "--listen", "0.0.0.0:15001", "--admin", "127.0.0.1:15000"],
             "env": [
                 {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "BIND_ADDR", "value": "0.0.0.0"},
                 {"name": "PORT", "value": "8080"},
+                {"name": "HTTP_PROXY", "value": "http://127.0.0.1:15001"},
             ],
         }));
         let (program, args, env) = container_command(pod(), &c, Path::new("/bin")).unwrap();
         assert_eq!(program, Path::new("/bin/gateway-proxy"));
-        assert_eq!(args, ["sidecar", "--listen", "127.9.9.2:15001"]);
+        assert_eq!(
+            args,
+            [
+                "sidecar",
+                "--listen",
+                "10.244.9.2:15001",
+                "--admin",
+                "127.244.9.2:15000"
+            ]
+        );
         let env: BTreeMap<_, _> = env.into_iter().collect();
-        assert_eq!(env["BIND_ADDR"], "127.9.9.2");
+        assert_eq!(env["BIND_ADDR"], "10.244.9.2");
         assert_eq!(env["POD"], "colorteller-abc");
         assert_eq!(env["PORT"], "8080");
+        // The Pod's own loopback, not the machine's: two Pods' sidecars both "on localhost".
+        assert_eq!(env["HTTP_PROXY"], "http://127.244.9.2:15001");
+        assert!(!env.contains_key("KUBECONFIG"), "no ServiceAccount mounted");
+
+        let mounted = PodContext {
+            kubeconfig: Some(Path::new(
+                "/run/pods/appmesh-demo.colorteller-abc.kubeconfig",
+            )),
+            ..pod()
+        };
+        let (_, _, env) = container_command(mounted, &c, Path::new("/bin")).unwrap();
+        let env: BTreeMap<_, _> = env.into_iter().collect();
+        assert_eq!(
+            env["KUBECONFIG"],
+            "/run/pods/appmesh-demo.colorteller-abc.kubeconfig"
+        );
     }
 
     #[test]

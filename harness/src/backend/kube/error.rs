@@ -100,6 +100,10 @@ pub enum KubeError {
     },
     #[error("Service {service} has a load balancer without hostname or IP")]
     NoLoadBalancerAddress { service: String },
+    #[error("{object} as the API server serves it does not load: {message}")]
+    Decode { object: String, message: String },
+    #[error("pod {pod} is ready but has no address in its status (status.podIP)")]
+    NoPodAddress { pod: String },
     #[error(transparent)]
     MissingSchemas(#[from] super::gateway_api::MissingSchemas),
     /// The gateway under test set a condition to `False`.

@@ -23,6 +23,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Target {
     pub(crate) pod: String,
     pub(crate) port: u16,
+    /// The pod's address (`status.podIP`), for reaching it directly where the pod network is
+    /// this machine's (`--backend apiserver`).
+    pub(crate) ip: Option<std::net::IpAddr>,
 }
 
 /// How to find the pods behind a Service.
@@ -104,17 +107,25 @@ pub(crate) async fn ready_target(
             source,
         })?;
     let total = list.items.len();
-    let pod = list
-        .items
-        .into_iter()
-        .find(pod_is_ready)
-        .and_then(|p| p.metadata.name)
-        .ok_or_else(|| ForwardError::NoReadyPod {
-            service: service.label(),
-            total,
-            labels,
-        })?;
-    Ok(Target { pod, port })
+    let pod =
+        list.items
+            .into_iter()
+            .find(pod_is_ready)
+            .ok_or_else(|| ForwardError::NoReadyPod {
+                service: service.label(),
+                total,
+                labels,
+            })?;
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok());
+    Ok(Target {
+        pod: pod.metadata.name.unwrap_or_default(),
+        port,
+        ip,
+    })
 }
 
 /// A local listener on 127.0.0.1 forwarding every connection to a ready pod of a Service.
@@ -200,10 +211,6 @@ pub(crate) async fn get_through_forward(
         "GET {path} on pod {namespace}/{} port {}",
         target.pod, target.port
     );
-    let http = |source| ForwardError::Http {
-        what: what.clone(),
-        source,
-    };
     let request = async {
         let mut forwarder = pods
             .portforward(&target.pod, &[target.port])
@@ -217,32 +224,9 @@ pub(crate) async fn get_through_forward(
             .ok_or_else(|| ForwardError::NoStream {
                 what: format!("{what}: port-forward"),
             })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                .await
-                .map_err(http)?;
-        let driver = tokio::spawn(connection);
-        let request = http::Request::get(path)
-            .header(http::header::HOST, "localhost")
-            .body(Empty::new())
-            .map_err(|source| ForwardError::Request {
-                what: what.clone(),
-                source,
-            })?;
-        let response = sender.send_request(request).await.map_err(http)?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|source| ForwardError::Body {
-                what: what.clone(),
-                source,
-            })?
-            .to_bytes();
-        driver.abort();
+        let answer = get_over(stream, path, &what).await;
         forwarder.abort();
-        Ok((status, body))
+        answer
     };
     tokio::time::timeout(REQUEST_TIMEOUT, request)
         .await
@@ -250,6 +234,66 @@ pub(crate) async fn get_through_forward(
             what: what.clone(),
             within: REQUEST_TIMEOUT,
         })?
+}
+
+/// `GET <path>` on an address this machine reaches directly (a pod's loopback or address on
+/// `--backend apiserver`, where the pod network is local): the status code and body.
+pub(crate) async fn get_direct(
+    address: SocketAddr,
+    path: &str,
+) -> Result<(u16, Bytes), ForwardError> {
+    let what = format!("GET {path} on {address}");
+    let request = async {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|source| ForwardError::Connect {
+                what: what.clone(),
+                source,
+            })?;
+        get_over(stream, path, &what).await
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .map_err(|_| ForwardError::NoAnswer {
+            what: what.clone(),
+            within: REQUEST_TIMEOUT,
+        })?
+}
+
+/// One HTTP/1.1 `GET` over an open stream.
+async fn get_over<S>(stream: S, path: &str, what: &str) -> Result<(u16, Bytes), ForwardError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let http = |source| ForwardError::Http {
+        what: what.to_owned(),
+        source,
+    };
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+    let driver = tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header(http::header::HOST, "localhost")
+        .body(Empty::new())
+        .map_err(|source| ForwardError::Request {
+            what: what.to_owned(),
+            source,
+        })?;
+    let response = sender.send_request(request).await.map_err(http)?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|source| ForwardError::Body {
+            what: what.to_owned(),
+            source,
+        })?
+        .to_bytes();
+    driver.abort();
+    Ok((status, body))
 }
 
 impl ServiceRef {
@@ -289,6 +333,11 @@ pub enum ForwardError {
     Copy(std::io::Error),
     #[error("{what}: {source}")]
     Http { what: String, source: hyper::Error },
+    #[error("{what}: {source}")]
+    Connect {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{what}: {source}")]
     Request { what: String, source: http::Error },
     #[error("{what}: reading the body: {source}")]

@@ -62,6 +62,7 @@ use crate::backend::local::workload;
 use crate::backend::{Applied, Backend, BackendError, CommandOutput};
 use crate::scenario::WaitCondition;
 
+mod emulated;
 mod error;
 mod forward;
 pub mod gateway_api;
@@ -75,6 +76,32 @@ pub use forward::ForwardError;
 use forward::{LocalForward, ServiceRef};
 use gateway_api::{GatewayServiceLookup, Verdict};
 use transform::{RUN_LABEL, SidecarMesh};
+
+/// The builtin gateway's manifests, relative to `manifests/`.
+pub const GATEWAY_MANIFESTS: &str = "cluster/gateway-proxy";
+/// Applied after [`GATEWAY_MANIFESTS`] on EKS: the proxy Service becomes a LoadBalancer.
+pub const GATEWAY_EKS_OVERLAY: &str = "cluster/gateway-proxy-eks";
+/// The gateway namespace, ServiceAccount and ClusterRole alone: what the sidecars injected in
+/// App Mesh's place are bound to when another gateway (Gloo) serves the ingress.
+pub const SIDECAR_RBAC_MANIFESTS: &str = "cluster/gateway-proxy/rbac.yaml";
+
+/// `<schemas_root>/<name>` for each name, all of which must exist.
+fn schema_dirs(schemas_root: &Path, names: &[&str]) -> Result<Vec<PathBuf>, BackendError> {
+    names
+        .iter()
+        .map(|name| {
+            let dir = schemas_root.join(name);
+            if dir.is_dir() {
+                Ok(dir)
+            } else {
+                Err(BackendError::Unsupported(format!(
+                    "{} is missing: the real CRD schemas are installed from there (pass --schemas DIR)",
+                    dir.display()
+                )))
+            }
+        })
+        .collect()
+}
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "colormesh";
@@ -389,6 +416,42 @@ impl KubeBackend {
             files.extend(found);
         }
         self.install_crd_files(&files).await
+    }
+
+    /// Installs gateway-proxy as the cluster's gateway (`--gateway builtin`): the real Gloo and
+    /// App Mesh CRDs from `schemas_root` (`../shared/schemas/{gloo,appmesh}`), then
+    /// `manifests/cluster/gateway-proxy/` (plus the LoadBalancer overlay on EKS) with the run's
+    /// label, and waits for its rollout.
+    pub async fn install_builtin_gateway(
+        &mut self,
+        schemas_root: &Path,
+    ) -> Result<(), BackendError> {
+        self.install_crds(&schema_dirs(schemas_root, &["gloo", "appmesh"])?)
+            .await?;
+        let mut paths = vec![PathBuf::from(GATEWAY_MANIFESTS)];
+        if self.settings.provider == Provider::Eks {
+            paths.push(PathBuf::from(GATEWAY_EKS_OVERLAY));
+        }
+        Backend::apply(self, &paths).await?;
+        let gateway_namespace = WaitCondition::Rollout {
+            namespace: self.settings.gateway_namespace.clone(),
+        };
+        let timeout = gateway_namespace.default_timeout();
+        Backend::wait(self, &gateway_namespace, timeout).await?;
+        Ok(())
+    }
+
+    /// What the sidecars injected in App Mesh's place need when another gateway (Gloo) serves
+    /// the ingress: the App Mesh CRDs from `schemas_root` and the ClusterRole they are bound to
+    /// (`manifests/cluster/gateway-proxy/rbac.yaml`).
+    pub async fn install_sidecar_support(
+        &mut self,
+        schemas_root: &Path,
+    ) -> Result<(), BackendError> {
+        self.install_crds(&schema_dirs(schemas_root, &["appmesh"])?)
+            .await?;
+        Backend::apply(self, &[PathBuf::from(SIDECAR_RBAC_MANIFESTS)]).await?;
+        Ok(())
     }
 
     /// Installs the official Gateway API CRDs from `schemas_root` (`../shared/schemas`): the
@@ -910,17 +973,26 @@ impl KubeBackend {
         }
     }
 
-    /// The builtin gateway's admin `/status`, through a port-forward.
+    /// The builtin gateway's admin `/status`, through a port-forward (on `--backend apiserver`,
+    /// straight to the pod's loopback, which is what a port-forward reaches).
     async fn builtin_status(&self) -> Result<ProxyStatus, NotYet> {
         let target =
             forward::ready_target(&self.client, &self.gateway_service(None, ADMIN_PORT)).await?;
-        let (code, body) = forward::get_through_forward(
-            &self.client,
-            &self.settings.gateway_namespace,
-            &target,
-            "/status",
-        )
-        .await?;
+        let (code, body) = match (self.settings.provider, target.ip) {
+            (Provider::Apiserver, Some(std::net::IpAddr::V4(ip))) => {
+                let loopback = crate::backend::apiserver::node::pod_loopback(ip);
+                forward::get_direct((loopback, target.port).into(), "/status").await?
+            }
+            _ => {
+                forward::get_through_forward(
+                    &self.client,
+                    &self.settings.gateway_namespace,
+                    &target,
+                    "/status",
+                )
+                .await?
+            }
+        };
         if code != 200 {
             return Err(NotYet::Status {
                 proxy: GATEWAY_PROXY,
@@ -1153,6 +1225,23 @@ impl KubeBackend {
         })?)
     }
 
+    /// Where the harness reaches a ready pod of `service`: the pod's own address on
+    /// `--backend apiserver` (the pod network is this machine's), else a local port-forward.
+    async fn reach(
+        &mut self,
+        provider: Provider,
+        service: ServiceRef,
+    ) -> Result<String, BackendError> {
+        if provider != Provider::Apiserver {
+            return self.local_forward(service).await;
+        }
+        let target = forward::ready_target(&self.client, &service).await?;
+        let ip = target.ip.ok_or_else(|| KubeError::NoPodAddress {
+            pod: format!("{}/{}", service.namespace, target.pod),
+        })?;
+        Ok(std::net::SocketAddr::new(ip, target.port).to_string())
+    }
+
     /// The local listener port-forwarding to a ready pod of `service` (started once per run).
     async fn local_forward(&mut self, service: ServiceRef) -> Result<String, BackendError> {
         if self.proxy_forward.is_none() {
@@ -1202,6 +1291,122 @@ impl KubeBackend {
         let path = file.path().to_owned();
         self.glooctl_kubeconfig = Some(file);
         Ok(Some(path))
+    }
+
+    /// Every object of `kinds` in the cluster, with its status (kinds the cluster does not serve
+    /// have none).
+    async fn snapshot(
+        &mut self,
+        kinds: &[ResourceKind],
+    ) -> Result<emulated::ApiSnapshot, BackendError> {
+        let mut snapshot = emulated::ApiSnapshot::default();
+        for kind in kinds {
+            let header = Header {
+                api_version: kind.api_version().to_owned(),
+                kind: kind.kind().to_owned(),
+                namespace: None,
+                name: String::new(),
+            };
+            let Ok(resolved) = self.resolve(&header.gvk()).await? else {
+                continue;
+            };
+            let objects = self
+                .dynamic_api(&resolved, None)
+                .list(&ListParams::default())
+                .await
+                .map_err(|source| KubeError::Read {
+                    object: format!("every {}", kind.kind()),
+                    source,
+                })?;
+            for object in objects {
+                let status = object.data.get("status").cloned();
+                let origin = PathBuf::from(format!(
+                    "kubernetes://{}/{}{}",
+                    kind.kind(),
+                    object
+                        .metadata
+                        .namespace
+                        .as_deref()
+                        .map(|n| format!("{n}/"))
+                        .unwrap_or_default(),
+                    object.name_any()
+                ));
+                let value = serde_json::to_value(&object).unwrap_or(Value::Null);
+                let loaded =
+                    model::decode_api_object(value, kind.api_version(), kind.kind(), &origin)
+                        .map_err(|error| KubeError::Decode {
+                            object: origin.display().to_string(),
+                            message: error.to_string(),
+                        })?;
+                snapshot.insert(emulated::Observed {
+                    resource: loaded.resource,
+                    status,
+                });
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// glooctl, emulated over the API server's objects (`--backend apiserver`); what it writes
+    /// is server-side applied (or deleted) with the run label, like a scenario's manifests.
+    async fn emulated_glooctl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
+        let mut snapshot = self.snapshot(&emulated::GLOO_KINDS).await?;
+        let proxy_url = self
+            .proxy_url()
+            .await
+            .ok()
+            .map(|url| url.as_str().trim_end_matches('/').to_owned());
+        let gateway_namespace = self.settings.gateway_namespace.clone();
+        let mut store = emulated::SnapshotGlooStore {
+            snapshot: &mut snapshot,
+            gateway_namespace: &gateway_namespace,
+            proxy_url,
+            writes: Vec::new(),
+        };
+        let output = crate::glooctl::run(args, &mut store);
+        let writes = std::mem::take(&mut store.writes);
+        let mut changes = Vec::new();
+        for write in writes {
+            match write {
+                emulated::GlooWrite::Apply(resource) => {
+                    let mut object = emulated::manifest_of(&resource);
+                    transform::set_label(&mut object, RUN_LABEL, &self.settings.run_id);
+                    let (key, version) = self
+                        .send(&Outgoing {
+                            origin: None,
+                            object,
+                        })
+                        .await?;
+                    self.known.insert(model::Loaded {
+                        resource,
+                        origin: model::Origin {
+                            file: PathBuf::from("glooctl"),
+                            line: 1,
+                        },
+                        ignored_fields: Vec::new(),
+                    });
+                    changes.push(Change {
+                        key,
+                        version,
+                        deleted: false,
+                    });
+                }
+                emulated::GlooWrite::Delete(key) => {
+                    if let Some(version) = self.delete_object(&key).await? {
+                        self.known.remove(&key);
+                        changes.push(Change {
+                            key,
+                            version,
+                            deleted: true,
+                        });
+                    }
+                }
+            }
+        }
+        if !changes.is_empty() {
+            self.record(changes);
+        }
+        Ok(output)
     }
 
     /// Deletes every object of one kind in one scope carrying the run label.
@@ -1441,6 +1646,9 @@ impl Backend for KubeBackend {
     }
 
     async fn glooctl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
+        if self.settings.provider == Provider::Apiserver {
+            return self.emulated_glooctl(args).await;
+        }
         let kubeconfig = self.glooctl_kubeconfig().await?;
         let program = &self.settings.glooctl;
         let mut command = tokio::process::Command::new(program);
@@ -1470,6 +1678,10 @@ impl Backend for KubeBackend {
     }
 
     async fn kubectl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
+        if self.settings.provider == Provider::Apiserver {
+            let snapshot = self.snapshot(&emulated::KUBECTL_KINDS).await?;
+            return Ok(crate::kubectl::run(args, &snapshot));
+        }
         // The real kubectl: it prints exactly what an operator sees (the API server's table of
         // the CRDs' printer columns), and kind already needs it. The backend's kubeconfig and
         // context are passed as flags.
@@ -1698,7 +1910,7 @@ impl Backend for KubeBackend {
                     self.load_balancer(&service_namespace, &service_name, port)
                         .await?
                 }
-                Provider::Kind | Provider::K3s => {
+                provider => {
                     let listener = port.unwrap_or(80);
                     let target = ServiceRef {
                         namespace: service_namespace,
@@ -1707,15 +1919,15 @@ impl Backend for KubeBackend {
                         port_number: Some(i32::from(listener)),
                         fallback_port: listener,
                     };
-                    self.local_forward(target).await?
+                    self.reach(provider, target).await?
                 }
             }
         } else {
             match self.settings.provider {
                 Provider::Eks => self.load_balancer(&namespace, GATEWAY_PROXY, None).await?,
-                Provider::Kind | Provider::K3s => {
+                provider => {
                     let service = self.gateway_service(Some("http"), PROXY_PORT);
-                    self.local_forward(service).await?
+                    self.reach(provider, service).await?
                 }
             }
         };

@@ -1,12 +1,11 @@
 //! [`KubeSource`]: the [`ConfigSource`] over the watchers' stores.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kube::core::DynamicObject;
 use model::{Loaded, ResourceKey, ResourceSet};
 use routing::{Role, translate_resources};
-use serde_json::Value;
 
 use super::kinds::WatchedKind;
 use super::watch::Watched;
@@ -157,56 +156,36 @@ pub(crate) fn origin_of(kind: &WatchedKind, object: &DynamicObject) -> PathBuf {
     }
 }
 
-/// Decodes an API object into the model with the config-file loader, so both sources report
-/// errors and ignored fields the same way. The object is written as one line of JSON (JSON is
-/// YAML), so the loader's line is always 1, as the origin says.
-///
-/// `status` is left out: it is written by controllers (by this gateway, for the Gloo kinds), and
-/// a status some other writer shaped differently must not make the spec unreadable.
-/// `managedFields` is bookkeeping of the API server that says nothing about the configuration.
+/// Decodes an API object into the model with the config-file loader
+/// ([`model::decode_api_object`]), so both sources report errors and ignored fields the same way.
 pub(crate) fn decode(
     kind: &WatchedKind,
     object: &DynamicObject,
 ) -> Result<Loaded, model::LoadError> {
     let origin = origin_of(kind, object);
-    let failure = |cause: String| model::LoadError {
-        file: origin.clone(),
-        line: 1,
-        column: None,
-        resource: Some(kind.key(object).to_string()),
-        field: None,
-        cause,
+    let named = |error: model::LoadError| model::LoadError {
+        resource: error
+            .resource
+            .or_else(|| Some(kind.key(object).to_string())),
+        ..error
     };
-    let mut value = serde_json::to_value(object)
-        .map_err(|error| failure(format!("cannot re-encode the object: {error}")))?;
-    let Value::Object(fields) = &mut value else {
-        return Err(failure("the object is not a JSON object".to_owned()));
-    };
-    // List responses leave apiVersion and kind out of their items.
-    fields.insert("apiVersion".into(), kind.api.api_version.clone().into());
-    fields.insert("kind".into(), kind.api.kind.clone().into());
-    fields.remove("status");
-    if let Some(Value::Object(metadata)) = fields.get_mut("metadata") {
-        metadata.remove("managedFields");
-    }
-    let text = value.to_string();
-    let mut parsed = model::parse_documents(&text, Path::new(&origin));
-    if let Some(error) = parsed.errors.pop() {
-        return Err(model::LoadError {
-            // A column in one line of re-encoded JSON means nothing to the user.
+    let value = serde_json::to_value(object).map_err(|error| {
+        named(model::LoadError {
+            file: origin.clone(),
+            line: 1,
             column: None,
-            ..error
-        });
-    }
-    match parsed.resources.pop() {
-        Some(loaded) => Ok(loaded),
-        None => Err(failure("the object decoded to nothing".to_owned())),
-    }
+            resource: None,
+            field: None,
+            cause: format!("cannot re-encode the object: {error}"),
+        })
+    })?;
+    model::decode_api_object(value, &kind.api.api_version, &kind.api.kind, &origin).map_err(named)
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
+    use std::path::Path;
 
     use super::*;
     use crate::kube_source::kinds::for_role;

@@ -428,6 +428,13 @@ impl Shared {
     }
 }
 
+/// Whether traffic to `ip` stays on this machine: a loopback address, or one the kernel
+/// delivers locally (`--backend apiserver`'s pod network is routed to the loopback device).
+/// Binding a socket to an address succeeds exactly when the address is local.
+pub(crate) fn stays_on_this_machine(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
 /// Resolves the base URL to one socket address, enforcing the loopback rule.
 pub(crate) async fn resolve(
     base: &url::Url,
@@ -457,13 +464,15 @@ pub(crate) async fn resolve(
         })?
         .collect();
     if loopback_only
-        && let Some(outside) = addresses.iter().find(|address| !address.ip().is_loopback())
+        && let Some(outside) = addresses
+            .iter()
+            .find(|address| !stays_on_this_machine(address.ip()))
     {
         return Err(TrafficError::Target {
             url,
             message: format!(
-                "resolves to {}, which is not a loopback address; the local backend only sends traffic to \
-                 loopback",
+                "resolves to {}, which is not a loopback address or one routed to the loopback \
+                 device; load is only sent where it stays on this machine",
                 outside.ip()
             ),
         });

@@ -263,3 +263,76 @@ async fn tcp_get(ip: Ipv4Addr, port: u16, path: &str) -> String {
     stream.read_to_string(&mut reply).await.expect("read");
     reply
 }
+
+/// The walkthrough itself on `--backend apiserver`, as `cargo xtask e2e --backend apiserver` runs
+/// it: the real Gloo and App Mesh CRDs, gateway-proxy in a Pod under its own ServiceAccount (a
+/// TokenRequest token and the RBAC of `manifests/cluster/gateway-proxy`), sidecars injected as on
+/// kind, Deployments rolled out by the real controllers, glooctl emulated over the API server's
+/// objects, and the proxy reached at its Pod address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walkthrough_passes_on_a_real_api_server() {
+    use harness::backend::apiserver::{LocalCluster, LocalClusterSettings};
+    use harness::backend::kube::{KubeBackend, KubeSettings};
+    use harness::backend::{Backend, ClusterGateway, Provider};
+    use harness::runner::{RunSettings, run_all};
+
+    let run = tempfile::TempDir::with_prefix("apiserver-walkthrough-").expect("temp dir");
+    let mut cluster = LocalCluster::start(&LocalClusterSettings {
+        control_plane: ControlPlaneSettings::new(test_support::kube_bin_dir(), run.path()),
+        workspace_bin_dir: LocalConfig::bin_dir_of_current_exe().expect("binaries"),
+    })
+    .await
+    .expect("the apiserver backend's cluster starts");
+    let kubeconfig = cluster.control_plane().admin_kubeconfig().to_owned();
+    let root = test_support::workspace_root();
+    let mut settings = KubeSettings::new(
+        Provider::Apiserver,
+        ClusterGateway::Builtin,
+        root.join("manifests"),
+        KubeSettings::generate_run_id(),
+    );
+    settings.kubeconfig = Some(kubeconfig.clone());
+    let client = KubeBackend::connect(Some(&kubeconfig), None)
+        .await
+        .expect("admin client");
+    let mut backend = KubeBackend::new(client, settings);
+    let installed = backend
+        .install_builtin_gateway(&root.join("../shared/schemas"))
+        .await;
+    let outcome = match installed {
+        Ok(()) => {
+            let scenario = harness::scenario::load(&root.join("scenarios/walkthrough.yaml"))
+                .expect("scenarios/walkthrough.yaml loads");
+            let run_settings = RunSettings::builder(root.join("manifests"))
+                .seed(20261203)
+                .build();
+            let mut transcript = Vec::new();
+            let report = run_all(&mut backend, &[scenario], &run_settings, &mut transcript).await;
+            Ok((report, String::from_utf8_lossy(&transcript).into_owned()))
+        }
+        Err(error) => Err(error),
+    };
+    let cleaned = backend.shutdown().await;
+    cluster.stop().await;
+    let logs = run.path().join("pods");
+    let (report, transcript) = outcome.unwrap_or_else(|error| {
+        panic!(
+            "installing gateway-proxy failed: {error} (Pod logs in {})",
+            logs.display()
+        )
+    });
+    cleaned.expect("the run's objects are deleted");
+    assert!(
+        report.passed(),
+        "the walkthrough failed on the apiserver backend:\n{transcript}"
+    );
+    let judged = report.scenarios[0]
+        .steps
+        .iter()
+        .filter(|step| step.traffic.is_some())
+        .count();
+    assert!(
+        judged >= 4,
+        "only {judged} traffic steps ran:\n{transcript}"
+    );
+}

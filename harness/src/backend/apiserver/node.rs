@@ -83,7 +83,7 @@ pub enum NodeAgentError {
     },
     #[error("no free pod address left in {0}.0/24")]
     NoAddress(String),
-    #[error("pod {pod}: cannot get a token for ServiceAccount {service_account}")]
+    #[error("pod {pod}: cannot get a token for ServiceAccount {service_account}: {source}")]
     Token {
         pod: String,
         service_account: String,
@@ -323,6 +323,8 @@ struct PodRun {
     terminating: Option<tokio::time::Instant>,
     /// The kubeconfig with the Pod's ServiceAccount token (`KUBECONFIG` of its containers).
     kubeconfig: Option<PathBuf>,
+    /// The token still to get before the containers start.
+    token: Option<PendingToken>,
 }
 
 struct Agent {
@@ -410,20 +412,7 @@ impl Agent {
             self.delete_for_good(&pod).await;
             return;
         }
-        let admitted = match self.admit(&pod) {
-            Ok(mut run) => match self.mount_service_account(&pod).await {
-                Ok(kubeconfig) => {
-                    run.kubeconfig = kubeconfig;
-                    Ok(run)
-                }
-                Err(error) => {
-                    self.free.insert(run.ip.octets()[3]);
-                    Err(error)
-                }
-            },
-            Err(error) => Err(error),
-        };
-        match admitted {
+        match self.admit(&pod) {
             Ok(run) => {
                 self.pods.insert(uid, run);
             }
@@ -501,78 +490,19 @@ impl Agent {
             written: None,
             terminating: None,
             kubeconfig: None,
+            token: (self.settings.api_server.is_some()
+                && spec.automount_service_account_token != Some(false))
+            .then(|| PendingToken {
+                account: spec
+                    .service_account_name
+                    .clone()
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or_else(|| "default".to_owned()),
+                uid: pod.metadata.uid.clone().unwrap_or_default(),
+                give_up_at: tokio::time::Instant::now() + TOKEN_RETRY_FOR,
+                last_error: None,
+            }),
         })
-    }
-
-    /// Gets a token for the Pod's ServiceAccount from the TokenRequest API, bound to the Pod (as
-    /// the kubelet's projected volume does; the Node authorizer allows it only for a Pod bound
-    /// to this Node), and writes the kubeconfig its containers get as `KUBECONFIG`. `None` when
-    /// the Pod opts out (`automountServiceAccountToken: false`) or the agent mounts nothing.
-    async fn mount_service_account(&self, pod: &Pod) -> Result<Option<PathBuf>, NodeAgentError> {
-        let Some(access) = &self.settings.api_server else {
-            return Ok(None);
-        };
-        let spec = pod.spec.clone().unwrap_or_default();
-        if spec.automount_service_account_token == Some(false) {
-            return Ok(None);
-        }
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let account = spec
-            .service_account_name
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| "default".to_owned());
-        let request: TokenRequest = serde_json::from_value(json!({
-            "spec": {
-                "audiences": [],
-                "expirationSeconds": TOKEN_SECONDS,
-                "boundObjectRef": {
-                    "apiVersion": "v1", "kind": "Pod",
-                    "name": name, "uid": pod.metadata.uid,
-                },
-            },
-        }))
-        .expect("a static TokenRequest");
-        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &namespace);
-        let issued = accounts
-            .create_token_request(&account, &PostParams::default(), &request)
-            .await
-            .map_err(|source| NodeAgentError::Token {
-                pod: format!("{namespace}/{name}"),
-                service_account: format!("{namespace}/{account}"),
-                source,
-            })?;
-        let token = issued.status.map(|s| s.token).unwrap_or_default();
-        let kubeconfig = json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "in-cluster", "cluster": {
-                "server": access.url,
-                "certificate-authority": access.ca_file,
-            }}],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": "in-cluster", "context": {
-                "cluster": "in-cluster",
-                "user": account,
-                "namespace": namespace,
-            }}],
-            "current-context": "in-cluster",
-        });
-        let path = access
-            .credentials_dir
-            .join(format!("{namespace}.{name}.kubeconfig"));
-        let written = std::fs::create_dir_all(&access.credentials_dir).and_then(|()| {
-            std::fs::write(
-                &path,
-                serde_json::to_string_pretty(&kubeconfig).unwrap_or_default(),
-            )
-        });
-        written.map_err(|source| NodeAgentError::Credentials {
-            pod: format!("{namespace}/{name}"),
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Some(path))
     }
 
     async fn forget(&mut self, pod: &Pod) {
@@ -633,7 +563,31 @@ impl Agent {
                 }
                 continue;
             }
+            if let (Some(pending), Some(access)) = (&mut run.token, &self.settings.api_server) {
+                match mount_service_account(
+                    &self.client,
+                    access,
+                    &run.namespace,
+                    &run.name,
+                    pending,
+                )
+                .await
+                {
+                    Ok(kubeconfig) => {
+                        run.kubeconfig = Some(kubeconfig);
+                        run.token = None;
+                    }
+                    Err(error) if tokio::time::Instant::now() < pending.give_up_at => {
+                        pending.last_error = Some(error.to_string());
+                    }
+                    Err(error) => run.failed = Some(error.to_string()),
+                }
+            }
             for container in &mut run.containers {
+                if run.token.is_some() {
+                    // The containers start once their credentials are mounted.
+                    break;
+                }
                 tend_container(
                     PodContext {
                         namespace: &run.namespace,
@@ -677,6 +631,84 @@ impl Agent {
             }
         }
     }
+}
+
+/// A Pod's ServiceAccount token, still to be mounted before its containers start.
+#[derive(Debug, Clone)]
+struct PendingToken {
+    account: String,
+    uid: String,
+    /// When the agent stops retrying and fails the Pod.
+    give_up_at: tokio::time::Instant,
+    last_error: Option<String>,
+}
+
+/// How long the agent retries a Pod's TokenRequest: the Node authorizer learns of a Pod bound to
+/// this Node from its own watch, a moment after the agent does, and refuses until then.
+const TOKEN_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Gets a token for the Pod's ServiceAccount from the TokenRequest API, bound to the Pod (as the
+/// kubelet's projected volume does; the Node authorizer allows it only for a Pod bound to this
+/// Node), and writes the kubeconfig its containers get as `KUBECONFIG`.
+async fn mount_service_account(
+    client: &Client,
+    access: &ApiServerAccess,
+    namespace: &str,
+    name: &str,
+    pending: &PendingToken,
+) -> Result<PathBuf, NodeAgentError> {
+    let account = &pending.account;
+    let request: TokenRequest = serde_json::from_value(json!({
+        "spec": {
+            "audiences": [],
+            "expirationSeconds": TOKEN_SECONDS,
+            "boundObjectRef": {
+                "apiVersion": "v1", "kind": "Pod",
+                "name": name, "uid": pending.uid,
+            },
+        },
+    }))
+    .expect("a static TokenRequest");
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let issued = accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .map_err(|source| NodeAgentError::Token {
+            pod: format!("{namespace}/{name}"),
+            service_account: format!("{namespace}/{account}"),
+            source,
+        })?;
+    let token = issued.status.map(|s| s.token).unwrap_or_default();
+    let kubeconfig = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "in-cluster", "cluster": {
+            "server": access.url,
+            "certificate-authority": access.ca_file,
+        }}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "in-cluster", "context": {
+            "cluster": "in-cluster",
+            "user": account,
+            "namespace": namespace,
+        }}],
+        "current-context": "in-cluster",
+    });
+    let path = access
+        .credentials_dir
+        .join(format!("{namespace}.{name}.kubeconfig"));
+    let written = std::fs::create_dir_all(&access.credentials_dir).and_then(|()| {
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&kubeconfig).unwrap_or_default(),
+        )
+    });
+    written.map_err(|source| NodeAgentError::Credentials {
+        pod: format!("{namespace}/{name}"),
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
 }
 
 /// What a container's environment may refer to.

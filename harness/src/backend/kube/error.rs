@@ -52,6 +52,10 @@ pub enum KubeError {
     /// [`BackendError::Manifest`]).
     #[error("{object}: {reason}")]
     Refused { object: String, reason: String },
+    /// Another writer changed the object since it was read (409 on an apply that carried the
+    /// resourceVersion it read): a read-modify-write retries from a fresh read.
+    #[error("{object}: {reason}")]
+    Conflict { object: String, reason: String },
     /// A wait or a generated object names a kind the cluster does not serve.
     #[error("{object}: {source}")]
     Unresolved { object: String, source: MissingKind },

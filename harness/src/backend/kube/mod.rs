@@ -115,6 +115,8 @@ const PROXY_PORT: u16 = 8080;
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a CRD may take to become Established, and an EKS load balancer to get an address.
 const CRD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a deleted object may take to go away (a Namespace waits for its Pods to stop).
+const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
 const LOAD_BALANCER_TIMEOUT: Duration = Duration::from_secs(300);
 /// The install hint for a missing glooctl.
 const GLOOCTL_INSTALL: &str = "curl -sL https://run.solo.io/gloo/install | sh";
@@ -685,7 +687,14 @@ impl KubeBackend {
         let applied = api
             .patch(&header.name, &params, &Patch::Apply(&object))
             .await
-            .map_err(|e| fail(apply_error(e)))?;
+            .map_err(|error| match (&outgoing.origin, &error) {
+                (None, ::kube::Error::Api(status)) if status.code == 409 => KubeError::Conflict {
+                    object: outgoing.describe(),
+                    reason: apply_error(error),
+                }
+                .into(),
+                _ => fail(apply_error(error)),
+            })?;
         self.written.insert(
             (
                 gvk.group.clone(),
@@ -786,6 +795,44 @@ impl KubeBackend {
             }
             .into()),
         }
+    }
+
+    /// Waits until each object is gone from the API server (its finalizers done: a Namespace's
+    /// content deleted, its Pods stopped), up to [`DELETE_TIMEOUT`].
+    async fn await_gone<'a>(
+        &mut self,
+        keys: impl Iterator<Item = &'a ResourceKey>,
+    ) -> Result<(), BackendError> {
+        let deadline = Instant::now() + DELETE_TIMEOUT;
+        for key in keys {
+            let Ok(resolved) = self.resolve(&header_of_key(key).gvk()).await? else {
+                continue;
+            };
+            let api = self.dynamic_api(&resolved, key.namespace.as_deref());
+            let mut interval = tokio::time::interval(POLL_INTERVAL);
+            loop {
+                interval.tick().await;
+                let found = api
+                    .get_opt(&key.name)
+                    .await
+                    .map_err(|source| KubeError::Read {
+                        object: key.to_string(),
+                        source,
+                    })?;
+                let Some(object) = found else { break };
+                if Instant::now() > deadline {
+                    return Err(BackendError::Timeout {
+                        condition: format!("{key} to be deleted"),
+                        timeout: DELETE_TIMEOUT,
+                        detail: Some(format!(
+                            "still there, finalizers {:?}",
+                            object.metadata.finalizers.unwrap_or_default()
+                        )),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Records an apply's or delete's changes under a new revision.
@@ -1348,23 +1395,51 @@ impl KubeBackend {
     }
 
     /// glooctl, emulated over the API server's objects (`--backend apiserver`); what it writes
-    /// is server-side applied (or deleted) with the run label, like a scenario's manifests.
+    /// is server-side applied (or deleted) with the run label, like a scenario's manifests. A
+    /// write carries the resourceVersion the command read, so a change made meanwhile (the
+    /// gateway writing a status: Gloo's CRDs have no status subresource) is a conflict, and the
+    /// command runs again on a fresh read, as glooctl's own read-modify-write retries.
     async fn emulated_glooctl(&mut self, args: &[String]) -> Result<CommandOutput, BackendError> {
-        let mut snapshot = self.snapshot(&emulated::GLOO_KINDS).await?;
-        let proxy_url = self
-            .proxy_url()
-            .await
-            .ok()
-            .map(|url| url.as_str().trim_end_matches('/').to_owned());
-        let gateway_namespace = self.settings.gateway_namespace.clone();
-        let mut store = emulated::SnapshotGlooStore {
-            snapshot: &mut snapshot,
-            gateway_namespace: &gateway_namespace,
-            proxy_url,
-            writes: Vec::new(),
-        };
-        let output = crate::glooctl::run(args, &mut store);
-        let writes = std::mem::take(&mut store.writes);
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut snapshot = self.snapshot(&emulated::GLOO_KINDS).await?;
+            let proxy_url = self
+                .proxy_url()
+                .await
+                .ok()
+                .map(|url| url.as_str().trim_end_matches('/').to_owned());
+            let gateway_namespace = self.settings.gateway_namespace.clone();
+            let mut store = emulated::SnapshotGlooStore {
+                snapshot: &mut snapshot,
+                gateway_namespace: &gateway_namespace,
+                proxy_url,
+                writes: Vec::new(),
+            };
+            let output = crate::glooctl::run(args, &mut store);
+            let writes = std::mem::take(&mut store.writes);
+            match self.send_gloo_writes(writes).await {
+                Ok(()) => return Ok(output),
+                Err(BackendError::Cluster(error))
+                    if attempt < ATTEMPTS
+                        && matches!(
+                            error.downcast_ref::<KubeError>(),
+                            Some(KubeError::Conflict { .. })
+                        ) =>
+                {
+                    tracing::debug!(%error, attempt, "glooctl write conflicted; reading again");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Sends what an emulated glooctl command wrote and records it as a change.
+    async fn send_gloo_writes(
+        &mut self,
+        writes: Vec<emulated::GlooWrite>,
+    ) -> Result<(), BackendError> {
         let mut changes = Vec::new();
         for write in writes {
             match write {
@@ -1406,7 +1481,7 @@ impl KubeBackend {
         if !changes.is_empty() {
             self.record(changes);
         }
-        Ok(output)
+        Ok(())
     }
 
     /// Deletes every object of one kind in one scope carrying the run label.
@@ -1638,6 +1713,9 @@ impl Backend for KubeBackend {
                 });
             }
         }
+        // As `kubectl delete` does by default (--wait): a Namespace being terminated refuses
+        // new objects, so the next step's apply would fail against a real API server.
+        self.await_gone(changes.iter().map(|c| &c.key)).await?;
         if self.settings.gateway == ClusterGateway::Builtin {
             self.sync_discovery(&mut changes).await?;
         }

@@ -301,6 +301,7 @@ async fn the_walkthrough_passes_on_a_real_api_server() {
         .await;
     let outcome = match installed {
         Ok(()) => {
+            gateway_proxy_runs_under_its_own_service_account(&run.path().join("pods")).await;
             let scenario = harness::scenario::load(&root.join("scenarios/walkthrough.yaml"))
                 .expect("scenarios/walkthrough.yaml loads");
             let run_settings = RunSettings::builder(root.join("manifests"))
@@ -314,11 +315,13 @@ async fn the_walkthrough_passes_on_a_real_api_server() {
     };
     let cleaned = backend.shutdown().await;
     cluster.stop().await;
-    let logs = run.path().join("pods");
     let (report, transcript) = outcome.unwrap_or_else(|error| {
+        // Kept for reading: the Pods' logs and the control plane's.
+        let kept = run.keep();
         panic!(
-            "installing gateway-proxy failed: {error} (Pod logs in {})",
-            logs.display()
+            "installing gateway-proxy failed: {error} (Pod logs in {}, the control plane's in {})",
+            kept.join("pods").display(),
+            kept.join("logs").display()
         )
     });
     cleaned.expect("the run's objects are deleted");
@@ -335,4 +338,54 @@ async fn the_walkthrough_passes_on_a_real_api_server() {
         judged >= 4,
         "only {judged} traffic steps ran:\n{transcript}"
     );
+}
+
+/// gateway-proxy's Pod talks to the API server with the token the node agent got for its
+/// ServiceAccount, and RBAC holds it to what `manifests/cluster/gateway-proxy/rbac.yaml` grants:
+/// it reads Services, and it may not read Secrets.
+async fn gateway_proxy_runs_under_its_own_service_account(pods_dir: &std::path::Path) {
+    let credentials = pods_dir.join("credentials");
+    let kubeconfig = std::fs::read_dir(&credentials)
+        .expect("the node agent wrote the Pods' kubeconfigs")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("gloo-system.gateway-proxy-"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no kubeconfig for gateway-proxy's Pod in {}",
+                credentials.display()
+            )
+        });
+    let text = std::fs::read_to_string(&kubeconfig).expect("readable kubeconfig");
+    assert!(
+        text.contains("\"token\"") && !text.contains("client-certificate"),
+        "a ServiceAccount token, not a certificate: {text}"
+    );
+    let config = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .expect("config");
+    let pod_client = kube::Client::try_from(config).expect("client");
+    let services: Api<Service> = Api::namespaced(pod_client.clone(), "gloo-system");
+    services
+        .list(&ListParams::default())
+        .await
+        .expect("the ClusterRole grants reading Services");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(pod_client, "gloo-system");
+    match secrets.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            assert!(
+                status
+                    .message
+                    .contains("system:serviceaccount:gloo-system:colormesh-gateway-proxy"),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("gateway-proxy's token must not read Secrets: {other:?}"),
+    }
 }

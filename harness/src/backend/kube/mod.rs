@@ -420,8 +420,8 @@ impl KubeBackend {
         self.install_crd_files(&files).await
     }
 
-    /// Installs gateway-proxy as the cluster's gateway (`--gateway builtin`): the real Gloo and
-    /// App Mesh CRDs from `schemas_root` (`../shared/schemas/{gloo,appmesh}`), then
+    /// Installs gateway-proxy as the cluster's gateway (`--gateway builtin`): the real Gloo,
+    /// App Mesh and Gateway API CRDs from `schemas_root` (`../shared/schemas/`), then
     /// `manifests/cluster/gateway-proxy/` (plus the LoadBalancer overlay on EKS) with the run's
     /// label, and waits for its rollout.
     pub async fn install_builtin_gateway(
@@ -430,6 +430,9 @@ impl KubeBackend {
     ) -> Result<(), BackendError> {
         self.install_crds(&schema_dirs(schemas_root, &["gloo", "appmesh"])?)
             .await?;
+        // gateway-proxy watches the Gateway API kinds too, whatever the scenario's dialect, and
+        // exits when the API server does not serve them.
+        self.install_gateway_api_crds(schemas_root).await?;
         let mut paths = vec![PathBuf::from(GATEWAY_MANIFESTS)];
         if self.settings.provider == Provider::Eks {
             paths.push(PathBuf::from(GATEWAY_EKS_OVERLAY));

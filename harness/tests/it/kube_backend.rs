@@ -361,7 +361,8 @@ async fn the_colorgateway_gets_the_builtin_sidecar_and_may_read_the_mesh() {
 }
 
 #[tokio::test]
-async fn on_eks_app_mesh_injects_and_the_backend_does_not() {
+async fn on_eks_the_backend_injects_the_sidecar_app_mesh_no_longer_does() {
+    // App Mesh was discontinued on 2026-09-30: no controller injects its Envoy on EKS any more.
     let (mut backend, log) = accepting_backend(Provider::Eks);
     backend
         .apply(&[PathBuf::from("colorapp")])
@@ -371,13 +372,15 @@ async fn on_eks_app_mesh_injects_and_the_backend_does_not() {
         &log,
         "/apis/apps/v1/namespaces/appmesh-demo/deployments/colorgateway",
     );
-    let containers = gateway.body["spec"]["template"]["spec"]["containers"]
+    let names: Vec<&str> = gateway.body["spec"]["template"]["spec"]["containers"]
         .as_array()
         .expect("containers")
-        .len();
-    assert_eq!(containers, 1);
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["colorgateway", "colormesh-sidecar"]);
     assert!(
-        !patches(&log)
+        patches(&log)
             .iter()
             .any(|p| p.path.contains("serviceaccounts"))
     );

@@ -35,6 +35,6 @@ pub mod source;
 pub mod xds;
 
 pub use envoy::{EnvoyAdmin, EnvoyError, EnvoyProcess};
-pub use render::{EnvoyResources, RenderError, render};
+pub use render::{DownstreamLimits, EnvoyResources, RenderError, render};
 pub use source::EnvoySource;
 pub use xds::{XdsError, XdsFiles};

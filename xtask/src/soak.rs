@@ -44,18 +44,18 @@ struct Probe {
 pub(crate) async fn soak(args: &SoakArgs) -> anyhow::Result<()> {
     let root = crate::workspace_root();
     let bin_dir = crate::cargo::build_binaries(&root)?;
-    let mut specs = vec![GatewaySpec {
-        name: "gateway-proxy",
-        program: bin_dir.join("gateway-proxy"),
-        extra_args: Vec::new(),
-    }];
+    let mut specs = vec![GatewaySpec::ingress(
+        "gateway-proxy",
+        bin_dir.join("gateway-proxy"),
+        Vec::new(),
+    )];
     if !args.no_envoy {
         let envoy = crate::envoy::envoy_binary(&root, args.envoy_bin.as_deref())?;
-        specs.push(GatewaySpec {
-            name: "envoy",
-            program: bin_dir.join("envoy-control"),
-            extra_args: vec!["--envoy-bin".to_owned(), envoy.display().to_string()],
-        });
+        specs.push(GatewaySpec::ingress(
+            "envoy",
+            bin_dir.join("envoy-control"),
+            vec!["--envoy-bin".to_owned(), envoy.display().to_string()],
+        ));
     }
     let echo = start_echo().await?;
     let work = root.join("target").join("soak");

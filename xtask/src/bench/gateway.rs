@@ -158,6 +158,13 @@ impl Gateway {
             .with_context(|| format!("{}'s /status is not JSON", self.name))
     }
 
+    /// The process that forwards requests: the gateway itself or, for a control program that
+    /// runs the proxy as a child (envoy-control), that child.
+    pub(crate) fn data_plane_pid(&self) -> u32 {
+        let pid = self.process.pid();
+        child_pids(pid).first().copied().unwrap_or(pid)
+    }
+
     /// Peak resident memory (VmHWM) of the data-plane process: the gateway itself or, for a
     /// control program that runs the proxy as a child (envoy-control), its children.
     pub(crate) fn peak_rss(&self) -> anyhow::Result<PeakRss> {

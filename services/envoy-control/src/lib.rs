@@ -2,7 +2,9 @@
 //!
 //! Gloo is a control plane in front of Envoy; so is this crate. `envoy-control` takes exactly
 //! gateway-proxy's command line (`ingress` | `sidecar --node N --namespace NS`, `--config-dir`,
-//! `--listen`, `--admin`, `--seed`) plus `--envoy-bin PATH`, and serves the same YAML with a real
+//! `--listen`, `--admin`, `--seed`, and the limit flags `--max-connections`,
+//! `--request-headers-timeout`, `--idle-timeout`, `--body-idle-timeout`, see
+//! [`render::DownstreamLimits`]) plus `--envoy-bin PATH`, and serves the same YAML with a real
 //! Envoy as the data plane:
 //!
 //! - the `routing` crate's translator (read through gateway-proxy's `DirSource`) turns the
@@ -35,6 +37,6 @@ pub mod source;
 pub mod xds;
 
 pub use envoy::{EnvoyAdmin, EnvoyError, EnvoyProcess};
-pub use render::{EnvoyResources, RenderError, render};
+pub use render::{DownstreamLimits, EnvoyResources, RenderError, render};
 pub use source::EnvoySource;
 pub use xds::{XdsError, XdsFiles};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use envoy_control::{EnvoyProcess, EnvoySource, XdsFiles};
+use envoy_control::{DownstreamLimits, EnvoyProcess, EnvoySource, XdsFiles};
 use gateway_proxy::cli::{GatewayArgs, RoleCommand};
 use gateway_proxy::{DirSource, ProxyOptions, ProxyState, serve_admin, watch_dir};
 use routing::Role;
@@ -35,6 +35,42 @@ struct Cli {
     /// The Envoy binary to run (required; may come before or after the role).
     #[arg(long, global = true, value_name = "PATH")]
     envoy_bin: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// gateway-proxy's downstream limit flags, rendered as the Envoy settings that bound the same
+/// thing; a flag left out leaves Envoy's own default (not gateway-proxy's).
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// Active downstream connections at most (the overload manager's
+    /// global_downstream_max_connections; the admin listener is not counted). Envoy's default:
+    /// no limit.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// The connection manager's request_headers_timeout (from a request's first byte to its
+    /// complete headers). Envoy's default: off.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    request_headers_timeout: Option<Duration>,
+    /// The connection manager's idle_timeout: a connection with no stream is closed. Envoy's
+    /// default: 1h.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// The connection manager's stream_idle_timeout: a request or response body that goes this
+    /// long without a byte is reset. Envoy's default: 5m.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    body_idle_timeout: Option<Duration>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> DownstreamLimits {
+        DownstreamLimits {
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            stream_idle_timeout: self.body_idle_timeout,
+            request_headers_timeout: self.request_headers_timeout,
+        }
+    }
 }
 
 #[tokio::main]
@@ -76,7 +112,11 @@ async fn main() -> Result<()> {
         .context("creating the work directory")?;
     let files = XdsFiles::create(work.path())?;
     let node_id = format!("envoy-control-{}", std::process::id());
-    files.write_initial(&node_id, common.listen)?;
+    let limits = cli.limits.limits();
+    if limits != DownstreamLimits::default() {
+        tracing::info!(?limits, "downstream limits set on the command line");
+    }
+    files.write_initial(&node_id, common.listen, &limits)?;
     // Started from the main thread: Envoy's parent-death signal follows the spawning thread.
     let mut envoy = EnvoyProcess::start(&envoy_bin, &files.envoy_files(), ENVOY_START_TIMEOUT)
         .await

@@ -610,12 +610,38 @@ pub enum RouteSource<'a> {
     Inline(&'a Value),
 }
 
+/// Downstream limits and timeouts given on the command line (gateway-proxy's flags of the same
+/// names); each `None` leaves Envoy's default, which is what Gloo and the App Mesh controller
+/// leave too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DownstreamLimits {
+    /// Active downstream connections at most, over every listener but the admin one: the
+    /// overload manager's `envoy.resource_monitors.global_downstream_max_connections` (Envoy
+    /// accepts a connection over it and closes it at once). Envoy's default: no limit.
+    pub max_connections: Option<u32>,
+    /// The connection manager's `common_http_protocol_options.idle_timeout`: a connection with
+    /// no stream is closed (HTTP/2 with a GOAWAY first). Envoy's default: 1 h.
+    pub idle_timeout: Option<Duration>,
+    /// The connection manager's `stream_idle_timeout`: a stream (a request or response body
+    /// being relayed) that goes this long without activity is reset. Envoy's default: 5 min.
+    pub stream_idle_timeout: Option<Duration>,
+    /// The connection manager's `request_headers_timeout`: the time from a request's first byte
+    /// to its complete headers. Envoy's default: off.
+    pub request_headers_timeout: Option<Duration>,
+}
+
+/// The resource monitor that caps active downstream connections.
+pub const GLOBAL_MAX_CONNECTIONS_MONITOR: &str =
+    "envoy.resource_monitors.global_downstream_max_connections";
+const DOWNSTREAM_CONNECTIONS_TYPE: &str = "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
+
 /// The data-plane listener on `address` (port 0 allowed: read the port back from the admin).
 ///
 /// It accepts absolute-form requests (`GET http://host/ HTTP/1.1`), which is how an app reaches
 /// its sidecar through `HTTP_PROXY`, and carries the dynamic forward proxy filter so that the
-/// passthrough cluster works; the filter ignores requests routed to any other cluster.
-pub fn listener(address: SocketAddr, routes: RouteSource<'_>) -> Value {
+/// passthrough cluster works; the filter ignores requests routed to any other cluster. The
+/// timeouts of `limits` go on its connection manager.
+pub fn listener(address: SocketAddr, routes: RouteSource<'_>, limits: &DownstreamLimits) -> Value {
     let mut manager = Map::new();
     manager.insert("@type".into(), json!(HCM_TYPE));
     manager.insert("stat_prefix".into(), json!(STAT_PREFIX));
@@ -624,6 +650,18 @@ pub fn listener(address: SocketAddr, routes: RouteSource<'_>) -> Value {
         "http_protocol_options".into(),
         json!({ "allow_absolute_url": true }),
     );
+    if let Some(idle) = limits.idle_timeout {
+        manager.insert(
+            "common_http_protocol_options".into(),
+            json!({ "idle_timeout": duration(idle) }),
+        );
+    }
+    if let Some(stream_idle) = limits.stream_idle_timeout {
+        manager.insert("stream_idle_timeout".into(), json!(duration(stream_idle)));
+    }
+    if let Some(headers) = limits.request_headers_timeout {
+        manager.insert("request_headers_timeout".into(), json!(duration(headers)));
+    }
     match routes {
         RouteSource::File {
             path,
@@ -675,15 +713,39 @@ fn path_config_source(path: &Path, watched_directory: &Path) -> Value {
 
 /// The bootstrap of a running Envoy: admin on an ephemeral loopback port, LDS and CDS from files
 /// in `watched_directory` (a move into it makes Envoy re-read them).
-pub fn bootstrap(node_id: &str, lds: &Path, cds: &Path, watched_directory: &Path) -> Value {
-    json!({
+///
+/// With [`DownstreamLimits::max_connections`], the overload manager caps active downstream
+/// connections; the admin listener is left out of that cap (`ignore_global_conn_limit`), as
+/// gateway-proxy's admin port has a limit of its own, so the admin API keeps answering.
+pub fn bootstrap(
+    node_id: &str,
+    lds: &Path,
+    cds: &Path,
+    watched_directory: &Path,
+    limits: &DownstreamLimits,
+) -> Value {
+    let mut admin = json!({ "address": socket_address(SocketAddr::from(([127, 0, 0, 1], 0))) });
+    let mut bootstrap = json!({
         "node": { "id": node_id, "cluster": "colormesh" },
-        "admin": { "address": socket_address(SocketAddr::from(([127, 0, 0, 1], 0))) },
         "dynamic_resources": {
             "lds_config": path_config_source(lds, watched_directory),
             "cds_config": path_config_source(cds, watched_directory),
         },
-    })
+    });
+    if let Some(max) = limits.max_connections {
+        admin["ignore_global_conn_limit"] = json!(true);
+        bootstrap["overload_manager"] = json!({
+            "resource_monitors": [{
+                "name": GLOBAL_MAX_CONNECTIONS_MONITOR,
+                "typed_config": {
+                    "@type": DOWNSTREAM_CONNECTIONS_TYPE,
+                    "max_active_downstream_connections": max,
+                },
+            }],
+        });
+    }
+    bootstrap["admin"] = admin;
+    bootstrap
 }
 
 /// The same resources as a static bootstrap, for `envoy --mode validate` (which does not read
@@ -693,7 +755,11 @@ pub fn static_bootstrap(listen: SocketAddr, resources: &EnvoyResources) -> Value
         "node": { "id": "validate", "cluster": "colormesh" },
         "admin": { "address": socket_address(SocketAddr::from(([127, 0, 0, 1], 0))) },
         "static_resources": {
-            "listeners": [listener(listen, RouteSource::Inline(&resources.route_configuration))],
+            "listeners": [listener(
+                listen,
+                RouteSource::Inline(&resources.route_configuration),
+                &DownstreamLimits::default(),
+            )],
             "clusters": resources.clusters.values().collect::<Vec<_>>(),
         },
     })
@@ -1351,7 +1417,8 @@ mod tests {
             rendered.clusters[PASSTHROUGH_CLUSTER]["cluster_type"]["typed_config"]["dns_cache_config"],
             listener(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
-                RouteSource::Inline(&json!({}))
+                RouteSource::Inline(&json!({})),
+                &DownstreamLimits::default(),
             )["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]
                 ["dns_cache_config"],
             "filter and cluster must describe the same DNS cache"
@@ -1393,6 +1460,7 @@ mod tests {
                 path: Path::new("/x/rds.json"),
                 watched_directory: Path::new("/x"),
             },
+            &DownstreamLimits::default(),
         );
         let manager = &rendered["filter_chains"][0]["filters"][0]["typed_config"];
         assert_eq!(rendered["address"]["socket_address"]["port_value"], 0);
@@ -1410,6 +1478,84 @@ mod tests {
         assert_eq!(
             manager["http_filters"][1]["name"], "envoy.filters.http.router",
             "the router comes last"
+        );
+    }
+
+    #[test]
+    fn default_limits_leave_envoy_s_defaults() {
+        let manager = &listener(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            RouteSource::Inline(&json!({})),
+            &DownstreamLimits::default(),
+        )["filter_chains"][0]["filters"][0]["typed_config"];
+        for field in [
+            "common_http_protocol_options",
+            "stream_idle_timeout",
+            "request_headers_timeout",
+        ] {
+            assert!(manager.get(field).is_none(), "{field}: {manager:#}");
+        }
+        let bootstrap = bootstrap(
+            "node",
+            Path::new("/x/lds.json"),
+            Path::new("/x/cds.json"),
+            Path::new("/x"),
+            &DownstreamLimits::default(),
+        );
+        assert!(bootstrap.get("overload_manager").is_none(), "{bootstrap:#}");
+        assert_eq!(
+            bootstrap["admin"],
+            json!({ "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } })
+        );
+    }
+
+    #[test]
+    fn limits_render_the_connection_manager_timeouts_and_the_global_connection_monitor() {
+        let limits = DownstreamLimits {
+            max_connections: Some(8),
+            idle_timeout: Some(Duration::from_secs(2)),
+            stream_idle_timeout: Some(Duration::from_millis(1500)),
+            request_headers_timeout: Some(Duration::from_secs(30)),
+        };
+        let rendered = listener(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            RouteSource::Inline(&json!({})),
+            &limits,
+        );
+        let manager = &rendered["filter_chains"][0]["filters"][0]["typed_config"];
+        assert_eq!(
+            manager["common_http_protocol_options"],
+            json!({ "idle_timeout": "2s" })
+        );
+        assert_eq!(manager["stream_idle_timeout"], "1.5s");
+        assert_eq!(manager["request_headers_timeout"], "30s");
+        assert_eq!(
+            manager["http_protocol_options"]["allow_absolute_url"], true,
+            "the limits add to the listener, they replace nothing"
+        );
+
+        let bootstrap = bootstrap(
+            "node",
+            Path::new("/x/lds.json"),
+            Path::new("/x/cds.json"),
+            Path::new("/x"),
+            &limits,
+        );
+        assert_eq!(
+            bootstrap["overload_manager"],
+            json!({
+                "resource_monitors": [{
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": 8,
+                    },
+                }],
+            })
+        );
+        assert_eq!(
+            bootstrap["admin"]["ignore_global_conn_limit"], true,
+            "the admin API answers when the data plane is full"
         );
     }
 

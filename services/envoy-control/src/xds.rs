@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::envoy::EnvoyFiles;
-use crate::render::{self, CLUSTER_TYPE, LISTENER_TYPE, ROUTE_CONFIGURATION_TYPE, RouteSource};
+use crate::render::{
+    self, CLUSTER_TYPE, DownstreamLimits, LISTENER_TYPE, ROUTE_CONFIGURATION_TYPE, RouteSource,
+};
 
 /// An I/O error on one file of the work directory.
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +76,20 @@ impl XdsFiles {
 
     /// Writes the bootstrap and the configuration Envoy starts with, all at version 0: the
     /// listener on `listen` (written once: rewriting it would rebind the port), no clusters and
-    /// an empty route configuration.
-    pub fn write_initial(&self, node_id: &str, listen: SocketAddr) -> Result<(), XdsError> {
+    /// an empty route configuration. `limits` go on the listener and into the bootstrap.
+    pub fn write_initial(
+        &self,
+        node_id: &str,
+        listen: SocketAddr,
+        limits: &DownstreamLimits,
+    ) -> Result<(), XdsError> {
         let listener = render::listener(
             listen,
             RouteSource::File {
                 path: &self.rds,
                 watched_directory: &self.watched,
             },
+            limits,
         );
         self.write(
             &self.lds,
@@ -99,7 +107,7 @@ impl XdsFiles {
                 [&render::empty_route_configuration()],
             ),
         )?;
-        let bootstrap = render::bootstrap(node_id, &self.lds, &self.cds, &self.watched);
+        let bootstrap = render::bootstrap(node_id, &self.lds, &self.cds, &self.watched, limits);
         self.write(&self.envoy_files().bootstrap, &bootstrap)
     }
 
@@ -138,7 +146,11 @@ mod tests {
         let work = tempfile::tempdir().expect("tempdir");
         let files = XdsFiles::create(work.path()).expect("create");
         files
-            .write_initial("node", "127.0.0.1:0".parse().expect("address"))
+            .write_initial(
+                "node",
+                "127.0.0.1:0".parse().expect("address"),
+                &DownstreamLimits::default(),
+            )
             .expect("write");
         for path in [&files.lds, &files.cds, &files.rds] {
             let text = std::fs::read_to_string(path).expect("read");

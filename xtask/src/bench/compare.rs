@@ -76,18 +76,18 @@ pub(crate) async fn bench(args: &CompareArgs) -> anyhow::Result<()> {
     let root = crate::workspace_root();
     let with_envoy = !args.no_envoy;
     let release_dir = build_release(&root, with_envoy)?;
-    let mut gateways = vec![GatewaySpec {
-        name: "gateway-proxy",
-        program: release_dir.join("gateway-proxy"),
-        extra_args: vec!["--workers".to_owned(), args.workers.to_string()],
-    }];
+    let mut gateways = vec![GatewaySpec::ingress(
+        "gateway-proxy",
+        release_dir.join("gateway-proxy"),
+        vec!["--workers".to_owned(), args.workers.to_string()],
+    )];
     if with_envoy {
         let envoy = crate::envoy::envoy_binary(&root, args.envoy_bin.as_deref())?;
-        gateways.push(GatewaySpec {
-            name: "envoy",
-            program: release_dir.join("envoy-control"),
-            extra_args: vec!["--envoy-bin".to_owned(), envoy.display().to_string()],
-        });
+        gateways.push(GatewaySpec::ingress(
+            "envoy",
+            release_dir.join("envoy-control"),
+            vec!["--envoy-bin".to_owned(), envoy.display().to_string()],
+        ));
     }
     let out_dir = root.join("target").join("bench");
     let plan = Plan {
@@ -658,11 +658,11 @@ mod tests {
             "the bench smoke test needs {}: run `cargo build --bins` first",
             gateway_proxy.display()
         );
-        let mut gateways = vec![GatewaySpec {
-            name: "gateway-proxy",
-            program: gateway_proxy,
-            extra_args: vec!["--workers".to_owned(), "1".to_owned()],
-        }];
+        let mut gateways = vec![GatewaySpec::ingress(
+            "gateway-proxy",
+            gateway_proxy,
+            vec!["--workers".to_owned(), "1".to_owned()],
+        )];
         gateways.push(envoy_side(&bin_dir));
         let work = tempfile::tempdir().expect("temp dir");
         let plan = Plan {
@@ -727,10 +727,10 @@ mod tests {
             "{} is missing: run `cargo build --bins` first",
             control.display()
         );
-        GatewaySpec {
-            name: "envoy",
-            program: control,
-            extra_args: vec!["--envoy-bin".to_owned(), envoy.display().to_string()],
-        }
+        GatewaySpec::ingress(
+            "envoy",
+            control,
+            vec!["--envoy-bin".to_owned(), envoy.display().to_string()],
+        )
     }
 }

@@ -22,14 +22,32 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between two readiness probes while a gateway starts.
 const READY_POLL: Duration = Duration::from_millis(20);
 
-/// How to start one gateway: `<program> ingress --config-dir D --listen 127.0.0.1:0 --admin
-/// 127.0.0.1:0 [extra_args]`, the command line every colormesh gateway accepts.
+/// How to start one gateway: `[launcher] <program> <role> --config-dir D --listen 127.0.0.1:0
+/// --admin 127.0.0.1:0 [extra_args]`, the command line every colormesh gateway accepts.
 #[derive(Debug, Clone)]
 pub(crate) struct GatewaySpec {
     /// Short name for tables and file names: `gateway-proxy`, `envoy`.
     pub(crate) name: &'static str,
     pub(crate) program: PathBuf,
+    /// The role and its arguments: `ingress`, or `sidecar --namespace NS`.
+    pub(crate) role: Vec<String>,
     pub(crate) extra_args: Vec<String>,
+    /// A program and its arguments that execs the gateway in place (`prlimit --nofile=N:N --`),
+    /// so the gateway keeps the launcher's pid.
+    pub(crate) launcher: Option<(PathBuf, Vec<String>)>,
+}
+
+impl GatewaySpec {
+    /// The ingress role, started directly.
+    pub(crate) fn ingress(name: &'static str, program: PathBuf, extra_args: Vec<String>) -> Self {
+        Self {
+            name,
+            program,
+            role: vec!["ingress".to_owned()],
+            extra_args,
+            launcher: None,
+        }
+    }
 }
 
 /// A running gateway.
@@ -56,11 +74,17 @@ impl Gateway {
         log_dir: &Path,
         client: &AdminClient,
     ) -> anyhow::Result<Self> {
-        let mut args = vec![
-            "ingress".to_owned(),
-            "--config-dir".to_owned(),
-            config_dir.display().to_string(),
-        ];
+        let mut args = Vec::new();
+        let program = match &spec.launcher {
+            Some((launcher, launcher_args)) => {
+                args.extend(launcher_args.iter().cloned());
+                args.push(spec.program.display().to_string());
+                launcher
+            }
+            None => &spec.program,
+        };
+        args.extend(spec.role.iter().cloned());
+        args.extend(["--config-dir".to_owned(), config_dir.display().to_string()]);
         args.extend(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"].map(str::to_owned));
         args.extend(spec.extra_args.iter().cloned());
         // Announcements only: per-request logging would be measured as gateway cost.
@@ -70,7 +94,7 @@ impl Gateway {
         ]
         .map(|(name, value)| (name.to_owned(), value.to_owned()));
         let deadline = Instant::now() + START_TIMEOUT;
-        let mut process = Process::spawn(spec.name, &spec.program, &args, &env, log_dir)?;
+        let mut process = Process::spawn(spec.name, program, &args, &env, log_dir)?;
         let listeners = process
             .wait_listening(&["http", "admin"], START_TIMEOUT)
             .await?;
@@ -132,6 +156,13 @@ impl Gateway {
             .to_bytes();
         serde_json::from_slice(&body)
             .with_context(|| format!("{}'s /status is not JSON", self.name))
+    }
+
+    /// The process that forwards requests: the gateway itself or, for a control program that
+    /// runs the proxy as a child (envoy-control), that child.
+    pub(crate) fn data_plane_pid(&self) -> u32 {
+        let pid = self.process.pid();
+        child_pids(pid).first().copied().unwrap_or(pid)
     }
 
     /// Peak resident memory (VmHWM) of the data-plane process: the gateway itself or, for a

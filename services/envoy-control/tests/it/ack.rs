@@ -143,7 +143,11 @@ async fn setup(ack_timeout: Duration) -> Setup {
     let work = tempfile::tempdir().expect("tempdir");
     let files = XdsFiles::create(work.path()).expect("files");
     files
-        .write_initial("test", "127.0.0.1:0".parse().expect("address"))
+        .write_initial(
+            "test",
+            "127.0.0.1:0".parse().expect("address"),
+            &envoy_control::render::DownstreamLimits::default(),
+        )
         .expect("initial files");
     let state = ProxyState::new(ProxyOptions::default());
     state.set_source(EnvoySource::new(

@@ -55,7 +55,11 @@ impl EnvoyWithTable {
         let work = tempfile::tempdir().expect("tempdir");
         let files = XdsFiles::create(work.path()).expect("xds files");
         files
-            .write_initial("gateway-api-test", "127.0.0.1:0".parse().expect("address"))
+            .write_initial(
+                "gateway-api-test",
+                "127.0.0.1:0".parse().expect("address"),
+                &envoy_control::render::DownstreamLimits::default(),
+            )
             .expect("initial files");
         let envoy = EnvoyProcess::start(
             &envoy_binary(),

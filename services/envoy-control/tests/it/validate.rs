@@ -120,9 +120,53 @@ fn the_running_bootstrap_validates() {
     let work = tempfile::tempdir().expect("tempdir");
     let files = XdsFiles::create(work.path()).expect("files");
     files
-        .write_initial("validate", "127.0.0.1:0".parse().expect("address"))
+        .write_initial(
+            "validate",
+            "127.0.0.1:0".parse().expect("address"),
+            &envoy_control::render::DownstreamLimits::default(),
+        )
         .expect("write");
     validate(&envoy, &files.envoy_files().bootstrap);
+}
+
+#[test]
+fn the_running_bootstrap_with_every_limit_validates() {
+    use std::time::Duration;
+
+    let envoy = envoy_binary();
+    let work = tempfile::tempdir().expect("tempdir");
+    let files = XdsFiles::create(work.path()).expect("files");
+    let limits = envoy_control::DownstreamLimits {
+        max_connections: Some(8),
+        idle_timeout: Some(Duration::from_secs(2)),
+        stream_idle_timeout: Some(Duration::from_secs(2)),
+        request_headers_timeout: Some(Duration::from_secs(30)),
+    };
+    files
+        .write_initial("validate", "127.0.0.1:0".parse().expect("address"), &limits)
+        .expect("write");
+    validate(&envoy, &files.envoy_files().bootstrap);
+    // The listener is in the LDS file, which `--mode validate` does not read: validate it inline.
+    let lds: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files.lds).expect("read lds")).expect("json");
+    let mut listener = lds["resources"][0].clone();
+    if let Some(fields) = listener.as_object_mut() {
+        fields.remove("@type");
+    }
+    let manager = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+    manager.as_object_mut().expect("manager").remove("rds");
+    manager["route_config"] = envoy_control::render::empty_route_configuration();
+    let bootstrap = work.path().join("static-bootstrap.json");
+    let static_bootstrap = serde_json::json!({
+        "node": { "id": "validate", "cluster": "colormesh" },
+        "static_resources": { "listeners": [listener] },
+    });
+    std::fs::write(
+        &bootstrap,
+        serde_json::to_vec_pretty(&static_bootstrap).expect("json"),
+    )
+    .expect("write bootstrap");
+    validate(&envoy, &bootstrap);
 }
 
 /// An unresolved destination is a cluster name missing from CDS on purpose; an inline route

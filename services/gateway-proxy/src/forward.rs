@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use crate::ProxyOptions;
 use crate::headers::strip_hop_by_hop;
 
-pub use crate::server::{BodyIdleTimeout, IdleTimeoutBody};
+pub use crate::server::{BodyIdleTimeout, IdleTimeoutBody, RouteTimeoutInBody};
 
 /// Body type of everything the proxy sends: a streamed hyper body (with an idle timeout, see
 /// [`streamed`]) or a buffered one.
@@ -366,10 +366,13 @@ impl Upstream {
 }
 
 /// What the client gets for a try's outcome: the upstream's response without its hop-by-hop
-/// headers and with the route's `response_edits`, or Envoy's local reply for the failure.
+/// headers and with the route's `response_edits`, or Envoy's local reply for the failure. The
+/// response body is cut at `deadline` (the route's timeout from the request's start), since
+/// Envoy's route timeout runs until the response has ended.
 pub fn downstream_reply(
     outcome: Result<Response<Incoming>, TryFailure>,
     response_edits: Option<&HeaderEdits>,
+    deadline: Option<Instant>,
 ) -> Response<ProxyBody> {
     match outcome {
         Ok(response) => {
@@ -379,7 +382,10 @@ pub fn downstream_reply(
                 edits.apply(&mut parts.headers);
             }
             // The listener bounds the response body's stalls (it wraps every answer).
-            Response::from_parts(parts, streamed(body, None))
+            Response::from_parts(
+                parts,
+                Either::Left(IdleTimeoutBody::new(body, None).until(deadline)),
+            )
         }
         Err(TryFailure::ConnectFailure) => {
             local_reply(StatusCode::SERVICE_UNAVAILABLE, BODY_CONNECT_FAILURE)
@@ -508,7 +514,7 @@ mod tests {
 
     #[test]
     fn failed_tries_get_envoy_s_local_replies() {
-        let reply = |failure| downstream_reply(Err(failure), None).status();
+        let reply = |failure| downstream_reply(Err(failure), None, None).status();
         assert_eq!(
             reply(TryFailure::ConnectFailure),
             StatusCode::SERVICE_UNAVAILABLE

@@ -259,7 +259,7 @@ async fn forward_request(
         }
         return recorded(
             requests,
-            downstream_reply(outcome, Some(&forward.response_headers)),
+            downstream_reply(outcome, Some(&forward.response_headers), tries.deadline),
         );
     }
 }
@@ -536,7 +536,10 @@ async fn passthrough(
         return UnreadableBody.reply();
     }
     metrics.latency.observe(started.elapsed());
-    recorded(Some(&metrics.requests), downstream_reply(outcome, None))
+    recorded(
+        Some(&metrics.requests),
+        downstream_reply(outcome, None, timeout.map(|timeout| started + timeout)),
+    )
 }
 
 /// Whether `endpoint` names one of `own` (the proxy's listeners): the same port on a loopback

@@ -568,6 +568,11 @@ where
 #[error("body idle timeout: no data for {0:?}")]
 pub struct BodyIdleTimeout(pub Duration);
 
+/// A relayed response body had not ended when the route's timeout ran out.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("route timeout: the response body had not ended")]
+pub struct RouteTimeoutInBody;
+
 /// A body that fails with [`BodyIdleTimeout`] when its source gives nothing for `idle` while it
 /// is being read. Only waiting on the source counts: the clock starts when a frame is asked for,
 /// so a slow reader never trips it.
@@ -575,6 +580,8 @@ pub struct IdleTimeoutBody<B> {
     inner: B,
     idle: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// When the whole body must have arrived (the route's timeout, as Envoy counts it).
+    deadline: Option<Pin<Box<Sleep>>>,
     _in_flight: Option<InFlight>,
     failed: Option<Arc<AtomicBool>>,
 }
@@ -586,9 +593,18 @@ impl<B> IdleTimeoutBody<B> {
             inner,
             idle,
             sleep: None,
+            deadline: None,
             _in_flight: None,
             failed: None,
         }
+    }
+
+    /// Also fails with [`RouteTimeoutInBody`] once `deadline` passes before the body ended: a
+    /// route's timeout covers the whole response, as Envoy's route timeout does, not only
+    /// its headers. `None`: no deadline.
+    pub fn until(mut self, deadline: Option<tokio::time::Instant>) -> Self {
+        self.deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+        self
     }
 
     fn with_in_flight(mut self, in_flight: InFlight) -> Self {
@@ -640,6 +656,15 @@ where
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
             Poll::Pending => {
+                let past_deadline = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if past_deadline {
+                    tracing::debug!("route timeout before the body ended; cutting the stream");
+                    this.fail();
+                    return Poll::Ready(Some(Err(Box::new(RouteTimeoutInBody))));
+                }
                 let Some(idle) = this.idle else {
                     return Poll::Pending;
                 };

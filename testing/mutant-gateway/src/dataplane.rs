@@ -382,7 +382,7 @@ impl Connection {
         };
         let deadline = forward.timeout.map(|timeout| Instant::now() + timeout);
         let outcome = self.shared.upstream.send(upstream, deadline).await;
-        downstream_reply(outcome, Some(&forward.response_headers))
+        downstream_reply(outcome, Some(&forward.response_headers), deadline)
     }
 
     /// The configuration to route this request with: the live one, except under

@@ -207,6 +207,40 @@ async fn a_stalled_response_body_is_cut_after_the_body_idle_timeout() {
     task.abort();
 }
 
+/// Envoy's route timeout runs until the response has ended, so a body that stalls after the
+/// headers is cut at the route's timeout even when the body idle timeout is far longer (Gloo's
+/// 15 s against gateway-proxy's 300 s by default; `cargo xtask soak` compares both gateways).
+#[tokio::test]
+async fn a_stalled_response_body_is_cut_at_the_route_timeout() {
+    let (upstream, task) = stalling_upstream().await;
+    let route_timeout = Duration::from_millis(400);
+    let cluster = std::sync::Arc::new(routing::table::Cluster::new(
+        "stalling".to_owned(),
+        vec![upstream],
+    ));
+    let mut action = forward(vec![(cluster, 1)]);
+    action.timeout = Some(route_timeout);
+    let proxy = RunningProxy::with_table_and_options(
+        table(&["*"], vec![prefix_route("r", "/", action)]),
+        options(Duration::from_secs(300)),
+    )
+    .await;
+    let (reply, took) = exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    eprintln!("stalled response body cut after {took:?}");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("partial"), "{reply}");
+    assert!(
+        took >= route_timeout && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    proxy.stop().await;
+    task.abort();
+}
+
 #[tokio::test]
 async fn a_stalled_request_body_is_cut_and_not_blamed_on_the_upstream() {
     let echo = Upstream::echo("echo").await;

@@ -319,9 +319,10 @@ async fn the_walkthrough_passes_on_a_real_api_server() {
         // Kept for reading: the Pods' logs and the control plane's.
         let kept = run.keep();
         panic!(
-            "installing gateway-proxy failed: {error} (Pod logs in {}, the control plane's in {})",
+            "installing gateway-proxy failed: {error} (Pod logs in {}, the control plane's in {}){}",
             kept.join("pods").display(),
-            kept.join("logs").display()
+            kept.join("logs").display(),
+            pod_errors(&kept.join("pods"))
         )
     });
     cleaned.expect("the run's objects are deleted");
@@ -388,4 +389,31 @@ async fn gateway_proxy_runs_under_its_own_service_account(pods_dir: &std::path::
         }
         other => panic!("gateway-proxy's token must not read Secrets: {other:?}"),
     }
+}
+
+/// The `Error:` lines (and the cause after each) the Pods' processes printed, e.g. a
+/// gateway-proxy built without its `kubernetes` feature when only this crate's tests were built
+/// (`cargo xtask test` builds the workspace's binaries with every feature).
+fn pod_errors(pods_dir: &std::path::Path) -> String {
+    let mut found = String::new();
+    for entry in std::fs::read_dir(pods_dir).into_iter().flatten().flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
+            if line.starts_with("Error:") {
+                let cause = lines[index + 1..]
+                    .iter()
+                    .map(|l| l.trim())
+                    .find(|l| !l.is_empty() && *l != "Caused by:")
+                    .unwrap_or_default();
+                found.push_str(&format!(
+                    "\n{}: {line} {cause}",
+                    entry.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found
 }

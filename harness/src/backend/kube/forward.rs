@@ -228,12 +228,7 @@ pub(crate) async fn get_through_forward(
         forwarder.abort();
         answer
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, request)
-        .await
-        .map_err(|_| ForwardError::NoAnswer {
-            what: what.clone(),
-            within: REQUEST_TIMEOUT,
-        })?
+    within_request_timeout(&what, request).await
 }
 
 /// `GET <path>` on an address this machine reaches directly (a pod's loopback or address on
@@ -252,10 +247,18 @@ pub(crate) async fn get_direct(
             })?;
         get_over(stream, path, &what).await
     };
+    within_request_timeout(&what, request).await
+}
+
+/// `request`, or [`ForwardError::NoAnswer`] after [`REQUEST_TIMEOUT`].
+async fn within_request_timeout<T>(
+    what: &str,
+    request: impl std::future::Future<Output = Result<T, ForwardError>>,
+) -> Result<T, ForwardError> {
     tokio::time::timeout(REQUEST_TIMEOUT, request)
         .await
         .map_err(|_| ForwardError::NoAnswer {
-            what: what.clone(),
+            what: what.to_owned(),
             within: REQUEST_TIMEOUT,
         })?
 }

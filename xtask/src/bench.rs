@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 mod compare;
-mod config;
+pub(crate) mod config;
 pub(crate) mod gateway;
 mod load;
 mod propagation;

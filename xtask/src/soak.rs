@@ -397,21 +397,7 @@ fn table(probes: &[Probe], columns: &[(&'static str, Vec<Outcome>)]) -> String {
 /// Two Upstreams (the echo, and the one that stalls mid-body at `/stall`) and a VirtualService
 /// for every host.
 fn ingress_yaml(upstreams: &Upstreams) -> String {
-    let upstream = |name: &str, addr: SocketAddr| {
-        format!(
-            "apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: {name}, namespace: gloo-system, resourceVersion: \"1\"}}
-spec:
-  static:
-    hosts:
-      - addr: {ip}
-        port: {port}
-",
-            ip = addr.ip(),
-            port = addr.port()
-        )
-    };
+    use crate::bench::config::static_upstream_yaml as upstream;
     format!(
         "{}---\n{}---
 apiVersion: gateway.solo.io/v1

@@ -92,10 +92,10 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn upstreams_yaml(blue: SocketAddr, green: SocketAddr) -> String {
-    let upstream = |name: &str, addr: SocketAddr| {
-        format!(
-            "apiVersion: gloo.solo.io/v1
+/// A Gloo static Upstream `gloo-system/<name>` with one host, as one YAML document.
+pub(crate) fn static_upstream_yaml(name: &str, addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: gloo.solo.io/v1
 kind: Upstream
 metadata:
   name: {name}
@@ -107,14 +107,16 @@ spec:
       - addr: {ip}
         port: {port}
 ",
-            ip = addr.ip(),
-            port = addr.port()
-        )
-    };
+        ip = addr.ip(),
+        port = addr.port()
+    )
+}
+
+fn upstreams_yaml(blue: SocketAddr, green: SocketAddr) -> String {
     format!(
         "{}---\n{}",
-        upstream("bench-blue", blue),
-        upstream("bench-green", green)
+        static_upstream_yaml("bench-blue", blue),
+        static_upstream_yaml("bench-green", green)
     )
 }
 

@@ -716,6 +716,23 @@ impl KubeBackend {
         Ok((header.key(), version))
     }
 
+    /// Server-side applies an object the backend made rather than read from a manifest
+    /// (emulated discovery's Upstreams, glooctl's writes), labelled with the run.
+    async fn send_generated(&mut self, mut object: Value) -> Result<Change, BackendError> {
+        transform::set_label(&mut object, RUN_LABEL, &self.settings.run_id);
+        let (key, version) = self
+            .send(&Outgoing {
+                origin: None,
+                object,
+            })
+            .await?;
+        Ok(Change {
+            key,
+            version,
+            deleted: false,
+        })
+    }
+
     /// Whether a Namespace exists and was not made by a colormesh run (then it is not labelled).
     async fn foreign_namespace(&self, name: &str) -> Result<bool, BackendError> {
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
@@ -737,25 +754,14 @@ impl KubeBackend {
         for mut upstream in wanted {
             upstream.metadata.namespace = Some(self.settings.gateway_namespace.clone());
             let name = upstream.metadata.name.clone().unwrap_or_default();
-            let mut object =
+            let object =
                 serde_json::to_value(Resource::Upstream(Box::new(upstream))).map_err(|source| {
                     KubeError::EncodeUpstream {
                         name: name.clone(),
                         source,
                     }
                 })?;
-            transform::set_label(&mut object, RUN_LABEL, &self.settings.run_id);
-            let (key, version) = self
-                .send(&Outgoing {
-                    origin: None,
-                    object,
-                })
-                .await?;
-            changes.push(Change {
-                key,
-                version,
-                deleted: false,
-            });
+            changes.push(self.send_generated(object).await?);
             names.insert(name);
         }
         let stale: Vec<String> = self.discovered.difference(&names).cloned().collect();
@@ -1447,13 +1453,8 @@ impl KubeBackend {
         for write in writes {
             match write {
                 emulated::GlooWrite::Apply(resource) => {
-                    let mut object = emulated::manifest_of(&resource);
-                    transform::set_label(&mut object, RUN_LABEL, &self.settings.run_id);
-                    let (key, version) = self
-                        .send(&Outgoing {
-                            origin: None,
-                            object,
-                        })
+                    let change = self
+                        .send_generated(emulated::manifest_of(&resource))
                         .await?;
                     self.known.insert(model::Loaded {
                         resource,
@@ -1463,11 +1464,7 @@ impl KubeBackend {
                         },
                         ignored_fields: Vec::new(),
                     });
-                    changes.push(Change {
-                        key,
-                        version,
-                        deleted: false,
-                    });
+                    changes.push(change);
                 }
                 emulated::GlooWrite::Delete(key) => {
                     if let Some(version) = self.delete_object(&key).await? {

@@ -15,7 +15,7 @@ use model::gloo::{GlooStatus, State};
 use model::{Resource, ResourceKey, ResourceKind};
 use serde_json::Value;
 
-use crate::glooctl::{GlooKind, GlooStore, GlooctlError};
+use crate::glooctl::{GlooKind, GlooStore, GlooctlError, MemoryStore};
 use crate::kubectl::KubectlStore;
 
 /// The kinds the glooctl emulation reads and writes.
@@ -97,43 +97,67 @@ pub(crate) enum GlooWrite {
     Delete(ResourceKey),
 }
 
-/// glooctl's view of the cluster: the snapshot's Gloo objects, the states the gateway wrote
-/// into their status for the gateway namespace, and the proxy's URL.
+/// glooctl's view of the cluster: the snapshot's Gloo objects in glooctl's own
+/// [`MemoryStore`], with the state the gateway wrote into each one's status for the gateway
+/// namespace, and the proxy's URL. Every write is also recorded, to be sent afterwards.
 #[derive(Debug)]
-pub(crate) struct SnapshotGlooStore<'a> {
-    pub(crate) snapshot: &'a mut ApiSnapshot,
-    pub(crate) gateway_namespace: &'a str,
-    pub(crate) proxy_url: Option<String>,
+pub(crate) struct RecordingGlooStore {
+    store: MemoryStore,
     pub(crate) writes: Vec<GlooWrite>,
 }
 
-impl GlooStore for SnapshotGlooStore<'_> {
+impl RecordingGlooStore {
+    pub(crate) fn new(
+        snapshot: &ApiSnapshot,
+        gateway_namespace: &str,
+        proxy_url: Option<String>,
+    ) -> Self {
+        let mut store = MemoryStore::new();
+        store.proxy_url = proxy_url;
+        for observed in snapshot.objects.values() {
+            let resource = &observed.resource;
+            let Some(kind) = GlooKind::of(&resource.kind()) else {
+                continue;
+            };
+            let state = observed
+                .status
+                .clone()
+                .and_then(|status| serde_json::from_value::<GlooStatus>(status).ok())
+                .and_then(|status| status.get(gateway_namespace).map(|entry| entry.state));
+            let key = resource.key();
+            if let (Some(state), Some(namespace)) = (state, key.namespace.as_deref()) {
+                store.set_status(kind, namespace, &key.name, state);
+            }
+            // Snapshot objects are Gloo kinds by construction, which MemoryStore accepts.
+            let _ = store.apply(resource.clone());
+        }
+        Self {
+            store,
+            writes: Vec::new(),
+        }
+    }
+}
+
+impl GlooStore for RecordingGlooStore {
     fn list(&self, kind: GlooKind, namespace: &str) -> Vec<Resource> {
-        let kind = kind.resource_kind();
-        let mut found: Vec<Resource> = self
-            .snapshot
-            .of_kind(&kind, Some(namespace))
-            .map(|observed| observed.resource.clone())
-            .collect();
-        found.sort_by(|a, b| a.metadata().name.cmp(&b.metadata().name));
-        found
+        self.store.list(kind, namespace)
     }
 
     fn get(&self, kind: GlooKind, namespace: &str, name: &str) -> Option<Resource> {
-        let key = ResourceKey::new(kind.resource_kind(), Some(namespace), name);
-        self.snapshot
-            .objects
-            .get(&key)
-            .map(|observed| observed.resource.clone())
+        self.store.get(kind, namespace, name)
     }
 
     fn apply(&mut self, resource: Resource) -> Result<(), GlooctlError> {
-        self.writes.push(GlooWrite::Apply(resource.clone()));
-        self.snapshot.insert(Observed {
-            resource,
+        if let Some(kind) = GlooKind::of(&resource.kind())
+            && let key = resource.key()
+            && let Some(namespace) = key.namespace.as_deref()
+        {
             // What the gateway said of the previous version no longer applies.
-            status: None,
-        });
+            self.store
+                .set_status(kind, namespace, &key.name, State::Pending);
+        }
+        self.store.apply(resource.clone())?;
+        self.writes.push(GlooWrite::Apply(resource));
         Ok(())
     }
 
@@ -143,29 +167,25 @@ impl GlooStore for SnapshotGlooStore<'_> {
         namespace: &str,
         name: &str,
     ) -> Result<bool, GlooctlError> {
-        let key = ResourceKey::new(kind.resource_kind(), Some(namespace), name);
-        let existed = self.snapshot.objects.remove(&key).is_some();
+        let existed = self.store.delete(kind, namespace, name)?;
         if existed {
+            let key = ResourceKey::new(kind.resource_kind(), Some(namespace), name);
             self.writes.push(GlooWrite::Delete(key));
         }
         Ok(existed)
     }
 
     fn status(&self, kind: GlooKind, namespace: &str, name: &str) -> State {
-        let key = ResourceKey::new(kind.resource_kind(), Some(namespace), name);
-        self.snapshot
-            .objects
-            .get(&key)
-            .and_then(|observed| observed.status.clone())
-            .and_then(|status| serde_json::from_value::<GlooStatus>(status).ok())
-            .and_then(|status| status.get(self.gateway_namespace).map(|entry| entry.state))
-            .unwrap_or(State::Pending)
+        self.store.status(kind, namespace, name)
     }
 
     fn proxy_url(&self) -> Result<String, GlooctlError> {
-        self.proxy_url.clone().ok_or(GlooctlError::ProxyNotRunning {
-            detail: Some("no ready gateway-proxy pod"),
-        })
+        self.store
+            .proxy_url
+            .clone()
+            .ok_or(GlooctlError::ProxyNotRunning {
+                detail: Some("no ready gateway-proxy pod"),
+            })
     }
 }
 
@@ -213,12 +233,11 @@ mod tests {
             "spec": {"virtualHost": {"domains": ["*"]}},
             "status": {"statuses": {"gloo-system": {"state": "Accepted", "reportedBy": "gateway"}}},
         })));
-        let mut store = SnapshotGlooStore {
-            snapshot: &mut snapshot,
-            gateway_namespace: "gloo-system",
-            proxy_url: Some("http://10.244.3.2:8080".into()),
-            writes: Vec::new(),
-        };
+        let mut store = RecordingGlooStore::new(
+            &snapshot,
+            "gloo-system",
+            Some("http://10.244.3.2:8080".into()),
+        );
         assert_eq!(
             store.status(GlooKind::VirtualService, "gloo-system", "colorgateway"),
             State::Accepted

@@ -1413,19 +1413,17 @@ impl KubeBackend {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut snapshot = self.snapshot(&emulated::GLOO_KINDS).await?;
+            let snapshot = self.snapshot(&emulated::GLOO_KINDS).await?;
             let proxy_url = self
                 .proxy_url()
                 .await
                 .ok()
                 .map(|url| url.as_str().trim_end_matches('/').to_owned());
-            let gateway_namespace = self.settings.gateway_namespace.clone();
-            let mut store = emulated::SnapshotGlooStore {
-                snapshot: &mut snapshot,
-                gateway_namespace: &gateway_namespace,
+            let mut store = emulated::RecordingGlooStore::new(
+                &snapshot,
+                &self.settings.gateway_namespace,
                 proxy_url,
-                writes: Vec::new(),
-            };
+            );
             let output = crate::glooctl::run(args, &mut store);
             let writes = std::mem::take(&mut store.writes);
             match self.send_gloo_writes(writes).await {

@@ -178,42 +178,14 @@ async fn stalling_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-#[tokio::test]
-async fn a_stalled_response_body_is_cut_after_the_body_idle_timeout() {
+/// Requests `/` through a proxy to the stalling upstream, with the route's `route_timeout` and
+/// the proxy's `body_idle_timeout`; returns the reply (headers and part of the body) and when
+/// the proxy cut it.
+async fn stalled_response(
+    route_timeout: Duration,
+    body_idle_timeout: Duration,
+) -> (String, Duration) {
     let (upstream, task) = stalling_upstream().await;
-    let idle = Duration::from_millis(300);
-    let cluster = std::sync::Arc::new(routing::table::Cluster::new(
-        "stalling".to_owned(),
-        vec![upstream],
-    ));
-    let proxy = RunningProxy::with_table_and_options(
-        table(
-            &["*"],
-            vec![prefix_route("r", "/", forward(vec![(cluster, 1)]))],
-        ),
-        options(idle),
-    )
-    .await;
-    let (reply, took) = exchange(
-        proxy.addr,
-        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    eprintln!("stalled response body cut after {took:?}");
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    assert!(reply.ends_with("partial"), "{reply}");
-    assert!(took >= idle && took < Duration::from_secs(3), "{took:?}");
-    proxy.stop().await;
-    task.abort();
-}
-
-/// Envoy's route timeout runs until the response has ended, so a body that stalls after the
-/// headers is cut at the route's timeout even when the body idle timeout is far longer (Gloo's
-/// 15 s against gateway-proxy's 300 s by default; `cargo xtask soak` compares both gateways).
-#[tokio::test]
-async fn a_stalled_response_body_is_cut_at_the_route_timeout() {
-    let (upstream, task) = stalling_upstream().await;
-    let route_timeout = Duration::from_millis(400);
     let cluster = std::sync::Arc::new(routing::table::Cluster::new(
         "stalling".to_owned(),
         vec![upstream],
@@ -222,7 +194,7 @@ async fn a_stalled_response_body_is_cut_at_the_route_timeout() {
     action.timeout = Some(route_timeout);
     let proxy = RunningProxy::with_table_and_options(
         table(&["*"], vec![prefix_route("r", "/", action)]),
-        options(Duration::from_secs(300)),
+        options(body_idle_timeout),
     )
     .await;
     let (reply, took) = exchange(
@@ -231,14 +203,33 @@ async fn a_stalled_response_body_is_cut_at_the_route_timeout() {
     )
     .await;
     eprintln!("stalled response body cut after {took:?}");
+    proxy.stop().await;
+    task.abort();
+    (reply, took)
+}
+
+#[tokio::test]
+async fn a_stalled_response_body_is_cut_after_the_body_idle_timeout() {
+    let idle = Duration::from_millis(300);
+    let (reply, took) = stalled_response(Duration::from_secs(15), idle).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("partial"), "{reply}");
+    assert!(took >= idle && took < Duration::from_secs(3), "{took:?}");
+}
+
+/// Envoy's route timeout runs until the response has ended, so a body that stalls after the
+/// headers is cut at the route's timeout even when the body idle timeout is far longer (Gloo's
+/// 15 s against gateway-proxy's 300 s by default; `cargo xtask soak` compares both gateways).
+#[tokio::test]
+async fn a_stalled_response_body_is_cut_at_the_route_timeout() {
+    let route_timeout = Duration::from_millis(400);
+    let (reply, took) = stalled_response(route_timeout, Duration::from_secs(300)).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.ends_with("partial"), "{reply}");
     assert!(
         took >= route_timeout && took < Duration::from_secs(3),
         "{took:?}"
     );
-    proxy.stop().await;
-    task.abort();
 }
 
 #[tokio::test]
